@@ -1,0 +1,138 @@
+//! The ports: small traits through which the actors reach storage, authentication, the socket
+//! and metrics. The server crate implements them; tests implement them in memory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use dovie_protocol::error::ErrorBody;
+use dovie_protocol::model::{Message, Room};
+
+/// A message before the room gives it a `seq` and an id.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub id: String,
+    pub sender_id: String,
+    pub content: String,
+    pub nonce: Option<String>,
+    pub reply_to: Option<String>,
+    pub hashtags: Vec<String>,
+    pub created_at: i64,
+}
+
+/// What the store did with one draft of an append batch.
+#[derive(Debug, Clone)]
+pub enum AppendOutcome {
+    /// Stored durably under this seq.
+    Stored(Message),
+    /// The sender already used this nonce in this room: the earlier message, nothing stored.
+    Duplicate(Message),
+}
+
+/// Why an append batch did not go through.
+#[derive(Debug, Clone)]
+pub enum AppendError {
+    /// The store's last seq for the room is not what the room actor believed: it must reload.
+    SeqMismatch { last_seq: u64 },
+    /// Nothing of the batch was stored.
+    Failed(ErrorBody),
+}
+
+/// Which receipt a member sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptKind {
+    Read,
+    Delivered,
+}
+
+/// What a room actor loads when it starts.
+#[derive(Debug, Clone)]
+pub struct RoomSnapshot {
+    pub room: Room,
+    pub last_seq: u64,
+    /// The most recent messages, ascending by seq.
+    pub recent: Vec<Message>,
+}
+
+/// The storage a room actor needs. Implementations must make `append` atomic per batch and
+/// durable before returning `Ok`.
+#[async_trait]
+pub trait RoomStore: Send + Sync + 'static {
+    /// The room, its last seq and up to `window` most recent messages; `None` if no such room.
+    async fn load_room(&self, room_id: &str, window: usize) -> Result<Option<RoomSnapshot>, ErrorBody>;
+    /// Stores drafts as seqs `first_seq, first_seq+1, …` (duplicates by nonce take no seq).
+    /// Fails with `SeqMismatch` if the room's stored last seq is not `first_seq - 1`.
+    async fn append(
+        &self,
+        room_id: &str,
+        first_seq: u64,
+        drafts: Vec<Draft>,
+    ) -> Result<Vec<AppendOutcome>, AppendError>;
+    /// Messages with `seq > after`, ascending, at most `limit`.
+    async fn messages_after(&self, room_id: &str, after: u64, limit: usize) -> Result<Vec<Message>, ErrorBody>;
+    async fn get_message(&self, message_id: &str) -> Result<Option<Message>, ErrorBody>;
+    /// Replaces the content (edit) and hashtags; returns the message as stored.
+    async fn edit_message(&self, message_id: &str, content: &str, hashtags: &[String], at: i64)
+        -> Result<Message, ErrorBody>;
+    /// Turns the message into a tombstone; returns it as stored.
+    async fn delete_message(&self, message_id: &str, at: i64) -> Result<Message, ErrorBody>;
+    /// Adds or removes one reaction; returns the message as stored.
+    async fn set_reaction(&self, message_id: &str, user_id: &str, emoji: &str, on: bool)
+        -> Result<Message, ErrorBody>;
+    /// Raises the member's read or delivered mark to `seq` (never lowers it).
+    async fn set_receipt(&self, room_id: &str, user_id: &str, kind: ReceiptKind, seq: u64)
+        -> Result<(), ErrorBody>;
+    /// Every user who shares at least one room with `user_id` (for presence).
+    async fn co_members(&self, user_id: &str) -> Result<Vec<String>, ErrorBody>;
+    /// Records when the user was last online.
+    async fn set_last_seen(&self, user_id: &str, at: i64) -> Result<(), ErrorBody>;
+}
+
+/// Who a token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: String,
+    /// The login session (refresh-token family) the token was issued to.
+    pub auth_session_id: String,
+}
+
+/// Checks access tokens (signature, expiry, revocation).
+pub trait Authenticator: Send + Sync + 'static {
+    fn verify(&self, token: &str) -> Result<Identity, ErrorBody>;
+}
+
+/// The write half of one socket, as the session actor sees it.
+pub trait Outlet: Send + 'static {
+    /// Queues a frame; `Err` when the bounded queue is full (the peer does not read).
+    fn send(&self, frame: Bytes) -> Result<(), OutletFull>;
+    /// Sends a WebSocket ping.
+    fn ping(&self);
+    /// Answers a client's WebSocket ping.
+    fn send_pong(&self, payload: Bytes);
+    /// Closes the socket with a close code, dropping what is still queued if it must.
+    fn close(&self, code: u16, reason: &str);
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct OutletFull;
+
+/// Metrics the actors emit; the server maps them onto Prometheus series.
+pub trait Telemetry: Send + Sync + 'static {
+    fn command(&self, name: &str);
+    fn event_delivered(&self, t: &str);
+    fn send_durable(&self, elapsed: Duration);
+    fn send_delivered(&self, elapsed: Duration);
+    fn room_actor_started(&self);
+    fn room_actor_stopped(&self);
+    fn session_opened(&self, codec: &str);
+    fn session_closed(&self, codec: &str);
+}
+
+/// Everything the actors need from the outside, shared.
+#[derive(Clone)]
+pub struct Ports {
+    pub store: Arc<dyn RoomStore>,
+    pub auth: Arc<dyn Authenticator>,
+    pub telemetry: Arc<dyn Telemetry>,
+}

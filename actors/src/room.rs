@@ -1,0 +1,960 @@
+//! The room actor: the single writer of one active room.
+//!
+//! It assigns `seq` (consecutive, never reused), batches appends to the store, answers a send only
+//! after its batch is durable, then publishes the event once — encoded at most once per codec —
+//! to the sessions of every member. It keeps a window of recent messages so reconnecting sessions
+//! resume from memory, tracks typing with auto-expiry, and passivates when idle.
+//!
+//! State machine: `Loading` (mailbox paused while the snapshot loads) → `Ready` | `Missing` |
+//! `Unavailable`. A panic in a handler is caught, the actor stops, and its `Supervisor` restarts
+//! it: `restarting` answers everything in flight with an error (nothing unacknowledged is
+//! claimed stored) and the new incarnation reloads from the store, so nothing acknowledged is
+//! lost and no seq is reused (the store rejects a stale `first_seq`).
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use dovie_protocol::error::{ErrorBody, ErrorCode};
+use dovie_protocol::events::{self as ev};
+use dovie_protocol::model::{Message, Role, Room};
+
+use crate::directory::RoomDirectory;
+use crate::event::Event;
+use crate::ports::{AppendError, AppendOutcome, Draft, Ports, ReceiptKind, RoomSnapshot};
+use crate::registry::Registry;
+use crate::session::{ReplayResult, SessionActor};
+
+/// Recent messages kept in memory for resume.
+pub const WINDOW: usize = 1024;
+/// At most this many drafts go to the store in one append.
+pub const MAX_BATCH: usize = 512;
+/// A typing indicator with no stop ends by itself after this long.
+pub const TYPING_TTL: Duration = Duration::from_secs(6);
+/// An idle room actor passivates after this long.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+const IDLE_CHECK: Duration = Duration::from_secs(30);
+/// A resume further behind than this many messages gets `resync_required` instead of a replay.
+pub const MAX_REPLAY: usize = 2000;
+
+/// Checks message text: not blank, at most `max_chars` characters.
+pub fn validate_content(content: &str, max_chars: usize) -> Result<(), ErrorBody> {
+    if content.trim().is_empty() {
+        return Err(ErrorBody::new(ErrorCode::ValidationFailed, "content must not be empty"));
+    }
+    if content.chars().count() > max_chars {
+        return Err(ErrorBody::new(
+            ErrorCode::ValidationFailed,
+            format!("content exceeds {max_chars} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// A one-shot answer channel that always answers: dropped unanswered, it answers an error.
+pub struct Responder<T: Send + 'static> {
+    f: Option<Box<dyn FnOnce(Result<T, ErrorBody>) + Send>>,
+}
+
+impl<T: Send + 'static> Responder<T> {
+    pub fn new(f: impl FnOnce(Result<T, ErrorBody>) + Send + 'static) -> Self {
+        Responder {
+            f: Some(Box::new(f)),
+        }
+    }
+
+    /// A responder that answers into a oneshot channel (for REST handlers).
+    pub fn channel() -> (Self, tokio::sync::oneshot::Receiver<Result<T, ErrorBody>>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        (
+            Responder::new(move |r| {
+                let _ = tx.send(r);
+            }),
+            rx,
+        )
+    }
+
+    pub fn send(mut self, result: Result<T, ErrorBody>) {
+        if let Some(f) = self.f.take() {
+            f(result);
+        }
+    }
+}
+
+impl<T: Send + 'static> Drop for Responder<T> {
+    fn drop(&mut self) {
+        if let Some(f) = self.f.take() {
+            f(Err(ErrorBody::new(
+                ErrorCode::Internal,
+                "the room was interrupted before answering; retry (sends: with the same nonce)",
+            )));
+        }
+    }
+}
+
+/// Posts a message. Answers `(message, created)`; `created` is false for a repeated nonce.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Post {
+    pub draft: Draft,
+    pub reply: Responder<(Message, bool)>,
+    pub started: Instant,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Edit {
+    pub user_id: String,
+    pub message_id: String,
+    pub content: String,
+    pub hashtags: Vec<String>,
+    pub reply: Responder<Message>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Delete {
+    pub user_id: String,
+    pub message_id: String,
+    pub reply: Responder<Message>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct React {
+    pub user_id: String,
+    pub message_id: String,
+    pub emoji: String,
+    pub on: bool,
+    pub reply: Responder<Message>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Typing {
+    pub user_id: String,
+    pub start: bool,
+    pub reply: Responder<()>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Receipt {
+    pub user_id: String,
+    pub kind: ReceiptKind,
+    pub seq: u64,
+    pub reply: Responder<()>,
+}
+
+/// A session asks for what it missed after `after`; the answer goes to the session.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Replay {
+    pub user_id: String,
+    pub after: u64,
+    pub session: Addr<SessionActor>,
+}
+
+/// The room's record changed (REST: rename, members, delete). `room: None` means deleted.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RoomChanged {
+    pub room: Option<Room>,
+    pub joined: Vec<String>,
+    pub left: Vec<String>,
+}
+
+/// Answers once every write in flight is done (drain on shutdown).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain {
+    pub reply: Responder<()>,
+}
+
+/// Test hook: panics inside the actor, to prove supervision restarts it without loss.
+#[doc(hidden)]
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct InjectPanic;
+
+struct Entry {
+    message: Message,
+    /// The `new_message` event with the message's current state, shared by live and replay.
+    event: Arc<Event>,
+}
+
+struct Ready {
+    room: Room,
+    last_seq: u64,
+    window: VecDeque<Entry>,
+}
+
+enum State {
+    Loading,
+    Ready(Box<Ready>),
+    Missing,
+    Unavailable(ErrorBody),
+}
+
+struct Pending {
+    draft: Draft,
+    reply: Responder<(Message, bool)>,
+    started: Instant,
+}
+
+pub struct RoomActor {
+    room_id: Arc<str>,
+    ports: Ports,
+    registry: Arc<Registry>,
+    directory: Arc<RoomDirectory>,
+    state: State,
+    pending: VecDeque<Pending>,
+    flushing: bool,
+    drains: Vec<Responder<()>>,
+    typing: HashMap<Arc<str>, SpawnHandle>,
+    last_active: Instant,
+    /// Set when the actor leaves the directory; it then only forwards to its successor.
+    passivated: bool,
+}
+
+impl RoomActor {
+    pub fn new(
+        room_id: Arc<str>,
+        ports: Ports,
+        registry: Arc<Registry>,
+        directory: Arc<RoomDirectory>,
+    ) -> Self {
+        RoomActor {
+            room_id,
+            ports,
+            registry,
+            directory,
+            state: State::Loading,
+            pending: VecDeque::new(),
+            flushing: false,
+            drains: Vec::new(),
+            typing: HashMap::new(),
+            last_active: Instant::now(),
+            passivated: false,
+        }
+    }
+
+    fn load(&mut self, ctx: &mut Context<Self>) {
+        self.state = State::Loading;
+        let store = self.ports.store.clone();
+        let room_id = self.room_id.clone();
+        let fut = async move { store.load_room(&room_id, WINDOW).await };
+        ctx.wait(fut.into_actor(self).map(|res, act, ctx| {
+            act.state = match res {
+                Ok(Some(snap)) => State::Ready(Box::new(act.ready_from(snap))),
+                Ok(None) => State::Missing,
+                Err(e) => State::Unavailable(e),
+            };
+            if !matches!(act.state, State::Ready(_)) {
+                // Answer what waits, then leave: the next request starts a fresh actor.
+                act.fail_pending(act.state_error());
+                act.leave(ctx);
+                return;
+            }
+            act.flush(ctx);
+        }));
+    }
+
+    fn ready_from(&self, snap: RoomSnapshot) -> Ready {
+        let window = snap
+            .recent
+            .into_iter()
+            .map(|m| Entry {
+                event: self.message_event(&m, None),
+                message: m,
+            })
+            .collect();
+        Ready {
+            room: snap.room,
+            last_seq: snap.last_seq,
+            window,
+        }
+    }
+
+    fn message_event(&self, m: &Message, origin: Option<Instant>) -> Arc<Event> {
+        let mut e = Event::new(ev::NEW_MESSAGE, &ev::MessagePayload { message: m.clone() })
+            .in_room(self.room_id.clone(), Some(m.seq));
+        e.origin = origin;
+        Arc::new(e)
+    }
+
+    fn state_error(&self) -> ErrorBody {
+        match &self.state {
+            State::Missing => ErrorBody::new(ErrorCode::NotFound, "no such room"),
+            State::Unavailable(e) => e.clone(),
+            _ => ErrorBody::new(ErrorCode::Internal, "room not ready"),
+        }
+    }
+
+    fn fail_pending(&mut self, err: ErrorBody) {
+        for p in self.pending.drain(..) {
+            p.reply.send(Err(err.clone()));
+        }
+    }
+
+    /// Leaves the directory and stops for good (no supervisor restart: it forwards from now on).
+    fn leave(&mut self, ctx: &mut Context<Self>) {
+        self.passivated = true;
+        self.directory.remove(&self.room_id, &ctx.address());
+        ctx.stop();
+    }
+
+    /// The loaded room, after checking that `user_id` is a member.
+    fn member_room(&self, user_id: &str) -> Result<&Ready, ErrorBody> {
+        match &self.state {
+            State::Ready(r) if r.room.is_member(user_id) => Ok(r),
+            State::Ready(_) => Err(ErrorBody::new(ErrorCode::Forbidden, "you are not a member of this room")),
+            _ => Err(self.state_error()),
+        }
+    }
+
+    fn members(&self) -> Vec<String> {
+        match &self.state {
+            State::Ready(r) => r.room.member_ids.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn publish(&self, event: Arc<Event>) {
+        if let State::Ready(r) = &self.state {
+            self.registry
+                .deliver_to_users(r.room.member_ids.iter().map(String::as_str), &event);
+        }
+    }
+
+    fn room_event<T: serde::Serialize>(&self, t: &'static str, payload: &T) -> Event {
+        Event::new(t, payload).in_room(self.room_id.clone(), None)
+    }
+
+    /// Sends the next batch of pending drafts to the store, unless one is in flight.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.flushing || self.pending.is_empty() {
+            return;
+        }
+        let State::Ready(ready) = &self.state else {
+            return;
+        };
+        let n = self.pending.len().min(MAX_BATCH);
+        let batch: Vec<Pending> = self.pending.drain(..n).collect();
+        let drafts: Vec<Draft> = batch.iter().map(|p| p.draft.clone()).collect();
+        let first_seq = ready.last_seq + 1;
+        let store = self.ports.store.clone();
+        let room_id = self.room_id.clone();
+        self.flushing = true;
+        let fut = async move { store.append(&room_id, first_seq, drafts).await };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+            act.flushing = false;
+            guarded(act, ctx, move |act, ctx| act.on_appended(batch, res, ctx));
+        }));
+    }
+
+    fn on_appended(
+        &mut self,
+        batch: Vec<Pending>,
+        res: Result<Vec<AppendOutcome>, AppendError>,
+        ctx: &mut Context<Self>,
+    ) {
+        match res {
+            Ok(outcomes) => {
+                for (p, outcome) in batch.into_iter().zip(outcomes) {
+                    match outcome {
+                        AppendOutcome::Stored(m) => self.on_stored(p, m),
+                        AppendOutcome::Duplicate(m) => p.reply.send(Ok((m, false))),
+                    }
+                }
+            }
+            Err(AppendError::SeqMismatch { last_seq }) => {
+                // Someone stored past what we knew (a previous incarnation's write landed late):
+                // requeue the batch in order, reload the window, and try again.
+                tracing::warn!(room = %self.room_id, last_seq, "seq mismatch on append; reloading");
+                for p in batch.into_iter().rev() {
+                    self.pending.push_front(p);
+                }
+                self.load(ctx);
+                return;
+            }
+            Err(AppendError::Failed(e)) => {
+                for p in batch {
+                    p.reply.send(Err(e.clone()));
+                }
+            }
+        }
+        self.flush(ctx);
+        self.answer_drains();
+    }
+
+    fn on_stored(&mut self, p: Pending, m: Message) {
+        self.ports.telemetry.send_durable(p.started.elapsed());
+        let event = self.message_event(&m, Some(p.started));
+        if let State::Ready(r) = &mut self.state {
+            r.last_seq = r.last_seq.max(m.seq);
+            r.window.push_back(Entry {
+                message: m.clone(),
+                event: event.clone(),
+            });
+            while r.window.len() > WINDOW {
+                r.window.pop_front();
+            }
+        }
+        p.reply.send(Ok((m, true)));
+        self.publish(event);
+    }
+
+    fn answer_drains(&mut self) {
+        if !self.flushing && self.pending.is_empty() {
+            for d in self.drains.drain(..) {
+                d.send(Ok(()));
+            }
+        }
+    }
+
+    /// Replaces a window entry's message (edit, delete, reaction) and its replay event.
+    fn update_window(&mut self, m: &Message) {
+        let event = self.message_event(m, None);
+        if let State::Ready(r) = &mut self.state {
+            if let Some(e) = r.window.iter_mut().find(|e| e.message.id == m.id) {
+                e.message = m.clone();
+                e.event = event;
+            }
+        }
+    }
+
+    /// Looks a message of this room up (window first), checks membership, then runs `then`.
+    fn with_message(
+        &mut self,
+        ctx: &mut Context<Self>,
+        user_id: &str,
+        message_id: String,
+        fail: impl FnOnce(ErrorBody) + 'static,
+        then: impl FnOnce(&mut Self, &mut Context<Self>, Message, Role) + 'static,
+    ) {
+        let role = match self.member_room(user_id) {
+            Ok(r) => r.room.role_of(user_id).unwrap_or(Role::Member),
+            Err(e) => return fail(e),
+        };
+        if let State::Ready(r) = &self.state {
+            if let Some(e) = r.window.iter().find(|e| e.message.id == message_id) {
+                let m = e.message.clone();
+                return then(self, ctx, m, role);
+            }
+        }
+        let store = self.ports.store.clone();
+        let room_id = self.room_id.clone();
+        let fut = async move { store.get_message(&message_id).await };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(Some(m)) if *m.room_id == *room_id => {
+                guarded(act, ctx, move |act, ctx| then(act, ctx, m, role))
+            }
+            Ok(_) => fail(ErrorBody::new(ErrorCode::NotFound, "no such message")),
+            Err(e) => fail(e),
+        }));
+    }
+
+    fn stop_typing(&mut self, ctx: &mut Context<Self>, user_id: &str) {
+        if let Some(h) = self.typing.remove(user_id) {
+            ctx.cancel_future(h);
+            let uid: Arc<str> = Arc::from(user_id);
+            let e = self
+                .room_event(
+                    ev::TYPING_STOP,
+                    &ev::RoomUser {
+                        room_id: self.room_id.to_string(),
+                        user_id: user_id.to_string(),
+                    },
+                )
+                .skipping(uid);
+            self.publish(Arc::new(e));
+        }
+    }
+
+    fn touch(&mut self) {
+        self.last_active = Instant::now();
+    }
+
+    /// Forwards a message that reached a passivated incarnation to the current one.
+    fn forward<M>(&self, msg: M)
+    where
+        M: actix::Message + Send + 'static,
+        M::Result: Send,
+        RoomActor: Handler<M>,
+    {
+        self.directory.room(&self.room_id).do_send(msg);
+    }
+}
+
+/// Runs a handler body, turning a panic into a supervised restart instead of a dead arbiter.
+fn guarded(
+    act: &mut RoomActor,
+    ctx: &mut Context<RoomActor>,
+    f: impl FnOnce(&mut RoomActor, &mut Context<RoomActor>),
+) {
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| f(act, ctx)));
+    if result.is_err() {
+        tracing::error!(room = %act.room_id, "room actor panicked; restarting from the store");
+        ctx.stop();
+    }
+}
+
+impl Actor for RoomActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.passivated {
+            return;
+        }
+        self.ports.telemetry.room_actor_started();
+        self.load(ctx);
+        ctx.run_interval(IDLE_CHECK, |act, ctx| {
+            let idle = act.last_active.elapsed() >= IDLE_TIMEOUT;
+            if idle && act.pending.is_empty() && !act.flushing && act.typing.is_empty() {
+                act.leave(ctx);
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        if !self.passivated {
+            self.ports.telemetry.room_actor_stopped();
+        }
+        self.fail_pending(ErrorBody::new(ErrorCode::Internal, "room stopped; retry"));
+    }
+}
+
+impl Supervised for RoomActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        if self.passivated {
+            return;
+        }
+        // Everything not yet durable is answered with an error (clients retry with the same
+        // nonce); the next `started` reloads the room from the store.
+        self.fail_pending(ErrorBody::new(ErrorCode::Internal, "room restarted; retry with the same nonce"));
+        self.flushing = false;
+        self.typing.clear();
+        self.state = State::Loading;
+        self.ports.telemetry.room_actor_stopped();
+    }
+}
+
+impl Handler<Post> for RoomActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Post, ctx: &mut Context<Self>) {
+        if self.passivated {
+            return self.forward(msg);
+        }
+        self.touch();
+        guarded(self, ctx, move |act, ctx| {
+            if let Err(e) = act.member_room(&msg.draft.sender_id) {
+                return msg.reply.send(Err(e));
+            }
+            act.stop_typing(ctx, &msg.draft.sender_id.clone());
+            act.pending.push_back(Pending {
+                draft: msg.draft,
+                reply: msg.reply,
+                started: msg.started,
+            });
+            act.flush(ctx);
+        });
+    }
+}
+
+impl Handler<Edit> for RoomActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Edit, ctx: &mut Context<Self>) {
+        if self.passivated {
+            return self.forward(msg);
+        }
+        self.touch();
+        let Edit {
+            user_id,
+            message_id,
+            content,
+            hashtags,
+            reply,
+        } = msg;
+        let reply = Arc::new(parking_lot::Mutex::new(Some(reply)));
+        let fail_reply = reply.clone();
+        let fail = move |e| {
+            if let Some(r) = fail_reply.lock().take() {
+                r.send(Err(e));
+            }
+        };
+        guarded(self, ctx, move |act, ctx| {
+            act.with_message(ctx, &user_id.clone(), message_id, fail, move |act, ctx, m, _| {
+                let Some(reply) = reply.lock().take() else { return };
+                if m.sender_id != user_id {
+                    return reply.send(Err(ErrorBody::new(ErrorCode::Forbidden, "only the sender can edit a message")));
+                }
+                if m.deleted {
+                    return reply.send(Err(ErrorBody::new(ErrorCode::Conflict, "the message was deleted")));
+                }
+                let store = act.ports.store.clone();
+                let fut = async move {
+                    store
+                        .edit_message(&m.id, &content, &hashtags, crate::now_ms())
+                        .await
+                };
+                ctx.spawn(fut.into_actor(act).map(move |res, act, _| match res {
+                    Ok(m) => {
+                        act.update_window(&m);
+                        let e = act.room_event(ev::MESSAGE_EDITED, &ev::MessagePayload { message: m.clone() });
+                        reply.send(Ok(m));
+                        act.publish(Arc::new(e));
+                    }
+                    Err(e) => reply.send(Err(e)),
+                }));
+            });
+        });
+    }
+}
+
+impl Handler<Delete> for RoomActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Delete, ctx: &mut Context<Self>) {
+        if self.passivated {
+            return self.forward(msg);
+        }
+        self.touch();
+        let Delete {
+            user_id,
+            message_id,
+            reply,
+        } = msg;
+        let reply = Arc::new(parking_lot::Mutex::new(Some(reply)));
+        let fail_reply = reply.clone();
+        let fail = move |e| {
+            if let Some(r) = fail_reply.lock().take() {
+                r.send(Err(e));
+            }
+        };
+        guarded(self, ctx, move |act, ctx| {
+            act.with_message(ctx, &user_id.clone(), message_id, fail, move |act, ctx, m, role| {
+                let Some(reply) = reply.lock().take() else { return };
+                if m.sender_id != user_id && role < Role::Admin {
+                    return reply.send(Err(ErrorBody::new(
+                        ErrorCode::Forbidden,
+                        "only the sender or a room admin can delete a message",
+                    )));
+                }
+                if m.deleted {
+                    return reply.send(Ok(m));
+                }
+                let store = act.ports.store.clone();
+                let fut = async move { store.delete_message(&m.id, crate::now_ms()).await };
+                ctx.spawn(fut.into_actor(act).map(move |res, act, _| match res {
+                    Ok(m) => {
+                        act.update_window(&m);
+                        let e = act.room_event(
+                            ev::MESSAGE_DELETED,
+                            &ev::MessageDeleted {
+                                room_id: m.room_id.clone(),
+                                message_id: m.id.clone(),
+                                seq: m.seq,
+                            },
+                        );
+                        reply.send(Ok(m));
+                        act.publish(Arc::new(e));
+                    }
+                    Err(e) => reply.send(Err(e)),
+                }));
+            });
+        });
+    }
+}
+
+impl Handler<React> for RoomActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: React, ctx: &mut Context<Self>) {
+        if self.passivated {
+            return self.forward(msg);
+        }
+        self.touch();
+        let React {
+            user_id,
+            message_id,
+            emoji,
+            on,
+            reply,
+        } = msg;
+        let reply = Arc::new(parking_lot::Mutex::new(Some(reply)));
+        let fail_reply = reply.clone();
+        let fail = move |e| {
+            if let Some(r) = fail_reply.lock().take() {
+                r.send(Err(e));
+            }
+        };
+        guarded(self, ctx, move |act, ctx| {
+            act.with_message(ctx, &user_id.clone(), message_id, fail, move |act, ctx, m, _| {
+                let Some(reply) = reply.lock().take() else { return };
+                if m.deleted {
+                    return reply.send(Err(ErrorBody::new(ErrorCode::Conflict, "the message was deleted")));
+                }
+                let store = act.ports.store.clone();
+                let (uid, em) = (user_id.clone(), emoji.clone());
+                let fut = async move { store.set_reaction(&m.id, &uid, &em, on).await };
+                ctx.spawn(fut.into_actor(act).map(move |res, act, _| match res {
+                    Ok(m) => {
+                        act.update_window(&m);
+                        let e = act.room_event(
+                            ev::MESSAGE_LIKED,
+                            &ev::MessageLiked {
+                                room_id: m.room_id.clone(),
+                                message_id: m.id.clone(),
+                                user_id,
+                                emoji,
+                                reactions: m.reactions.clone(),
+                            },
+                        );
+                        reply.send(Ok(m));
+                        act.publish(Arc::new(e));
+                    }
+                    Err(e) => reply.send(Err(e)),
+                }));
+            });
+        });
+    }
+}
+
+impl Handler<Typing> for RoomActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Typing, ctx: &mut Context<Self>) {
+        if self.passivated {
+            return self.forward(msg);
+        }
+        self.touch();
+        guarded(self, ctx, move |act, ctx| {
+            if let Err(e) = act.member_room(&msg.user_id) {
+                return msg.reply.send(Err(e));
+            }
+            msg.reply.send(Ok(()));
+            if !msg.start {
+                return act.stop_typing(ctx, &msg.user_id);
+            }
+            let uid: Arc<str> = Arc::from(msg.user_id.as_str());
+            let expire_uid = msg.user_id.clone();
+            let handle = ctx.run_later(TYPING_TTL, move |act, ctx| {
+                act.stop_typing(ctx, &expire_uid);
+            });
+            if let Some(old) = act.typing.insert(uid.clone(), handle) {
+                // Still typing: the expiry restarts, no second start event.
+                ctx.cancel_future(old);
+                return;
+            }
+            let e = act
+                .room_event(
+                    ev::TYPING_START,
+                    &ev::RoomUser {
+                        room_id: act.room_id.to_string(),
+                        user_id: msg.user_id.clone(),
+                    },
+                )
+                .skipping(uid);
+            act.publish(Arc::new(e));
+        });
+    }
+}
+
+impl Handler<Receipt> for RoomActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Receipt, ctx: &mut Context<Self>) {
+        if self.passivated {
+            return self.forward(msg);
+        }
+        self.touch();
+        guarded(self, ctx, move |act, ctx| {
+            let last_seq = match act.member_room(&msg.user_id) {
+                Ok(r) => r.last_seq,
+                Err(e) => return msg.reply.send(Err(e)),
+            };
+            let seq = msg.seq.min(last_seq);
+            let store = act.ports.store.clone();
+            let (room_id, user_id, kind) = (act.room_id.clone(), msg.user_id.clone(), msg.kind);
+            let fut = async move { store.set_receipt(&room_id, &user_id, kind, seq).await };
+            let reply = msg.reply;
+            let user_id = msg.user_id;
+            ctx.spawn(fut.into_actor(act).map(move |res, act, _| match res {
+                Ok(()) => {
+                    reply.send(Ok(()));
+                    let t = match kind {
+                        ReceiptKind::Read => ev::MESSAGE_READ,
+                        ReceiptKind::Delivered => ev::MESSAGE_DELIVERED,
+                    };
+                    let e = act.room_event(
+                        t,
+                        &ev::Receipt {
+                            room_id: act.room_id.to_string(),
+                            user_id,
+                            seq,
+                        },
+                    );
+                    act.publish(Arc::new(e));
+                }
+                Err(e) => reply.send(Err(e)),
+            }));
+        });
+    }
+}
+
+impl Handler<Replay> for RoomActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Replay, ctx: &mut Context<Self>) {
+        if self.passivated {
+            return self.forward(msg);
+        }
+        self.touch();
+        guarded(self, ctx, move |act, ctx| {
+            let room_id = act.room_id.clone();
+            let ready = match act.member_room(&msg.user_id) {
+                Ok(r) => r,
+                Err(e) => {
+                    return msg.session.do_send(ReplayResult {
+                        room_id,
+                        upto: msg.after,
+                        events: Err(e),
+                    })
+                }
+            };
+            let upto = ready.last_seq;
+            if msg.after >= upto {
+                return msg.session.do_send(ReplayResult {
+                    room_id,
+                    upto,
+                    events: Ok(Vec::new()),
+                });
+            }
+            let covered = ready.window.front().is_some_and(|e| e.message.seq <= msg.after + 1);
+            if covered {
+                let events = ready
+                    .window
+                    .iter()
+                    .filter(|e| e.message.seq > msg.after)
+                    .map(|e| e.event.clone())
+                    .collect();
+                return msg.session.do_send(ReplayResult {
+                    room_id,
+                    upto,
+                    events: Ok(events),
+                });
+            }
+            let missed = (upto - msg.after) as usize;
+            if missed > MAX_REPLAY {
+                return msg.session.do_send(ReplayResult {
+                    room_id,
+                    upto,
+                    events: Err(ErrorBody::new(ErrorCode::ResyncRequired, "too far behind; reload over REST")),
+                });
+            }
+            let store = act.ports.store.clone();
+            let after = msg.after;
+            let rid = room_id.clone();
+            let fut = async move { store.messages_after(&rid, after, missed).await };
+            let session = msg.session;
+            ctx.spawn(fut.into_actor(act).map(move |res, act, _| {
+                let events = res.map(|msgs| {
+                    msgs.into_iter()
+                        .filter(|m| m.seq <= upto)
+                        .map(|m| act.message_event(&m, None))
+                        .collect()
+                });
+                session.do_send(ReplayResult {
+                    room_id,
+                    upto,
+                    events,
+                });
+            }));
+        });
+    }
+}
+
+impl Handler<RoomChanged> for RoomActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RoomChanged, ctx: &mut Context<Self>) {
+        if self.passivated {
+            return self.forward(msg);
+        }
+        self.touch();
+        guarded(self, ctx, move |act, ctx| {
+            let mut audience = act.members();
+            let rid = act.room_id.to_string();
+            let events: Vec<Event> = match &msg.room {
+                None => vec![act.room_event(ev::ROOM_DELETED, &ev::RoomDeleted { room_id: rid.clone() })],
+                Some(room) => {
+                    let mut v = Vec::new();
+                    for u in &msg.joined {
+                        v.push(act.room_event(
+                            ev::USER_JOINED,
+                            &ev::RoomUser {
+                                room_id: rid.clone(),
+                                user_id: u.clone(),
+                            },
+                        ));
+                    }
+                    for u in &msg.left {
+                        v.push(act.room_event(
+                            ev::USER_LEFT,
+                            &ev::RoomUser {
+                                room_id: rid.clone(),
+                                user_id: u.clone(),
+                            },
+                        ));
+                    }
+                    v.push(act.room_event(ev::ROOM_UPDATED, &ev::RoomPayload { room: room.clone() }));
+                    v
+                }
+            };
+            match (&mut act.state, msg.room) {
+                (State::Ready(r), Some(room)) => r.room = room,
+                (_, Some(_)) => {}
+                (_, None) => act.state = State::Missing,
+            }
+            for u in act.members() {
+                if !audience.contains(&u) {
+                    audience.push(u);
+                }
+            }
+            for e in events {
+                let e = Arc::new(e);
+                act.registry
+                    .deliver_to_users(audience.iter().map(String::as_str), &e);
+            }
+            if matches!(act.state, State::Missing) {
+                act.fail_pending(ErrorBody::new(ErrorCode::NotFound, "the room was deleted"));
+                act.leave(ctx);
+            }
+        });
+    }
+}
+
+impl Handler<Drain> for RoomActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Drain, _: &mut Context<Self>) {
+        if self.passivated {
+            return msg.reply.send(Ok(()));
+        }
+        self.drains.push(msg.reply);
+        self.answer_drains();
+    }
+}
+
+impl Handler<InjectPanic> for RoomActor {
+    type Result = ();
+
+    fn handle(&mut self, _: InjectPanic, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |_, _| panic!("injected room actor panic"));
+    }
+}

@@ -1,0 +1,703 @@
+//! The session actor: one per WebSocket connection.
+//!
+//! It owns the socket's write half (an [`Outlet`] with a bounded queue), decodes inbound frames
+//! in the codec negotiated at the upgrade, authenticates (token on the upgrade or a first `auth`
+//! frame within [`SessionConfig::auth_timeout`]), rate-limits with a token bucket, sends pings and
+//! drops dead peers, forwards commands to room actors, and writes the events room actors publish.
+//!
+//! Lifecycle: `started` arms the heartbeat and auth timer → authenticated (registered, presence
+//! online) → `stopping` unregisters (presence offline when it was the user's last session).
+//! A client that does not read is closed with 4008; sustained abuse of the rate limit with 4029.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use bytes::Bytes;
+use dovie_protocol::commands::{self as cmd, Command};
+use dovie_protocol::error::{ErrorBody, ErrorCode};
+use dovie_protocol::events as ev;
+use dovie_protocol::model::extract_hashtags;
+use dovie_protocol::{Codec, Frame};
+use serde_json::{json, Value};
+
+use crate::directory::RoomDirectory;
+use crate::event::Event;
+use crate::ports::{Draft, Identity, Outlet, Ports, ReceiptKind};
+use crate::registry::Registry;
+use crate::room::{self, Responder};
+
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+pub const CLOSE_AUTH_FAILED: u16 = 4001;
+pub const CLOSE_FORCED_LOGOUT: u16 = 4003;
+pub const CLOSE_TOO_SLOW: u16 = 4008;
+pub const CLOSE_RATE_LIMITED: u16 = 4029;
+pub const CLOSE_TOO_BIG: u16 = 1009;
+/// Rooms one `resume` may name.
+pub const MAX_RESUME_ROOMS: usize = 1000;
+/// Live events buffered per room while its replay is pending; past this the client is too slow.
+const MAX_RESUME_BUFFER: usize = 10_000;
+
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+/// Tunables of a session, from the server config.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub heartbeat: Duration,
+    pub client_timeout: Duration,
+    pub auth_timeout: Duration,
+    /// Commands per second a session may sustain, and the burst above that.
+    pub rate_per_sec: f64,
+    pub rate_burst: f64,
+    /// Rate-limited commands in a row (without a quiet second) before closing with 4029.
+    pub max_strikes: u32,
+    pub max_message_chars: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            heartbeat: Duration::from_secs(25),
+            client_timeout: Duration::from_secs(60),
+            auth_timeout: Duration::from_secs(10),
+            rate_per_sec: 50.0,
+            rate_burst: 100.0,
+            max_strikes: 50,
+            max_message_chars: 4000,
+        }
+    }
+}
+
+/// What the socket reader hands the session.
+#[derive(Debug)]
+pub enum Inbound {
+    Frame(Bytes),
+    Ping(Bytes),
+    Pong,
+    /// A frame over the size limit.
+    TooLarge,
+    /// The peer broke the WebSocket protocol.
+    Invalid(String),
+    Closed,
+}
+
+/// An event for this session's client.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Deliver(pub Arc<Event>);
+
+/// Close the session with an event first (logout, drain).
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct Kick {
+    pub code: u16,
+    pub t: &'static str,
+    pub payload: Value,
+}
+
+impl Kick {
+    pub fn logout(reason: &str) -> Kick {
+        Kick {
+            code: CLOSE_FORCED_LOGOUT,
+            t: ev::FORCE_LOGOUT,
+            payload: json!({ "reason": reason }),
+        }
+    }
+
+    pub fn maintenance(message: &str) -> Kick {
+        Kick {
+            code: CLOSE_GOING_AWAY,
+            t: ev::SERVER_MAINTENANCE,
+            payload: json!({ "message": message, "at": crate::now_ms() }),
+        }
+    }
+}
+
+/// The answer of a room actor to a command of this session.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CommandDone {
+    pub id: Option<Value>,
+    pub result: Result<Value, ErrorBody>,
+}
+
+/// A room's replay for `resume`: the events after the client's seq up to `upto`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReplayResult {
+    pub room_id: Arc<str>,
+    pub upto: u64,
+    pub events: Result<Vec<Arc<Event>>, ErrorBody>,
+}
+
+struct TokenBucket {
+    tokens: f64,
+    last: Instant,
+}
+
+struct Resume {
+    id: Option<Value>,
+    outstanding: usize,
+    latest: HashMap<String, u64>,
+}
+
+pub struct SessionActor {
+    conn_id: u64,
+    session_id: String,
+    codec: Codec,
+    outlet: Box<dyn Outlet>,
+    ports: Ports,
+    registry: Arc<Registry>,
+    directory: Arc<RoomDirectory>,
+    config: SessionConfig,
+    identity: Option<Identity>,
+    user_id: Arc<str>,
+    /// A token given on the upgrade, checked in `started`.
+    upgrade_token: Option<String>,
+    last_heard: Instant,
+    bucket: TokenBucket,
+    strikes: u32,
+    /// Rooms whose replay is pending, with the live events held back meanwhile.
+    held: HashMap<Arc<str>, Vec<Arc<Event>>>,
+    resume: Option<Resume>,
+    closing: bool,
+}
+
+impl SessionActor {
+    pub fn new(
+        codec: Codec,
+        outlet: Box<dyn Outlet>,
+        ports: Ports,
+        registry: Arc<Registry>,
+        directory: Arc<RoomDirectory>,
+        config: SessionConfig,
+        upgrade_token: Option<String>,
+    ) -> Self {
+        let conn_id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+        SessionActor {
+            conn_id,
+            session_id: format!("s_{}", uuid::Uuid::now_v7().simple()),
+            codec,
+            outlet,
+            ports,
+            registry,
+            directory,
+            bucket: TokenBucket {
+                tokens: config.rate_burst,
+                last: Instant::now(),
+            },
+            config,
+            identity: None,
+            user_id: Arc::from(""),
+            upgrade_token,
+            last_heard: Instant::now(),
+            strikes: 0,
+            held: HashMap::new(),
+            resume: None,
+            closing: false,
+        }
+    }
+
+    fn write(&mut self, ctx: &mut Context<Self>, frame: Bytes) {
+        if self.closing {
+            return;
+        }
+        if self.outlet.send(frame).is_err() {
+            tracing::info!(session = %self.session_id, "client does not read its events; closing 4008");
+            self.close(ctx, CLOSE_TOO_SLOW, "too slow");
+        }
+    }
+
+    fn write_frame<T: serde::Serialize>(&mut self, ctx: &mut Context<Self>, t: &str, id: Option<&Value>, d: &T) {
+        match self.codec.encode_frame(t, id, d) {
+            Ok(bytes) => self.write(ctx, bytes),
+            Err(e) => tracing::error!(error = %e, t, "cannot encode frame"),
+        }
+    }
+
+    fn write_error(&mut self, ctx: &mut Context<Self>, id: Option<&Value>, err: &ErrorBody) {
+        self.write_frame(ctx, ev::ERROR, id, err);
+    }
+
+    fn write_event(&mut self, ctx: &mut Context<Self>, event: &Event) {
+        self.ports.telemetry.event_delivered(event.t);
+        if let Some(origin) = event.origin {
+            self.ports.telemetry.send_delivered(origin.elapsed());
+        }
+        let bytes = event.bytes(self.codec);
+        self.write(ctx, bytes);
+    }
+
+    fn close(&mut self, ctx: &mut Context<Self>, code: u16, reason: &str) {
+        if !self.closing {
+            self.closing = true;
+            self.outlet.close(code, reason);
+        }
+        ctx.stop();
+    }
+
+    fn authenticate(&mut self, ctx: &mut Context<Self>, token: &str, id: Option<&Value>) {
+        match self.ports.auth.verify(token) {
+            Ok(identity) => {
+                self.user_id = Arc::from(identity.user_id.as_str());
+                let first = self.registry.register(
+                    self.user_id.clone(),
+                    self.conn_id,
+                    Arc::from(identity.auth_session_id.as_str()),
+                    ctx.address(),
+                );
+                let ok = ev::AuthSuccess {
+                    user_id: identity.user_id.clone(),
+                    session_id: self.session_id.clone(),
+                    heartbeat_ms: self.config.heartbeat.as_millis() as u64,
+                };
+                self.identity = Some(identity);
+                self.write_frame(ctx, ev::AUTH_SUCCESS, id, &ok);
+                if first {
+                    self.announce_presence(true);
+                }
+            }
+            Err(e) => {
+                self.write_frame(ctx, ev::AUTH_ERROR, id, &e);
+                self.close(ctx, CLOSE_AUTH_FAILED, "authentication failed");
+            }
+        }
+    }
+
+    /// Tells everyone who shares a room with this user that they came online or went offline.
+    fn announce_presence(&self, online: bool) {
+        let store = self.ports.store.clone();
+        let registry = self.registry.clone();
+        let user_id = self.user_id.to_string();
+        actix::spawn(async move {
+            let last_seen_at = if online {
+                None
+            } else {
+                let at = crate::now_ms();
+                if let Err(e) = store.set_last_seen(&user_id, at).await {
+                    tracing::warn!(error = %e.message, "cannot record last seen");
+                }
+                Some(at)
+            };
+            // A user who reconnected meanwhile is not offline.
+            if !online && registry.is_online(&user_id) {
+                return;
+            }
+            let Ok(peers) = store.co_members(&user_id).await else {
+                return;
+            };
+            let t = if online { ev::USER_ONLINE } else { ev::USER_OFFLINE };
+            let event = Arc::new(Event::new(
+                t,
+                &ev::Presence {
+                    user_id: user_id.clone(),
+                    last_seen_at,
+                },
+            ));
+            registry.deliver_to_users(peers.iter().map(String::as_str).filter(|p| *p != user_id), &event);
+        });
+    }
+
+    /// Spends one token; false when the session is over its rate.
+    fn take_token(&mut self) -> bool {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.bucket.last).as_secs_f64();
+        self.bucket.last = now;
+        self.bucket.tokens = (self.bucket.tokens + elapsed * self.config.rate_per_sec).min(self.config.rate_burst);
+        if self.bucket.tokens >= 1.0 {
+            self.bucket.tokens -= 1.0;
+            if elapsed >= 1.0 {
+                self.strikes = 0;
+            }
+            true
+        } else {
+            false
+        }
+    }
+
+    fn on_frame(&mut self, ctx: &mut Context<Self>, bytes: Bytes) {
+        let frame: Frame = match self.codec.decode(&bytes) {
+            Ok(f) => f,
+            Err(e) => {
+                let err = ErrorBody::new(ErrorCode::BadRequest, e.to_string());
+                return self.write_error(ctx, None, &err);
+            }
+        };
+        let id = frame.id.clone();
+        if !self.take_token() {
+            self.strikes += 1;
+            if self.strikes >= self.config.max_strikes {
+                return self.close(ctx, CLOSE_RATE_LIMITED, "rate limited");
+            }
+            let err = ErrorBody::new(ErrorCode::RateLimited, "slow down");
+            return self.write_error(ctx, id.as_ref(), &err);
+        }
+        let command = match Command::parse(frame) {
+            Ok(c) => c,
+            Err(e) => {
+                let code = match e {
+                    cmd::CommandError::UnknownType(_) => ErrorCode::BadRequest,
+                    cmd::CommandError::BadPayload(_) => ErrorCode::ValidationFailed,
+                };
+                if self.identity.is_none() {
+                    let err = ErrorBody::new(ErrorCode::Unauthorized, "authenticate first");
+                    self.write_frame(ctx, ev::AUTH_ERROR, id.as_ref(), &err);
+                    return self.close(ctx, CLOSE_AUTH_FAILED, "authentication required");
+                }
+                return self.write_error(ctx, id.as_ref(), &ErrorBody::new(code, e.to_string()));
+            }
+        };
+        self.ports.telemetry.command(command.name());
+        match (command, self.identity.is_some()) {
+            (Command::Auth(a), false) => self.authenticate(ctx, &a.token, id.as_ref()),
+            (Command::Auth(_), true) => {
+                let err = ErrorBody::new(ErrorCode::Conflict, "already authenticated");
+                self.write_error(ctx, id.as_ref(), &err);
+            }
+            (_, false) => {
+                let err = ErrorBody::new(ErrorCode::Unauthorized, "authenticate first");
+                self.write_frame(ctx, ev::AUTH_ERROR, id.as_ref(), &err);
+                self.close(ctx, CLOSE_AUTH_FAILED, "authentication required");
+            }
+            (command, true) => self.dispatch(ctx, command, id),
+        }
+    }
+
+    fn responder<T: Send + 'static>(
+        &self,
+        ctx: &mut Context<Self>,
+        id: Option<Value>,
+        to_json: impl FnOnce(T) -> Value + Send + 'static,
+    ) -> Responder<T> {
+        let addr = ctx.address();
+        Responder::new(move |r: Result<T, ErrorBody>| {
+            addr.do_send(CommandDone {
+                id,
+                result: r.map(to_json),
+            })
+        })
+    }
+
+    fn dispatch(&mut self, ctx: &mut Context<Self>, command: Command, id: Option<Value>) {
+        let user_id = self.user_id.to_string();
+        match command {
+            Command::SendMessage(c) => {
+                if let Err(e) = room::validate_content(&c.content, self.config.max_message_chars) {
+                    return self.write_error(ctx, id.as_ref(), &e);
+                }
+                let reply = self.responder(ctx, id, |(m, _)| json!({ "message": m }));
+                let draft = Draft {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    sender_id: user_id,
+                    hashtags: extract_hashtags(&c.content),
+                    content: c.content,
+                    nonce: c.nonce.filter(|n| !n.is_empty()),
+                    reply_to: c.reply_to,
+                    created_at: crate::now_ms(),
+                };
+                self.directory.room(&c.room_id).do_send(room::Post {
+                    draft,
+                    reply,
+                    started: Instant::now(),
+                });
+            }
+            Command::EditMessage(c) => {
+                if let Err(e) = room::validate_content(&c.content, self.config.max_message_chars) {
+                    return self.write_error(ctx, id.as_ref(), &e);
+                }
+                let reply = self.responder(ctx, id, |m| json!({ "message": m }));
+                self.to_message_room(ctx, c.message_id.clone(), reply, move |reply| room::Edit {
+                    user_id,
+                    message_id: c.message_id,
+                    hashtags: extract_hashtags(&c.content),
+                    content: c.content,
+                    reply,
+                });
+            }
+            Command::DeleteMessage(c) => {
+                let reply = self.responder(ctx, id, |_| json!({}));
+                self.to_message_room(ctx, c.message_id.clone(), reply, move |reply| room::Delete {
+                    user_id,
+                    message_id: c.message_id,
+                    reply,
+                });
+            }
+            Command::React(c) | Command::Unreact(c) if c.emoji.is_empty() || c.emoji.chars().count() > 16 => {
+                let err = ErrorBody::new(ErrorCode::ValidationFailed, "emoji must be 1 to 16 characters");
+                self.write_error(ctx, id.as_ref(), &err);
+            }
+            Command::React(c) => self.react(ctx, id, c, true),
+            Command::Unreact(c) => self.react(ctx, id, c, false),
+            Command::TypingStart(c) | Command::TypingStop(c) if c.room_id.is_empty() => {
+                let err = ErrorBody::new(ErrorCode::ValidationFailed, "room_id is required");
+                self.write_error(ctx, id.as_ref(), &err);
+            }
+            Command::TypingStart(c) => {
+                let reply = self.responder(ctx, id, |_| json!({}));
+                self.directory.room(&c.room_id).do_send(room::Typing {
+                    user_id,
+                    start: true,
+                    reply,
+                });
+            }
+            Command::TypingStop(c) => {
+                let reply = self.responder(ctx, id, |_| json!({}));
+                self.directory.room(&c.room_id).do_send(room::Typing {
+                    user_id,
+                    start: false,
+                    reply,
+                });
+            }
+            Command::Read(c) => self.receipt(ctx, id, c, ReceiptKind::Read),
+            Command::Delivered(c) => self.receipt(ctx, id, c, ReceiptKind::Delivered),
+            Command::Resume(c) => self.start_resume(ctx, id, c.rooms),
+            Command::Ping => {
+                let hb = ev::Heartbeat {
+                    server_time: crate::now_ms(),
+                };
+                self.write_frame(ctx, ev::HEARTBEAT, id.as_ref(), &hb);
+            }
+            Command::Auth(_) => {}
+        }
+    }
+
+    fn react(&mut self, ctx: &mut Context<Self>, id: Option<Value>, c: cmd::React, on: bool) {
+        let reply = self.responder(ctx, id, |m| json!({ "message": m }));
+        let user_id = self.user_id.to_string();
+        self.to_message_room(ctx, c.message_id.clone(), reply, move |reply| room::React {
+            user_id,
+            message_id: c.message_id,
+            emoji: c.emoji,
+            on,
+            reply,
+        });
+    }
+
+    fn receipt(&mut self, ctx: &mut Context<Self>, id: Option<Value>, c: cmd::RoomSeq, kind: ReceiptKind) {
+        let reply = self.responder(ctx, id, |_| json!({}));
+        self.directory.room(&c.room_id).do_send(room::Receipt {
+            user_id: self.user_id.to_string(),
+            kind,
+            seq: c.seq,
+            reply,
+        });
+    }
+
+    /// Finds the room of a message (store lookup), then hands the command to its room actor.
+    fn to_message_room<M, T>(
+        &self,
+        ctx: &mut Context<Self>,
+        message_id: String,
+        reply: Responder<T>,
+        make: impl FnOnce(Responder<T>) -> M + 'static,
+    ) where
+        T: Send + 'static,
+        M: actix::Message<Result = ()> + Send + 'static,
+        room::RoomActor: Handler<M>,
+    {
+        let store = self.ports.store.clone();
+        let fut = async move { store.get_message(&message_id).await };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, _| match res {
+            Ok(Some(m)) => act.directory.room(&m.room_id).do_send(make(reply)),
+            Ok(None) => reply.send(Err(ErrorBody::new(ErrorCode::NotFound, "no such message"))),
+            Err(e) => reply.send(Err(e)),
+        }));
+    }
+
+    fn start_resume(&mut self, ctx: &mut Context<Self>, id: Option<Value>, rooms: BTreeMap<String, u64>) {
+        if self.resume.is_some() {
+            let err = ErrorBody::new(ErrorCode::Conflict, "a resume is already in progress");
+            return self.write_error(ctx, id.as_ref(), &err);
+        }
+        if rooms.len() > MAX_RESUME_ROOMS {
+            let err = ErrorBody::new(ErrorCode::ValidationFailed, format!("at most {MAX_RESUME_ROOMS} rooms per resume"));
+            return self.write_error(ctx, id.as_ref(), &err);
+        }
+        if rooms.is_empty() {
+            let done = ev::ResumeDone { rooms: HashMap::new() };
+            self.write_frame(ctx, ev::RESUME_DONE, None, &done);
+            if id.is_some() {
+                self.write_frame(ctx, ev::REPLY, id.as_ref(), &done);
+            }
+            return;
+        }
+        self.resume = Some(Resume {
+            id,
+            outstanding: rooms.len(),
+            latest: HashMap::new(),
+        });
+        for (room_id, after) in rooms {
+            self.held.insert(Arc::from(room_id.as_str()), Vec::new());
+            self.directory.room(&room_id).do_send(room::Replay {
+                user_id: self.user_id.to_string(),
+                after,
+                session: ctx.address(),
+            });
+        }
+    }
+}
+
+impl Actor for SessionActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.ports.telemetry.session_opened(self.codec.label());
+        let hello = ev::ConnectionEstablished {
+            server_time: crate::now_ms(),
+            codec: self.codec.label().to_string(),
+        };
+        self.write_frame(ctx, ev::CONNECTION_ESTABLISHED, None, &hello);
+        if let Some(token) = self.upgrade_token.take() {
+            self.authenticate(ctx, &token, None);
+        }
+        ctx.run_later(self.config.auth_timeout, |act, ctx| {
+            if act.identity.is_none() {
+                let err = ErrorBody::new(ErrorCode::Unauthorized, "authentication timed out");
+                act.write_frame(ctx, ev::AUTH_ERROR, None, &err);
+                act.close(ctx, CLOSE_AUTH_FAILED, "authentication timed out");
+            }
+        });
+        ctx.run_interval(self.config.heartbeat, |act, ctx| {
+            if act.last_heard.elapsed() > act.config.client_timeout {
+                tracing::info!(session = %act.session_id, "peer silent past the timeout; closing");
+                return act.close(ctx, CLOSE_GOING_AWAY, "heartbeat timeout");
+            }
+            act.outlet.ping();
+        });
+    }
+
+    fn stopping(&mut self, _: &mut Context<Self>) -> Running {
+        if !self.closing {
+            self.closing = true;
+            self.outlet.close(1000, "");
+        }
+        if self.identity.is_some() && self.registry.unregister(&self.user_id, self.conn_id) {
+            self.announce_presence(false);
+        }
+        Running::Stop
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.ports.telemetry.session_closed(self.codec.label());
+    }
+}
+
+impl StreamHandler<Inbound> for SessionActor {
+    fn handle(&mut self, item: Inbound, ctx: &mut Context<Self>) {
+        self.last_heard = Instant::now();
+        match item {
+            Inbound::Frame(bytes) => self.on_frame(ctx, bytes),
+            Inbound::Ping(payload) => self.outlet.send_pong(payload),
+            Inbound::Pong => {}
+            Inbound::TooLarge => {
+                let err = ErrorBody::new(ErrorCode::PayloadTooLarge, "frame exceeds the size limit");
+                self.write_error(ctx, None, &err);
+                self.close(ctx, CLOSE_TOO_BIG, "frame too large");
+            }
+            Inbound::Invalid(reason) => {
+                tracing::debug!(%reason, "websocket protocol error");
+                self.close(ctx, 1002, "protocol error");
+            }
+            Inbound::Closed => self.close(ctx, 1000, ""),
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+impl Handler<Deliver> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) {
+        let event = msg.0;
+        if let Some(room_id) = &event.room_id {
+            if let Some(held) = self.held.get_mut(room_id) {
+                held.push(event);
+                if held.len() > MAX_RESUME_BUFFER {
+                    self.close(ctx, CLOSE_TOO_SLOW, "too slow");
+                }
+                return;
+            }
+        }
+        self.write_event(ctx, &event);
+    }
+}
+
+impl Handler<Kick> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Kick, ctx: &mut Context<Self>) {
+        self.write_frame(ctx, msg.t, None, &msg.payload);
+        self.close(ctx, msg.code, msg.t);
+    }
+}
+
+impl Handler<CommandDone> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CommandDone, ctx: &mut Context<Self>) {
+        match msg.result {
+            Ok(d) if msg.id.is_some() => self.write_frame(ctx, ev::REPLY, msg.id.as_ref(), &d),
+            Ok(_) => {}
+            Err(e) => self.write_error(ctx, msg.id.as_ref(), &e),
+        }
+    }
+}
+
+impl Handler<ReplayResult> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReplayResult, ctx: &mut Context<Self>) {
+        let held = self.held.remove(&msg.room_id).unwrap_or_default();
+        match msg.events {
+            Ok(events) => {
+                for e in &events {
+                    self.write_event(ctx, e);
+                }
+                if let Some(r) = &mut self.resume {
+                    r.latest.insert(msg.room_id.to_string(), msg.upto);
+                }
+            }
+            Err(e) if e.code == ErrorCode::ResyncRequired => {
+                let resync = ev::ResyncRequired {
+                    room_id: msg.room_id.to_string(),
+                    latest_seq: msg.upto,
+                };
+                self.write_frame(ctx, ev::RESYNC_REQUIRED, None, &resync);
+                if let Some(r) = &mut self.resume {
+                    r.latest.insert(msg.room_id.to_string(), msg.upto);
+                }
+            }
+            Err(e) => {
+                let err = ErrorBody::new(e.code, format!("{} (room {})", e.message, msg.room_id));
+                self.write_error(ctx, None, &err);
+            }
+        }
+        // Live events that raced the replay: the replay already carried every seq up to `upto`.
+        for e in held {
+            if e.seq.is_none_or(|s| s > msg.upto) {
+                self.write_event(ctx, &e);
+            }
+        }
+        let finished = match &mut self.resume {
+            Some(r) => {
+                r.outstanding = r.outstanding.saturating_sub(1);
+                r.outstanding == 0
+            }
+            None => false,
+        };
+        if finished {
+            if let Some(r) = self.resume.take() {
+                let done = ev::ResumeDone { rooms: r.latest };
+                self.write_frame(ctx, ev::RESUME_DONE, None, &done);
+                if r.id.is_some() {
+                    self.write_frame(ctx, ev::REPLY, r.id.as_ref(), &done);
+                }
+            }
+        }
+    }
+}

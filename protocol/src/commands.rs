@@ -1,0 +1,179 @@
+//! Client → server WebSocket commands, typed. A [`Frame`](crate::Frame) becomes a [`Command`]
+//! with [`Command::parse`]; an unknown `t` or a payload of the wrong shape is an error the
+//! gateway answers with an `error` frame.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::Frame;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SendMessage {
+    pub room_id: String,
+    pub content: String,
+    pub nonce: Option<String>,
+    #[serde(default)]
+    pub reply_to: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EditMessage {
+    pub message_id: String,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageRef {
+    pub message_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct React {
+    pub message_id: String,
+    pub emoji: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomRef {
+    pub room_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomSeq {
+    pub room_id: String,
+    pub seq: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resume {
+    pub rooms: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Auth {
+    pub token: String,
+}
+
+/// Every command a client may send.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Auth(Auth),
+    SendMessage(SendMessage),
+    EditMessage(EditMessage),
+    DeleteMessage(MessageRef),
+    React(React),
+    Unreact(React),
+    TypingStart(RoomRef),
+    TypingStop(RoomRef),
+    Read(RoomSeq),
+    Delivered(RoomSeq),
+    Resume(Resume),
+    Ping,
+}
+
+/// Why a frame is not a valid command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommandError {
+    UnknownType(String),
+    BadPayload(String),
+}
+
+impl std::fmt::Display for CommandError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommandError::UnknownType(t) => write!(f, "unknown command type `{t}`"),
+            CommandError::BadPayload(e) => write!(f, "invalid payload: {e}"),
+        }
+    }
+}
+
+impl Command {
+    /// The command's wire name (its `t`), also the metric label.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Auth(_) => "auth",
+            Command::SendMessage(_) => "send_message",
+            Command::EditMessage(_) => "edit_message",
+            Command::DeleteMessage(_) => "delete_message",
+            Command::React(_) => "react",
+            Command::Unreact(_) => "unreact",
+            Command::TypingStart(_) => "typing_start",
+            Command::TypingStop(_) => "typing_stop",
+            Command::Read(_) => "read",
+            Command::Delivered(_) => "delivered",
+            Command::Resume(_) => "resume",
+            Command::Ping => "ping",
+        }
+    }
+
+    pub fn parse(frame: Frame) -> Result<Command, CommandError> {
+        fn d<T: for<'de> Deserialize<'de>>(v: serde_json::Value) -> Result<T, CommandError> {
+            serde_json::from_value(v).map_err(|e| CommandError::BadPayload(e.to_string()))
+        }
+        Ok(match frame.t.as_str() {
+            "auth" => Command::Auth(d(frame.d)?),
+            "send_message" => Command::SendMessage(d(frame.d)?),
+            "edit_message" => Command::EditMessage(d(frame.d)?),
+            "delete_message" => Command::DeleteMessage(d(frame.d)?),
+            "react" => Command::React(d(frame.d)?),
+            "unreact" => Command::Unreact(d(frame.d)?),
+            "typing_start" => Command::TypingStart(d(frame.d)?),
+            "typing_stop" => Command::TypingStop(d(frame.d)?),
+            "read" => Command::Read(d(frame.d)?),
+            "delivered" => Command::Delivered(d(frame.d)?),
+            "resume" => Command::Resume(d(frame.d)?),
+            "ping" => Command::Ping,
+            other => return Err(CommandError::UnknownType(other.chars().take(64).collect())),
+        })
+    }
+}
+
+/// The command names, for metrics and docs.
+pub const COMMAND_NAMES: &[&str] = &[
+    "auth",
+    "send_message",
+    "edit_message",
+    "delete_message",
+    "react",
+    "unreact",
+    "typing_start",
+    "typing_stop",
+    "read",
+    "delivered",
+    "resume",
+    "ping",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_commands_and_rejects_bad_ones() {
+        let frame = Frame {
+            t: "read".into(),
+            id: None,
+            d: serde_json::json!({"room_id": "r", "seq": 3}),
+        };
+        assert_eq!(
+            Command::parse(frame),
+            Ok(Command::Read(RoomSeq {
+                room_id: "r".into(),
+                seq: 3
+            }))
+        );
+        let bad = Frame {
+            t: "read".into(),
+            id: None,
+            d: serde_json::json!({"room_id": 5}),
+        };
+        assert!(matches!(Command::parse(bad), Err(CommandError::BadPayload(_))));
+        let unknown = Frame {
+            t: "nope".into(),
+            id: None,
+            d: serde_json::Value::Null,
+        };
+        assert!(matches!(Command::parse(unknown), Err(CommandError::UnknownType(_))));
+    }
+}

@@ -1,0 +1,204 @@
+//! The data model as clients see it: users, rooms, messages. Field names are the wire names.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A public user profile. Never carries a password hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub display_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bio: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomType {
+    Direct,
+    Group,
+}
+
+impl RoomType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomType::Direct => "direct",
+            RoomType::Group => "group",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "direct" => Some(RoomType::Direct),
+            "group" => Some(RoomType::Group),
+            _ => None,
+        }
+    }
+}
+
+/// A member's role in a room. Ordered: `Member < Admin < Owner`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Member,
+    Admin,
+    Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "member" => Some(Role::Member),
+            "admin" => Some(Role::Admin),
+            "owner" => Some(Role::Owner),
+            _ => None,
+        }
+    }
+}
+
+/// A chat room. `roles` is an addition to the v1 shape: every member's role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Room {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: RoomType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub member_ids: Vec<String>,
+    pub created_by: String,
+    pub created_at: i64,
+    #[serde(default)]
+    pub roles: BTreeMap<String, Role>,
+}
+
+impl Room {
+    pub fn role_of(&self, user_id: &str) -> Option<Role> {
+        self.roles.get(user_id).copied()
+    }
+
+    pub fn is_member(&self, user_id: &str) -> bool {
+        self.roles.contains_key(user_id)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    Text,
+    Image,
+    Video,
+    Voice,
+    File,
+    Location,
+    System,
+}
+
+impl MessageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Text => "text",
+            MessageKind::Image => "image",
+            MessageKind::Video => "video",
+            MessageKind::Voice => "voice",
+            MessageKind::File => "file",
+            MessageKind::Location => "location",
+            MessageKind::System => "system",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "text" => Some(MessageKind::Text),
+            "image" => Some(MessageKind::Image),
+            "video" => Some(MessageKind::Video),
+            "voice" => Some(MessageKind::Voice),
+            "file" => Some(MessageKind::File),
+            "location" => Some(MessageKind::Location),
+            "system" => Some(MessageKind::System),
+            _ => None,
+        }
+    }
+}
+
+/// A message in a room. `seq` is its position in the room: 1, 2, 3… never reused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: String,
+    pub room_id: String,
+    pub seq: u64,
+    pub sender_id: String,
+    pub kind: MessageKind,
+    pub content: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    #[serde(default)]
+    pub hashtags: Vec<String>,
+    #[serde(default)]
+    pub reactions: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub attachments: Vec<serde_json::Value>,
+    pub created_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<i64>,
+    #[serde(default)]
+    pub deleted: bool,
+}
+
+/// Extracts `#hashtags` from message text: a `#` at the start or after a non-word character,
+/// followed by letters, digits or `_` (any script). Lower-cased, unique, in order of appearance.
+pub fn extract_hashtags(text: &str) -> Vec<String> {
+    const MAX_TAG_CHARS: usize = 64;
+    let mut tags: Vec<String> = Vec::new();
+    let mut prev_is_word = false;
+    let mut chars = text.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        if c == '#' && !prev_is_word {
+            let mut tag = String::new();
+            while let Some(&(_, n)) = chars.peek() {
+                if n.is_alphanumeric() || n == '_' {
+                    tag.extend(n.to_lowercase());
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            let len = tag.chars().count();
+            if len > 0 && len <= MAX_TAG_CHARS && !tags.contains(&tag) {
+                tags.push(tag);
+            }
+            prev_is_word = len > 0;
+            continue;
+        }
+        prev_is_word = c.is_alphanumeric() || c == '_';
+    }
+    tags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashtags_are_extracted_lowercased_and_unique() {
+        assert_eq!(
+            extract_hashtags("Hi #Rust and #rust, #한국어 #a_b! not#this ## #"),
+            vec!["rust", "한국어", "a_b"]
+        );
+        assert!(extract_hashtags("no tags here").is_empty());
+    }
+}

@@ -1,0 +1,13 @@
+//! Dovie, the server: configuration, the REST API and the `/ws` gateway (actix-web), storage
+//! adapters, authentication, metrics and the node lifecycle. The actor system lives in
+//! `dovie-actors`, the wire contract in `dovie-protocol`.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod metrics;
+pub mod openapi;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod ws;

@@ -1,1 +1,43 @@
-fn main(){}
+//! The `dovie` binary: `dovie serve` runs a node, `dovie migrate` applies the schema.
+
+use clap::Parser;
+use dovie::config::{Cli, CliCommand, Config};
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DOVIE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .init();
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let (flags, serve) = match cli.command {
+        CliCommand::Serve(f) => (f, true),
+        CliCommand::Migrate(f) => (f, false),
+    };
+    let config = match Config::load(&flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("dovie: configuration error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let result = if serve {
+        actix_rt::System::new().block_on(dovie::server::serve(config))
+    } else {
+        dovie::server::migrate(&config)
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("dovie: {e}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}

@@ -28,6 +28,9 @@ pub enum AppendOutcome {
     Stored(Message),
     /// The sender already used this nonce in this room: the earlier message, nothing stored.
     Duplicate(Message),
+    /// The draft is invalid against stored state (e.g. `reply_to` names no message of the
+    /// room): nothing stored, no seq taken.
+    Rejected(ErrorBody),
 }
 
 /// Why an append batch did not go through.

@@ -367,6 +367,7 @@ impl RoomActor {
                     match outcome {
                         AppendOutcome::Stored(m) => self.on_stored(p, m),
                         AppendOutcome::Duplicate(m) => p.reply.send(Ok((m, false))),
+                        AppendOutcome::Rejected(e) => p.reply.send(Err(e)),
                     }
                 }
             }
@@ -888,52 +889,36 @@ impl Handler<RoomChanged> for RoomActor {
         }
         self.touch();
         guarded(self, ctx, move |act, ctx| {
-            let mut audience = act.members();
-            let rid = act.room_id.to_string();
-            let events: Vec<Event> = match &msg.room {
-                None => vec![act.room_event(ev::ROOM_DELETED, &ev::RoomDeleted { room_id: rid.clone() })],
-                Some(room) => {
-                    let mut v = Vec::new();
-                    for u in &msg.joined {
-                        v.push(act.room_event(
-                            ev::USER_JOINED,
-                            &ev::RoomUser {
-                                room_id: rid.clone(),
-                                user_id: u.clone(),
-                            },
-                        ));
-                    }
-                    for u in &msg.left {
-                        v.push(act.room_event(
-                            ev::USER_LEFT,
-                            &ev::RoomUser {
-                                room_id: rid.clone(),
-                                user_id: u.clone(),
-                            },
-                        ));
-                    }
-                    v.push(act.room_event(ev::ROOM_UPDATED, &ev::RoomPayload { room: room.clone() }));
-                    v
-                }
-            };
-            match (&mut act.state, msg.room) {
-                (State::Ready(r), Some(room)) => r.room = room,
-                (_, Some(_)) => {}
-                (_, None) => act.state = State::Missing,
-            }
-            for u in act.members() {
-                if !audience.contains(&u) {
-                    audience.push(u);
-                }
-            }
-            for e in events {
-                let e = Arc::new(e);
-                act.registry
-                    .deliver_to_users(audience.iter().map(String::as_str), &e);
-            }
-            if matches!(act.state, State::Missing) {
+            let Some(room) = msg.room else {
+                // Deleted: the REST layer told the members; answer what waits and go.
+                act.state = State::Missing;
                 act.fail_pending(ErrorBody::new(ErrorCode::NotFound, "the room was deleted"));
-                act.leave(ctx);
+                return act.leave(ctx);
+            };
+            let rid = act.room_id.to_string();
+            let mut events = Vec::new();
+            for (t, users) in [(ev::USER_JOINED, &msg.joined), (ev::USER_LEFT, &msg.left)] {
+                for u in users {
+                    let payload = ev::RoomUser {
+                        room_id: rid.clone(),
+                        user_id: u.clone(),
+                    };
+                    events.push(Arc::new(act.room_event(t, &payload)));
+                }
+            }
+            events.push(Arc::new(act.room_event(ev::ROOM_UPDATED, &ev::RoomPayload { room: room.clone() })));
+            // Old members, new members, and whoever just left all hear about it.
+            let mut audience = act.members();
+            for u in room.member_ids.iter().chain(msg.left.iter()) {
+                if !audience.contains(u) {
+                    audience.push(u.clone());
+                }
+            }
+            if let State::Ready(r) = &mut act.state {
+                r.room = room;
+            }
+            for e in &events {
+                act.registry.deliver_to_users(audience.iter().map(String::as_str), e);
             }
         });
     }

@@ -1,0 +1,325 @@
+//! Messages over REST: send, history, edit, delete, reactions, search. Writes go through the
+//! room's actor (the single writer), exactly like WebSocket commands, so both paths share
+//! ordering, idempotency and fan-out.
+
+use std::time::Instant;
+
+use actix_web::{web, HttpResponse};
+use dovie_actors::ports::Draft;
+use dovie_actors::room::{self, Responder};
+use dovie_protocol::error::{ErrorBody, ErrorCode};
+use dovie_protocol::model::{extract_hashtags, Message};
+use serde::Deserialize;
+
+use super::rooms::member_room;
+use super::{Api, ApiError, ApiResult, Authed, Body, Out, RouteDoc};
+use crate::state::AppState;
+
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 100;
+const DEFAULT_REACTION: &str = "👍";
+const MAX_EMOJI_CHARS: usize = 16;
+
+#[derive(Deserialize)]
+struct SendBody {
+    content: String,
+    #[serde(default)]
+    nonce: Option<String>,
+    #[serde(default)]
+    reply_to: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct EditBody {
+    content: String,
+}
+
+#[derive(Deserialize)]
+struct LikeBody {
+    #[serde(default)]
+    emoji: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    before: Option<u64>,
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    #[serde(default)]
+    q: Option<String>,
+    #[serde(default)]
+    hashtag: Option<String>,
+    #[serde(default)]
+    room_id: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn answer<T: Send + 'static>(rx: tokio::sync::oneshot::Receiver<Result<T, ErrorBody>>) -> ApiResult<T> {
+    rx.await
+        .map_err(|_| ApiError::new(ErrorCode::Internal, "the room did not answer"))?
+        .map_err(ApiError)
+}
+
+async fn send(
+    state: web::Data<AppState>,
+    out: Out,
+    who: Authed,
+    id: web::Path<String>,
+    Body(b): Body<SendBody>,
+) -> ApiResult<HttpResponse> {
+    room::validate_content(&b.content, state.config.limits.max_message_chars)?;
+    if b.nonce.as_ref().is_some_and(|n| n.len() > 128) {
+        return Err(ApiError::new(ErrorCode::ValidationFailed, "nonce must be at most 128 bytes"));
+    }
+    let (reply, rx) = Responder::channel();
+    let draft = Draft {
+        id: uuid::Uuid::now_v7().to_string(),
+        sender_id: who.user_id,
+        hashtags: extract_hashtags(&b.content),
+        content: b.content,
+        nonce: b.nonce.filter(|n| !n.is_empty()),
+        reply_to: b.reply_to.filter(|r| !r.is_empty()),
+        created_at: dovie_actors::now_ms(),
+    };
+    state.directory.room(&id).do_send(room::Post {
+        draft,
+        reply,
+        started: Instant::now(),
+    });
+    let (message, created) = answer(rx).await?;
+    let body = serde_json::json!({ "message": message });
+    Ok(if created { out.created(&body) } else { out.ok(&body) })
+}
+
+async fn history(
+    state: web::Data<AppState>,
+    out: Out,
+    who: Authed,
+    id: web::Path<String>,
+    q: web::Query<HistoryQuery>,
+) -> ApiResult<HttpResponse> {
+    member_room(&state, &id, &who.user_id).await?;
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 {
+        return Err(ApiError::new(ErrorCode::ValidationFailed, "limit must be at least 1"));
+    }
+    let page = state
+        .store
+        .history(&id, q.before, q.after, limit.min(MAX_PAGE))
+        .await?;
+    Ok(out.ok(&serde_json::json!({ "messages": page.messages, "has_more": page.has_more })))
+}
+
+/// The message (404 if none) after checking the caller is a member of its room (403).
+async fn member_message(state: &AppState, message_id: &str, user_id: &str) -> ApiResult<Message> {
+    let m = state
+        .store
+        .get_message(message_id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such message"))?;
+    member_room(state, &m.room_id, user_id).await?;
+    Ok(m)
+}
+
+async fn edit(
+    state: web::Data<AppState>,
+    out: Out,
+    who: Authed,
+    id: web::Path<String>,
+    Body(b): Body<EditBody>,
+) -> ApiResult<HttpResponse> {
+    room::validate_content(&b.content, state.config.limits.max_message_chars)?;
+    let m = member_message(&state, &id, &who.user_id).await?;
+    let (reply, rx) = Responder::channel();
+    state.directory.room(&m.room_id).do_send(room::Edit {
+        user_id: who.user_id,
+        message_id: m.id,
+        hashtags: extract_hashtags(&b.content),
+        content: b.content,
+        reply,
+    });
+    let message = answer(rx).await?;
+    Ok(out.ok(&serde_json::json!({ "message": message })))
+}
+
+async fn delete(state: web::Data<AppState>, who: Authed, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    let m = member_message(&state, &id, &who.user_id).await?;
+    let (reply, rx) = Responder::channel();
+    state.directory.room(&m.room_id).do_send(room::Delete {
+        user_id: who.user_id,
+        message_id: m.id,
+        reply,
+    });
+    answer(rx).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn react(state: &AppState, out: Out, who: Authed, id: &str, emoji: Option<String>, on: bool) -> ApiResult<HttpResponse> {
+    let emoji = emoji.unwrap_or_else(|| DEFAULT_REACTION.to_string());
+    if emoji.trim().is_empty() || emoji.chars().count() > MAX_EMOJI_CHARS {
+        return Err(ApiError::new(ErrorCode::ValidationFailed, "emoji must be 1 to 16 characters"));
+    }
+    let m = member_message(state, id, &who.user_id).await?;
+    let (reply, rx) = Responder::channel();
+    state.directory.room(&m.room_id).do_send(room::React {
+        user_id: who.user_id,
+        message_id: m.id,
+        emoji,
+        on,
+        reply,
+    });
+    let message = answer(rx).await?;
+    Ok(out.ok(&serde_json::json!({ "message": message })))
+}
+
+async fn like(state: web::Data<AppState>, out: Out, who: Authed, id: web::Path<String>, Body(b): Body<LikeBody>) -> ApiResult<HttpResponse> {
+    react(&state, out, who, &id, b.emoji, true).await
+}
+
+async fn unlike(state: web::Data<AppState>, out: Out, who: Authed, id: web::Path<String>, Body(b): Body<LikeBody>) -> ApiResult<HttpResponse> {
+    react(&state, out, who, &id, b.emoji, false).await
+}
+
+async fn search(state: web::Data<AppState>, out: Out, who: Authed, q: web::Query<SearchQuery>) -> ApiResult<HttpResponse> {
+    let q = q.into_inner();
+    run_search(&state, out, &who.user_id, q.room_id, q.q, q.hashtag, q.limit).await
+}
+
+async fn search_room(
+    state: web::Data<AppState>,
+    out: Out,
+    who: Authed,
+    id: web::Path<String>,
+    q: web::Query<SearchQuery>,
+) -> ApiResult<HttpResponse> {
+    member_room(&state, &id, &who.user_id).await?;
+    let q = q.into_inner();
+    run_search(&state, out, &who.user_id, Some(id.into_inner()), q.q, q.hashtag, q.limit).await
+}
+
+async fn run_search(
+    state: &AppState,
+    out: Out,
+    user_id: &str,
+    room_id: Option<String>,
+    q: Option<String>,
+    hashtag: Option<String>,
+    limit: Option<usize>,
+) -> ApiResult<HttpResponse> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let messages = match (q.filter(|s| !s.trim().is_empty()), hashtag.filter(|s| !s.trim().is_empty())) {
+        (_, Some(tag)) => {
+            let mut found = state.store.by_hashtag(user_id, &tag, limit).await?;
+            if let Some(room) = &room_id {
+                found.retain(|m| &m.room_id == room);
+            }
+            found
+        }
+        (Some(q), None) => state.store.search(user_id, room_id.as_deref(), &q, limit).await?,
+        (None, None) => return Err(ApiError::new(ErrorCode::ValidationFailed, "give q or hashtag")),
+    };
+    Ok(out.ok(&serde_json::json!({ "messages": messages })))
+}
+
+pub fn register(api: &mut Api) {
+    api.route(
+        RouteDoc {
+            method: "POST",
+            path: "/api/chat-rooms/{id}/messages",
+            summary: "Send a message; answered after it is durable. Same nonce again: 200 with the same message",
+            auth: true,
+            body: Some("SendMessageRequest"),
+            ok: (201, Some("MessageResponse")),
+            errors: &[400, 403, 404, 413, 415, 503],
+        },
+        send,
+    );
+    api.route(
+        RouteDoc {
+            method: "GET",
+            path: "/api/chat-rooms/{id}/messages",
+            summary: "History, ascending by seq: ?before=SEQ&after=SEQ&limit=N (default 50, max 100)",
+            auth: true,
+            body: None,
+            ok: (200, Some("MessagePage")),
+            errors: &[400, 403, 404],
+        },
+        history,
+    );
+    api.route(
+        RouteDoc {
+            method: "GET",
+            path: "/api/chat-rooms/{id}/messages/search",
+            summary: "Search one room: ?q=words or ?hashtag=tag",
+            auth: true,
+            body: None,
+            ok: (200, Some("MessageList")),
+            errors: &[400, 403, 404],
+        },
+        search_room,
+    );
+    api.route(
+        RouteDoc {
+            method: "GET",
+            path: "/api/messages/search",
+            summary: "Search all my rooms: ?q=words or ?hashtag=tag (&room_id=), newest first",
+            auth: true,
+            body: None,
+            ok: (200, Some("MessageList")),
+            errors: &[400],
+        },
+        search,
+    );
+    api.route(
+        RouteDoc {
+            method: "PUT",
+            path: "/api/messages/{id}",
+            summary: "Edit a message (the sender only)",
+            auth: true,
+            body: Some("EditMessageRequest"),
+            ok: (200, Some("MessageResponse")),
+            errors: &[400, 403, 404, 409],
+        },
+        edit,
+    );
+    api.route(
+        RouteDoc {
+            method: "DELETE",
+            path: "/api/messages/{id}",
+            summary: "Delete a message (sender or room admin); it stays as a tombstone",
+            auth: true,
+            body: None,
+            ok: (204, None),
+            errors: &[403, 404],
+        },
+        delete,
+    );
+    api.route(
+        RouteDoc {
+            method: "POST",
+            path: "/api/messages/{id}/like",
+            summary: "React to a message (emoji, default 👍)",
+            auth: true,
+            body: Some("LikeRequest"),
+            ok: (200, Some("MessageResponse")),
+            errors: &[400, 403, 404, 409],
+        },
+        like,
+    );
+    api.route(
+        RouteDoc {
+            method: "DELETE",
+            path: "/api/messages/{id}/like",
+            summary: "Remove my reaction (emoji, default 👍)",
+            auth: true,
+            body: Some("LikeRequest"),
+            ok: (200, Some("MessageResponse")),
+            errors: &[400, 403, 404, 409],
+        },
+        unlike,
+    );
+}

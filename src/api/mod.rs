@@ -1,0 +1,272 @@
+//! The REST surface under `/api`: the one error type the API speaks ([`ApiError`]), body and
+//! response codec negotiation (JSON by default, MessagePack on request), the bearer-token
+//! extractor, and the route table. Routes are registered through [`Api`], which also records
+//! each route's documentation, so `/api/openapi.json` lists exactly the routes served.
+
+pub mod auth;
+pub mod messages;
+pub mod ops;
+pub mod rooms;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
+use bytes::BytesMut;
+use dovie_actors::ports::Authenticator;
+use dovie_protocol::error::{ErrorBody, ErrorCode};
+use dovie_protocol::Codec;
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::state::AppState;
+
+pub const MSGPACK: &str = "application/msgpack";
+
+/// The error every handler returns: a code, a human message, the status the code implies.
+#[derive(Debug, Clone)]
+pub struct ApiError(pub ErrorBody);
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError(ErrorBody::new(code, message))
+    }
+}
+
+impl From<ErrorBody> for ApiError {
+    fn from(e: ErrorBody) -> Self {
+        ApiError(e)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.0.code.as_str(), self.0.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.0.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code()).json(serde_json::json!({ "error": self.0 }))
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+fn is_msgpack(v: &str) -> bool {
+    let v = v.split(';').next().unwrap_or("").trim();
+    v.eq_ignore_ascii_case(MSGPACK) || v.eq_ignore_ascii_case("application/x-msgpack")
+}
+
+/// The codec of a request body, from its `Content-Type` (none: JSON).
+fn request_codec(req: &HttpRequest) -> Result<Codec, ApiError> {
+    let Some(ct) = req.headers().get(header::CONTENT_TYPE) else {
+        return Ok(Codec::Json);
+    };
+    let ct = ct.to_str().unwrap_or("");
+    let base = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if is_msgpack(&base) {
+        Ok(Codec::MsgPack)
+    } else if base == "application/json" || base.is_empty() || base.ends_with("+json") {
+        Ok(Codec::Json)
+    } else {
+        Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "send application/json or application/msgpack",
+        ))
+    }
+}
+
+/// A decoded request body. An empty body decodes as `{}` (for optional payloads).
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let codec = request_codec(req);
+        let limit = req
+            .app_data::<web::Data<AppState>>()
+            .map_or(256 * 1024, |s| s.config.limits.max_body_bytes);
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let codec = codec?;
+            let too_large = || ApiError::new(ErrorCode::PayloadTooLarge, format!("the body exceeds {limit} bytes"));
+            if declared.is_some_and(|n| n > limit) {
+                return Err(too_large());
+            }
+            let mut buf = BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("cannot read the body: {e}")))?;
+                if buf.len() + chunk.len() > limit {
+                    return Err(too_large());
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            if buf.iter().all(u8::is_ascii_whitespace) {
+                let empty: &[u8] = match codec {
+                    Codec::Json => b"{}",
+                    Codec::MsgPack => &[0x80],
+                };
+                return codec
+                    .decode(empty)
+                    .map(Body)
+                    .map_err(|_| ApiError::new(ErrorCode::ValidationFailed, "a request body is required"));
+            }
+            match codec {
+                Codec::Json => serde_json::from_slice(&buf).map(Body).map_err(|e| {
+                    let code = if e.is_data() { ErrorCode::ValidationFailed } else { ErrorCode::BadRequest };
+                    ApiError::new(code, format!("invalid JSON body: {e}"))
+                }),
+                Codec::MsgPack => codec
+                    .decode(&buf)
+                    .map(Body)
+                    .map_err(|e| ApiError::new(ErrorCode::ValidationFailed, format!("invalid MessagePack body: {}", e.0))),
+            }
+        })
+    }
+}
+
+/// The codec the client wants answers in: MessagePack if it `Accept`s it, or sent MessagePack
+/// without asking for anything else; JSON otherwise.
+pub struct Out(pub Codec);
+
+impl Out {
+    fn of(req: &HttpRequest) -> Out {
+        let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if accept.split(',').any(is_msgpack) {
+            return Out(Codec::MsgPack);
+        }
+        let wants_json = accept.split(',').any(|a| a.trim().starts_with("application/json"));
+        if !wants_json && matches!(request_codec(req), Ok(Codec::MsgPack)) {
+            return Out(Codec::MsgPack);
+        }
+        Out(Codec::Json)
+    }
+
+    pub fn respond<T: Serialize>(&self, status: StatusCode, value: &T) -> HttpResponse {
+        match self.0.encode(value) {
+            Ok(bytes) => {
+                let ct = match self.0 {
+                    Codec::Json => "application/json",
+                    Codec::MsgPack => MSGPACK,
+                };
+                HttpResponse::build(status).content_type(ct).body(bytes)
+            }
+            Err(e) => ApiError::new(ErrorCode::Internal, e.to_string()).error_response(),
+        }
+    }
+
+    pub fn ok<T: Serialize>(&self, value: &T) -> HttpResponse {
+        self.respond(StatusCode::OK, value)
+    }
+
+    pub fn created<T: Serialize>(&self, value: &T) -> HttpResponse {
+        self.respond(StatusCode::CREATED, value)
+    }
+}
+
+impl FromRequest for Out {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(Ok(Out::of(req)))
+    }
+}
+
+/// The caller, from `Authorization: Bearer <access token>`.
+pub struct Authed {
+    pub user_id: String,
+    pub auth_session_id: String,
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer(req: &HttpRequest) -> Option<&str> {
+    let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+}
+
+impl FromRequest for Authed {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let result = (|| {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .ok_or_else(|| ApiError::new(ErrorCode::Internal, "no app state"))?;
+            let token = bearer(req).ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "a bearer token is required"))?;
+            let id = state.auth.verify(token)?;
+            Ok(Authed {
+                user_id: id.user_id,
+                auth_session_id: id.auth_session_id,
+            })
+        })();
+        std::future::ready(result)
+    }
+}
+
+/// One route's documentation, for the OpenAPI document.
+#[derive(Debug, Clone)]
+pub struct RouteDoc {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// Needs a bearer token.
+    pub auth: bool,
+    /// Name of the request body schema (components/schemas), if any.
+    pub body: Option<&'static str>,
+    /// Success status and the name of its schema (`None`: no body).
+    pub ok: (u16, Option<&'static str>),
+    /// Error codes this route documents beyond `unauthorized`/`internal`.
+    pub errors: &'static [u16],
+}
+
+/// Registers routes and records their docs; with no `ServiceConfig` it only records.
+pub struct Api<'a> {
+    cfg: Option<&'a mut web::ServiceConfig>,
+    pub docs: Vec<RouteDoc>,
+}
+
+impl<'a> Api<'a> {
+    pub fn new(cfg: Option<&'a mut web::ServiceConfig>) -> Self {
+        Api { cfg, docs: Vec::new() }
+    }
+
+    pub fn route<F, Args>(&mut self, doc: RouteDoc, handler: F)
+    where
+        F: actix_web::Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: actix_web::Responder + 'static,
+    {
+        if let Some(cfg) = self.cfg.as_deref_mut() {
+            // unwrap-free: every method name in the table is a valid token.
+            let method = Method::from_bytes(doc.method.as_bytes()).unwrap_or(Method::GET);
+            cfg.route(doc.path, web::method(method).to(handler));
+        }
+        self.docs.push(doc);
+    }
+}
+
+/// Every route Dovie serves (REST and the operational endpoints; `/ws` is added by the server).
+pub fn register(api: &mut Api) {
+    auth::register(api);
+    rooms::register(api);
+    messages::register(api);
+    ops::register(api);
+}

@@ -1,0 +1,452 @@
+//! `/api/chat-rooms/*` (rooms, participants, read marks) and `/api/unread-counts`.
+//! Every call checks that the caller is a member (403) of an existing room (404); changes are
+//! written to the store, then handed to the room's actor, which tells the members.
+
+use std::collections::BTreeMap;
+
+use actix_web::{web, HttpResponse};
+use dovie_actors::ports::ReceiptKind;
+use dovie_actors::room::{Receipt, Responder, RoomChanged};
+use dovie_protocol::error::ErrorCode;
+use dovie_protocol::model::{Role, Room, RoomType};
+use serde::{Deserialize, Serialize};
+
+use super::{Api, ApiError, ApiResult, Authed, Body, Out, RouteDoc};
+use crate::state::AppState;
+use crate::store::Created;
+
+const MAX_ROOM_NAME_CHARS: usize = 100;
+
+#[derive(Deserialize)]
+struct CreateRoom {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    member_ids: Vec<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct UpdateRoom {
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AddParticipants {
+    #[serde(default)]
+    user_ids: Vec<String>,
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SetRole {
+    role: String,
+}
+
+#[derive(Deserialize)]
+struct ReadBody {
+    seq: u64,
+}
+
+#[derive(Serialize)]
+struct RoomEntry {
+    room: Room,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_message: Option<dovie_protocol::model::Message>,
+    unread_count: u64,
+}
+
+fn forbidden(msg: &str) -> ApiError {
+    ApiError::new(ErrorCode::Forbidden, msg)
+}
+
+fn validate_name(name: Option<String>) -> ApiResult<Option<String>> {
+    let name = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+    if name.as_ref().is_some_and(|n| n.chars().count() > MAX_ROOM_NAME_CHARS) {
+        return Err(ApiError::new(ErrorCode::ValidationFailed, "name must be at most 100 characters"));
+    }
+    Ok(name)
+}
+
+/// The room, if it exists (404) and the caller is a member (403).
+pub async fn member_room(state: &AppState, room_id: &str, user_id: &str) -> ApiResult<Room> {
+    let room = state
+        .store
+        .get_room(room_id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such room"))?;
+    if !room.is_member(user_id) {
+        return Err(forbidden("you are not a member of this room"));
+    }
+    Ok(room)
+}
+
+fn role_of(room: &Room, user_id: &str) -> Role {
+    room.role_of(user_id).unwrap_or(Role::Member)
+}
+
+fn group_only(room: &Room) -> ApiResult<()> {
+    if room.kind == RoomType::Direct {
+        return Err(ApiError::new(ErrorCode::BadRequest, "a direct room has exactly its two members"));
+    }
+    Ok(())
+}
+
+/// Hands a change to the room's actor, which tells old and new members in order with the room's
+/// other events. A deleted room is announced here (its actor may not be running) and its actor,
+/// if active, stops.
+fn notify(state: &AppState, room_id: &str, room: Option<Room>, joined: Vec<String>, left: Vec<String>) {
+    if room.is_some() {
+        return state
+            .directory
+            .room(room_id)
+            .do_send(RoomChanged { room, joined, left });
+    }
+    let event = dovie_actors::Event::new(
+        dovie_protocol::events::ROOM_DELETED,
+        &dovie_protocol::events::RoomDeleted { room_id: room_id.to_string() },
+    )
+    .in_room(std::sync::Arc::from(room_id), None);
+    state
+        .registry
+        .deliver_to_users(left.iter().map(String::as_str), &std::sync::Arc::new(event));
+    if let Some(actor) = state.directory.active(room_id) {
+        actor.do_send(RoomChanged { room: None, joined, left: Vec::new() });
+    }
+}
+
+async fn create(state: web::Data<AppState>, out: Out, who: Authed, Body(b): Body<CreateRoom>) -> ApiResult<HttpResponse> {
+    let kind = RoomType::parse(&b.kind)
+        .ok_or_else(|| ApiError::new(ErrorCode::ValidationFailed, "type must be \"direct\" or \"group\""))?;
+    let mut members: Vec<String> = Vec::new();
+    for id in std::iter::once(&who.user_id).chain(b.member_ids.iter()) {
+        if !id.is_empty() && !members.contains(id) {
+            members.push(id.clone());
+        }
+    }
+    let max = state.config.limits.max_group_members;
+    match kind {
+        RoomType::Direct if members.len() != 2 => {
+            return Err(ApiError::new(ErrorCode::ValidationFailed, "a direct room names exactly one other user"));
+        }
+        RoomType::Group if members.len() > max => {
+            return Err(ApiError::new(ErrorCode::RoomFull, format!("a group has at most {max} members")));
+        }
+        _ => {}
+    }
+    let others: Vec<String> = members.iter().skip(1).cloned().collect();
+    let existing = state.store.existing_users(&others).await?;
+    if existing.len() != others.len() {
+        let missing: Vec<&String> = others.iter().filter(|id| !existing.contains(id)).collect();
+        return Err(ApiError::new(ErrorCode::ValidationFailed, format!("unknown users: {missing:?}")));
+    }
+    let mut roles = BTreeMap::new();
+    for (i, m) in members.iter().enumerate() {
+        let role = if i == 0 && kind == RoomType::Group { Role::Owner } else { Role::Member };
+        roles.insert(m.clone(), role);
+    }
+    let room = Room {
+        id: uuid::Uuid::now_v7().to_string(),
+        kind,
+        name: if kind == RoomType::Group { validate_name(b.name)? } else { None },
+        member_ids: members,
+        created_by: who.user_id.clone(),
+        created_at: dovie_actors::now_ms(),
+        roles,
+    };
+    match state.store.create_room(room).await? {
+        Created::New(room) => {
+            let joined = room.member_ids.clone();
+            notify(&state, &room.id, Some(room.clone()), joined, Vec::new());
+            Ok(out.created(&serde_json::json!({ "room": room })))
+        }
+        Created::Existing(room) => Ok(out.ok(&serde_json::json!({ "room": room }))),
+    }
+}
+
+async fn list(state: web::Data<AppState>, out: Out, who: Authed) -> ApiResult<HttpResponse> {
+    let rooms: Vec<RoomEntry> = state
+        .store
+        .rooms_of(&who.user_id)
+        .await?
+        .into_iter()
+        .map(|s| RoomEntry {
+            room: s.room,
+            last_message: s.last_message,
+            unread_count: s.unread_count,
+        })
+        .collect();
+    Ok(out.ok(&serde_json::json!({ "rooms": rooms })))
+}
+
+async fn get(state: web::Data<AppState>, out: Out, who: Authed, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    let room = member_room(&state, &id, &who.user_id).await?;
+    Ok(out.ok(&serde_json::json!({ "room": room })))
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    out: Out,
+    who: Authed,
+    id: web::Path<String>,
+    Body(b): Body<UpdateRoom>,
+) -> ApiResult<HttpResponse> {
+    let room = member_room(&state, &id, &who.user_id).await?;
+    group_only(&room)?;
+    if role_of(&room, &who.user_id) < Role::Admin {
+        return Err(forbidden("only the owner or an admin can change the room"));
+    }
+    let room = state.store.rename_room(&id, validate_name(b.name)?.as_deref()).await?;
+    notify(&state, &id, Some(room.clone()), Vec::new(), Vec::new());
+    Ok(out.ok(&serde_json::json!({ "room": room })))
+}
+
+async fn delete(state: web::Data<AppState>, who: Authed, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    let room = member_room(&state, &id, &who.user_id).await?;
+    group_only(&room)?;
+    if role_of(&room, &who.user_id) != Role::Owner {
+        return Err(forbidden("only the owner can delete the room"));
+    }
+    state.store.delete_room(&id).await?;
+    notify(&state, &id, None, Vec::new(), room.member_ids.clone());
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn add_participants(
+    state: web::Data<AppState>,
+    out: Out,
+    who: Authed,
+    id: web::Path<String>,
+    Body(b): Body<AddParticipants>,
+) -> ApiResult<HttpResponse> {
+    let room = member_room(&state, &id, &who.user_id).await?;
+    group_only(&room)?;
+    let my_role = role_of(&room, &who.user_id);
+    if my_role < Role::Admin {
+        return Err(forbidden("only the owner or an admin can add members"));
+    }
+    let role = match b.role.as_deref() {
+        None | Some("member") => Role::Member,
+        Some("admin") if my_role == Role::Owner => Role::Admin,
+        Some("admin") => return Err(forbidden("only the owner can add admins")),
+        Some(_) => return Err(ApiError::new(ErrorCode::ValidationFailed, "role must be \"member\" or \"admin\"")),
+    };
+    let mut ids: Vec<String> = b.user_ids;
+    ids.extend(b.user_id);
+    ids.retain(|u| !u.is_empty());
+    ids.dedup();
+    if ids.is_empty() {
+        return Err(ApiError::new(ErrorCode::ValidationFailed, "user_ids must name at least one user"));
+    }
+    let existing = state.store.existing_users(&ids).await?;
+    if existing.len() != ids.len() {
+        return Err(ApiError::new(ErrorCode::ValidationFailed, "unknown user in user_ids"));
+    }
+    let joined: Vec<String> = ids.iter().filter(|u| !room.is_member(u)).cloned().collect();
+    let members: Vec<(String, Role)> = ids.into_iter().map(|u| (u, role)).collect();
+    let room = state
+        .store
+        .add_members(&id, &members, state.config.limits.max_group_members)
+        .await?;
+    notify(&state, &id, Some(room.clone()), joined, Vec::new());
+    Ok(out.ok(&serde_json::json!({ "room": room })))
+}
+
+async fn remove_participant(
+    state: web::Data<AppState>,
+    who: Authed,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    let (id, target) = path.into_inner();
+    let room = member_room(&state, &id, &who.user_id).await?;
+    group_only(&room)?;
+    let target_role = room
+        .role_of(&target)
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "that user is not a member"))?;
+    let my_role = role_of(&room, &who.user_id);
+    if target == who.user_id {
+        if my_role == Role::Owner && room.member_ids.len() > 1 {
+            return Err(ApiError::new(ErrorCode::Conflict, "the owner must hand ownership over before leaving"));
+        }
+    } else if my_role < Role::Admin || target_role >= my_role {
+        return Err(forbidden("you cannot remove this member"));
+    }
+    let room = state.store.remove_member(&id, &target).await?;
+    notify(&state, &id, Some(room), Vec::new(), vec![target]);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn set_role(
+    state: web::Data<AppState>,
+    out: Out,
+    who: Authed,
+    path: web::Path<(String, String)>,
+    Body(b): Body<SetRole>,
+) -> ApiResult<HttpResponse> {
+    let (id, target) = path.into_inner();
+    let room = member_room(&state, &id, &who.user_id).await?;
+    group_only(&room)?;
+    if role_of(&room, &who.user_id) != Role::Owner {
+        return Err(forbidden("only the owner can change roles"));
+    }
+    if !room.is_member(&target) {
+        return Err(ApiError::new(ErrorCode::NotFound, "that user is not a member"));
+    }
+    let role = Role::parse(&b.role)
+        .ok_or_else(|| ApiError::new(ErrorCode::ValidationFailed, "role must be owner, admin or member"))?;
+    if target == who.user_id {
+        return Err(ApiError::new(ErrorCode::BadRequest, "hand ownership over by making another member owner"));
+    }
+    let mut room = state.store.set_role(&id, &target, role).await?;
+    if role == Role::Owner {
+        // One owner: the previous one becomes an admin.
+        room = state.store.set_role(&id, &who.user_id, Role::Admin).await?;
+    }
+    notify(&state, &id, Some(room.clone()), Vec::new(), Vec::new());
+    Ok(out.ok(&serde_json::json!({ "room": room })))
+}
+
+async fn read(state: web::Data<AppState>, who: Authed, id: web::Path<String>, Body(b): Body<ReadBody>) -> ApiResult<HttpResponse> {
+    let (reply, rx) = Responder::channel();
+    state.directory.room(&id).do_send(Receipt {
+        user_id: who.user_id,
+        kind: ReceiptKind::Read,
+        seq: b.seq,
+        reply,
+    });
+    rx.await
+        .map_err(|_| ApiError::new(ErrorCode::Internal, "the room did not answer"))??;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn unread_counts(state: web::Data<AppState>, out: Out, who: Authed) -> ApiResult<HttpResponse> {
+    let counts = state.store.unread_counts(&who.user_id).await?;
+    Ok(out.ok(&serde_json::json!({ "counts": counts })))
+}
+
+pub fn register(api: &mut Api) {
+    api.route(
+        RouteDoc {
+            method: "POST",
+            path: "/api/chat-rooms",
+            summary: "Create a direct room (idempotent per pair: 200 with the existing one) or a group (at most 100 members)",
+            auth: true,
+            body: Some("CreateRoomRequest"),
+            ok: (201, Some("RoomResponse")),
+            errors: &[400, 413, 415],
+        },
+        create,
+    );
+    api.route(
+        RouteDoc {
+            method: "GET",
+            path: "/api/chat-rooms",
+            summary: "My rooms with their last message and unread count, most recently active first",
+            auth: true,
+            body: None,
+            ok: (200, Some("RoomList")),
+            errors: &[],
+        },
+        list,
+    );
+    api.route(
+        RouteDoc {
+            method: "GET",
+            path: "/api/chat-rooms/{id}",
+            summary: "One room",
+            auth: true,
+            body: None,
+            ok: (200, Some("RoomResponse")),
+            errors: &[403, 404],
+        },
+        get,
+    );
+    api.route(
+        RouteDoc {
+            method: "PUT",
+            path: "/api/chat-rooms/{id}",
+            summary: "Rename a group (owner or admin)",
+            auth: true,
+            body: Some("UpdateRoomRequest"),
+            ok: (200, Some("RoomResponse")),
+            errors: &[400, 403, 404],
+        },
+        update,
+    );
+    api.route(
+        RouteDoc {
+            method: "DELETE",
+            path: "/api/chat-rooms/{id}",
+            summary: "Delete a group and its history (owner)",
+            auth: true,
+            body: None,
+            ok: (204, None),
+            errors: &[400, 403, 404],
+        },
+        delete,
+    );
+    api.route(
+        RouteDoc {
+            method: "POST",
+            path: "/api/chat-rooms/{id}/participants",
+            summary: "Add members to a group (owner or admin; admins only by the owner)",
+            auth: true,
+            body: Some("AddParticipantsRequest"),
+            ok: (200, Some("RoomResponse")),
+            errors: &[400, 403, 404],
+        },
+        add_participants,
+    );
+    api.route(
+        RouteDoc {
+            method: "DELETE",
+            path: "/api/chat-rooms/{id}/participants/{user_id}",
+            summary: "Remove a member (an admin removes members, the owner admins) or leave",
+            auth: true,
+            body: None,
+            ok: (204, None),
+            errors: &[400, 403, 404, 409],
+        },
+        remove_participant,
+    );
+    api.route(
+        RouteDoc {
+            method: "PUT",
+            path: "/api/chat-rooms/{id}/participants/{user_id}",
+            summary: "Change a member's role (owner); making someone owner hands ownership over",
+            auth: true,
+            body: Some("SetRoleRequest"),
+            ok: (200, Some("RoomResponse")),
+            errors: &[400, 403, 404],
+        },
+        set_role,
+    );
+    api.route(
+        RouteDoc {
+            method: "POST",
+            path: "/api/chat-rooms/{id}/read",
+            summary: "Mark the room read up to seq (members are told with message_read)",
+            auth: true,
+            body: Some("ReadRequest"),
+            ok: (204, None),
+            errors: &[400, 403, 404],
+        },
+        read,
+    );
+    api.route(
+        RouteDoc {
+            method: "GET",
+            path: "/api/unread-counts",
+            summary: "Unread messages per room",
+            auth: true,
+            body: None,
+            ok: (200, Some("UnreadCounts")),
+            errors: &[],
+        },
+        unread_counts,
+    );
+}

@@ -1,0 +1,334 @@
+//! Accounts and tokens: bcrypt password hashes, short-lived HS256 JWT access tokens, rotating
+//! refresh tokens (stored hashed), logout that revokes a login session's tokens at once.
+//!
+//! An access token carries `sub` (user id) and `sid` (login session). Verification checks the
+//! signature in constant time, the expiry, and the in-memory set of revoked sessions (warmed from
+//! the store at start, so a restart does not resurrect a logged-out token).
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use dovie_actors::ports::{Authenticator, Identity};
+use dovie_protocol::error::{ErrorBody, ErrorCode};
+use dovie_protocol::model::User;
+use hmac::{Hmac, Mac};
+use parking_lot::RwLock;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::store::{AuthSession, Rotation, SharedStore, UserRecord};
+
+type HmacSha256 = Hmac<Sha256>;
+
+const JWT_HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+const MIN_PASSWORD_CHARS: usize = 8;
+const MAX_PASSWORD_BYTES: usize = 72; // bcrypt ignores what is past 72 bytes: refuse it instead
+const MAX_DISPLAY_NAME_CHARS: usize = 64;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    sid: String,
+    iat: i64,
+    exp: i64,
+}
+
+/// Tokens handed to a client after register, login or refresh.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: u64,
+}
+
+pub struct AuthService {
+    secret: Vec<u8>,
+    access_ttl: Duration,
+    refresh_ttl: Duration,
+    bcrypt_cost: u32,
+    revoked: RwLock<HashSet<String>>,
+    store: SharedStore,
+}
+
+fn now_ms() -> i64 {
+    dovie_actors::now_ms()
+}
+
+fn unauthorized(msg: &str) -> ErrorBody {
+    ErrorBody::new(ErrorCode::Unauthorized, msg)
+}
+
+fn sha256_hex(s: &str) -> String {
+    let digest = Sha256::digest(s.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    B64.encode(bytes)
+}
+
+/// The signing secret: configured, or generated once and kept in the data dir.
+pub fn load_secret(configured: &str, data_dir: &Path) -> Result<Vec<u8>, String> {
+    if !configured.is_empty() {
+        if configured.len() < 16 {
+            return Err("the JWT secret must be at least 16 characters".into());
+        }
+        return Ok(configured.as_bytes().to_vec());
+    }
+    let path = data_dir.join("jwt_secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let s = existing.trim();
+        if s.len() >= 32 {
+            return Ok(s.as_bytes().to_vec());
+        }
+    }
+    std::fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&path, &secret).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(secret.into_bytes())
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    opts.open(path)?.write_all(contents.as_bytes())
+}
+
+/// Validates an email address (shape only; lower-cased by the caller).
+pub fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && email.len() <= 254
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && !domain.contains('@')
+}
+
+impl AuthService {
+    pub fn new(secret: Vec<u8>, access_ttl: Duration, refresh_ttl: Duration, bcrypt_cost: u32, store: SharedStore) -> Self {
+        AuthService {
+            secret,
+            access_ttl,
+            refresh_ttl,
+            bcrypt_cost,
+            revoked: RwLock::new(HashSet::new()),
+            store,
+        }
+    }
+
+    /// Loads the sessions revoked recently enough that their access tokens could still be live.
+    pub async fn warm_revocations(&self) -> Result<(), ErrorBody> {
+        let since = now_ms() - self.access_ttl.as_millis() as i64 - 60_000;
+        let ids = self.store.revoked_since(since).await?;
+        self.revoked.write().extend(ids);
+        Ok(())
+    }
+
+    fn sign(&self, claims: &Claims) -> String {
+        let header = B64.encode(JWT_HEADER);
+        // unwrap-free: Claims always serializes.
+        let payload = B64.encode(serde_json::to_vec(claims).unwrap_or_default());
+        let signing_input = format!("{header}.{payload}");
+        let sig = self.mac(signing_input.as_bytes()).finalize().into_bytes();
+        format!("{signing_input}.{}", B64.encode(sig))
+    }
+
+    fn mac(&self, data: &[u8]) -> HmacSha256 {
+        // unwrap: HMAC accepts keys of any length.
+        #[allow(clippy::unwrap_used)]
+        let mut mac = HmacSha256::new_from_slice(&self.secret).unwrap();
+        mac.update(data);
+        mac
+    }
+
+    fn access_token(&self, user_id: &str, sid: &str) -> String {
+        let iat = now_ms() / 1000;
+        self.sign(&Claims {
+            sub: user_id.into(),
+            sid: sid.into(),
+            iat,
+            exp: iat + self.access_ttl.as_secs() as i64,
+        })
+    }
+
+    async fn start_session(&self, user_id: &str) -> Result<Tokens, ErrorBody> {
+        let now = now_ms();
+        let session = AuthSession {
+            id: uuid::Uuid::now_v7().to_string(),
+            user_id: user_id.into(),
+            created_at: now,
+            expires_at: now + self.refresh_ttl.as_millis() as i64,
+            revoked_at: None,
+        };
+        let refresh = random_token();
+        self.store.create_session(session.clone(), &sha256_hex(&refresh)).await?;
+        Ok(Tokens {
+            access_token: self.access_token(user_id, &session.id),
+            refresh_token: refresh,
+            expires_in: self.access_ttl.as_secs(),
+        })
+    }
+
+    pub async fn register(&self, email: &str, password: &str, display_name: &str) -> Result<(User, Tokens), ErrorBody> {
+        let email = email.trim().to_lowercase();
+        let display_name = display_name.trim();
+        if !valid_email(&email) {
+            return Err(ErrorBody::new(ErrorCode::ValidationFailed, "email is not a valid address"));
+        }
+        if password.chars().count() < MIN_PASSWORD_CHARS {
+            return Err(ErrorBody::new(ErrorCode::ValidationFailed, "password must be at least 8 characters"));
+        }
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(ErrorBody::new(ErrorCode::ValidationFailed, "password must be at most 72 bytes"));
+        }
+        if display_name.is_empty() || display_name.chars().count() > MAX_DISPLAY_NAME_CHARS {
+            return Err(ErrorBody::new(ErrorCode::ValidationFailed, "display_name must be 1 to 64 characters"));
+        }
+        let hash = self.hash_password(password.to_string()).await?;
+        let user = User {
+            id: uuid::Uuid::now_v7().to_string(),
+            email,
+            display_name: display_name.into(),
+            avatar_url: None,
+            bio: None,
+            created_at: now_ms(),
+        };
+        let user = self.store.create_user(UserRecord { user, password_hash: hash }).await?;
+        let tokens = self.start_session(&user.id).await?;
+        Ok((user, tokens))
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Result<(User, Tokens), ErrorBody> {
+        let email = email.trim().to_lowercase();
+        let record = self.store.user_by_email(&email).await?;
+        let (hash, user) = match record {
+            Some(r) => (r.password_hash, Some(r.user)),
+            // Spend the same time on unknown emails, so timing does not tell which exist.
+            None => (String::from("$2b$04$C6UzMDM.H6dfI/f/IKcEeO5/oYx9CwNuEi7dRk0nD3KGj/XKNjS3e"), None),
+        };
+        let ok = self.verify_password(password.to_string(), hash).await?;
+        match (ok, user) {
+            (true, Some(user)) => {
+                let tokens = self.start_session(&user.id).await?;
+                Ok((user, tokens))
+            }
+            _ => Err(unauthorized("wrong email or password")),
+        }
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens, ErrorBody> {
+        let new = random_token();
+        let now = now_ms();
+        let expires_at = now + self.refresh_ttl.as_millis() as i64;
+        match self
+            .store
+            .rotate_refresh(&sha256_hex(refresh_token), &sha256_hex(&new), now, expires_at)
+            .await?
+        {
+            Rotation::Rotated(session) => Ok(Tokens {
+                access_token: self.access_token(&session.user_id, &session.id),
+                refresh_token: new,
+                expires_in: self.access_ttl.as_secs(),
+            }),
+            Rotation::Reused(session) => {
+                tracing::warn!(session = %session.id, "refresh token reused; session revoked");
+                self.revoked.write().insert(session.id);
+                Err(unauthorized("refresh token already used; the session is revoked"))
+            }
+            Rotation::Invalid => Err(unauthorized("invalid or expired refresh token")),
+        }
+    }
+
+    /// Revokes a login session: its refresh token and every access token issued to it.
+    pub async fn logout(&self, session_id: &str) -> Result<(), ErrorBody> {
+        self.store.revoke_session(session_id, now_ms()).await?;
+        self.revoked.write().insert(session_id.to_string());
+        Ok(())
+    }
+
+    async fn hash_password(&self, password: String) -> Result<String, ErrorBody> {
+        let cost = self.bcrypt_cost;
+        tokio::task::spawn_blocking(move || bcrypt::hash(password, cost))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(|| ErrorBody::new(ErrorCode::Internal, "cannot hash the password"))
+    }
+
+    async fn verify_password(&self, password: String, hash: String) -> Result<bool, ErrorBody> {
+        tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
+            .await
+            .map_err(|_| ErrorBody::new(ErrorCode::Internal, "cannot verify the password"))
+    }
+}
+
+impl Authenticator for AuthService {
+    fn verify(&self, token: &str) -> Result<Identity, ErrorBody> {
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return Err(unauthorized("malformed token"));
+        };
+        let header = B64.decode(h).map_err(|_| unauthorized("malformed token"))?;
+        let header: serde_json::Value = serde_json::from_slice(&header).map_err(|_| unauthorized("malformed token"))?;
+        if header.get("alg").and_then(|a| a.as_str()) != Some("HS256") {
+            return Err(unauthorized("unsupported token algorithm"));
+        }
+        let sig = B64.decode(s).map_err(|_| unauthorized("malformed token"))?;
+        let mut mac = self.mac(h.as_bytes());
+        mac.update(b".");
+        mac.update(p.as_bytes());
+        mac.verify_slice(&sig).map_err(|_| unauthorized("invalid token signature"))?;
+        let claims = B64.decode(p).map_err(|_| unauthorized("malformed token"))?;
+        let claims: Claims = serde_json::from_slice(&claims).map_err(|_| unauthorized("malformed token"))?;
+        if claims.exp <= now_ms() / 1000 {
+            return Err(unauthorized("token expired"));
+        }
+        if self.revoked.read().contains(&claims.sid) {
+            return Err(unauthorized("token revoked"));
+        }
+        Ok(Identity {
+            user_id: claims.sub,
+            auth_session_id: claims.sid,
+        })
+    }
+}
+
+pub type SharedAuth = Arc<AuthService>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_checked_for_shape() {
+        assert!(valid_email("a@b.co"));
+        assert!(!valid_email("a@b"));
+        assert!(!valid_email("@b.co"));
+        assert!(!valid_email("a b@c.de"));
+        assert!(!valid_email("a@.de"));
+    }
+
+    #[test]
+    fn the_timing_dummy_hash_is_a_valid_bcrypt_hash() {
+        let dummy = "$2b$04$C6UzMDM.H6dfI/f/IKcEeO5/oYx9CwNuEi7dRk0nD3KGj/XKNjS3e";
+        assert!(bcrypt::verify("x", dummy).is_ok());
+    }
+}

@@ -1,0 +1,323 @@
+//! Configuration: built-in defaults < the TOML file (`--config`) < environment (`DOVIE_*`) <
+//! command-line flags. Every key is documented in `config/default.toml`; a test checks that the
+//! file parses into exactly these defaults, so the two cannot drift.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+
+#[derive(Debug, Parser)]
+#[command(name = "dovie", version, about = "Dovie: a messenger back end (actor-model realtime cluster)")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: CliCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CliCommand {
+    /// Start one node.
+    Serve(Flags),
+    /// Apply the schema of the configured store and exit.
+    Migrate(Flags),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    Embedded,
+    Scylla,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BusKind {
+    Local,
+    Redis,
+}
+
+/// Flags shared by `serve` and `migrate`; each also reads `DOVIE_<FLAG>`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Flags {
+    /// TOML config file (keys as in config/default.toml).
+    #[arg(long, env = "DOVIE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "DOVIE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the embedded store and generated secrets [default: ./data].
+    #[arg(long, env = "DOVIE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Storage backend [default: embedded].
+    #[arg(long, env = "DOVIE_STORE")]
+    pub store: Option<StoreKind>,
+    /// ScyllaDB contact points, HOST:PORT[,..].
+    #[arg(long, env = "DOVIE_SCYLLA")]
+    pub scylla: Option<String>,
+    /// ScyllaDB keyspace.
+    #[arg(long, env = "DOVIE_KEYSPACE")]
+    pub keyspace: Option<String>,
+    /// Event bus between nodes [default: local].
+    #[arg(long, env = "DOVIE_BUS")]
+    pub bus: Option<BusKind>,
+    /// Redis URL for the redis bus.
+    #[arg(long, env = "DOVIE_REDIS")]
+    pub redis: Option<String>,
+    /// This node's id [default: random].
+    #[arg(long, env = "DOVIE_NODE_ID")]
+    pub node_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub store: StoreKind,
+    pub scylla: String,
+    pub keyspace: String,
+    pub bus: BusKind,
+    pub redis: String,
+    pub node_id: String,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+    pub ws: WsConfig,
+    pub http: HttpConfig,
+    pub embedded: EmbeddedConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Shared HS256 signing secret; empty: generated once and kept in the data dir.
+    pub jwt_secret: String,
+    pub access_ttl_secs: u64,
+    pub refresh_ttl_secs: u64,
+    pub bcrypt_cost: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub max_message_chars: usize,
+    pub max_frame_bytes: usize,
+    pub max_body_bytes: usize,
+    pub max_group_members: usize,
+    pub ws_rate_per_sec: f64,
+    pub ws_rate_burst: f64,
+    pub ws_max_strikes: u32,
+    pub ws_outbound_queue: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WsConfig {
+    pub heartbeat_ms: u64,
+    pub client_timeout_ms: u64,
+    pub auth_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Origins allowed by CORS; empty allows none (same-origin only). `*` allows any.
+    pub cors_origins: Vec<String>,
+    /// HTTP worker threads; 0 = one per core.
+    pub workers: usize,
+    /// Seconds to drain on SIGTERM before closing what is left.
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbeddedConfig {
+    /// SQLite `synchronous`: FULL (fsync every batch; acks survive power loss) or NORMAL.
+    pub synchronous: String,
+    pub read_connections: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            store: StoreKind::Embedded,
+            scylla: "127.0.0.1:9042".into(),
+            keyspace: "dovie".into(),
+            bus: BusKind::Local,
+            redis: "redis://127.0.0.1:6379".into(),
+            node_id: String::new(),
+            auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
+            ws: WsConfig::default(),
+            http: HttpConfig::default(),
+            embedded: EmbeddedConfig::default(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            jwt_secret: String::new(),
+            access_ttl_secs: 900,
+            refresh_ttl_secs: 30 * 24 * 3600,
+            bcrypt_cost: 12,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_message_chars: 4000,
+            max_frame_bytes: 64 * 1024,
+            max_body_bytes: 256 * 1024,
+            max_group_members: 100,
+            ws_rate_per_sec: 50.0,
+            ws_rate_burst: 100.0,
+            ws_max_strikes: 50,
+            ws_outbound_queue: 512,
+        }
+    }
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        WsConfig {
+            heartbeat_ms: 25_000,
+            client_timeout_ms: 60_000,
+            auth_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            cors_origins: Vec::new(),
+            workers: 0,
+            shutdown_timeout_secs: 10,
+        }
+    }
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        EmbeddedConfig {
+            synchronous: "FULL".into(),
+            read_connections: 4,
+        }
+    }
+}
+
+impl Config {
+    /// Builds the effective config: defaults, then the file, then env/flags (clap merged those).
+    pub fn load(flags: &Flags) -> Result<Config, String> {
+        let mut config = match &flags.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(v) = flags.listen {
+            config.listen = v;
+        }
+        if let Some(v) = &flags.data_dir {
+            config.data_dir = v.clone();
+        }
+        if let Some(v) = flags.store {
+            config.store = v;
+        }
+        if let Some(v) = &flags.scylla {
+            config.scylla = v.clone();
+        }
+        if let Some(v) = &flags.keyspace {
+            config.keyspace = v.clone();
+        }
+        if let Some(v) = flags.bus {
+            config.bus = v;
+        }
+        if let Some(v) = &flags.redis {
+            config.redis = v.clone();
+        }
+        if let Some(v) = &flags.node_id {
+            config.node_id = v.clone();
+        }
+        // Secrets and tunables without a flag still come from the environment.
+        if let Ok(secret) = std::env::var("DOVIE_JWT_SECRET") {
+            config.auth.jwt_secret = secret;
+        }
+        if let Ok(cost) = std::env::var("DOVIE_BCRYPT_COST") {
+            config.auth.bcrypt_cost = cost
+                .parse()
+                .map_err(|_| format!("DOVIE_BCRYPT_COST: not a number: {cost}"))?;
+        }
+        if config.node_id.is_empty() {
+            config.node_id = format!("node-{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !(4..=31).contains(&self.auth.bcrypt_cost) {
+            return Err("auth.bcrypt_cost must be between 4 and 31".into());
+        }
+        if self.limits.max_group_members < 2 {
+            return Err("limits.max_group_members must be at least 2".into());
+        }
+        if self.limits.ws_outbound_queue == 0 || self.limits.ws_rate_per_sec <= 0.0 {
+            return Err("limits.ws_outbound_queue and limits.ws_rate_per_sec must be positive".into());
+        }
+        if !matches!(self.embedded.synchronous.to_ascii_uppercase().as_str(), "FULL" | "NORMAL" | "EXTRA") {
+            return Err("embedded.synchronous must be FULL, NORMAL or EXTRA".into());
+        }
+        Ok(())
+    }
+
+    pub fn access_ttl(&self) -> Duration {
+        Duration::from_secs(self.auth.access_ttl_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_toml_documents_exactly_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+        let from_file = Config::from_file(&path).expect("config/default.toml parses");
+        assert_eq!(from_file, Config::default());
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\n[limits]\nmax_group_members = 7\n").expect("write");
+        let flags = Flags {
+            config: Some(path),
+            listen: Some("127.0.0.1:9001".parse().expect("addr")),
+            ..Flags::default()
+        };
+        let c = Config::load(&flags).expect("load");
+        assert_eq!(c.listen.port(), 9001);
+        assert_eq!(c.limits.max_group_members, 7);
+        assert!(c.node_id.starts_with("node-"));
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "lisen = \"127.0.0.1:9000\"\n").expect("write");
+        assert!(Config::from_file(&path).is_err());
+    }
+}

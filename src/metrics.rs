@@ -1,0 +1,125 @@
+//! Every Prometheus series Dovie exports, defined in one place with its help text and labels.
+//! Code calls the small functions here (or the actors' `Telemetry` port), never ad-hoc counters.
+//! Rendered as Prometheus text at `/metrics`.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Latency buckets from 100 µs to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+pub struct Metrics {
+    registry: Registry,
+    pub ws_connections: IntGaugeVec,
+    pub ws_commands: IntCounterVec,
+    pub ws_events: IntCounterVec,
+    pub send_durable: HistogramVec,
+    pub send_delivered: HistogramVec,
+    pub store_ops: HistogramVec,
+    pub room_actors: IntGauge,
+    pub http_requests: IntCounterVec,
+    pub http_latency: HistogramVec,
+}
+
+fn build() -> Result<Metrics, prometheus::Error> {
+    let registry = Registry::new_custom(Some("dovie".into()), None)?;
+    let hist = |name: &str, help: &str, labels: &[&str]| {
+        HistogramVec::new(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()), labels)
+    };
+    let m = Metrics {
+        ws_connections: IntGaugeVec::new(Opts::new("ws_connections", "Open WebSocket connections by codec"), &["codec"])?,
+        ws_commands: IntCounterVec::new(Opts::new("ws_commands_total", "WebSocket commands received, by type"), &["type"])?,
+        ws_events: IntCounterVec::new(Opts::new("ws_events_total", "Events written to sessions, by type"), &["type"])?,
+        send_durable: hist("send_durable_seconds", "From a send arriving to its message being durably stored", &[])?,
+        send_delivered: hist("send_delivered_seconds", "From a send arriving to its event being written to a recipient session", &[])?,
+        store_ops: hist("store_op_seconds", "Store operation latency by kind (read, write)", &["kind"])?,
+        room_actors: IntGauge::new("room_actors", "Active room actors on this node")?,
+        http_requests: IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by route, method and status"),
+            &["route", "method", "status"],
+        )?,
+        http_latency: hist("http_request_seconds", "HTTP request latency by route", &["route"])?,
+        registry,
+    };
+    m.registry.register(Box::new(m.ws_connections.clone()))?;
+    m.registry.register(Box::new(m.ws_commands.clone()))?;
+    m.registry.register(Box::new(m.ws_events.clone()))?;
+    m.registry.register(Box::new(m.send_durable.clone()))?;
+    m.registry.register(Box::new(m.send_delivered.clone()))?;
+    m.registry.register(Box::new(m.store_ops.clone()))?;
+    m.registry.register(Box::new(m.room_actors.clone()))?;
+    m.registry.register(Box::new(m.http_requests.clone()))?;
+    m.registry.register(Box::new(m.http_latency.clone()))?;
+    Ok(m)
+}
+
+/// The process-wide metrics.
+// unwrap: the metric definitions above are static and valid; a failure is a programming error
+// caught by the unit test below.
+#[allow(clippy::unwrap_used)]
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| build().unwrap());
+
+/// The Prometheus text exposition of every series.
+pub fn render() -> String {
+    let mut buf = Vec::new();
+    let _ = TextEncoder::new().encode(&METRICS.registry.gather(), &mut buf);
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+pub fn store_op(kind: &str, elapsed: Duration) {
+    METRICS.store_ops.with_label_values(&[kind]).observe(elapsed.as_secs_f64());
+}
+
+pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
+    METRICS
+        .http_requests
+        .with_label_values(&[route, method, &status.to_string()])
+        .inc();
+    METRICS.http_latency.with_label_values(&[route]).observe(elapsed.as_secs_f64());
+}
+
+/// The actors' telemetry port, onto the series above.
+pub struct PromTelemetry;
+
+impl dovie_actors::Telemetry for PromTelemetry {
+    fn command(&self, name: &str) {
+        METRICS.ws_commands.with_label_values(&[name]).inc();
+    }
+    fn event_delivered(&self, t: &str) {
+        METRICS.ws_events.with_label_values(&[t]).inc();
+    }
+    fn send_durable(&self, elapsed: Duration) {
+        METRICS.send_durable.with_label_values(&[]).observe(elapsed.as_secs_f64());
+    }
+    fn send_delivered(&self, elapsed: Duration) {
+        METRICS.send_delivered.with_label_values(&[]).observe(elapsed.as_secs_f64());
+    }
+    fn room_actor_started(&self) {
+        METRICS.room_actors.inc();
+    }
+    fn room_actor_stopped(&self) {
+        METRICS.room_actors.dec();
+    }
+    fn session_opened(&self, codec: &str) {
+        METRICS.ws_connections.with_label_values(&[codec]).inc();
+    }
+    fn session_closed(&self, codec: &str) {
+        METRICS.ws_connections.with_label_values(&[codec]).dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn metrics_build_and_render() {
+        assert!(super::build().is_ok());
+        super::store_op("read", std::time::Duration::from_millis(1));
+        assert!(super::render().contains("dovie_store_op_seconds"));
+    }
+}

@@ -1,0 +1,251 @@
+//! Node lifecycle: start (open the store, warm auth, start room arbiters and the HTTP server),
+//! run, and drain on SIGTERM/SIGINT — stop accepting, tell every session `server_maintenance`
+//! and close it with 1001, let every room actor finish its in-flight writes, then stop.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::Method;
+use actix_web::{web, App, HttpMessage, HttpResponse, HttpServer};
+use dovie_actors::room::{Drain, Responder};
+use dovie_actors::session::Kick;
+use dovie_actors::{Ports, Registry, RoomDirectory, SessionConfig};
+use dovie_protocol::error::ErrorCode;
+use futures_util::future::{join_all, Either};
+
+use crate::api::{self, Api, ApiError};
+use crate::auth::{load_secret, AuthService};
+use crate::config::{BusKind, Config, StoreKind};
+use crate::metrics::PromTelemetry;
+use crate::state::AppState;
+use crate::store::sqlite::SqliteStore;
+use crate::store::SharedStore;
+
+/// Arbiters (threads) that run room actors.
+const ROOM_ARBITERS: usize = 2;
+/// How long the drain waits for sessions to close before closing the listener anyway.
+const SESSION_DRAIN_WAIT: Duration = Duration::from_secs(3);
+
+/// Opens the configured store (migrations applied).
+pub fn open_store(config: &Config) -> Result<SharedStore, String> {
+    match config.store {
+        StoreKind::Embedded => {
+            let store = SqliteStore::open(
+                &config.data_dir,
+                &config.embedded.synchronous.to_ascii_uppercase(),
+                config.embedded.read_connections,
+            )?;
+            Ok(Arc::new(store))
+        }
+        StoreKind::Scylla => Err("--store scylla needs cluster mode, which this build does not include yet; \
+             use --store embedded"
+            .into()),
+    }
+}
+
+/// `dovie migrate`: applies the schema of the configured store and exits.
+pub fn migrate(config: &Config) -> Result<(), String> {
+    match config.store {
+        StoreKind::Embedded => {
+            std::fs::create_dir_all(&config.data_dir).map_err(|e| e.to_string())?;
+            let path = config.data_dir.join("dovie.db");
+            let mut conn = rusqlite::Connection::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let ran = crate::store::sqlite::migrate(&mut conn).map_err(|e| e.to_string())?;
+            tracing::info!(applied = ran, db = %path.display(), "embedded schema is current");
+            Ok(())
+        }
+        StoreKind::Scylla => open_store(config).map(|_| ()),
+    }
+}
+
+fn cors_allows(config: &Config, origin: &str) -> bool {
+    config.http.cors_origins.iter().any(|o| o == "*" || o == origin)
+}
+
+/// Starts the node and runs it until SIGTERM/SIGINT has drained it.
+pub async fn serve(config: Config) -> Result<(), String> {
+    if config.bus == BusKind::Redis {
+        return Err("--bus redis needs cluster mode, which this build does not include yet; use --bus local".into());
+    }
+    let config = Arc::new(config);
+    let store = open_store(&config)?;
+    let secret = load_secret(&config.auth.jwt_secret, &config.data_dir)?;
+    let auth = Arc::new(AuthService::new(
+        secret,
+        config.access_ttl(),
+        Duration::from_secs(config.auth.refresh_ttl_secs),
+        config.auth.bcrypt_cost,
+        store.clone(),
+    ));
+    auth.warm_revocations().await.map_err(|e| e.message)?;
+    let ports = Ports {
+        store: store.clone(),
+        auth: auth.clone(),
+        telemetry: Arc::new(PromTelemetry),
+    };
+    let arbiters: Vec<actix::Arbiter> = (0..ROOM_ARBITERS).map(|_| actix::Arbiter::new()).collect();
+    let registry = Registry::new();
+    let directory = RoomDirectory::new(ports.clone(), registry.clone(), arbiters.iter().map(|a| a.handle()).collect());
+    let limits = &config.limits;
+    let session_config = SessionConfig {
+        heartbeat: Duration::from_millis(config.ws.heartbeat_ms),
+        client_timeout: Duration::from_millis(config.ws.client_timeout_ms),
+        auth_timeout: Duration::from_millis(config.ws.auth_timeout_ms),
+        rate_per_sec: limits.ws_rate_per_sec,
+        rate_burst: limits.ws_rate_burst,
+        max_strikes: limits.ws_max_strikes,
+        max_message_chars: limits.max_message_chars,
+    };
+    let state = web::Data::new(AppState {
+        config: config.clone(),
+        store,
+        auth,
+        ports,
+        registry,
+        directory,
+        session_config,
+        draining: Default::default(),
+    });
+
+    let app_state = state.clone();
+    let mut server = HttpServer::new(move || {
+        let state = app_state.clone();
+        App::new()
+            .app_data(state.clone())
+            .wrap_fn(move |req, srv| {
+                let started = Instant::now();
+                let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+                let method = req.method().clone();
+                let origin = req
+                    .headers()
+                    .get(header::ORIGIN)
+                    .and_then(|o| o.to_str().ok())
+                    .filter(|o| cors_allows(&state.config, o))
+                    .map(str::to_string);
+                if method == Method::OPTIONS && origin.is_some() {
+                    // CORS preflight.
+                    let mut res = HttpResponse::NoContent().finish();
+                    add_cors(res.headers_mut(), origin.as_deref());
+                    let h = res.headers_mut();
+                    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"));
+                    h.insert(
+                        header::ACCESS_CONTROL_ALLOW_HEADERS,
+                        HeaderValue::from_static("authorization, content-type, accept"),
+                    );
+                    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+                    return Either::Left(std::future::ready(Ok(req.into_response(res).map_into_right_body())));
+                }
+                let request_id = uuid::Uuid::now_v7().to_string();
+                req.extensions_mut().insert(request_id.clone());
+                let fut = srv.call(req);
+                Either::Right(async move {
+                    let mut res: ServiceResponse<_> = fut.await?;
+                    crate::metrics::http_request(&route, method.as_str(), res.status().as_u16(), started.elapsed());
+                    if res.status().is_server_error() {
+                        tracing::warn!(%route, %method, status = res.status().as_u16(), request_id, "request failed");
+                    }
+                    let h = res.headers_mut();
+                    add_cors(h, origin.as_deref());
+                    add_security_headers(h);
+                    if let Ok(v) = HeaderValue::from_str(&request_id) {
+                        h.insert(HeaderName::from_static("x-request-id"), v);
+                    }
+                    Ok(res.map_into_left_body())
+                })
+            })
+            .configure(|cfg| {
+                let mut api = Api::new(Some(cfg));
+                api::register(&mut api);
+                cfg.route(crate::openapi::WS_PATH, web::get().to(crate::ws::upgrade));
+            })
+            .default_service(web::to(|| async {
+                Err::<HttpResponse, ApiError>(ApiError::new(ErrorCode::NotFound, "no such route"))
+            }))
+    })
+    .disable_signals()
+    .shutdown_timeout(config.http.shutdown_timeout_secs)
+    .bind(config.listen)
+    .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    if config.http.workers > 0 {
+        server = server.workers(config.http.workers);
+    }
+    let addrs = server.addrs();
+    let server = server.run();
+    for addr in &addrs {
+        tracing::info!(node = %config.node_id, "listening on {addr}");
+    }
+    let handle = server.handle();
+    let drain_state = state.clone();
+    actix_rt::spawn(async move {
+        wait_for_signal().await;
+        drain(&drain_state).await;
+        handle.stop(true).await;
+    });
+    server.await.map_err(|e| e.to_string())?;
+    for a in arbiters {
+        a.stop();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn add_cors(h: &mut actix_web::http::header::HeaderMap, origin: Option<&str>) {
+    if let Some(v) = origin.and_then(|o| HeaderValue::from_str(o).ok()) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+}
+
+fn add_security_headers(h: &mut actix_web::http::header::HeaderMap) {
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Drain: refuse new sockets, close every session with `server_maintenance` + 1001, and wait
+/// until every room actor has finished its writes in flight.
+pub async fn drain(state: &AppState) {
+    tracing::info!("draining");
+    state.draining.store(true, Ordering::Relaxed);
+    for s in state.registry.all() {
+        s.do_send(Kick::maintenance("server restarting; reconnect"));
+    }
+    let deadline = Instant::now() + SESSION_DRAIN_WAIT;
+    while state.registry.session_count() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let drains = state.directory.all().into_iter().map(|room| async move {
+        let (reply, rx) = Responder::channel();
+        room.do_send(Drain { reply });
+        let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
+    });
+    join_all(drains).await;
+    // Let the writers flush their close frames.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tracing::info!("drained");
+}

@@ -1,0 +1,28 @@
+//! The state every handler shares: config, store, auth, the actor system's registry and room
+//! directory, and the drain flag.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use dovie_actors::{Ports, Registry, RoomDirectory, SessionConfig};
+
+use crate::auth::SharedAuth;
+use crate::config::Config;
+use crate::store::SharedStore;
+
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: SharedStore,
+    pub auth: SharedAuth,
+    pub ports: Ports,
+    pub registry: Arc<Registry>,
+    pub directory: Arc<RoomDirectory>,
+    pub session_config: SessionConfig,
+    pub draining: AtomicBool,
+}
+
+impl AppState {
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}

@@ -36,6 +36,8 @@ pub const TYPING_TTL: Duration = Duration::from_secs(6);
 /// An idle room actor passivates after this long.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 const IDLE_CHECK: Duration = Duration::from_secs(30);
+/// A room that failed to load (missing, store down) answers errors this long, then stops.
+const FAILED_LINGER: Duration = Duration::from_secs(1);
 /// A resume further behind than this many messages gets `resync_required` instead of a replay.
 pub const MAX_REPLAY: usize = 2000;
 
@@ -253,9 +255,10 @@ impl RoomActor {
                 Err(e) => State::Unavailable(e),
             };
             if !matches!(act.state, State::Ready(_)) {
-                // Answer what waits, then leave: the next request starts a fresh actor.
+                // Answer what waits (and what arrives meanwhile) with the error, then leave:
+                // a later request starts a fresh actor and tries the store again.
                 act.fail_pending(act.state_error());
-                act.leave(ctx);
+                ctx.run_later(FAILED_LINGER, |act, ctx| act.leave(ctx));
                 return;
             }
             act.flush(ctx);

@@ -1,0 +1,468 @@
+//! The integration harness: starts the real `dovie` binary on a free loopback port with its own
+//! data dir, and drives it with independent REST and WebSocket clients (awc). Everything that
+//! waits, waits with a timeout and fails with a message saying what it waited for.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use actix_codec::Framed;
+use awc::ws::{Codec as WsCodec, Frame, Message};
+use awc::BoxedSocket;
+use bytes::Bytes;
+use dovie_protocol::Codec;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct Server {
+    child: Option<Child>,
+    pub addr: String,
+    pub dir: tempfile::TempDir,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Server::start_with(&[], &[])
+    }
+
+    /// Starts a node with extra flags and environment (e.g. a config file).
+    pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = Server {
+            child: None,
+            addr: String::new(),
+            dir,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        };
+        s.spawn("127.0.0.1:0");
+        s
+    }
+
+    fn spawn(&mut self, listen: &str) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dovie"));
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(listen)
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .args(&self.args)
+            .env("DOVIE_BCRYPT_COST", "4")
+            .env("DOVIE_LOG", "info")
+            .env_remove("DOVIE_JWT_SECRET")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start dovie");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if !sent {
+                    if let Some(rest) = line.split("listening on ").nth(1) {
+                        let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+                        let _ = tx.send(addr);
+                        sent = true;
+                    }
+                }
+                if std::env::var("DOVIE_TEST_LOGS").is_ok() {
+                    eprintln!("[dovie] {line}");
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("dovie did not log `listening on` within 30 s");
+        self.addr = addr;
+        self.child = Some(child);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn ws_url(&self, query: &str) -> String {
+        format!("ws://{}/ws{}", self.addr, query)
+    }
+
+    /// SIGTERM, then waits for a clean exit; returns whether it exited with success.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else { return false };
+        unsafe_kill(child.id(), "TERM");
+        wait_exit(&mut child, Duration::from_secs(20))
+    }
+
+    /// SIGKILL (a crash).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the node again on the same address and data dir.
+    pub fn restart(&mut self) {
+        let addr = self.addr.clone();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            // The port may linger briefly after the old process.
+            let ok = std::net::TcpListener::bind(&addr).is_ok();
+            if ok || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.spawn(&addr);
+    }
+}
+
+fn unsafe_kill(pid: u32, sig: &str) {
+    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+}
+
+fn wait_exit(child: &mut Child, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.success();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A REST client bound to one server.
+pub struct Rest {
+    client: awc::Client,
+    base: String,
+}
+
+pub fn rest(server: &Server) -> Rest {
+    Rest {
+        client: awc::Client::builder().timeout(WAIT).finish(),
+        base: format!("http://{}", server.addr),
+    }
+}
+
+impl Rest {
+    /// JSON request; answers (status, body as JSON or Null).
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let mut res = match body {
+            Some(b) => req.send_json(&b).await,
+            None => req.send().await,
+        }
+        .expect("request");
+        let status = res.status().as_u16();
+        let bytes = res.body().limit(16 * 1024 * 1024).await.expect("body");
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        (status, value)
+    }
+
+    /// A raw request with explicit headers and body bytes; answers (status, content-type, body).
+    pub async fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (u16, String, Bytes) {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        for (k, v) in headers {
+            req = req.insert_header((*k, *v));
+        }
+        let mut res = req.send_body(body).await.expect("request");
+        let ct = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let bytes = res.body().limit(16 * 1024 * 1024).await.expect("body");
+        (res.status().as_u16(), ct, bytes)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.call("GET", path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        self.call("POST", path, Some(token), Some(body)).await
+    }
+
+    /// Registers a user; answers (user id, access token, refresh token).
+    pub async fn register(&self, name: &str) -> User {
+        let email = format!("{}-{}@example.com", name, uuid_like());
+        let (status, body) = self
+            .call(
+                "POST",
+                "/api/auth/register",
+                None,
+                Some(json!({"email": email, "password": "correct horse", "display_name": name})),
+            )
+            .await;
+        assert_eq!(status, 201, "register: {body}");
+        User {
+            id: body["user"]["id"].as_str().expect("id").to_string(),
+            email,
+            token: body["access_token"].as_str().expect("token").to_string(),
+            refresh: body["refresh_token"].as_str().expect("refresh").to_string(),
+        }
+    }
+
+    pub async fn group(&self, owner: &User, members: &[&User]) -> String {
+        let ids: Vec<&str> = members.iter().map(|u| u.id.as_str()).collect();
+        let (status, body) = self
+            .post("/api/chat-rooms", &owner.token, json!({"type": "group", "name": "g", "member_ids": ids}))
+            .await;
+        assert_eq!(status, 201, "create group: {body}");
+        body["room"]["id"].as_str().expect("room id").to_string()
+    }
+
+    pub async fn send(&self, user: &User, room: &str, content: &str) -> Value {
+        let (status, body) = self
+            .post(&format!("/api/chat-rooms/{room}/messages"), &user.token, json!({"content": content}))
+            .await;
+        assert_eq!(status, 201, "send: {body}");
+        body["message"].clone()
+    }
+
+    pub async fn history(&self, user: &User, room: &str, query: &str) -> Vec<Value> {
+        let (status, body) = self.get(&format!("/api/chat-rooms/{room}/messages{query}"), &user.token).await;
+        assert_eq!(status, 200, "history: {body}");
+        body["messages"].as_array().expect("messages").clone()
+    }
+
+    /// Every message of a room, ascending, following `after` pages.
+    pub async fn all_messages(&self, user: &User, room: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut after = 0u64;
+        loop {
+            let page = self.history(user, room, &format!("?after={after}&limit=100")).await;
+            if page.is_empty() {
+                return out;
+            }
+            after = page.last().and_then(|m| m["seq"].as_u64()).expect("seq");
+            out.extend(page);
+        }
+    }
+}
+
+pub fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{nanos:x}{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+#[derive(Clone, Debug)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub token: String,
+    pub refresh: String,
+}
+
+/// A WebSocket client speaking one codec.
+pub struct Ws {
+    framed: Framed<BoxedSocket, WsCodec>,
+    pub codec: Codec,
+    /// Frames read while waiting for another one, handed out first.
+    backlog: std::collections::VecDeque<Value>,
+    next_id: u64,
+}
+
+pub enum Auth<'a> {
+    Query(&'a str),
+    Header(&'a str),
+    Frame(&'a str),
+    None,
+}
+
+impl Ws {
+    /// Connects with the codec's subprotocol and authenticates as asked; for every auth but
+    /// `None`, waits for `auth_success`.
+    pub async fn connect(server: &Server, codec: Codec, auth: Auth<'_>) -> Ws {
+        let mut ws = Ws::open(server, codec, &auth, true).await;
+        if !matches!(auth, Auth::None) {
+            if let Auth::Frame(t) = auth {
+                ws.send_frame("auth", None, json!({"token": t})).await;
+            }
+            ws.expect("connection_established").await;
+            let ok = ws.expect("auth_success").await;
+            assert!(ok["d"]["user_id"].is_string(), "auth_success: {ok}");
+        }
+        ws
+    }
+
+    pub async fn open(server: &Server, codec: Codec, auth: &Auth<'_>, subprotocol: bool) -> Ws {
+        let query = match auth {
+            Auth::Query(t) => format!("?token={t}"),
+            _ => String::new(),
+        };
+        let client = awc::Client::builder().timeout(WAIT).finish();
+        let mut req = client.ws(server.ws_url(&query)).max_frame_size(8 * 1024 * 1024);
+        if subprotocol {
+            req = req.protocols([codec.subprotocol()]);
+        } else if codec == Codec::MsgPack {
+            req = client
+                .ws(server.ws_url(&format!("{}{}format=msgpack", query, if query.is_empty() { "?" } else { "&" })))
+                .max_frame_size(8 * 1024 * 1024);
+        }
+        if let Auth::Header(t) = auth {
+            req = req.bearer_auth(t);
+        }
+        let (res, framed) = tokio::time::timeout(WAIT, req.connect())
+            .await
+            .expect("ws connect timed out")
+            .expect("ws connect");
+        if subprotocol {
+            let echoed = res
+                .headers()
+                .get("sec-websocket-protocol")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            assert_eq!(echoed, codec.subprotocol(), "server must echo the chosen subprotocol");
+        }
+        Ws {
+            framed,
+            codec,
+            backlog: Default::default(),
+            next_id: 1,
+        }
+    }
+
+    pub async fn send_raw(&mut self, msg: Message) {
+        self.framed.send(msg).await.expect("ws send");
+    }
+
+    pub async fn send_frame(&mut self, t: &str, id: Option<u64>, d: Value) {
+        let mut frame = json!({"t": t, "d": d});
+        if let Some(id) = id {
+            frame["id"] = json!(id);
+        }
+        let bytes = self.codec.encode(&frame).expect("encode");
+        let msg = match self.codec {
+            Codec::Json => Message::Text(String::from_utf8(bytes.to_vec()).expect("utf8").into()),
+            Codec::MsgPack => Message::Binary(bytes),
+        };
+        self.send_raw(msg).await;
+    }
+
+    /// Sends a command with a fresh id and waits for its `reply` or `error`.
+    pub async fn request(&mut self, t: &str, d: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send_frame(t, Some(id), d).await;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let f = self.read_wire(deadline).await.unwrap_or_else(|| panic!("no answer to {t} #{id}"));
+            if f["id"] == json!(id) && (f["t"] == "reply" || f["t"] == "error" || f["t"] == "heartbeat") {
+                return f;
+            }
+            self.backlog.push_back(f);
+        }
+    }
+
+    /// Reads the next frame from the wire (not the backlog); `None` on timeout or close.
+    async fn read_wire(&mut self, deadline: Instant) -> Option<Value> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let item = tokio::time::timeout(left, self.framed.next()).await.ok()??;
+            match item.ok()? {
+                Frame::Text(b) => {
+                    assert_eq!(self.codec, Codec::Json, "text frame on a MessagePack connection");
+                    return Some(serde_json::from_slice(&b).expect("server sent invalid JSON"));
+                }
+                Frame::Binary(b) => {
+                    assert_eq!(self.codec, Codec::MsgPack, "binary frame on a JSON connection");
+                    return Some(rmp_serde::from_slice(&b).expect("server sent invalid MessagePack"));
+                }
+                Frame::Close(reason) => {
+                    let code: u16 = reason.map(|r| r.code.into()).unwrap_or(1005);
+                    return Some(json!({"t": "__close", "code": code}));
+                }
+                Frame::Ping(p) => {
+                    let _ = self.framed.send(Message::Pong(p)).await;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The next frame (backlog first) within `timeout`, or `None`.
+    pub async fn next_within(&mut self, timeout: Duration) -> Option<Value> {
+        if let Some(f) = self.backlog.pop_front() {
+            return Some(f);
+        }
+        self.read_wire(Instant::now() + timeout).await
+    }
+
+    pub async fn next(&mut self) -> Value {
+        self.next_within(WAIT).await.expect("no frame within the timeout")
+    }
+
+    /// Waits for the next frame of type `t`, keeping the others for later.
+    pub async fn expect(&mut self, t: &str) -> Value {
+        let deadline = Instant::now() + WAIT;
+        if let Some(i) = self.backlog.iter().position(|f| f["t"] == t) {
+            return self.backlog.remove(i).expect("index");
+        }
+        loop {
+            let f = self
+                .read_wire(deadline)
+                .await
+                .unwrap_or_else(|| panic!("no `{t}` frame within {WAIT:?}; backlog: {:?}", self.backlog));
+            if f["t"] == t {
+                return f;
+            }
+            self.backlog.push_back(f);
+        }
+    }
+
+    /// Waits for the socket to close; answers the close code.
+    pub async fn expect_close(&mut self) -> u16 {
+        let f = self.expect("__close").await;
+        f["code"].as_u64().expect("code") as u16
+    }
+
+    /// Asserts that no frame of type `t` arrives within `quiet`.
+    pub async fn expect_none(&mut self, t: &str, quiet: Duration) {
+        assert!(!self.backlog.iter().any(|f| f["t"] == t), "unexpected `{t}` in backlog");
+        let deadline = Instant::now() + quiet;
+        while let Some(f) = self.read_wire(deadline).await {
+            assert_ne!(f["t"], t, "unexpected `{t}`: {f}");
+            self.backlog.push_back(f);
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.backlog.clear();
+    }
+}

@@ -80,16 +80,18 @@ async fn close(session: actix_ws::Session, code: u16, reason: String) {
     let _ = tokio::time::timeout(CLOSE_GRACE, session.close(close_reason(code, reason))).await;
 }
 
-/// Owns the socket's write half: writes queued frames in order, pings, and closes.
+/// Owns the socket's write half: writes queued frames in order, pings, and closes. When the
+/// session is gone (both senders dropped) it still writes what was queued, then closes.
 async fn writer(mut session: actix_ws::Session, mut frames: mpsc::Receiver<Out>, mut ctl: mpsc::UnboundedReceiver<Ctl>, codec: Codec) {
+    let mut ctl_open = true;
     loop {
         tokio::select! {
             biased;
-            c = ctl.recv() => match c {
+            c = ctl.recv(), if ctl_open => match c {
                 Some(Ctl::Ping) => { if session.ping(b"").await.is_err() { return; } }
                 Some(Ctl::Pong(p)) => { if session.pong(&p).await.is_err() { return; } }
                 Some(Ctl::CloseNow(code, reason)) => return close(session, code, reason).await,
-                None => return close(session, 1000, String::new()).await,
+                None => ctl_open = false,
             },
             f = frames.recv() => match f {
                 Some(Out::Frame(bytes)) => {
@@ -104,14 +106,27 @@ async fn writer(mut session: actix_ws::Session, mut frames: mpsc::Receiver<Out>,
                         }
                     };
                     // A peer that does not read blocks the write; an urgent close still wins.
-                    tokio::select! {
-                        biased;
-                        c = ctl.recv() => {
-                            if let Some(Ctl::CloseNow(code, reason)) = c {
-                                return close(session, code, reason).await;
+                    let urgent = {
+                        tokio::pin!(write);
+                        loop {
+                            tokio::select! {
+                                biased;
+                                c = ctl.recv(), if ctl_open => match c {
+                                    Some(Ctl::CloseNow(code, reason)) => break Some((code, reason)),
+                                    Some(_) => {}
+                                    None => ctl_open = false,
+                                },
+                                r = &mut write => {
+                                    if r.is_err() {
+                                        return;
+                                    }
+                                    break None;
+                                }
                             }
                         }
-                        r = write => if r.is_err() { return; },
+                    };
+                    if let Some((code, reason)) = urgent {
+                        return close(session, code, reason).await;
                     }
                 }
                 Some(Out::Close(code, reason)) => return close(session, code, reason).await,

@@ -123,7 +123,13 @@ pub fn valid_email(email: &str) -> bool {
 }
 
 impl AuthService {
-    pub fn new(secret: Vec<u8>, access_ttl: Duration, refresh_ttl: Duration, bcrypt_cost: u32, store: SharedStore) -> Self {
+    pub fn new(
+        secret: Vec<u8>,
+        access_ttl: Duration,
+        refresh_ttl: Duration,
+        bcrypt_cost: u32,
+        store: SharedStore,
+    ) -> Self {
         AuthService {
             secret,
             access_ttl,
@@ -179,7 +185,9 @@ impl AuthService {
             revoked_at: None,
         };
         let refresh = random_token();
-        self.store.create_session(session.clone(), &sha256_hex(&refresh)).await?;
+        self.store
+            .create_session(session.clone(), &sha256_hex(&refresh))
+            .await?;
         Ok(Tokens {
             access_token: self.access_token(user_id, &session.id),
             refresh_token: refresh,
@@ -187,20 +195,37 @@ impl AuthService {
         })
     }
 
-    pub async fn register(&self, email: &str, password: &str, display_name: &str) -> Result<(User, Tokens), ErrorBody> {
+    pub async fn register(
+        &self,
+        email: &str,
+        password: &str,
+        display_name: &str,
+    ) -> Result<(User, Tokens), ErrorBody> {
         let email = email.trim().to_lowercase();
         let display_name = display_name.trim();
         if !valid_email(&email) {
-            return Err(ErrorBody::new(ErrorCode::ValidationFailed, "email is not a valid address"));
+            return Err(ErrorBody::new(
+                ErrorCode::ValidationFailed,
+                "email is not a valid address",
+            ));
         }
         if password.chars().count() < MIN_PASSWORD_CHARS {
-            return Err(ErrorBody::new(ErrorCode::ValidationFailed, "password must be at least 8 characters"));
+            return Err(ErrorBody::new(
+                ErrorCode::ValidationFailed,
+                "password must be at least 8 characters",
+            ));
         }
         if password.len() > MAX_PASSWORD_BYTES {
-            return Err(ErrorBody::new(ErrorCode::ValidationFailed, "password must be at most 72 bytes"));
+            return Err(ErrorBody::new(
+                ErrorCode::ValidationFailed,
+                "password must be at most 72 bytes",
+            ));
         }
         if display_name.is_empty() || display_name.chars().count() > MAX_DISPLAY_NAME_CHARS {
-            return Err(ErrorBody::new(ErrorCode::ValidationFailed, "display_name must be 1 to 64 characters"));
+            return Err(ErrorBody::new(
+                ErrorCode::ValidationFailed,
+                "display_name must be 1 to 64 characters",
+            ));
         }
         let hash = self.hash_password(password.to_string()).await?;
         let user = User {
@@ -211,7 +236,13 @@ impl AuthService {
             bio: None,
             created_at: now_ms(),
         };
-        let user = self.store.create_user(UserRecord { user, password_hash: hash }).await?;
+        let user = self
+            .store
+            .create_user(UserRecord {
+                user,
+                password_hash: hash,
+            })
+            .await?;
         let tokens = self.start_session(&user.id).await?;
         Ok((user, tokens))
     }
@@ -222,7 +253,10 @@ impl AuthService {
         let (hash, user) = match record {
             Some(r) => (r.password_hash, Some(r.user)),
             // Spend the same time on unknown emails, so timing does not tell which exist.
-            None => (String::from("$2b$04$C6UzMDM.H6dfI/f/IKcEeO5/oYx9CwNuEi7dRk0nD3KGj/XKNjS3e"), None),
+            None => (
+                String::from("$2b$04$C6UzMDM.H6dfI/f/IKcEeO5/oYx9CwNuEi7dRk0nD3KGj/XKNjS3e"),
+                None,
+            ),
         };
         let ok = self.verify_password(password.to_string(), hash).await?;
         match (ok, user) {
@@ -240,7 +274,12 @@ impl AuthService {
         let expires_at = now + self.refresh_ttl.as_millis() as i64;
         match self
             .store
-            .rotate_refresh(&sha256_hex(refresh_token), &sha256_hex(&new), now, expires_at)
+            .rotate_refresh(
+                &sha256_hex(refresh_token),
+                &sha256_hex(&new),
+                now,
+                expires_at,
+            )
             .await?
         {
             Rotation::Rotated(session) => Ok(Tokens {
@@ -251,7 +290,9 @@ impl AuthService {
             Rotation::Reused(session) => {
                 tracing::warn!(session = %session.id, "refresh token reused; session revoked");
                 self.revoked.write().insert(session.id);
-                Err(unauthorized("refresh token already used; the session is revoked"))
+                Err(unauthorized(
+                    "refresh token already used; the session is revoked",
+                ))
             }
             Rotation::Invalid => Err(unauthorized("invalid or expired refresh token")),
         }
@@ -283,11 +324,14 @@ impl AuthService {
 impl Authenticator for AuthService {
     fn verify(&self, token: &str) -> Result<Identity, ErrorBody> {
         let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(unauthorized("malformed token"));
         };
         let header = B64.decode(h).map_err(|_| unauthorized("malformed token"))?;
-        let header: serde_json::Value = serde_json::from_slice(&header).map_err(|_| unauthorized("malformed token"))?;
+        let header: serde_json::Value =
+            serde_json::from_slice(&header).map_err(|_| unauthorized("malformed token"))?;
         if header.get("alg").and_then(|a| a.as_str()) != Some("HS256") {
             return Err(unauthorized("unsupported token algorithm"));
         }
@@ -295,9 +339,11 @@ impl Authenticator for AuthService {
         let mut mac = self.mac(h.as_bytes());
         mac.update(b".");
         mac.update(p.as_bytes());
-        mac.verify_slice(&sig).map_err(|_| unauthorized("invalid token signature"))?;
+        mac.verify_slice(&sig)
+            .map_err(|_| unauthorized("invalid token signature"))?;
         let claims = B64.decode(p).map_err(|_| unauthorized("malformed token"))?;
-        let claims: Claims = serde_json::from_slice(&claims).map_err(|_| unauthorized("malformed token"))?;
+        let claims: Claims =
+            serde_json::from_slice(&claims).map_err(|_| unauthorized("malformed token"))?;
         if claims.exp <= now_ms() / 1000 {
             return Err(unauthorized("token expired"));
         }

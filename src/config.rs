@@ -10,7 +10,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Deserialize;
 
 #[derive(Debug, Parser)]
-#[command(name = "dovie", version, about = "Dovie: a messenger back end (actor-model realtime cluster)")]
+#[command(
+    name = "dovie",
+    version,
+    about = "Dovie: a messenger back end (actor-model realtime cluster)"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: CliCommand,
@@ -273,9 +277,14 @@ impl Config {
             return Err("limits.max_group_members must be at least 2".into());
         }
         if self.limits.ws_outbound_queue == 0 || self.limits.ws_rate_per_sec <= 0.0 {
-            return Err("limits.ws_outbound_queue and limits.ws_rate_per_sec must be positive".into());
+            return Err(
+                "limits.ws_outbound_queue and limits.ws_rate_per_sec must be positive".into(),
+            );
         }
-        if !matches!(self.embedded.synchronous.to_ascii_uppercase().as_str(), "FULL" | "NORMAL" | "EXTRA") {
+        if !matches!(
+            self.embedded.synchronous.to_ascii_uppercase().as_str(),
+            "FULL" | "NORMAL" | "EXTRA"
+        ) {
             return Err("embedded.synchronous must be FULL, NORMAL or EXTRA".into());
         }
         Ok(())
@@ -301,7 +310,11 @@ mod tests {
     fn flags_override_the_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\n[limits]\nmax_group_members = 7\n").expect("write");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\n[limits]\nmax_group_members = 7\n",
+        )
+        .expect("write");
         let flags = Flags {
             config: Some(path),
             listen: Some("127.0.0.1:9001".parse().expect("addr")),

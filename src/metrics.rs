@@ -6,12 +6,14 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// Latency buckets from 100 µs to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
 ];
 
 pub struct Metrics {
@@ -30,21 +32,52 @@ pub struct Metrics {
 fn build() -> Result<Metrics, prometheus::Error> {
     let registry = Registry::new_custom(Some("dovie".into()), None)?;
     let hist = |name: &str, help: &str, labels: &[&str]| {
-        HistogramVec::new(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()), labels)
+        HistogramVec::new(
+            HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+            labels,
+        )
     };
     let m = Metrics {
-        ws_connections: IntGaugeVec::new(Opts::new("ws_connections", "Open WebSocket connections by codec"), &["codec"])?,
-        ws_commands: IntCounterVec::new(Opts::new("ws_commands_total", "WebSocket commands received, by type"), &["type"])?,
-        ws_events: IntCounterVec::new(Opts::new("ws_events_total", "Events written to sessions, by type"), &["type"])?,
-        send_durable: hist("send_durable_seconds", "From a send arriving to its message being durably stored", &[])?,
-        send_delivered: hist("send_delivered_seconds", "From a send arriving to its event being written to a recipient session", &[])?,
-        store_ops: hist("store_op_seconds", "Store operation latency by kind (read, write)", &["kind"])?,
+        ws_connections: IntGaugeVec::new(
+            Opts::new("ws_connections", "Open WebSocket connections by codec"),
+            &["codec"],
+        )?,
+        ws_commands: IntCounterVec::new(
+            Opts::new("ws_commands_total", "WebSocket commands received, by type"),
+            &["type"],
+        )?,
+        ws_events: IntCounterVec::new(
+            Opts::new("ws_events_total", "Events written to sessions, by type"),
+            &["type"],
+        )?,
+        send_durable: hist(
+            "send_durable_seconds",
+            "From a send arriving to its message being durably stored",
+            &[],
+        )?,
+        send_delivered: hist(
+            "send_delivered_seconds",
+            "From a send arriving to its event being written to a recipient session",
+            &[],
+        )?,
+        store_ops: hist(
+            "store_op_seconds",
+            "Store operation latency by kind (read, write)",
+            &["kind"],
+        )?,
         room_actors: IntGauge::new("room_actors", "Active room actors on this node")?,
         http_requests: IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests by route, method and status"),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route, method and status",
+            ),
             &["route", "method", "status"],
         )?,
-        http_latency: hist("http_request_seconds", "HTTP request latency by route", &["route"])?,
+        http_latency: hist(
+            "http_request_seconds",
+            "HTTP request latency by route",
+            &["route"],
+        )?,
         registry,
     };
     m.registry.register(Box::new(m.ws_connections.clone()))?;
@@ -73,7 +106,10 @@ pub fn render() -> String {
 }
 
 pub fn store_op(kind: &str, elapsed: Duration) {
-    METRICS.store_ops.with_label_values(&[kind]).observe(elapsed.as_secs_f64());
+    METRICS
+        .store_ops
+        .with_label_values(&[kind])
+        .observe(elapsed.as_secs_f64());
 }
 
 pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
@@ -81,7 +117,10 @@ pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
         .http_requests
         .with_label_values(&[route, method, &status.to_string()])
         .inc();
-    METRICS.http_latency.with_label_values(&[route]).observe(elapsed.as_secs_f64());
+    METRICS
+        .http_latency
+        .with_label_values(&[route])
+        .observe(elapsed.as_secs_f64());
 }
 
 /// The actors' telemetry port, onto the series above.
@@ -95,10 +134,16 @@ impl dovie_actors::Telemetry for PromTelemetry {
         METRICS.ws_events.with_label_values(&[t]).inc();
     }
     fn send_durable(&self, elapsed: Duration) {
-        METRICS.send_durable.with_label_values(&[]).observe(elapsed.as_secs_f64());
+        METRICS
+            .send_durable
+            .with_label_values(&[])
+            .observe(elapsed.as_secs_f64());
     }
     fn send_delivered(&self, elapsed: Duration) {
-        METRICS.send_delivered.with_label_values(&[]).observe(elapsed.as_secs_f64());
+        METRICS
+            .send_delivered
+            .with_label_values(&[])
+            .observe(elapsed.as_secs_f64());
     }
     fn room_actor_started(&self) {
         METRICS.room_actors.inc();

@@ -129,7 +129,9 @@ pub fn document() -> Value {
             op["requestBody"] = json!({ "required": true, "content": {
                 "application/json": { "schema": schema }, "application/msgpack": { "schema": schema } } });
         }
-        let entry = paths.entry(doc.path.to_string()).or_insert_with(|| json!({}));
+        let entry = paths
+            .entry(doc.path.to_string())
+            .or_insert_with(|| json!({}));
         entry[doc.method.to_ascii_lowercase()] = op;
     }
     paths.insert(
@@ -162,10 +164,16 @@ mod tests {
     fn every_referenced_schema_is_defined() {
         let doc = document();
         let text = doc.to_string();
-        let defined = doc["components"]["schemas"].as_object().cloned().unwrap_or_default();
+        let defined = doc["components"]["schemas"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
         for part in text.split("#/components/schemas/").skip(1) {
             let name: String = part.chars().take_while(|c| c.is_alphanumeric()).collect();
-            assert!(defined.contains_key(&name), "schema {name} is referenced but not defined");
+            assert!(
+                defined.contains_key(&name),
+                "schema {name} is referenced but not defined"
+            );
         }
     }
 }

@@ -40,9 +40,11 @@ pub fn open_store(config: &Config) -> Result<SharedStore, String> {
             )?;
             Ok(Arc::new(store))
         }
-        StoreKind::Scylla => Err("--store scylla needs cluster mode, which this build does not include yet; \
+        StoreKind::Scylla => Err(
+            "--store scylla needs cluster mode, which this build does not include yet; \
              use --store embedded"
-            .into()),
+                .into(),
+        ),
     }
 }
 
@@ -52,7 +54,8 @@ pub fn migrate(config: &Config) -> Result<(), String> {
         StoreKind::Embedded => {
             std::fs::create_dir_all(&config.data_dir).map_err(|e| e.to_string())?;
             let path = config.data_dir.join("dovie.db");
-            let mut conn = rusqlite::Connection::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let mut conn = rusqlite::Connection::open(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
             let ran = crate::store::sqlite::migrate(&mut conn).map_err(|e| e.to_string())?;
             tracing::info!(applied = ran, db = %path.display(), "embedded schema is current");
             Ok(())
@@ -62,7 +65,11 @@ pub fn migrate(config: &Config) -> Result<(), String> {
 }
 
 fn cors_allows(config: &Config, origin: &str) -> bool {
-    config.http.cors_origins.iter().any(|o| o == "*" || o == origin)
+    config
+        .http
+        .cors_origins
+        .iter()
+        .any(|o| o == "*" || o == origin)
 }
 
 /// Starts the node and runs it until SIGTERM/SIGINT has drained it.
@@ -88,7 +95,11 @@ pub async fn serve(config: Config) -> Result<(), String> {
     };
     let arbiters: Vec<actix::Arbiter> = (0..ROOM_ARBITERS).map(|_| actix::Arbiter::new()).collect();
     let registry = Registry::new();
-    let directory = RoomDirectory::new(ports.clone(), registry.clone(), arbiters.iter().map(|a| a.handle()).collect());
+    let directory = RoomDirectory::new(
+        ports.clone(),
+        registry.clone(),
+        arbiters.iter().map(|a| a.handle()).collect(),
+    );
     let limits = &config.limits;
     let session_config = SessionConfig {
         heartbeat: Duration::from_millis(config.ws.heartbeat_ms),
@@ -200,9 +211,15 @@ fn add_cors(h: &mut actix_web::http::header::HeaderMap, origin: Option<&str>) {
 }
 
 fn add_security_headers(h: &mut actix_web::http::header::HeaderMap) {
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
@@ -214,7 +231,10 @@ fn add_security_headers(h: &mut actix_web::http::header::HeaderMap) {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}

@@ -10,8 +10,8 @@ use actix_web::http::header::{HeaderValue, SEC_WEBSOCKET_PROTOCOL};
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
 use bytes::Bytes;
-use dovie_actors::session::Inbound;
 use dovie_actors::ports::{Outlet, OutletFull};
+use dovie_actors::session::Inbound;
 use dovie_actors::SessionActor;
 use dovie_protocol::error::ErrorCode;
 use dovie_protocol::Codec;
@@ -50,7 +50,9 @@ struct WsOutlet {
 
 impl Outlet for WsOutlet {
     fn send(&self, frame: Bytes) -> Result<(), OutletFull> {
-        self.frames.try_send(Out::Frame(frame)).map_err(|_| OutletFull)
+        self.frames
+            .try_send(Out::Frame(frame))
+            .map_err(|_| OutletFull)
     }
 
     fn ping(&self) {
@@ -63,7 +65,11 @@ impl Outlet for WsOutlet {
 
     fn close(&self, code: u16, reason: &str) {
         // Behind what is queued if there is room; otherwise at once.
-        if self.frames.try_send(Out::Close(code, reason.to_string())).is_err() {
+        if self
+            .frames
+            .try_send(Out::Close(code, reason.to_string()))
+            .is_err()
+        {
             let _ = self.ctl.send(Ctl::CloseNow(code, reason.to_string()));
         }
     }
@@ -82,7 +88,12 @@ async fn close(session: actix_ws::Session, code: u16, reason: String) {
 
 /// Owns the socket's write half: writes queued frames in order, pings, and closes. When the
 /// session is gone (both senders dropped) it still writes what was queued, then closes.
-async fn writer(mut session: actix_ws::Session, mut frames: mpsc::Receiver<Out>, mut ctl: mpsc::UnboundedReceiver<Ctl>, codec: Codec) {
+async fn writer(
+    mut session: actix_ws::Session,
+    mut frames: mpsc::Receiver<Out>,
+    mut ctl: mpsc::UnboundedReceiver<Ctl>,
+    codec: Codec,
+) {
     let mut ctl_open = true;
     loop {
         tokio::select! {
@@ -149,7 +160,10 @@ fn to_inbound(item: Result<AggregatedMessage, ProtocolError>) -> Option<Inbound>
 }
 
 /// Picks the codec: the first subprotocol we speak, else `?format=`, else JSON.
-fn negotiate(req: &HttpRequest, format: Option<&str>) -> Result<(Codec, Option<&'static str>), ApiError> {
+fn negotiate(
+    req: &HttpRequest,
+    format: Option<&str>,
+) -> Result<(Codec, Option<&'static str>), ApiError> {
     let offered = req
         .headers()
         .get_all(SEC_WEBSOCKET_PROTOCOL)
@@ -167,9 +181,16 @@ fn negotiate(req: &HttpRequest, format: Option<&str>) -> Result<(Codec, Option<&
     }
 }
 
-pub async fn upgrade(req: HttpRequest, body: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn upgrade(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     if state.is_draining() {
-        return Err(ApiError::new(ErrorCode::StoreUnavailable, "this node is draining; connect to another"));
+        return Err(ApiError::new(
+            ErrorCode::StoreUnavailable,
+            "this node is draining; connect to another",
+        ));
     }
     let query = web::Query::<WsQuery>::from_query(req.query_string())
         .map(web::Query::into_inner)
@@ -179,8 +200,12 @@ pub async fn upgrade(req: HttpRequest, body: web::Payload, state: web::Data<AppS
         .token
         .filter(|t| !t.is_empty())
         .or_else(|| bearer(&req).map(str::to_string));
-    let (mut response, session, stream) = actix_ws::handle(&req, body)
-        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("not a WebSocket upgrade: {e}")))?;
+    let (mut response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            format!("not a WebSocket upgrade: {e}"),
+        )
+    })?;
     if let Some(p) = subprotocol {
         response
             .headers_mut()

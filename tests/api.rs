@@ -1,5 +1,7 @@
 //! REST black-box tests: auth, rooms, messages, limits, codecs, OpenAPI — against the real binary.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{rest, Server};
@@ -11,55 +13,102 @@ async fn auth_register_login_refresh_logout() {
     let api = rest(&server);
 
     let (s, b) = api
-        .call("POST", "/api/auth/register", None, Some(json!({"email": "Ann@Example.com", "password": "12345678", "display_name": "Ann"})))
+        .call(
+            "POST",
+            "/api/auth/register",
+            None,
+            Some(
+                json!({"email": "Ann@Example.com", "password": "12345678", "display_name": "Ann"}),
+            ),
+        )
         .await;
     assert_eq!(s, 201, "{b}");
     assert_eq!(b["user"]["email"], "ann@example.com");
     assert!(b["user"]["created_at"].is_i64());
     assert!(b["expires_in"].as_u64().is_some_and(|n| n > 0));
-    assert!(!b.to_string().contains("password"), "no password material in {b}");
+    assert!(
+        !b.to_string().contains("password"),
+        "no password material in {b}"
+    );
     let token = b["access_token"].as_str().unwrap().to_string();
     let refresh = b["refresh_token"].as_str().unwrap().to_string();
 
     // Conflicts and validation.
     let dup = json!({"email": "ann@example.com", "password": "12345678", "display_name": "Ann"});
-    let (s, b) = api.call("POST", "/api/auth/register", None, Some(dup)).await;
+    let (s, b) = api
+        .call("POST", "/api/auth/register", None, Some(dup))
+        .await;
     assert_eq!((s, b["error"]["code"].as_str()), (409, Some("conflict")));
     for bad in [
         json!({"email": "not-an-email", "password": "12345678", "display_name": "x"}),
         json!({"email": "b@example.com", "password": "1234567", "display_name": "x"}),
         json!({"email": "b@example.com", "password": "12345678"}),
     ] {
-        let (s, b) = api.call("POST", "/api/auth/register", None, Some(bad)).await;
-        assert_eq!((s, b["error"]["code"].as_str()), (400, Some("validation_failed")), "{b}");
+        let (s, b) = api
+            .call("POST", "/api/auth/register", None, Some(bad))
+            .await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (400, Some("validation_failed")),
+            "{b}"
+        );
     }
     // At the password minimum: accepted.
     let (s, _) = api
-        .call("POST", "/api/auth/register", None, Some(json!({"email": "c@example.com", "password": "8chars!!", "display_name": "C"})))
+        .call(
+            "POST",
+            "/api/auth/register",
+            None,
+            Some(json!({"email": "c@example.com", "password": "8chars!!", "display_name": "C"})),
+        )
         .await;
     assert_eq!(s, 201);
 
     // Login.
     let (s, b) = api
-        .call("POST", "/api/auth/login", None, Some(json!({"email": "ann@example.com", "password": "12345678"})))
+        .call(
+            "POST",
+            "/api/auth/login",
+            None,
+            Some(json!({"email": "ann@example.com", "password": "12345678"})),
+        )
         .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["user"]["display_name"], "Ann");
     let other_session = b["access_token"].as_str().unwrap().to_string();
     let (s, b) = api
-        .call("POST", "/api/auth/login", None, Some(json!({"email": "ann@example.com", "password": "wrong-password"})))
+        .call(
+            "POST",
+            "/api/auth/login",
+            None,
+            Some(json!({"email": "ann@example.com", "password": "wrong-password"})),
+        )
         .await;
-    assert_eq!((s, b["error"]["code"].as_str()), (401, Some("unauthorized")));
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
     let (s, _) = api
-        .call("POST", "/api/auth/login", None, Some(json!({"email": "nobody@example.com", "password": "12345678"})))
+        .call(
+            "POST",
+            "/api/auth/login",
+            None,
+            Some(json!({"email": "nobody@example.com", "password": "12345678"})),
+        )
         .await;
     assert_eq!(s, 401);
 
     // Me, with and without a valid token.
     let (s, b) = api.get("/api/auth/me", &token).await;
-    assert_eq!((s, b["user"]["email"].as_str()), (200, Some("ann@example.com")));
+    assert_eq!(
+        (s, b["user"]["email"].as_str()),
+        (200, Some("ann@example.com"))
+    );
     let (s, b) = api.call("GET", "/api/auth/me", None, None).await;
-    assert_eq!((s, b["error"]["code"].as_str()), (401, Some("unauthorized")));
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
     let (s, _) = api.get("/api/auth/me", "garbage.token.here").await;
     assert_eq!(s, 401);
     let forged = format!("{}x", &token[..token.len() - 1]);
@@ -67,24 +116,53 @@ async fn auth_register_login_refresh_logout() {
     assert_eq!(s, 401, "a token with a changed signature must fail");
 
     // Refresh rotates: the new pair works, the old refresh token does not.
-    let (s, b) = api.call("POST", "/api/auth/refresh", None, Some(json!({"refresh_token": refresh}))).await;
+    let (s, b) = api
+        .call(
+            "POST",
+            "/api/auth/refresh",
+            None,
+            Some(json!({"refresh_token": refresh})),
+        )
+        .await;
     assert_eq!(s, 200, "{b}");
     let token2 = b["access_token"].as_str().unwrap().to_string();
     let refresh2 = b["refresh_token"].as_str().unwrap().to_string();
     assert_ne!(refresh2, refresh);
     let (s, _) = api.get("/api/auth/me", &token2).await;
     assert_eq!(s, 200);
-    let (s, b) = api.call("POST", "/api/auth/refresh", None, Some(json!({"refresh_token": refresh}))).await;
-    assert_eq!((s, b["error"]["code"].as_str()), (401, Some("unauthorized")));
+    let (s, b) = api
+        .call(
+            "POST",
+            "/api/auth/refresh",
+            None,
+            Some(json!({"refresh_token": refresh})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
     // Replaying the spent token revoked the family: the newest refresh and access tokens die too.
-    let (s, _) = api.call("POST", "/api/auth/refresh", None, Some(json!({"refresh_token": refresh2}))).await;
+    let (s, _) = api
+        .call(
+            "POST",
+            "/api/auth/refresh",
+            None,
+            Some(json!({"refresh_token": refresh2})),
+        )
+        .await;
     assert_eq!(s, 401);
     let (s, _) = api.get("/api/auth/me", &token2).await;
     assert_eq!(s, 401);
 
     // Logout revokes the session's tokens at once, access token included.
     let (s, b) = api
-        .call("POST", "/api/auth/login", None, Some(json!({"email": "ann@example.com", "password": "12345678"})))
+        .call(
+            "POST",
+            "/api/auth/login",
+            None,
+            Some(json!({"email": "ann@example.com", "password": "12345678"})),
+        )
         .await;
     assert_eq!(s, 200);
     let t = b["access_token"].as_str().unwrap().to_string();
@@ -93,7 +171,14 @@ async fn auth_register_login_refresh_logout() {
     assert_eq!(s, 204);
     let (s, _) = api.get("/api/auth/me", &t).await;
     assert_eq!(s, 401);
-    let (s, _) = api.call("POST", "/api/auth/refresh", None, Some(json!({"refresh_token": r}))).await;
+    let (s, _) = api
+        .call(
+            "POST",
+            "/api/auth/refresh",
+            None,
+            Some(json!({"refresh_token": r})),
+        )
+        .await;
     assert_eq!(s, 401);
     // Other sessions of the same user are untouched.
     let (s, _) = api.get("/api/auth/me", &other_session).await;
@@ -112,11 +197,23 @@ async fn access_tokens_expire() {
     assert_eq!(s, 200);
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let (s, b) = api.get("/api/auth/me", &u.token).await;
-    assert_eq!((s, b["error"]["code"].as_str()), (401, Some("unauthorized")));
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
     // The refresh token still gets a fresh access token.
-    let (s, b) = api.call("POST", "/api/auth/refresh", None, Some(json!({"refresh_token": u.refresh}))).await;
+    let (s, b) = api
+        .call(
+            "POST",
+            "/api/auth/refresh",
+            None,
+            Some(json!({"refresh_token": u.refresh})),
+        )
+        .await;
     assert_eq!(s, 200);
-    let (s, _) = api.get("/api/auth/me", b["access_token"].as_str().unwrap()).await;
+    let (s, _) = api
+        .get("/api/auth/me", b["access_token"].as_str().unwrap())
+        .await;
     assert_eq!(s, 200);
 }
 
@@ -124,39 +221,100 @@ async fn access_tokens_expire() {
 async fn rooms_direct_group_roles_and_membership() {
     let server = Server::start();
     let api = rest(&server);
-    let (a, b, c) = (api.register("a").await, api.register("b").await, api.register("c").await);
+    let (a, b, c) = (
+        api.register("a").await,
+        api.register("b").await,
+        api.register("c").await,
+    );
 
     // Direct rooms are one per pair, from either side.
-    let (s, r1) = api.post("/api/chat-rooms", &a.token, json!({"type": "direct", "member_ids": [b.id]})).await;
+    let (s, r1) = api
+        .post(
+            "/api/chat-rooms",
+            &a.token,
+            json!({"type": "direct", "member_ids": [b.id]}),
+        )
+        .await;
     assert_eq!(s, 201, "{r1}");
     let room_id = r1["room"]["id"].as_str().unwrap().to_string();
     assert_eq!(r1["room"]["type"], "direct");
     let members = r1["room"]["member_ids"].as_array().unwrap();
     assert_eq!(members.len(), 2);
-    let (s, r2) = api.post("/api/chat-rooms", &a.token, json!({"type": "direct", "member_ids": [b.id]})).await;
-    assert_eq!((s, r2["room"]["id"].as_str()), (200, Some(room_id.as_str())));
-    let (s, r3) = api.post("/api/chat-rooms", &b.token, json!({"type": "direct", "member_ids": [a.id]})).await;
-    assert_eq!((s, r3["room"]["id"].as_str()), (200, Some(room_id.as_str())));
+    let (s, r2) = api
+        .post(
+            "/api/chat-rooms",
+            &a.token,
+            json!({"type": "direct", "member_ids": [b.id]}),
+        )
+        .await;
+    assert_eq!(
+        (s, r2["room"]["id"].as_str()),
+        (200, Some(room_id.as_str()))
+    );
+    let (s, r3) = api
+        .post(
+            "/api/chat-rooms",
+            &b.token,
+            json!({"type": "direct", "member_ids": [a.id]}),
+        )
+        .await;
+    assert_eq!(
+        (s, r3["room"]["id"].as_str()),
+        (200, Some(room_id.as_str()))
+    );
     // A third user cannot see it.
-    let (s, e) = api.get(&format!("/api/chat-rooms/{room_id}"), &c.token).await;
+    let (s, e) = api
+        .get(&format!("/api/chat-rooms/{room_id}"), &c.token)
+        .await;
     assert_eq!((s, e["error"]["code"].as_str()), (403, Some("forbidden")));
     let (s, _) = api.get("/api/chat-rooms/no-such-room", &a.token).await;
     assert_eq!(s, 404);
     // Bad shapes.
-    let (s, _) = api.post("/api/chat-rooms", &a.token, json!({"type": "direct", "member_ids": [b.id, c.id]})).await;
+    let (s, _) = api
+        .post(
+            "/api/chat-rooms",
+            &a.token,
+            json!({"type": "direct", "member_ids": [b.id, c.id]}),
+        )
+        .await;
     assert_eq!(s, 400);
-    let (s, _) = api.post("/api/chat-rooms", &a.token, json!({"type": "circle", "member_ids": [b.id]})).await;
+    let (s, _) = api
+        .post(
+            "/api/chat-rooms",
+            &a.token,
+            json!({"type": "circle", "member_ids": [b.id]}),
+        )
+        .await;
     assert_eq!(s, 400);
-    let (s, e) = api.post("/api/chat-rooms", &a.token, json!({"type": "group", "member_ids": ["nobody"]})).await;
-    assert_eq!((s, e["error"]["code"].as_str()), (400, Some("validation_failed")));
+    let (s, e) = api
+        .post(
+            "/api/chat-rooms",
+            &a.token,
+            json!({"type": "group", "member_ids": ["nobody"]}),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (400, Some("validation_failed"))
+    );
 
     // Groups: over 100 members is room_full.
     let many: Vec<String> = (0..100).map(|i| format!("u{i}")).collect();
-    let (s, e) = api.post("/api/chat-rooms", &a.token, json!({"type": "group", "member_ids": many})).await;
+    let (s, e) = api
+        .post(
+            "/api/chat-rooms",
+            &a.token,
+            json!({"type": "group", "member_ids": many}),
+        )
+        .await;
     assert_eq!((s, e["error"]["code"].as_str()), (400, Some("room_full")));
 
     let (s, g) = api
-        .post("/api/chat-rooms", &a.token, json!({"type": "group", "name": "Team", "member_ids": [b.id]}))
+        .post(
+            "/api/chat-rooms",
+            &a.token,
+            json!({"type": "group", "name": "Team", "member_ids": [b.id]}),
+        )
         .await;
     assert_eq!(s, 201);
     let gid = g["room"]["id"].as_str().unwrap().to_string();
@@ -166,32 +324,96 @@ async fn rooms_direct_group_roles_and_membership() {
     assert_eq!(g["room"]["roles"][&b.id], "member");
 
     // Only owner/admin may rename or add; members may not.
-    let (s, _) = api.call("PUT", &format!("/api/chat-rooms/{gid}"), Some(&b.token), Some(json!({"name": "x"}))).await;
+    let (s, _) = api
+        .call(
+            "PUT",
+            &format!("/api/chat-rooms/{gid}"),
+            Some(&b.token),
+            Some(json!({"name": "x"})),
+        )
+        .await;
     assert_eq!(s, 403);
-    let (s, r) = api.call("PUT", &format!("/api/chat-rooms/{gid}"), Some(&a.token), Some(json!({"name": "Team 2"}))).await;
+    let (s, r) = api
+        .call(
+            "PUT",
+            &format!("/api/chat-rooms/{gid}"),
+            Some(&a.token),
+            Some(json!({"name": "Team 2"})),
+        )
+        .await;
     assert_eq!((s, r["room"]["name"].as_str()), (200, Some("Team 2")));
-    let (s, _) = api.post(&format!("/api/chat-rooms/{gid}/participants"), &b.token, json!({"user_ids": [c.id]})).await;
+    let (s, _) = api
+        .post(
+            &format!("/api/chat-rooms/{gid}/participants"),
+            &b.token,
+            json!({"user_ids": [c.id]}),
+        )
+        .await;
     assert_eq!(s, 403);
-    let (s, r) = api.post(&format!("/api/chat-rooms/{gid}/participants"), &a.token, json!({"user_ids": [c.id]})).await;
+    let (s, r) = api
+        .post(
+            &format!("/api/chat-rooms/{gid}/participants"),
+            &a.token,
+            json!({"user_ids": [c.id]}),
+        )
+        .await;
     assert_eq!(s, 200, "{r}");
     assert_eq!(r["room"]["member_ids"].as_array().unwrap().len(), 3);
     // c can read now; promote b to admin; b removes c; c loses access.
     let (s, _) = api.get(&format!("/api/chat-rooms/{gid}"), &c.token).await;
     assert_eq!(s, 200);
     let (s, r) = api
-        .call("PUT", &format!("/api/chat-rooms/{gid}/participants/{}", b.id), Some(&a.token), Some(json!({"role": "admin"})))
+        .call(
+            "PUT",
+            &format!("/api/chat-rooms/{gid}/participants/{}", b.id),
+            Some(&a.token),
+            Some(json!({"role": "admin"})),
+        )
         .await;
-    assert_eq!((s, r["room"]["roles"][&b.id].as_str()), (200, Some("admin")));
-    let (s, _) = api.call("DELETE", &format!("/api/chat-rooms/{gid}/participants/{}", a.id), Some(&b.token), None).await;
+    assert_eq!(
+        (s, r["room"]["roles"][&b.id].as_str()),
+        (200, Some("admin"))
+    );
+    let (s, _) = api
+        .call(
+            "DELETE",
+            &format!("/api/chat-rooms/{gid}/participants/{}", a.id),
+            Some(&b.token),
+            None,
+        )
+        .await;
     assert_eq!(s, 403, "an admin cannot remove the owner");
-    let (s, _) = api.call("DELETE", &format!("/api/chat-rooms/{gid}/participants/{}", c.id), Some(&b.token), None).await;
+    let (s, _) = api
+        .call(
+            "DELETE",
+            &format!("/api/chat-rooms/{gid}/participants/{}", c.id),
+            Some(&b.token),
+            None,
+        )
+        .await;
     assert_eq!(s, 204);
-    let (s, _) = api.get(&format!("/api/chat-rooms/{gid}/messages"), &c.token).await;
+    let (s, _) = api
+        .get(&format!("/api/chat-rooms/{gid}/messages"), &c.token)
+        .await;
     assert_eq!(s, 403);
     // Only the owner deletes.
-    let (s, _) = api.call("DELETE", &format!("/api/chat-rooms/{gid}"), Some(&b.token), None).await;
+    let (s, _) = api
+        .call(
+            "DELETE",
+            &format!("/api/chat-rooms/{gid}"),
+            Some(&b.token),
+            None,
+        )
+        .await;
     assert_eq!(s, 403);
-    let (s, _) = api.call("DELETE", &format!("/api/chat-rooms/{gid}"), Some(&a.token), None).await;
+    let (s, _) = api
+        .call(
+            "DELETE",
+            &format!("/api/chat-rooms/{gid}"),
+            Some(&a.token),
+            None,
+        )
+        .await;
     assert_eq!(s, 204);
     let (s, _) = api.get(&format!("/api/chat-rooms/{gid}"), &a.token).await;
     assert_eq!(s, 404);
@@ -204,13 +426,36 @@ async fn group_member_limit_at_and_past_the_edge() {
     std::fs::write(&cfg, "[limits]\nmax_group_members = 3\n").unwrap();
     let server = Server::start_with(&["--config", cfg.to_str().unwrap()], &[]);
     let api = rest(&server);
-    let (a, b, c, d) = (api.register("a").await, api.register("b").await, api.register("c").await, api.register("d").await);
-    let (s, g) = api.post("/api/chat-rooms", &a.token, json!({"type": "group", "member_ids": [b.id, c.id]})).await;
+    let (a, b, c, d) = (
+        api.register("a").await,
+        api.register("b").await,
+        api.register("c").await,
+        api.register("d").await,
+    );
+    let (s, g) = api
+        .post(
+            "/api/chat-rooms",
+            &a.token,
+            json!({"type": "group", "member_ids": [b.id, c.id]}),
+        )
+        .await;
     assert_eq!(s, 201, "exactly at the limit: {g}");
     let gid = g["room"]["id"].as_str().unwrap();
-    let (s, e) = api.post(&format!("/api/chat-rooms/{gid}/participants"), &a.token, json!({"user_ids": [d.id]})).await;
+    let (s, e) = api
+        .post(
+            &format!("/api/chat-rooms/{gid}/participants"),
+            &a.token,
+            json!({"user_ids": [d.id]}),
+        )
+        .await;
     assert_eq!((s, e["error"]["code"].as_str()), (400, Some("room_full")));
-    let (s, e) = api.post("/api/chat-rooms", &a.token, json!({"type": "group", "member_ids": [b.id, c.id, d.id]})).await;
+    let (s, e) = api
+        .post(
+            "/api/chat-rooms",
+            &a.token,
+            json!({"type": "group", "member_ids": [b.id, c.id, d.id]}),
+        )
+        .await;
     assert_eq!((s, e["error"]["code"].as_str()), (400, Some("room_full")));
 }
 
@@ -218,7 +463,11 @@ async fn group_member_limit_at_and_past_the_edge() {
 async fn messages_history_edit_delete_reactions_replies_search() {
     let server = Server::start();
     let api = rest(&server);
-    let (a, b, c) = (api.register("a").await, api.register("b").await, api.register("c").await);
+    let (a, b, c) = (
+        api.register("a").await,
+        api.register("b").await,
+        api.register("c").await,
+    );
     let room = api.group(&a, &[&b]).await;
 
     let m1 = api.send(&a, &room, "hello #Rust and #dovie").await;
@@ -228,20 +477,32 @@ async fn messages_history_edit_delete_reactions_replies_search() {
     assert_eq!(m1["deleted"], false);
     assert_eq!(m1["reactions"], json!({}));
     for i in 2..=120 {
-        let m = api.send(if i % 2 == 0 { &b } else { &a }, &room, &format!("message {i}")).await;
+        let m = api
+            .send(
+                if i % 2 == 0 { &b } else { &a },
+                &room,
+                &format!("message {i}"),
+            )
+            .await;
         assert_eq!(m["seq"], i);
     }
 
     // Idempotent by nonce.
     let path = format!("/api/chat-rooms/{room}/messages");
-    let (s, n1) = api.post(&path, &a.token, json!({"content": "once", "nonce": "n-1"})).await;
+    let (s, n1) = api
+        .post(&path, &a.token, json!({"content": "once", "nonce": "n-1"}))
+        .await;
     assert_eq!(s, 201);
-    let (s, n2) = api.post(&path, &a.token, json!({"content": "once", "nonce": "n-1"})).await;
+    let (s, n2) = api
+        .post(&path, &a.token, json!({"content": "once", "nonce": "n-1"}))
+        .await;
     assert_eq!(s, 200);
     assert_eq!(n1["message"]["id"], n2["message"]["id"]);
     assert_eq!(n1["message"]["seq"], 121);
     // Another user may use the same nonce.
-    let (s, n3) = api.post(&path, &b.token, json!({"content": "mine", "nonce": "n-1"})).await;
+    let (s, n3) = api
+        .post(&path, &b.token, json!({"content": "mine", "nonce": "n-1"}))
+        .await;
     assert_eq!((s, n3["message"]["seq"].as_u64()), (201, Some(122)));
 
     // History: default page is the latest 50, ascending.
@@ -253,9 +514,19 @@ async fn messages_history_edit_delete_reactions_replies_search() {
     assert_eq!(msgs[49]["seq"], 122);
     assert_eq!(h["has_more"], true);
     let h = api.history(&a, &room, "?before=11&limit=5").await;
-    assert_eq!(h.iter().map(|m| m["seq"].as_u64().unwrap()).collect::<Vec<_>>(), vec![6, 7, 8, 9, 10]);
+    assert_eq!(
+        h.iter()
+            .map(|m| m["seq"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![6, 7, 8, 9, 10]
+    );
     let h = api.history(&a, &room, "?after=118").await;
-    assert_eq!(h.iter().map(|m| m["seq"].as_u64().unwrap()).collect::<Vec<_>>(), vec![119, 120, 121, 122]);
+    assert_eq!(
+        h.iter()
+            .map(|m| m["seq"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![119, 120, 121, 122]
+    );
     let (_, h) = api.get(&format!("{path}?after=118"), &a.token).await;
     assert_eq!(h["has_more"], false);
     let h = api.history(&a, &room, "?after=0&limit=1000").await;
@@ -267,20 +538,49 @@ async fn messages_history_edit_delete_reactions_replies_search() {
 
     // Replies must name a message of the room.
     let m1_id = m1["id"].as_str().unwrap();
-    let (s, r) = api.post(&path, &b.token, json!({"content": "re", "reply_to": m1_id})).await;
+    let (s, r) = api
+        .post(&path, &b.token, json!({"content": "re", "reply_to": m1_id}))
+        .await;
     assert_eq!((s, r["message"]["reply_to"].as_str()), (201, Some(m1_id)));
-    let (s, _) = api.post(&path, &b.token, json!({"content": "re", "reply_to": "nope"})).await;
+    let (s, _) = api
+        .post(
+            &path,
+            &b.token,
+            json!({"content": "re", "reply_to": "nope"}),
+        )
+        .await;
     assert_eq!(s, 400);
 
     // Edit: sender only.
-    let (s, e) = api.call("PUT", &format!("/api/messages/{m1_id}"), Some(&b.token), Some(json!({"content": "x"}))).await;
+    let (s, e) = api
+        .call(
+            "PUT",
+            &format!("/api/messages/{m1_id}"),
+            Some(&b.token),
+            Some(json!({"content": "x"})),
+        )
+        .await;
     assert_eq!((s, e["error"]["code"].as_str()), (403, Some("forbidden")));
-    let (s, e) = api.call("PUT", &format!("/api/messages/{m1_id}"), Some(&a.token), Some(json!({"content": "edited #new"}))).await;
+    let (s, e) = api
+        .call(
+            "PUT",
+            &format!("/api/messages/{m1_id}"),
+            Some(&a.token),
+            Some(json!({"content": "edited #new"})),
+        )
+        .await;
     assert_eq!(s, 200, "{e}");
     assert_eq!(e["message"]["content"], "edited #new");
     assert_eq!(e["message"]["hashtags"], json!(["new"]));
     assert!(e["message"]["edited_at"].is_i64());
-    let (s, _) = api.call("PUT", &format!("/api/messages/{m1_id}"), Some(&c.token), Some(json!({"content": "x"}))).await;
+    let (s, _) = api
+        .call(
+            "PUT",
+            &format!("/api/messages/{m1_id}"),
+            Some(&c.token),
+            Some(json!({"content": "x"})),
+        )
+        .await;
     assert_eq!(s, 403, "non-members cannot touch messages");
 
     // Reactions: default 👍, who reacted.
@@ -288,8 +588,13 @@ async fn messages_history_edit_delete_reactions_replies_search() {
     let (s, l) = api.call("POST", &like, Some(&b.token), None).await;
     assert_eq!(s, 200, "{l}");
     assert_eq!(l["message"]["reactions"], json!({"👍": [b.id]}));
-    let (_, l) = api.call("POST", &like, Some(&a.token), Some(json!({"emoji": "🎉"}))).await;
-    assert_eq!(l["message"]["reactions"], json!({"👍": [b.id], "🎉": [a.id]}));
+    let (_, l) = api
+        .call("POST", &like, Some(&a.token), Some(json!({"emoji": "🎉"})))
+        .await;
+    assert_eq!(
+        l["message"]["reactions"],
+        json!({"👍": [b.id], "🎉": [a.id]})
+    );
     let (_, l) = api.call("DELETE", &like, Some(&b.token), None).await;
     assert_eq!(l["message"]["reactions"], json!({"🎉": [a.id]}));
     let (s, _) = api.call("POST", &like, Some(&c.token), None).await;
@@ -299,39 +604,82 @@ async fn messages_history_edit_delete_reactions_replies_search() {
     let m2 = api.history(&a, &room, "?after=1&limit=1").await[0].clone();
     let m2_id = m2["id"].as_str().unwrap();
     assert_eq!(m2["sender_id"], b.id.as_str());
-    let (s, _) = api.call("DELETE", &format!("/api/messages/{m1_id}"), Some(&b.token), None).await;
+    let (s, _) = api
+        .call(
+            "DELETE",
+            &format!("/api/messages/{m1_id}"),
+            Some(&b.token),
+            None,
+        )
+        .await;
     assert_eq!(s, 403);
-    let (s, _) = api.call("DELETE", &format!("/api/messages/{m1_id}"), Some(&a.token), None).await;
+    let (s, _) = api
+        .call(
+            "DELETE",
+            &format!("/api/messages/{m1_id}"),
+            Some(&a.token),
+            None,
+        )
+        .await;
     assert_eq!(s, 204);
     // The owner (admin of the room) may delete someone else's message.
-    let (s, _) = api.call("DELETE", &format!("/api/messages/{m2_id}"), Some(&a.token), None).await;
+    let (s, _) = api
+        .call(
+            "DELETE",
+            &format!("/api/messages/{m2_id}"),
+            Some(&a.token),
+            None,
+        )
+        .await;
     assert_eq!(s, 204);
     let h = api.history(&a, &room, "?after=0&limit=2").await;
     for m in &h {
         assert_eq!(m["deleted"], true);
         assert_eq!(m["content"], "");
     }
-    let (s, _) = api.call("DELETE", "/api/messages/no-such", Some(&a.token), None).await;
+    let (s, _) = api
+        .call("DELETE", "/api/messages/no-such", Some(&a.token), None)
+        .await;
     assert_eq!(s, 404);
 
     // Search: words (in my rooms only) and hashtags.
     api.send(&a, &room, "the quick brown fox #Animals").await;
     let other = api.group(&c, &[]).await;
     api.send(&c, &other, "a quick hidden fox").await;
-    let (s, r) = api.get("/api/messages/search?q=quick%20fox", &a.token).await;
+    let (s, r) = api
+        .get("/api/messages/search?q=quick%20fox", &a.token)
+        .await;
     assert_eq!(s, 200);
     let found = r["messages"].as_array().unwrap();
     assert_eq!(found.len(), 1, "{r}");
     assert_eq!(found[0]["content"], "the quick brown fox #Animals");
-    let (_, r) = api.get(&format!("/api/chat-rooms/{room}/messages/search?q=qui"), &a.token).await;
+    let (_, r) = api
+        .get(
+            &format!("/api/chat-rooms/{room}/messages/search?q=qui"),
+            &a.token,
+        )
+        .await;
     assert_eq!(r["messages"].as_array().unwrap().len(), 1, "prefix match");
-    let (_, r) = api.get("/api/messages/search?hashtag=animals", &a.token).await;
+    let (_, r) = api
+        .get("/api/messages/search?hashtag=animals", &a.token)
+        .await;
     assert_eq!(r["messages"].as_array().unwrap().len(), 1);
     let (_, r) = api.get("/api/messages/search?q=edited", &a.token).await;
-    assert_eq!(r["messages"].as_array().unwrap().len(), 0, "deleted messages are not found");
-    let (s, _) = api.get("/api/messages/search?q=%22%20OR%20*", &a.token).await;
+    assert_eq!(
+        r["messages"].as_array().unwrap().len(),
+        0,
+        "deleted messages are not found"
+    );
+    let (s, _) = api
+        .get("/api/messages/search?q=%22%20OR%20*", &a.token)
+        .await;
     assert_eq!(s, 200, "FTS syntax in a query is text, not an error");
-    let (s, _) = api.get(&format!("/api/chat-rooms/{other}/messages/search?q=fox"), &a.token).await;
+    let (s, _) = api
+        .get(
+            &format!("/api/chat-rooms/{other}/messages/search?q=fox"),
+            &a.token,
+        )
+        .await;
     assert_eq!(s, 403);
 }
 
@@ -353,19 +701,41 @@ async fn unread_counts_and_room_list() {
     assert_eq!(entry["room"]["id"], room.as_str());
     assert_eq!(entry["unread_count"], 5);
     assert_eq!(entry["last_message"]["content"], "m4");
-    let (s, _) = api.post(&format!("/api/chat-rooms/{room}/read"), &b.token, json!({"seq": 3})).await;
+    let (s, _) = api
+        .post(
+            &format!("/api/chat-rooms/{room}/read"),
+            &b.token,
+            json!({"seq": 3}),
+        )
+        .await;
     assert_eq!(s, 204);
     let (_, u) = api.get("/api/unread-counts", &b.token).await;
     assert_eq!(u["counts"][&room], 2);
     // A read mark never goes back, and never past the end.
-    api.post(&format!("/api/chat-rooms/{room}/read"), &b.token, json!({"seq": 1})).await;
+    api.post(
+        &format!("/api/chat-rooms/{room}/read"),
+        &b.token,
+        json!({"seq": 1}),
+    )
+    .await;
     let (_, u) = api.get("/api/unread-counts", &b.token).await;
     assert_eq!(u["counts"][&room], 2);
-    api.post(&format!("/api/chat-rooms/{room}/read"), &b.token, json!({"seq": 999})).await;
+    api.post(
+        &format!("/api/chat-rooms/{room}/read"),
+        &b.token,
+        json!({"seq": 999}),
+    )
+    .await;
     let (_, u) = api.get("/api/unread-counts", &b.token).await;
     assert_eq!(u["counts"][&room], 0);
     let c = api.register("c").await;
-    let (s, _) = api.post(&format!("/api/chat-rooms/{room}/read"), &c.token, json!({"seq": 1})).await;
+    let (s, _) = api
+        .post(
+            &format!("/api/chat-rooms/{room}/read"),
+            &c.token,
+            json!({"seq": 1}),
+        )
+        .await;
     assert_eq!(s, 403);
 }
 
@@ -378,29 +748,62 @@ async fn limits_and_bad_input_change_nothing() {
     let path = format!("/api/chat-rooms/{room}/messages");
 
     let at_limit = "가".repeat(4000);
-    let (s, _) = api.post(&path, &a.token, json!({"content": at_limit})).await;
+    let (s, _) = api
+        .post(&path, &a.token, json!({"content": at_limit}))
+        .await;
     assert_eq!(s, 201, "4000 characters is allowed");
-    let (s, e) = api.post(&path, &a.token, json!({"content": "x".repeat(4001)})).await;
-    assert_eq!((s, e["error"]["code"].as_str()), (400, Some("validation_failed")));
+    let (s, e) = api
+        .post(&path, &a.token, json!({"content": "x".repeat(4001)}))
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (400, Some("validation_failed"))
+    );
     let (s, _) = api.post(&path, &a.token, json!({"content": "   "})).await;
     assert_eq!(s, 400);
-    let (s, _) = api.post(&path, &a.token, json!({"text": "wrong field"})).await;
+    let (s, _) = api
+        .post(&path, &a.token, json!({"text": "wrong field"}))
+        .await;
     assert_eq!(s, 400);
     let (s, _, body) = api
-        .raw("POST", &path, &[("authorization", &format!("Bearer {}", a.token)), ("content-type", "application/json")], b"{not json".to_vec())
+        .raw(
+            "POST",
+            &path,
+            &[
+                ("authorization", &format!("Bearer {}", a.token)),
+                ("content-type", "application/json"),
+            ],
+            b"{not json".to_vec(),
+        )
         .await;
     assert_eq!(s, 400);
     let e: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(e["error"]["code"], "bad_request");
     let (s, _, body) = api
-        .raw("POST", &path, &[("authorization", &format!("Bearer {}", a.token)), ("content-type", "text/plain")], b"hi".to_vec())
+        .raw(
+            "POST",
+            &path,
+            &[
+                ("authorization", &format!("Bearer {}", a.token)),
+                ("content-type", "text/plain"),
+            ],
+            b"hi".to_vec(),
+        )
         .await;
     assert_eq!(s, 415);
     let e: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(e["error"]["code"], "unsupported_media_type");
     let big = serde_json::to_vec(&json!({"content": "x".repeat(300 * 1024)})).unwrap();
     let (s, _, body) = api
-        .raw("POST", &path, &[("authorization", &format!("Bearer {}", a.token)), ("content-type", "application/json")], big)
+        .raw(
+            "POST",
+            &path,
+            &[
+                ("authorization", &format!("Bearer {}", a.token)),
+                ("content-type", "application/json"),
+            ],
+            big,
+        )
         .await;
     assert_eq!(s, 413);
     let e: Value = serde_json::from_slice(&body).unwrap();
@@ -410,9 +813,17 @@ async fn limits_and_bad_input_change_nothing() {
     assert_eq!(all.len(), 1);
     // Non-members cannot send or read.
     let c = api.register("c").await;
-    let (s, _) = api.post(&path, &c.token, json!({"content": "intruder"})).await;
+    let (s, _) = api
+        .post(&path, &c.token, json!({"content": "intruder"}))
+        .await;
     assert_eq!(s, 403);
-    let (s, _) = api.post("/api/chat-rooms/nope/messages", &a.token, json!({"content": "x"})).await;
+    let (s, _) = api
+        .post(
+            "/api/chat-rooms/nope/messages",
+            &a.token,
+            json!({"content": "x"}),
+        )
+        .await;
     assert_eq!(s, 404);
     assert_eq!(api.all_messages(&a, &room).await.len(), 1);
 }
@@ -421,9 +832,20 @@ async fn limits_and_bad_input_change_nothing() {
 async fn rest_speaks_messagepack_on_request() {
     let server = Server::start();
     let api = rest(&server);
-    let body = rmp_serde::to_vec_named(&json!({"email": "mp@example.com", "password": "12345678", "display_name": "MP"})).unwrap();
+    let body = rmp_serde::to_vec_named(
+        &json!({"email": "mp@example.com", "password": "12345678", "display_name": "MP"}),
+    )
+    .unwrap();
     let (s, ct, bytes) = api
-        .raw("POST", "/api/auth/register", &[("content-type", "application/msgpack"), ("accept", "application/msgpack")], body)
+        .raw(
+            "POST",
+            "/api/auth/register",
+            &[
+                ("content-type", "application/msgpack"),
+                ("accept", "application/msgpack"),
+            ],
+            body,
+        )
         .await;
     assert_eq!(s, 201);
     assert_eq!(ct, "application/msgpack");
@@ -432,14 +854,27 @@ async fn rest_speaks_messagepack_on_request() {
     let token = v["access_token"].as_str().unwrap();
     // JSON body, MessagePack answer.
     let (s, ct, bytes) = api
-        .raw("GET", "/api/auth/me", &[("authorization", &format!("Bearer {token}")), ("accept", "application/msgpack")], vec![])
+        .raw(
+            "GET",
+            "/api/auth/me",
+            &[
+                ("authorization", &format!("Bearer {token}")),
+                ("accept", "application/msgpack"),
+            ],
+            vec![],
+        )
         .await;
     assert_eq!((s, ct.as_str()), (200, "application/msgpack"));
     let v: Value = rmp_serde::from_slice(&bytes).unwrap();
     assert_eq!(v["user"]["display_name"], "MP");
     // Malformed MessagePack is a clear 400.
     let (s, _, _) = api
-        .raw("POST", "/api/auth/login", &[("content-type", "application/msgpack")], vec![0xc1, 0x00])
+        .raw(
+            "POST",
+            "/api/auth/login",
+            &[("content-type", "application/msgpack")],
+            vec![0xc1, 0x00],
+        )
         .await;
     assert_eq!(s, 400);
 }
@@ -478,7 +913,10 @@ async fn openapi_lists_every_route_and_ops_endpoints_answer() {
         ("get", "/ready"),
         ("get", "/metrics"),
     ] {
-        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing from OpenAPI");
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing from OpenAPI"
+        );
     }
     // Every documented route is served (none answers the router's 404).
     let token = api.register("o").await.token;
@@ -488,8 +926,13 @@ async fn openapi_lists_every_route_and_ops_endpoints_answer() {
                 continue;
             }
             let concrete = path.replace("{id}", "x").replace("{user_id}", "y");
-            let (s, b) = api.call(&method.to_uppercase(), &concrete, Some(&token), None).await;
-            assert!(!(s == 404 && b["error"]["message"] == "no such route"), "{method} {path} is documented but not served");
+            let (s, b) = api
+                .call(&method.to_uppercase(), &concrete, Some(&token), None)
+                .await;
+            assert!(
+                !(s == 404 && b["error"]["message"] == "no such route"),
+                "{method} {path} is documented but not served"
+            );
         }
     }
     let (s, b) = api.call("GET", "/health", None, None).await;
@@ -499,7 +942,11 @@ async fn openapi_lists_every_route_and_ops_endpoints_answer() {
     let (s, text) = api.call("GET", "/metrics", None, None).await;
     assert_eq!(s, 200);
     let text = text.as_str().unwrap_or_default().to_string();
-    for series in ["dovie_http_requests_total", "dovie_store_op_seconds", "dovie_room_actors"] {
+    for series in [
+        "dovie_http_requests_total",
+        "dovie_store_op_seconds",
+        "dovie_room_actors",
+    ] {
         assert!(text.contains(series), "metrics lack {series}");
     }
     let (s, b) = api.call("GET", "/api/nope", None, None).await;
@@ -513,12 +960,24 @@ async fn nonce_idempotency_and_history_survive_a_restart() {
     let (a, b) = (api.register("a").await, api.register("b").await);
     let room = api.group(&a, &[&b]).await;
     let path = format!("/api/chat-rooms/{room}/messages");
-    let (s, first) = api.post(&path, &a.token, json!({"content": "durable", "nonce": "keep-me"})).await;
+    let (s, first) = api
+        .post(
+            &path,
+            &a.token,
+            json!({"content": "durable", "nonce": "keep-me"}),
+        )
+        .await;
     assert_eq!(s, 201);
     assert!(server.terminate(), "SIGTERM must exit cleanly");
     server.restart();
     let api = rest(&server);
-    let (s, again) = api.post(&path, &a.token, json!({"content": "durable", "nonce": "keep-me"})).await;
+    let (s, again) = api
+        .post(
+            &path,
+            &a.token,
+            json!({"content": "durable", "nonce": "keep-me"}),
+        )
+        .await;
     assert_eq!(s, 200, "same nonce after a restart: {again}");
     assert_eq!(first["message"]["id"], again["message"]["id"]);
     let next = api.send(&b, &room, "next").await;

@@ -1,6 +1,8 @@
 //! Ordering, resume and crash tests: many concurrent senders see one order; a reconnecting
 //! client gets exactly what it missed; a SIGKILL loses nothing that was acknowledged.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
@@ -11,13 +13,17 @@ use dovie_protocol::Codec;
 use futures_util::future::join_all;
 use serde_json::json;
 
-const FAST: &str = "[limits]\nws_rate_per_sec = 100000.0\nws_rate_burst = 100000.0\nws_outbound_queue = 8192\n";
+const FAST: &str =
+    "[limits]\nws_rate_per_sec = 100000.0\nws_rate_burst = 100000.0\nws_outbound_queue = 8192\n";
 
 fn fast_server() -> (Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
     std::fs::write(&path, FAST).unwrap();
-    (Server::start_with(&["--config", path.to_str().unwrap()], &[]), dir)
+    (
+        Server::start_with(&["--config", path.to_str().unwrap()], &[]),
+        dir,
+    )
 }
 
 /// Reads `new_message` seqs for `room` until `count` have arrived (or the timeout).
@@ -51,7 +57,11 @@ async fn fifty_concurrent_senders_all_see_one_gapless_order() {
     let room = api.group(&users[0], &others).await;
     let mut sockets = Vec::new();
     for (i, u) in users.iter().enumerate() {
-        let codec = if i % 2 == 0 { Codec::MsgPack } else { Codec::Json };
+        let codec = if i % 2 == 0 {
+            Codec::MsgPack
+        } else {
+            Codec::Json
+        };
         sockets.push(Ws::connect(&server, codec, Auth::Query(&u.token)).await);
     }
     // Everyone sends at once and reads everything.
@@ -60,8 +70,12 @@ async fn fifty_concurrent_senders_all_see_one_gapless_order() {
         async move {
             for k in 0..EACH {
                 let nonce = format!("{i}-{k}");
-                ws.send_frame("send_message", Some(k as u64 + 1), json!({"room_id": room, "content": nonce, "nonce": nonce}))
-                    .await;
+                ws.send_frame(
+                    "send_message",
+                    Some(k as u64 + 1),
+                    json!({"room_id": room, "content": nonce, "nonce": nonce}),
+                )
+                .await;
             }
             collect_seqs(ws, &room, SESSIONS * EACH).await
         }
@@ -73,7 +87,10 @@ async fn fifty_concurrent_senders_all_see_one_gapless_order() {
     }
     let history = api.all_messages(&users[0], &room).await;
     assert_eq!(history.len(), SESSIONS * EACH);
-    let nonces: HashSet<&str> = history.iter().map(|m| m["nonce"].as_str().unwrap()).collect();
+    let nonces: HashSet<&str> = history
+        .iter()
+        .map(|m| m["nonce"].as_str().unwrap())
+        .collect();
     assert_eq!(nonces.len(), SESSIONS * EACH, "no duplicates in history");
 }
 
@@ -95,12 +112,29 @@ async fn resume_replays_exactly_what_was_missed_in_order() {
             missed.push(api.send(&a, &room, &format!("missed {i}")).await);
         }
         let edited = missed[3]["id"].as_str().unwrap().to_string();
-        api.call("PUT", &format!("/api/messages/{edited}"), Some(&a.token), Some(json!({"content": "edited later"}))).await;
+        api.call(
+            "PUT",
+            &format!("/api/messages/{edited}"),
+            Some(&a.token),
+            Some(json!({"content": "edited later"})),
+        )
+        .await;
         let deleted = missed[4]["id"].as_str().unwrap().to_string();
-        api.call("DELETE", &format!("/api/messages/{deleted}"), Some(&a.token), None).await;
+        api.call(
+            "DELETE",
+            &format!("/api/messages/{deleted}"),
+            Some(&a.token),
+            None,
+        )
+        .await;
 
         let mut ws = Ws::connect(&server, codec, Auth::Query(&b.token)).await;
-        ws.send_frame("resume", None, json!({"rooms": {room.clone(): last_seen, quiet.clone(): 0}})).await;
+        ws.send_frame(
+            "resume",
+            None,
+            json!({"rooms": {room.clone(): last_seen, quiet.clone(): 0}}),
+        )
+        .await;
         let mut replayed = Vec::new();
         let done = loop {
             let f = ws.next().await;
@@ -110,18 +144,30 @@ async fn resume_replays_exactly_what_was_missed_in_order() {
                 _ => {}
             }
         };
-        let seqs: Vec<u64> = replayed.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+        let seqs: Vec<u64> = replayed
+            .iter()
+            .map(|m| m["seq"].as_u64().unwrap())
+            .collect();
         let expected: Vec<u64> = (last_seen + 1..=last_seen + 20).collect();
         assert_eq!(seqs, expected, "exactly the missed messages, in order");
-        assert_eq!(replayed[3]["content"], "edited later", "edits replay as current state");
+        assert_eq!(
+            replayed[3]["content"], "edited later",
+            "edits replay as current state"
+        );
         assert_eq!(replayed[4]["deleted"], true, "deletes replay as tombstones");
         assert_eq!(done["d"]["rooms"][&room], last_seen + 20);
         assert_eq!(done["d"]["rooms"][&quiet], 0);
         // Resuming again from the end replays nothing.
-        ws.send_frame("resume", Some(9), json!({"rooms": {room.clone(): last_seen + 20}})).await;
+        ws.send_frame(
+            "resume",
+            Some(9),
+            json!({"rooms": {room.clone(): last_seen + 20}}),
+        )
+        .await;
         let f = ws.expect("resume_done").await;
         assert_eq!(f["d"]["rooms"][&room], last_seen + 20);
-        ws.expect_none("new_message", Duration::from_millis(200)).await;
+        ws.expect_none("new_message", Duration::from_millis(200))
+            .await;
     }
 }
 
@@ -133,15 +179,28 @@ async fn resume_racing_live_traffic_has_no_gap_and_no_duplicate() {
     let room = api.group(&a, &[&b]).await;
     let mut sender = Ws::connect(&server, Codec::MsgPack, Auth::Query(&a.token)).await;
     for i in 0..30 {
-        sender.send_frame("send_message", None, json!({"room_id": room, "content": "x", "nonce": format!("p{i}")})).await;
+        sender
+            .send_frame(
+                "send_message",
+                None,
+                json!({"room_id": room, "content": "x", "nonce": format!("p{i}")}),
+            )
+            .await;
     }
     collect_seqs(&mut sender, &room, 30).await;
     // b reconnects and resumes from 10 while a keeps sending.
     let mut ws = Ws::connect(&server, Codec::Json, Auth::Query(&b.token)).await;
     for i in 0..100 {
-        sender.send_frame("send_message", None, json!({"room_id": room, "content": "y", "nonce": format!("q{i}")})).await;
+        sender
+            .send_frame(
+                "send_message",
+                None,
+                json!({"room_id": room, "content": "y", "nonce": format!("q{i}")}),
+            )
+            .await;
         if i == 5 {
-            ws.send_frame("resume", None, json!({"rooms": {room.clone(): 10}})).await;
+            ws.send_frame("resume", None, json!({"rooms": {room.clone(): 10}}))
+                .await;
         }
     }
     // Whatever arrived live before the resume answer is fine; from the replay on, b must see
@@ -149,7 +208,10 @@ async fn resume_racing_live_traffic_has_no_gap_and_no_duplicate() {
     let mut seqs = Vec::new();
     let mut after_resume = false;
     while seqs.last().copied() != Some(130) {
-        let f = ws.next_within(Duration::from_secs(20)).await.expect("stalled");
+        let f = ws
+            .next_within(Duration::from_secs(20))
+            .await
+            .expect("stalled");
         if f["t"] == "new_message" {
             let seq = f["d"]["message"]["seq"].as_u64().unwrap();
             if seq == 11 {
@@ -173,26 +235,41 @@ async fn resume_far_behind_reads_the_store_and_too_far_asks_for_resync() {
     let mut sender = Ws::connect(&server, Codec::MsgPack, Auth::Query(&a.token)).await;
     // More than the room actor's memory window (1024), less than the replay cap (2000).
     for i in 0..1500 {
-        sender.send_frame("send_message", None, json!({"room_id": room, "content": "m", "nonce": format!("m{i}")})).await;
+        sender
+            .send_frame(
+                "send_message",
+                None,
+                json!({"room_id": room, "content": "m", "nonce": format!("m{i}")}),
+            )
+            .await;
     }
     collect_seqs(&mut sender, &room, 1500).await;
     let mut ws = Ws::connect(&server, Codec::MsgPack, Auth::Query(&b.token)).await;
-    ws.send_frame("resume", None, json!({"rooms": {room.clone(): 0}})).await;
+    ws.send_frame("resume", None, json!({"rooms": {room.clone(): 0}}))
+        .await;
     let seqs = collect_seqs(&mut ws, &room, 1500).await;
     assert_eq!(seqs, (1..=1500).collect::<Vec<u64>>());
     ws.expect("resume_done").await;
     // Past the cap: resync_required instead of a flood.
     for i in 0..600 {
-        sender.send_frame("send_message", None, json!({"room_id": room, "content": "m", "nonce": format!("n{i}")})).await;
+        sender
+            .send_frame(
+                "send_message",
+                None,
+                json!({"room_id": room, "content": "m", "nonce": format!("n{i}")}),
+            )
+            .await;
     }
     collect_seqs(&mut sender, &room, 600).await;
     let mut ws = Ws::connect(&server, Codec::Json, Auth::Query(&b.token)).await;
-    ws.send_frame("resume", None, json!({"rooms": {room.clone(): 0}})).await;
+    ws.send_frame("resume", None, json!({"rooms": {room.clone(): 0}}))
+        .await;
     let r = ws.expect("resync_required").await;
     assert_eq!(r["d"], json!({"room_id": room, "latest_seq": 2100}));
     let done = ws.expect("resume_done").await;
     assert_eq!(done["d"]["rooms"][&room], 2100);
-    ws.expect_none("new_message", Duration::from_millis(200)).await;
+    ws.expect_none("new_message", Duration::from_millis(200))
+        .await;
 }
 
 #[actix_rt::test]
@@ -215,10 +292,16 @@ async fn sigkill_mid_traffic_loses_no_acknowledged_message() {
                 sent += 1;
             }
         }
-        while let Some(f) = ws.next_within(Duration::from_millis(if killed { 500 } else { 1 })).await {
+        while let Some(f) = ws
+            .next_within(Duration::from_millis(if killed { 500 } else { 1 }))
+            .await
+        {
             if f["t"] == "reply" {
                 let m = &f["d"]["message"];
-                acked.insert(m["nonce"].as_str().unwrap().to_string(), m["seq"].as_u64().unwrap());
+                acked.insert(
+                    m["nonce"].as_str().unwrap().to_string(),
+                    m["seq"].as_u64().unwrap(),
+                );
             }
             if f["t"] == "__close" {
                 break;
@@ -237,14 +320,27 @@ async fn sigkill_mid_traffic_loses_no_acknowledged_message() {
     let api = rest(&server);
     let history = api.all_messages(&a, &room).await;
     let seqs: Vec<u64> = history.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs, (1..=history.len() as u64).collect::<Vec<_>>(), "consecutive seqs after the crash");
+    assert_eq!(
+        seqs,
+        (1..=history.len() as u64).collect::<Vec<_>>(),
+        "consecutive seqs after the crash"
+    );
     let stored: BTreeMap<String, u64> = history
         .iter()
-        .map(|m| (m["nonce"].as_str().unwrap().to_string(), m["seq"].as_u64().unwrap()))
+        .map(|m| {
+            (
+                m["nonce"].as_str().unwrap().to_string(),
+                m["seq"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(stored.len(), history.len(), "no duplicates");
     for (nonce, seq) in &acked {
-        assert_eq!(stored.get(nonce), Some(seq), "acknowledged {nonce} lost or moved");
+        assert_eq!(
+            stored.get(nonce),
+            Some(seq),
+            "acknowledged {nonce} lost or moved"
+        );
     }
     // Retrying everything with the same nonces creates only what was never stored.
     let before = history.len();
@@ -252,11 +348,19 @@ async fn sigkill_mid_traffic_loses_no_acknowledged_message() {
     let mut new = 0;
     for i in 0..sent {
         let nonce = format!("k{i}");
-        ws.send_frame("send_message", Some(i), json!({"room_id": room, "content": format!("c{i}"), "nonce": nonce})).await;
+        ws.send_frame(
+            "send_message",
+            Some(i),
+            json!({"room_id": room, "content": format!("c{i}"), "nonce": nonce}),
+        )
+        .await;
     }
     let mut answered = 0;
     while answered < sent {
-        let f = ws.next_within(Duration::from_secs(20)).await.expect("a retry was not answered");
+        let f = ws
+            .next_within(Duration::from_secs(20))
+            .await
+            .expect("a retry was not answered");
         if f["t"] == "error" {
             panic!("retry failed: {f}");
         }
@@ -266,12 +370,19 @@ async fn sigkill_mid_traffic_loses_no_acknowledged_message() {
         answered += 1;
         let m = &f["d"]["message"];
         match stored.get(m["nonce"].as_str().unwrap()) {
-            Some(seq) => assert_eq!(m["seq"].as_u64(), Some(*seq), "a retry of a stored message moved it"),
+            Some(seq) => assert_eq!(
+                m["seq"].as_u64(),
+                Some(*seq),
+                "a retry of a stored message moved it"
+            ),
             None => new += 1,
         }
     }
     let after = api.all_messages(&a, &room).await;
     assert_eq!(after.len(), before + new);
     assert_eq!(after.len() as u64, sent, "every nonce stored exactly once");
-    eprintln!("sigkill: sent {sent}, acked {} before the kill, stored {before}, retried-new {new}", acked.len());
+    eprintln!(
+        "sigkill: sent {sent}, acked {} before the kill, stored {before}, retried-new {new}",
+        acked.len()
+    );
 }

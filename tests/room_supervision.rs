@@ -2,6 +2,8 @@
 //! lost or duplicated, and retries with the same nonce settle every send exactly once.
 //! In-process: the real actors over the real embedded store, with a panic injected.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -94,7 +96,10 @@ async fn a_panicking_room_actor_restarts_without_loss_or_duplication() {
     let mut acked: BTreeMap<String, u64> = BTreeMap::new();
     let mut failed = Vec::new();
     for (i, rx) in answers.into_iter().enumerate() {
-        match tokio::time::timeout(Duration::from_secs(10), rx).await.expect("every send is answered") {
+        match tokio::time::timeout(Duration::from_secs(10), rx)
+            .await
+            .expect("every send is answered")
+        {
             Ok(Ok((m, _))) => {
                 acked.insert(m.nonce.clone().unwrap(), m.seq);
             }
@@ -105,7 +110,10 @@ async fn a_panicking_room_actor_restarts_without_loss_or_duplication() {
             Err(_) => panic!("responder dropped without an answer"),
         }
     }
-    assert!(!failed.is_empty(), "the panic should have interrupted some sends");
+    assert!(
+        !failed.is_empty(),
+        "the panic should have interrupted some sends"
+    );
     assert!(acked.len() > SENDS / 3, "the restarted actor kept serving");
 
     // The store holds every acked message under its acked seq, with consecutive seqs.
@@ -118,7 +126,11 @@ async fn a_panicking_room_actor_restarts_without_loss_or_duplication() {
         .map(|m| (m.nonce.clone().unwrap(), m.seq))
         .collect();
     for (nonce, seq) in &acked {
-        assert_eq!(stored.get(nonce), Some(seq), "{nonce} was acknowledged but is not stored as acked");
+        assert_eq!(
+            stored.get(nonce),
+            Some(seq),
+            "{nonce} was acknowledged but is not stored as acked"
+        );
     }
 
     // Retrying the failed sends (same nonces, same actor address) settles each exactly once.

@@ -1,5 +1,7 @@
 //! WebSocket black-box tests: every command and event, in both codecs, against the real binary.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;
@@ -26,7 +28,11 @@ async fn auth_by_query_header_and_first_frame_and_failures() {
     let api = rest(&server);
     let u = api.register("a").await;
     for codec in CODECS {
-        for auth in [Auth::Query(&u.token), Auth::Header(&u.token), Auth::Frame(&u.token)] {
+        for auth in [
+            Auth::Query(&u.token),
+            Auth::Header(&u.token),
+            Auth::Frame(&u.token),
+        ] {
             let mut ws = Ws::connect(&server, codec, auth).await;
             let hb = ws.request("ping", json!({})).await;
             assert_eq!(hb["t"], "heartbeat");
@@ -62,7 +68,11 @@ async fn auth_by_query_header_and_first_frame_and_failures() {
 async fn messages_flow_to_every_session_of_every_member() {
     let server = Server::start();
     let api = rest(&server);
-    let (a, b, c) = (api.register("a").await, api.register("b").await, api.register("c").await);
+    let (a, b, c) = (
+        api.register("a").await,
+        api.register("b").await,
+        api.register("c").await,
+    );
     let room = api.group(&a, &[&b]).await;
     for (ca, cb) in [(Codec::Json, Codec::MsgPack), (Codec::MsgPack, Codec::Json)] {
         let mut a1 = Ws::connect(&server, ca, Auth::Query(&a.token)).await;
@@ -71,7 +81,12 @@ async fn messages_flow_to_every_session_of_every_member() {
         let mut c1 = Ws::connect(&server, ca, Auth::Query(&c.token)).await;
 
         let nonce = common::uuid_like();
-        let r = a1.request("send_message", json!({"room_id": room, "content": "hi #там", "nonce": nonce})).await;
+        let r = a1
+            .request(
+                "send_message",
+                json!({"room_id": room, "content": "hi #там", "nonce": nonce}),
+            )
+            .await;
         assert_eq!(r["t"], "reply", "{r}");
         let m = &r["d"]["message"];
         assert_eq!(m["content"], "hi #там");
@@ -83,12 +98,19 @@ async fn messages_flow_to_every_session_of_every_member() {
             assert_eq!(e["d"]["message"]["id"], m["id"]);
             assert_eq!(e["d"]["message"]["seq"], seq);
         }
-        c1.expect_none("new_message", Duration::from_millis(300)).await;
+        c1.expect_none("new_message", Duration::from_millis(300))
+            .await;
 
         // Same nonce: the same message, no second event.
-        let r2 = a1.request("send_message", json!({"room_id": room, "content": "hi #там", "nonce": nonce})).await;
+        let r2 = a1
+            .request(
+                "send_message",
+                json!({"room_id": room, "content": "hi #там", "nonce": nonce}),
+            )
+            .await;
         assert_eq!(r2["d"]["message"]["id"], m["id"]);
-        b1.expect_none("new_message", Duration::from_millis(300)).await;
+        b1.expect_none("new_message", Duration::from_millis(300))
+            .await;
 
         // REST sends reach sockets too.
         let rm = api.send(&b, &room, "from rest").await;
@@ -97,44 +119,82 @@ async fn messages_flow_to_every_session_of_every_member() {
 
         // Edit, react, unreact, delete.
         let mid = m["id"].as_str().unwrap();
-        let r = a1.request("edit_message", json!({"message_id": mid, "content": "edited"})).await;
+        let r = a1
+            .request(
+                "edit_message",
+                json!({"message_id": mid, "content": "edited"}),
+            )
+            .await;
         assert_eq!(r["d"]["message"]["content"], "edited");
         let e = b1.expect("message_edited").await;
         assert_eq!(e["d"]["message"]["content"], "edited");
-        let r = b1.request("edit_message", json!({"message_id": mid, "content": "hijack"})).await;
-        assert_eq!((r["t"].as_str(), r["d"]["code"].as_str()), (Some("error"), Some("forbidden")));
+        let r = b1
+            .request(
+                "edit_message",
+                json!({"message_id": mid, "content": "hijack"}),
+            )
+            .await;
+        assert_eq!(
+            (r["t"].as_str(), r["d"]["code"].as_str()),
+            (Some("error"), Some("forbidden"))
+        );
 
-        let r = b1.request("react", json!({"message_id": mid, "emoji": "❤️"})).await;
+        let r = b1
+            .request("react", json!({"message_id": mid, "emoji": "❤️"}))
+            .await;
         assert_eq!(r["t"], "reply");
         let e = a2.expect("message_liked").await;
         assert_eq!(e["d"]["user_id"], b.id.as_str());
         assert_eq!(e["d"]["emoji"], "❤️");
         assert_eq!(e["d"]["reactions"], json!({"❤️": [b.id]}));
-        b1.request("unreact", json!({"message_id": mid, "emoji": "❤️"})).await;
+        b1.request("unreact", json!({"message_id": mid, "emoji": "❤️"}))
+            .await;
         let e = a2.expect("message_liked").await;
         assert_eq!(e["d"]["reactions"], json!({}));
 
-        let r = c1.request("delete_message", json!({"message_id": mid})).await;
+        let r = c1
+            .request("delete_message", json!({"message_id": mid}))
+            .await;
         assert_eq!(r["d"]["code"], "forbidden");
-        let r = a1.request("delete_message", json!({"message_id": mid})).await;
+        let r = a1
+            .request("delete_message", json!({"message_id": mid}))
+            .await;
         assert_eq!(r["t"], "reply");
         let e = b1.expect("message_deleted").await;
-        assert_eq!(e["d"], json!({"room_id": room, "message_id": mid, "seq": seq}));
+        assert_eq!(
+            e["d"],
+            json!({"room_id": room, "message_id": mid, "seq": seq})
+        );
 
         // Read and delivered receipts go to the members.
-        b1.request("delivered", json!({"room_id": room, "seq": seq})).await;
+        b1.request("delivered", json!({"room_id": room, "seq": seq}))
+            .await;
         let e = a1.expect("message_delivered").await;
-        assert_eq!(e["d"], json!({"room_id": room, "user_id": b.id, "seq": seq}));
-        b1.request("read", json!({"room_id": room, "seq": seq})).await;
+        assert_eq!(
+            e["d"],
+            json!({"room_id": room, "user_id": b.id, "seq": seq})
+        );
+        b1.request("read", json!({"room_id": room, "seq": seq}))
+            .await;
         let e = a1.expect("message_read").await;
         assert_eq!(e["d"]["seq"], seq);
 
         // Non-members are refused.
-        let r = c1.request("send_message", json!({"room_id": room, "content": "x", "nonce": "z"})).await;
+        let r = c1
+            .request(
+                "send_message",
+                json!({"room_id": room, "content": "x", "nonce": "z"}),
+            )
+            .await;
         assert_eq!(r["d"]["code"], "forbidden");
         let r = c1.request("read", json!({"room_id": room, "seq": 1})).await;
         assert_eq!(r["d"]["code"], "forbidden");
-        let r = a1.request("send_message", json!({"room_id": "no-such-room", "content": "x", "nonce": "z"})).await;
+        let r = a1
+            .request(
+                "send_message",
+                json!({"room_id": "no-such-room", "content": "x", "nonce": "z"}),
+            )
+            .await;
         assert_eq!(r["d"]["code"], "not_found");
     }
 }
@@ -153,8 +213,10 @@ async fn typing_is_not_echoed_and_expires_on_its_own() {
         assert_eq!(e["d"], json!({"room_id": room, "user_id": a.id}));
         a1.request("typing_stop", json!({"room_id": room})).await;
         b1.expect("typing_stop").await;
-        a1.expect_none("typing_start", Duration::from_millis(200)).await;
-        a1.expect_none("typing_stop", Duration::from_millis(10)).await;
+        a1.expect_none("typing_start", Duration::from_millis(200))
+            .await;
+        a1.expect_none("typing_stop", Duration::from_millis(10))
+            .await;
     }
     let mut a1 = Ws::connect(&server, Codec::Json, Auth::Query(&a.token)).await;
     let mut b1 = Ws::connect(&server, Codec::Json, Auth::Query(&b.token)).await;
@@ -164,14 +226,21 @@ async fn typing_is_not_echoed_and_expires_on_its_own() {
     let e = b1.expect("typing_stop").await;
     let took = started.elapsed();
     assert_eq!(e["d"]["user_id"], a.id.as_str());
-    assert!(took >= Duration::from_secs(5) && took < Duration::from_secs(9), "expired after {took:?}");
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(9),
+        "expired after {took:?}"
+    );
 }
 
 #[actix_rt::test]
 async fn presence_and_membership_events() {
     let server = Server::start();
     let api = rest(&server);
-    let (a, b, c) = (api.register("a").await, api.register("b").await, api.register("c").await);
+    let (a, b, c) = (
+        api.register("a").await,
+        api.register("b").await,
+        api.register("c").await,
+    );
     let room = api.group(&a, &[&b]).await;
     let mut a1 = Ws::connect(&server, Codec::MsgPack, Auth::Query(&a.token)).await;
     let b1 = Ws::connect(&server, Codec::Json, Auth::Query(&b.token)).await;
@@ -179,28 +248,42 @@ async fn presence_and_membership_events() {
     assert_eq!(e["d"]["user_id"], b.id.as_str());
     // A second device is not a second "online".
     let b2 = Ws::connect(&server, Codec::Json, Auth::Query(&b.token)).await;
-    a1.expect_none("user_online", Duration::from_millis(300)).await;
+    a1.expect_none("user_online", Duration::from_millis(300))
+        .await;
     drop(b1);
-    a1.expect_none("user_offline", Duration::from_millis(300)).await;
+    a1.expect_none("user_offline", Duration::from_millis(300))
+        .await;
     drop(b2);
     let e = a1.expect("user_offline").await;
     assert_eq!(e["d"]["user_id"], b.id.as_str());
     assert!(e["d"]["last_seen_at"].is_i64());
 
     let mut c1 = Ws::connect(&server, Codec::Json, Auth::Query(&c.token)).await;
-    api.post(&format!("/api/chat-rooms/{room}/participants"), &a.token, json!({"user_ids": [c.id]})).await;
+    api.post(
+        &format!("/api/chat-rooms/{room}/participants"),
+        &a.token,
+        json!({"user_ids": [c.id]}),
+    )
+    .await;
     let e = a1.expect("user_joined").await;
     assert_eq!(e["d"], json!({"room_id": room, "user_id": c.id}));
     let e = c1.expect("room_updated").await;
     assert_eq!(e["d"]["room"]["member_ids"].as_array().unwrap().len(), 3);
-    api.call("DELETE", &format!("/api/chat-rooms/{room}/participants/{}", c.id), Some(&c.token), None).await;
+    api.call(
+        "DELETE",
+        &format!("/api/chat-rooms/{room}/participants/{}", c.id),
+        Some(&c.token),
+        None,
+    )
+    .await;
     let e = a1.expect("user_left").await;
     assert_eq!(e["d"]["user_id"], c.id.as_str());
     c1.expect("user_left").await;
     // c no longer receives the room's messages.
     api.send(&a, &room, "after c left").await;
     a1.expect("new_message").await;
-    c1.expect_none("new_message", Duration::from_millis(300)).await;
+    c1.expect_none("new_message", Duration::from_millis(300))
+        .await;
 }
 
 #[actix_rt::test]
@@ -212,23 +295,44 @@ async fn malformed_and_oversized_frames() {
     let room = api.group(&a, &[]).await;
     for codec in CODECS {
         let mut ws = Ws::connect(&server, codec, Auth::Query(&a.token)).await;
-        ws.send_raw(Message::Binary(bytes::Bytes::from_static(&[0xc1, 0xff, 0x00]))).await;
+        ws.send_raw(Message::Binary(bytes::Bytes::from_static(&[
+            0xc1, 0xff, 0x00,
+        ])))
+        .await;
         let e = ws.expect("error").await;
         assert_eq!(e["d"]["code"], "bad_request");
         ws.send_raw(Message::Text("{\"t\":".into())).await;
         ws.expect("error").await;
         ws.send_frame("no_such_command", Some(5), json!({})).await;
         let e = ws.expect("error").await;
-        assert_eq!((e["id"].as_u64(), e["d"]["code"].as_str()), (Some(5), Some("bad_request")));
+        assert_eq!(
+            (e["id"].as_u64(), e["d"]["code"].as_str()),
+            (Some(5), Some("bad_request"))
+        );
         let r = ws.request("send_message", json!({"room_id": 7})).await;
         assert_eq!(r["d"]["code"], "validation_failed");
-        let r = ws.request("send_message", json!({"room_id": room, "content": "x".repeat(4001), "nonce": "n"})).await;
+        let r = ws
+            .request(
+                "send_message",
+                json!({"room_id": room, "content": "x".repeat(4001), "nonce": "n"}),
+            )
+            .await;
         assert_eq!(r["d"]["code"], "validation_failed");
         // Still alive after all that.
-        let r = ws.request("send_message", json!({"room_id": room, "content": "still here", "nonce": common::uuid_like()})).await;
+        let r = ws
+            .request(
+                "send_message",
+                json!({"room_id": room, "content": "still here", "nonce": common::uuid_like()}),
+            )
+            .await;
         assert_eq!(r["t"], "reply");
         // A frame past the size limit: error, then close 1009.
-        ws.send_frame("send_message", Some(9), json!({"room_id": room, "content": "y".repeat(9000)})).await;
+        ws.send_frame(
+            "send_message",
+            Some(9),
+            json!({"room_id": room, "content": "y".repeat(9000)}),
+        )
+        .await;
         assert_eq!(ws.expect_close().await, 1009);
     }
     // Nothing malformed was stored.
@@ -238,7 +342,8 @@ async fn malformed_and_oversized_frames() {
 
 #[actix_rt::test]
 async fn rate_limit_answers_then_closes_4029() {
-    let (_d, cfg) = config("[limits]\nws_rate_per_sec = 5.0\nws_rate_burst = 10.0\nws_max_strikes = 20\n");
+    let (_d, cfg) =
+        config("[limits]\nws_rate_per_sec = 5.0\nws_rate_burst = 10.0\nws_max_strikes = 20\n");
     let server = Server::start_with(&["--config", &cfg], &[]);
     let api = rest(&server);
     let a = api.register("a").await;
@@ -252,7 +357,10 @@ async fn rate_limit_answers_then_closes_4029() {
         }
         ws.send_frame("ping", Some(100), json!({})).await;
         let e = ws.expect("error").await;
-        assert_eq!((e["id"].as_u64(), e["d"]["code"].as_str()), (Some(100), Some("rate_limited")));
+        assert_eq!(
+            (e["id"].as_u64(), e["d"]["code"].as_str()),
+            (Some(100), Some("rate_limited"))
+        );
         for i in 0..40 {
             ws.send_frame("ping", Some(200 + i), json!({})).await;
         }
@@ -262,7 +370,9 @@ async fn rate_limit_answers_then_closes_4029() {
 
 #[actix_rt::test]
 async fn a_client_that_does_not_read_is_closed_4008() {
-    let (_d, cfg) = config("[limits]\nws_outbound_queue = 64\nws_rate_per_sec = 100000.0\nws_rate_burst = 100000.0\n");
+    let (_d, cfg) = config(
+        "[limits]\nws_outbound_queue = 64\nws_rate_per_sec = 100000.0\nws_rate_burst = 100000.0\n",
+    );
     let server = Server::start_with(&["--config", &cfg], &[]);
     let api = rest(&server);
     let (a, b) = (api.register("a").await, api.register("b").await);
@@ -276,14 +386,26 @@ async fn a_client_that_does_not_read_is_closed_4008() {
     'send: for burst in 0..600 {
         for i in 0..10 {
             let nonce = format!("n{burst}-{i}");
-            fast.send_frame("send_message", None, json!({"room_id": room, "content": content, "nonce": nonce})).await;
+            fast.send_frame(
+                "send_message",
+                None,
+                json!({"room_id": room, "content": content, "nonce": nonce}),
+            )
+            .await;
         }
         while let Some(f) = fast.next_within(Duration::from_millis(5)).await {
             assert_ne!(f["t"], "__close", "the reading client must not be closed");
         }
         if burst % 20 == 19 {
             // Has the slow reader been closed yet? Peek without reading its backlog of events.
-            if let Ok(n) = api.get("/metrics", &a.token).await.1.as_str().map(str::to_string).ok_or(()) {
+            if let Ok(n) = api
+                .get("/metrics", &a.token)
+                .await
+                .1
+                .as_str()
+                .map(str::to_string)
+                .ok_or(())
+            {
                 if n.contains("dovie_ws_connections{codec=\"json\"} 0") {
                     closed = Some(burst);
                     break 'send;
@@ -293,7 +415,10 @@ async fn a_client_that_does_not_read_is_closed_4008() {
     }
     assert!(closed.is_some(), "the slow reader was never closed");
     let code = loop {
-        let f = slow.next_within(Duration::from_secs(20)).await.expect("no close frame for the slow reader");
+        let f = slow
+            .next_within(Duration::from_secs(20))
+            .await
+            .expect("no close frame for the slow reader");
         if f["t"] == "__close" {
             break f["code"].as_u64().unwrap();
         }
@@ -310,20 +435,32 @@ async fn logout_kicks_that_sessions_sockets_with_4003() {
     let api = rest(&server);
     let a = api.register("a").await;
     let (_, login) = api
-        .call("POST", "/api/auth/login", None, Some(json!({"email": a.email, "password": "correct horse"})))
+        .call(
+            "POST",
+            "/api/auth/login",
+            None,
+            Some(json!({"email": a.email, "password": "correct horse"})),
+        )
         .await;
     let other = login["access_token"].as_str().unwrap().to_string();
     for codec in CODECS {
         let mut kicked = Ws::connect(&server, codec, Auth::Query(&a.token)).await;
         let mut kept = Ws::connect(&server, codec, Auth::Query(&other)).await;
         if codec == Codec::MsgPack {
-            let (s, _) = api.call("POST", "/api/auth/logout", Some(&a.token), None).await;
+            let (s, _) = api
+                .call("POST", "/api/auth/logout", Some(&a.token), None)
+                .await;
             assert_eq!(s, 204);
         } else {
             // JSON pass: log out a fresh login, keep `a.token` for the msgpack pass.
             kicked = {
                 let (_, l) = api
-                    .call("POST", "/api/auth/login", None, Some(json!({"email": a.email, "password": "correct horse"})))
+                    .call(
+                        "POST",
+                        "/api/auth/login",
+                        None,
+                        Some(json!({"email": a.email, "password": "correct horse"})),
+                    )
                     .await;
                 let t = l["access_token"].as_str().unwrap().to_string();
                 let ws = Ws::connect(&server, codec, Auth::Query(&t)).await;
@@ -358,5 +495,8 @@ async fn sigterm_sends_maintenance_and_closes_1001() {
         assert_eq!(ws.expect_close().await, 1001);
     }
     assert!(exited.join().unwrap(), "exit status after SIGTERM");
-    assert!(std::net::TcpStream::connect(addr).is_err(), "the listener is closed");
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "the listener is closed"
+    );
 }

@@ -47,7 +47,8 @@ impl RoomDirectory {
             self.clone(),
             id.clone(),
         );
-        let make = move |_: &mut actix::Context<RoomActor>| RoomActor::new(rid, ports, registry, dir);
+        let make =
+            move |_: &mut actix::Context<RoomActor>| RoomActor::new(rid, ports, registry, dir);
         let addr = match self.arbiter_for(room_id) {
             Some(arbiter) => Supervisor::start_in_arbiter(arbiter, make),
             None => Supervisor::start(make),

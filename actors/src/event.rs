@@ -85,7 +85,11 @@ mod tests {
         let e = Event::new("heartbeat", &serde_json::json!({"server_time": 1}));
         let a = e.bytes(Codec::Json);
         let b = e.bytes(Codec::Json);
-        assert_eq!(a.as_ptr(), b.as_ptr(), "second ask must share the first encoding");
+        assert_eq!(
+            a.as_ptr(),
+            b.as_ptr(),
+            "second ask must share the first encoding"
+        );
         assert_eq!(&a[..], br#"{"t":"heartbeat","d":{"server_time":1}}"#);
         let m = e.bytes(Codec::MsgPack);
         let frame: dovie_protocol::Frame = Codec::MsgPack.decode(&m).expect("decode");

@@ -63,7 +63,11 @@ pub struct RoomSnapshot {
 #[async_trait]
 pub trait RoomStore: Send + Sync + 'static {
     /// The room, its last seq and up to `window` most recent messages; `None` if no such room.
-    async fn load_room(&self, room_id: &str, window: usize) -> Result<Option<RoomSnapshot>, ErrorBody>;
+    async fn load_room(
+        &self,
+        room_id: &str,
+        window: usize,
+    ) -> Result<Option<RoomSnapshot>, ErrorBody>;
     /// Stores drafts as seqs `first_seq, first_seq+1, …` (duplicates by nonce take no seq).
     /// Fails with `SeqMismatch` if the room's stored last seq is not `first_seq - 1`.
     async fn append(
@@ -73,19 +77,39 @@ pub trait RoomStore: Send + Sync + 'static {
         drafts: Vec<Draft>,
     ) -> Result<Vec<AppendOutcome>, AppendError>;
     /// Messages with `seq > after`, ascending, at most `limit`.
-    async fn messages_after(&self, room_id: &str, after: u64, limit: usize) -> Result<Vec<Message>, ErrorBody>;
+    async fn messages_after(
+        &self,
+        room_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Message>, ErrorBody>;
     async fn get_message(&self, message_id: &str) -> Result<Option<Message>, ErrorBody>;
     /// Replaces the content (edit) and hashtags; returns the message as stored.
-    async fn edit_message(&self, message_id: &str, content: &str, hashtags: &[String], at: i64)
-        -> Result<Message, ErrorBody>;
+    async fn edit_message(
+        &self,
+        message_id: &str,
+        content: &str,
+        hashtags: &[String],
+        at: i64,
+    ) -> Result<Message, ErrorBody>;
     /// Turns the message into a tombstone; returns it as stored.
     async fn delete_message(&self, message_id: &str, at: i64) -> Result<Message, ErrorBody>;
     /// Adds or removes one reaction; returns the message as stored.
-    async fn set_reaction(&self, message_id: &str, user_id: &str, emoji: &str, on: bool)
-        -> Result<Message, ErrorBody>;
+    async fn set_reaction(
+        &self,
+        message_id: &str,
+        user_id: &str,
+        emoji: &str,
+        on: bool,
+    ) -> Result<Message, ErrorBody>;
     /// Raises the member's read or delivered mark to `seq` (never lowers it).
-    async fn set_receipt(&self, room_id: &str, user_id: &str, kind: ReceiptKind, seq: u64)
-        -> Result<(), ErrorBody>;
+    async fn set_receipt(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        kind: ReceiptKind,
+        seq: u64,
+    ) -> Result<(), ErrorBody>;
     /// Every user who shares at least one room with `user_id` (for presence).
     async fn co_members(&self, user_id: &str) -> Result<Vec<String>, ErrorBody>;
     /// Records when the user was last online.

@@ -81,7 +81,11 @@ impl Registry {
     }
 
     /// Delivers an event to every session of every listed user.
-    pub fn deliver_to_users<'a>(&self, users: impl IntoIterator<Item = &'a str>, event: &Arc<Event>) {
+    pub fn deliver_to_users<'a>(
+        &self,
+        users: impl IntoIterator<Item = &'a str>,
+        event: &Arc<Event>,
+    ) {
         for u in users {
             self.deliver_to_user(u, event);
         }

@@ -44,7 +44,10 @@ pub const MAX_REPLAY: usize = 2000;
 /// Checks message text: not blank, at most `max_chars` characters.
 pub fn validate_content(content: &str, max_chars: usize) -> Result<(), ErrorBody> {
     if content.trim().is_empty() {
-        return Err(ErrorBody::new(ErrorCode::ValidationFailed, "content must not be empty"));
+        return Err(ErrorBody::new(
+            ErrorCode::ValidationFailed,
+            "content must not be empty",
+        ));
     }
     if content.chars().count() > max_chars {
         return Err(ErrorBody::new(
@@ -55,9 +58,11 @@ pub fn validate_content(content: &str, max_chars: usize) -> Result<(), ErrorBody
     Ok(())
 }
 
+type Answer<T> = Box<dyn FnOnce(Result<T, ErrorBody>) + Send>;
+
 /// A one-shot answer channel that always answers: dropped unanswered, it answers an error.
 pub struct Responder<T: Send + 'static> {
-    f: Option<Box<dyn FnOnce(Result<T, ErrorBody>) + Send>>,
+    f: Option<Answer<T>>,
 }
 
 impl<T: Send + 'static> Responder<T> {
@@ -313,7 +318,10 @@ impl RoomActor {
     fn member_room(&self, user_id: &str) -> Result<&Ready, ErrorBody> {
         match &self.state {
             State::Ready(r) if r.room.is_member(user_id) => Ok(r),
-            State::Ready(_) => Err(ErrorBody::new(ErrorCode::Forbidden, "you are not a member of this room")),
+            State::Ready(_) => Err(ErrorBody::new(
+                ErrorCode::Forbidden,
+                "you are not a member of this room",
+            )),
             _ => Err(self.state_error()),
         }
     }
@@ -538,7 +546,10 @@ impl Supervised for RoomActor {
         }
         // Everything not yet durable is answered with an error (clients retry with the same
         // nonce); the next `started` reloads the room from the store.
-        self.fail_pending(ErrorBody::new(ErrorCode::Internal, "room restarted; retry with the same nonce"));
+        self.fail_pending(ErrorBody::new(
+            ErrorCode::Internal,
+            "room restarted; retry with the same nonce",
+        ));
         self.flushing = false;
         self.typing.clear();
         self.state = State::Loading;
@@ -592,30 +603,47 @@ impl Handler<Edit> for RoomActor {
             }
         };
         guarded(self, ctx, move |act, ctx| {
-            act.with_message(ctx, &user_id.clone(), message_id, fail, move |act, ctx, m, _| {
-                let Some(reply) = reply.lock().take() else { return };
-                if m.sender_id != user_id {
-                    return reply.send(Err(ErrorBody::new(ErrorCode::Forbidden, "only the sender can edit a message")));
-                }
-                if m.deleted {
-                    return reply.send(Err(ErrorBody::new(ErrorCode::Conflict, "the message was deleted")));
-                }
-                let store = act.ports.store.clone();
-                let fut = async move {
-                    store
-                        .edit_message(&m.id, &content, &hashtags, crate::now_ms())
-                        .await
-                };
-                ctx.spawn(fut.into_actor(act).map(move |res, act, _| match res {
-                    Ok(m) => {
-                        act.update_window(&m);
-                        let e = act.room_event(ev::MESSAGE_EDITED, &ev::MessagePayload { message: m.clone() });
-                        reply.send(Ok(m));
-                        act.publish(Arc::new(e));
+            act.with_message(
+                ctx,
+                &user_id.clone(),
+                message_id,
+                fail,
+                move |act, ctx, m, _| {
+                    let Some(reply) = reply.lock().take() else {
+                        return;
+                    };
+                    if m.sender_id != user_id {
+                        return reply.send(Err(ErrorBody::new(
+                            ErrorCode::Forbidden,
+                            "only the sender can edit a message",
+                        )));
                     }
-                    Err(e) => reply.send(Err(e)),
-                }));
-            });
+                    if m.deleted {
+                        return reply.send(Err(ErrorBody::new(
+                            ErrorCode::Conflict,
+                            "the message was deleted",
+                        )));
+                    }
+                    let store = act.ports.store.clone();
+                    let fut = async move {
+                        store
+                            .edit_message(&m.id, &content, &hashtags, crate::now_ms())
+                            .await
+                    };
+                    ctx.spawn(fut.into_actor(act).map(move |res, act, _| match res {
+                        Ok(m) => {
+                            act.update_window(&m);
+                            let e = act.room_event(
+                                ev::MESSAGE_EDITED,
+                                &ev::MessagePayload { message: m.clone() },
+                            );
+                            reply.send(Ok(m));
+                            act.publish(Arc::new(e));
+                        }
+                        Err(e) => reply.send(Err(e)),
+                    }));
+                },
+            );
         });
     }
 }
@@ -641,36 +669,44 @@ impl Handler<Delete> for RoomActor {
             }
         };
         guarded(self, ctx, move |act, ctx| {
-            act.with_message(ctx, &user_id.clone(), message_id, fail, move |act, ctx, m, role| {
-                let Some(reply) = reply.lock().take() else { return };
-                if m.sender_id != user_id && role < Role::Admin {
-                    return reply.send(Err(ErrorBody::new(
-                        ErrorCode::Forbidden,
-                        "only the sender or a room admin can delete a message",
-                    )));
-                }
-                if m.deleted {
-                    return reply.send(Ok(m));
-                }
-                let store = act.ports.store.clone();
-                let fut = async move { store.delete_message(&m.id, crate::now_ms()).await };
-                ctx.spawn(fut.into_actor(act).map(move |res, act, _| match res {
-                    Ok(m) => {
-                        act.update_window(&m);
-                        let e = act.room_event(
-                            ev::MESSAGE_DELETED,
-                            &ev::MessageDeleted {
-                                room_id: m.room_id.clone(),
-                                message_id: m.id.clone(),
-                                seq: m.seq,
-                            },
-                        );
-                        reply.send(Ok(m));
-                        act.publish(Arc::new(e));
+            act.with_message(
+                ctx,
+                &user_id.clone(),
+                message_id,
+                fail,
+                move |act, ctx, m, role| {
+                    let Some(reply) = reply.lock().take() else {
+                        return;
+                    };
+                    if m.sender_id != user_id && role < Role::Admin {
+                        return reply.send(Err(ErrorBody::new(
+                            ErrorCode::Forbidden,
+                            "only the sender or a room admin can delete a message",
+                        )));
                     }
-                    Err(e) => reply.send(Err(e)),
-                }));
-            });
+                    if m.deleted {
+                        return reply.send(Ok(m));
+                    }
+                    let store = act.ports.store.clone();
+                    let fut = async move { store.delete_message(&m.id, crate::now_ms()).await };
+                    ctx.spawn(fut.into_actor(act).map(move |res, act, _| match res {
+                        Ok(m) => {
+                            act.update_window(&m);
+                            let e = act.room_event(
+                                ev::MESSAGE_DELETED,
+                                &ev::MessageDeleted {
+                                    room_id: m.room_id.clone(),
+                                    message_id: m.id.clone(),
+                                    seq: m.seq,
+                                },
+                            );
+                            reply.send(Ok(m));
+                            act.publish(Arc::new(e));
+                        }
+                        Err(e) => reply.send(Err(e)),
+                    }));
+                },
+            );
         });
     }
 }
@@ -698,33 +734,44 @@ impl Handler<React> for RoomActor {
             }
         };
         guarded(self, ctx, move |act, ctx| {
-            act.with_message(ctx, &user_id.clone(), message_id, fail, move |act, ctx, m, _| {
-                let Some(reply) = reply.lock().take() else { return };
-                if m.deleted {
-                    return reply.send(Err(ErrorBody::new(ErrorCode::Conflict, "the message was deleted")));
-                }
-                let store = act.ports.store.clone();
-                let (uid, em) = (user_id.clone(), emoji.clone());
-                let fut = async move { store.set_reaction(&m.id, &uid, &em, on).await };
-                ctx.spawn(fut.into_actor(act).map(move |res, act, _| match res {
-                    Ok(m) => {
-                        act.update_window(&m);
-                        let e = act.room_event(
-                            ev::MESSAGE_LIKED,
-                            &ev::MessageLiked {
-                                room_id: m.room_id.clone(),
-                                message_id: m.id.clone(),
-                                user_id,
-                                emoji,
-                                reactions: m.reactions.clone(),
-                            },
-                        );
-                        reply.send(Ok(m));
-                        act.publish(Arc::new(e));
+            act.with_message(
+                ctx,
+                &user_id.clone(),
+                message_id,
+                fail,
+                move |act, ctx, m, _| {
+                    let Some(reply) = reply.lock().take() else {
+                        return;
+                    };
+                    if m.deleted {
+                        return reply.send(Err(ErrorBody::new(
+                            ErrorCode::Conflict,
+                            "the message was deleted",
+                        )));
                     }
-                    Err(e) => reply.send(Err(e)),
-                }));
-            });
+                    let store = act.ports.store.clone();
+                    let (uid, em) = (user_id.clone(), emoji.clone());
+                    let fut = async move { store.set_reaction(&m.id, &uid, &em, on).await };
+                    ctx.spawn(fut.into_actor(act).map(move |res, act, _| match res {
+                        Ok(m) => {
+                            act.update_window(&m);
+                            let e = act.room_event(
+                                ev::MESSAGE_LIKED,
+                                &ev::MessageLiked {
+                                    room_id: m.room_id.clone(),
+                                    message_id: m.id.clone(),
+                                    user_id,
+                                    emoji,
+                                    reactions: m.reactions.clone(),
+                                },
+                            );
+                            reply.send(Ok(m));
+                            act.publish(Arc::new(e));
+                        }
+                        Err(e) => reply.send(Err(e)),
+                    }));
+                },
+            );
         });
     }
 }
@@ -839,7 +886,10 @@ impl Handler<Replay> for RoomActor {
                     events: Ok(Vec::new()),
                 });
             }
-            let covered = ready.window.front().is_some_and(|e| e.message.seq <= msg.after + 1);
+            let covered = ready
+                .window
+                .front()
+                .is_some_and(|e| e.message.seq <= msg.after + 1);
             if covered {
                 let events = ready
                     .window
@@ -858,7 +908,10 @@ impl Handler<Replay> for RoomActor {
                 return msg.session.do_send(ReplayResult {
                     room_id,
                     upto,
-                    events: Err(ErrorBody::new(ErrorCode::ResyncRequired, "too far behind; reload over REST")),
+                    events: Err(ErrorBody::new(
+                        ErrorCode::ResyncRequired,
+                        "too far behind; reload over REST",
+                    )),
                 });
             }
             let store = act.ports.store.clone();
@@ -909,7 +962,10 @@ impl Handler<RoomChanged> for RoomActor {
                     events.push(Arc::new(act.room_event(t, &payload)));
                 }
             }
-            events.push(Arc::new(act.room_event(ev::ROOM_UPDATED, &ev::RoomPayload { room: room.clone() })));
+            events.push(Arc::new(act.room_event(
+                ev::ROOM_UPDATED,
+                &ev::RoomPayload { room: room.clone() },
+            )));
             // Old members, new members, and whoever just left all hear about it.
             let mut audience = act.members();
             for u in room.member_ids.iter().chain(msg.left.iter()) {
@@ -921,7 +977,8 @@ impl Handler<RoomChanged> for RoomActor {
                 r.room = room;
             }
             for e in &events {
-                act.registry.deliver_to_users(audience.iter().map(String::as_str), e);
+                act.registry
+                    .deliver_to_users(audience.iter().map(String::as_str), e);
             }
         });
     }

@@ -210,7 +210,13 @@ impl SessionActor {
         }
     }
 
-    fn write_frame<T: serde::Serialize>(&mut self, ctx: &mut Context<Self>, t: &str, id: Option<&Value>, d: &T) {
+    fn write_frame<T: serde::Serialize>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        t: &str,
+        id: Option<&Value>,
+        d: &T,
+    ) {
         match self.codec.encode_frame(t, id, d) {
             Ok(bytes) => self.write(ctx, bytes),
             Err(e) => tracing::error!(error = %e, t, "cannot encode frame"),
@@ -288,7 +294,11 @@ impl SessionActor {
             let Ok(peers) = store.co_members(&user_id).await else {
                 return;
             };
-            let t = if online { ev::USER_ONLINE } else { ev::USER_OFFLINE };
+            let t = if online {
+                ev::USER_ONLINE
+            } else {
+                ev::USER_OFFLINE
+            };
             let event = Arc::new(Event::new(
                 t,
                 &ev::Presence {
@@ -296,7 +306,10 @@ impl SessionActor {
                     last_seen_at,
                 },
             ));
-            registry.deliver_to_users(peers.iter().map(String::as_str).filter(|p| *p != user_id), &event);
+            registry.deliver_to_users(
+                peers.iter().map(String::as_str).filter(|p| *p != user_id),
+                &event,
+            );
         });
     }
 
@@ -305,7 +318,8 @@ impl SessionActor {
         let now = Instant::now();
         let elapsed = now.duration_since(self.bucket.last).as_secs_f64();
         self.bucket.last = now;
-        self.bucket.tokens = (self.bucket.tokens + elapsed * self.config.rate_per_sec).min(self.config.rate_burst);
+        self.bucket.tokens =
+            (self.bucket.tokens + elapsed * self.config.rate_per_sec).min(self.config.rate_burst);
         if self.bucket.tokens >= 1.0 {
             self.bucket.tokens -= 1.0;
             if elapsed >= 1.0 {
@@ -418,14 +432,21 @@ impl SessionActor {
             }
             Command::DeleteMessage(c) => {
                 let reply = self.responder(ctx, id, |_| json!({}));
-                self.to_message_room(ctx, c.message_id.clone(), reply, move |reply| room::Delete {
-                    user_id,
-                    message_id: c.message_id,
-                    reply,
+                self.to_message_room(ctx, c.message_id.clone(), reply, move |reply| {
+                    room::Delete {
+                        user_id,
+                        message_id: c.message_id,
+                        reply,
+                    }
                 });
             }
-            Command::React(c) | Command::Unreact(c) if c.emoji.is_empty() || c.emoji.chars().count() > 16 => {
-                let err = ErrorBody::new(ErrorCode::ValidationFailed, "emoji must be 1 to 16 characters");
+            Command::React(c) | Command::Unreact(c)
+                if c.emoji.is_empty() || c.emoji.chars().count() > 16 =>
+            {
+                let err = ErrorBody::new(
+                    ErrorCode::ValidationFailed,
+                    "emoji must be 1 to 16 characters",
+                );
                 self.write_error(ctx, id.as_ref(), &err);
             }
             Command::React(c) => self.react(ctx, id, c, true),
@@ -475,7 +496,13 @@ impl SessionActor {
         });
     }
 
-    fn receipt(&mut self, ctx: &mut Context<Self>, id: Option<Value>, c: cmd::RoomSeq, kind: ReceiptKind) {
+    fn receipt(
+        &mut self,
+        ctx: &mut Context<Self>,
+        id: Option<Value>,
+        c: cmd::RoomSeq,
+        kind: ReceiptKind,
+    ) {
         let reply = self.responder(ctx, id, |_| json!({}));
         self.directory.room(&c.room_id).do_send(room::Receipt {
             user_id: self.user_id.to_string(),
@@ -506,17 +533,27 @@ impl SessionActor {
         }));
     }
 
-    fn start_resume(&mut self, ctx: &mut Context<Self>, id: Option<Value>, rooms: BTreeMap<String, u64>) {
+    fn start_resume(
+        &mut self,
+        ctx: &mut Context<Self>,
+        id: Option<Value>,
+        rooms: BTreeMap<String, u64>,
+    ) {
         if self.resume.is_some() {
             let err = ErrorBody::new(ErrorCode::Conflict, "a resume is already in progress");
             return self.write_error(ctx, id.as_ref(), &err);
         }
         if rooms.len() > MAX_RESUME_ROOMS {
-            let err = ErrorBody::new(ErrorCode::ValidationFailed, format!("at most {MAX_RESUME_ROOMS} rooms per resume"));
+            let err = ErrorBody::new(
+                ErrorCode::ValidationFailed,
+                format!("at most {MAX_RESUME_ROOMS} rooms per resume"),
+            );
             return self.write_error(ctx, id.as_ref(), &err);
         }
         if rooms.is_empty() {
-            let done = ev::ResumeDone { rooms: HashMap::new() };
+            let done = ev::ResumeDone {
+                rooms: HashMap::new(),
+            };
             self.write_frame(ctx, ev::RESUME_DONE, None, &done);
             if id.is_some() {
                 self.write_frame(ctx, ev::REPLY, id.as_ref(), &done);
@@ -592,7 +629,8 @@ impl StreamHandler<Inbound> for SessionActor {
             Inbound::Ping(payload) => self.outlet.send_pong(payload),
             Inbound::Pong => {}
             Inbound::TooLarge => {
-                let err = ErrorBody::new(ErrorCode::PayloadTooLarge, "frame exceeds the size limit");
+                let err =
+                    ErrorBody::new(ErrorCode::PayloadTooLarge, "frame exceeds the size limit");
                 self.write_error(ctx, None, &err);
                 self.close(ctx, CLOSE_TOO_BIG, "frame too large");
             }

@@ -305,7 +305,11 @@ mod tests {
     fn arbitrary_bytes_never_panic_the_decoders() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(0x0d0f1e);
         let valid = Codec::MsgPack
-            .encode_frame("send_message", None, &serde_json::json!({"room_id": "r", "x": [1, 2, {"a": null}]}))
+            .encode_frame(
+                "send_message",
+                None,
+                &serde_json::json!({"room_id": "r", "x": [1, 2, {"a": null}]}),
+            )
             .expect("encode");
         for i in 0..50_000 {
             let len = rng.gen_range(0..96);

@@ -168,12 +168,18 @@ mod tests {
             id: None,
             d: serde_json::json!({"room_id": 5}),
         };
-        assert!(matches!(Command::parse(bad), Err(CommandError::BadPayload(_))));
+        assert!(matches!(
+            Command::parse(bad),
+            Err(CommandError::BadPayload(_))
+        ));
         let unknown = Frame {
             t: "nope".into(),
             id: None,
             d: serde_json::Value::Null,
         };
-        assert!(matches!(Command::parse(unknown), Err(CommandError::UnknownType(_))));
+        assert!(matches!(
+            Command::parse(unknown),
+            Err(CommandError::UnknownType(_))
+        ));
     }
 }

@@ -34,17 +34,32 @@ struct Session {
     tokens: Tokens,
 }
 
-async fn register_user(state: web::Data<AppState>, out: Out, Body(b): Body<RegisterBody>) -> ApiResult<HttpResponse> {
-    let (user, tokens) = state.auth.register(&b.email, &b.password, &b.display_name).await?;
+async fn register_user(
+    state: web::Data<AppState>,
+    out: Out,
+    Body(b): Body<RegisterBody>,
+) -> ApiResult<HttpResponse> {
+    let (user, tokens) = state
+        .auth
+        .register(&b.email, &b.password, &b.display_name)
+        .await?;
     Ok(out.created(&Session { user, tokens }))
 }
 
-async fn login(state: web::Data<AppState>, out: Out, Body(b): Body<LoginBody>) -> ApiResult<HttpResponse> {
+async fn login(
+    state: web::Data<AppState>,
+    out: Out,
+    Body(b): Body<LoginBody>,
+) -> ApiResult<HttpResponse> {
     let (user, tokens) = state.auth.login(&b.email, &b.password).await?;
     Ok(out.ok(&Session { user, tokens }))
 }
 
-async fn refresh(state: web::Data<AppState>, out: Out, Body(b): Body<RefreshBody>) -> ApiResult<HttpResponse> {
+async fn refresh(
+    state: web::Data<AppState>,
+    out: Out,
+    Body(b): Body<RefreshBody>,
+) -> ApiResult<HttpResponse> {
     let tokens = state.auth.refresh(&b.refresh_token).await?;
     Ok(out.ok(&tokens))
 }
@@ -58,15 +73,19 @@ async fn logout(state: web::Data<AppState>, who: Authed) -> ApiResult<HttpRespon
 }
 
 async fn me(state: web::Data<AppState>, out: Out, who: Authed) -> ApiResult<HttpResponse> {
-    let user = state
-        .store
-        .user_by_id(&who.user_id)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "the account no longer exists"))?;
+    let user =
+        state.store.user_by_id(&who.user_id).await?.ok_or_else(|| {
+            ApiError::new(ErrorCode::Unauthorized, "the account no longer exists")
+        })?;
     Ok(out.ok(&serde_json::json!({ "user": user })))
 }
 
-async fn user(state: web::Data<AppState>, out: Out, _: Authed, id: web::Path<String>) -> ApiResult<HttpResponse> {
+async fn user(
+    state: web::Data<AppState>,
+    out: Out,
+    _: Authed,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let user = state
         .store
         .user_by_id(&id)
@@ -104,7 +123,8 @@ pub fn register(api: &mut Api) {
         RouteDoc {
             method: "POST",
             path: "/api/auth/refresh",
-            summary: "Rotate a refresh token; the old one stops working (reuse revokes the session)",
+            summary:
+                "Rotate a refresh token; the old one stops working (reuse revokes the session)",
             auth: false,
             body: Some("RefreshRequest"),
             ok: (200, Some("Tokens")),

@@ -58,7 +58,9 @@ struct SearchQuery {
     limit: Option<usize>,
 }
 
-async fn answer<T: Send + 'static>(rx: tokio::sync::oneshot::Receiver<Result<T, ErrorBody>>) -> ApiResult<T> {
+async fn answer<T: Send + 'static>(
+    rx: tokio::sync::oneshot::Receiver<Result<T, ErrorBody>>,
+) -> ApiResult<T> {
     rx.await
         .map_err(|_| ApiError::new(ErrorCode::Internal, "the room did not answer"))?
         .map_err(ApiError)
@@ -73,7 +75,10 @@ async fn send(
 ) -> ApiResult<HttpResponse> {
     room::validate_content(&b.content, state.config.limits.max_message_chars)?;
     if b.nonce.as_ref().is_some_and(|n| n.len() > 128) {
-        return Err(ApiError::new(ErrorCode::ValidationFailed, "nonce must be at most 128 bytes"));
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "nonce must be at most 128 bytes",
+        ));
     }
     let (reply, rx) = Responder::channel();
     let draft = Draft {
@@ -92,7 +97,11 @@ async fn send(
     });
     let (message, created) = answer(rx).await?;
     let body = serde_json::json!({ "message": message });
-    Ok(if created { out.created(&body) } else { out.ok(&body) })
+    Ok(if created {
+        out.created(&body)
+    } else {
+        out.ok(&body)
+    })
 }
 
 async fn history(
@@ -105,7 +114,10 @@ async fn history(
     member_room(&state, &id, &who.user_id).await?;
     let limit = q.limit.unwrap_or(DEFAULT_PAGE);
     if limit == 0 {
-        return Err(ApiError::new(ErrorCode::ValidationFailed, "limit must be at least 1"));
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "limit must be at least 1",
+        ));
     }
     let page = state
         .store
@@ -146,7 +158,11 @@ async fn edit(
     Ok(out.ok(&serde_json::json!({ "message": message })))
 }
 
-async fn delete(state: web::Data<AppState>, who: Authed, id: web::Path<String>) -> ApiResult<HttpResponse> {
+async fn delete(
+    state: web::Data<AppState>,
+    who: Authed,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let m = member_message(&state, &id, &who.user_id).await?;
     let (reply, rx) = Responder::channel();
     state.directory.room(&m.room_id).do_send(room::Delete {
@@ -158,10 +174,20 @@ async fn delete(state: web::Data<AppState>, who: Authed, id: web::Path<String>) 
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn react(state: &AppState, out: Out, who: Authed, id: &str, emoji: Option<String>, on: bool) -> ApiResult<HttpResponse> {
+async fn react(
+    state: &AppState,
+    out: Out,
+    who: Authed,
+    id: &str,
+    emoji: Option<String>,
+    on: bool,
+) -> ApiResult<HttpResponse> {
     let emoji = emoji.unwrap_or_else(|| DEFAULT_REACTION.to_string());
     if emoji.trim().is_empty() || emoji.chars().count() > MAX_EMOJI_CHARS {
-        return Err(ApiError::new(ErrorCode::ValidationFailed, "emoji must be 1 to 16 characters"));
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "emoji must be 1 to 16 characters",
+        ));
     }
     let m = member_message(state, id, &who.user_id).await?;
     let (reply, rx) = Responder::channel();
@@ -176,17 +202,43 @@ async fn react(state: &AppState, out: Out, who: Authed, id: &str, emoji: Option<
     Ok(out.ok(&serde_json::json!({ "message": message })))
 }
 
-async fn like(state: web::Data<AppState>, out: Out, who: Authed, id: web::Path<String>, Body(b): Body<LikeBody>) -> ApiResult<HttpResponse> {
+async fn like(
+    state: web::Data<AppState>,
+    out: Out,
+    who: Authed,
+    id: web::Path<String>,
+    Body(b): Body<LikeBody>,
+) -> ApiResult<HttpResponse> {
     react(&state, out, who, &id, b.emoji, true).await
 }
 
-async fn unlike(state: web::Data<AppState>, out: Out, who: Authed, id: web::Path<String>, Body(b): Body<LikeBody>) -> ApiResult<HttpResponse> {
+async fn unlike(
+    state: web::Data<AppState>,
+    out: Out,
+    who: Authed,
+    id: web::Path<String>,
+    Body(b): Body<LikeBody>,
+) -> ApiResult<HttpResponse> {
     react(&state, out, who, &id, b.emoji, false).await
 }
 
-async fn search(state: web::Data<AppState>, out: Out, who: Authed, q: web::Query<SearchQuery>) -> ApiResult<HttpResponse> {
+async fn search(
+    state: web::Data<AppState>,
+    out: Out,
+    who: Authed,
+    q: web::Query<SearchQuery>,
+) -> ApiResult<HttpResponse> {
     let q = q.into_inner();
-    run_search(&state, out, &who.user_id, q.room_id, q.q, q.hashtag, q.limit).await
+    run_search(
+        &state,
+        out,
+        &who.user_id,
+        q.room_id,
+        q.q,
+        q.hashtag,
+        q.limit,
+    )
+    .await
 }
 
 async fn search_room(
@@ -198,7 +250,16 @@ async fn search_room(
 ) -> ApiResult<HttpResponse> {
     member_room(&state, &id, &who.user_id).await?;
     let q = q.into_inner();
-    run_search(&state, out, &who.user_id, Some(id.into_inner()), q.q, q.hashtag, q.limit).await
+    run_search(
+        &state,
+        out,
+        &who.user_id,
+        Some(id.into_inner()),
+        q.q,
+        q.hashtag,
+        q.limit,
+    )
+    .await
 }
 
 async fn run_search(
@@ -211,7 +272,10 @@ async fn run_search(
     limit: Option<usize>,
 ) -> ApiResult<HttpResponse> {
     let limit = limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
-    let messages = match (q.filter(|s| !s.trim().is_empty()), hashtag.filter(|s| !s.trim().is_empty())) {
+    let messages = match (
+        q.filter(|s| !s.trim().is_empty()),
+        hashtag.filter(|s| !s.trim().is_empty()),
+    ) {
         (_, Some(tag)) => {
             let mut found = state.store.by_hashtag(user_id, &tag, limit).await?;
             if let Some(room) = &room_id {
@@ -219,8 +283,18 @@ async fn run_search(
             }
             found
         }
-        (Some(q), None) => state.store.search(user_id, room_id.as_deref(), &q, limit).await?,
-        (None, None) => return Err(ApiError::new(ErrorCode::ValidationFailed, "give q or hashtag")),
+        (Some(q), None) => {
+            state
+                .store
+                .search(user_id, room_id.as_deref(), &q, limit)
+                .await?
+        }
+        (None, None) => {
+            return Err(ApiError::new(
+                ErrorCode::ValidationFailed,
+                "give q or hashtag",
+            ))
+        }
     };
     Ok(out.ok(&serde_json::json!({ "messages": messages })))
 }
@@ -242,7 +316,8 @@ pub fn register(api: &mut Api) {
         RouteDoc {
             method: "GET",
             path: "/api/chat-rooms/{id}/messages",
-            summary: "History, ascending by seq: ?before=SEQ&after=SEQ&limit=N (default 50, max 100)",
+            summary:
+                "History, ascending by seq: ?before=SEQ&after=SEQ&limit=N (default 50, max 100)",
             auth: true,
             body: None,
             ok: (200, Some("MessagePage")),

@@ -71,7 +71,12 @@ fn request_codec(req: &HttpRequest) -> Result<Codec, ApiError> {
         return Ok(Codec::Json);
     };
     let ct = ct.to_str().unwrap_or("");
-    let base = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let base = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if is_msgpack(&base) {
         Ok(Codec::MsgPack)
     } else if base == "application/json" || base.is_empty() || base.ends_with("+json") {
@@ -104,13 +109,20 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
         let mut payload = payload.take();
         Box::pin(async move {
             let codec = codec?;
-            let too_large = || ApiError::new(ErrorCode::PayloadTooLarge, format!("the body exceeds {limit} bytes"));
+            let too_large = || {
+                ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("the body exceeds {limit} bytes"),
+                )
+            };
             if declared.is_some_and(|n| n > limit) {
                 return Err(too_large());
             }
             let mut buf = BytesMut::new();
             while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("cannot read the body: {e}")))?;
+                let chunk = chunk.map_err(|e| {
+                    ApiError::new(ErrorCode::BadRequest, format!("cannot read the body: {e}"))
+                })?;
                 if buf.len() + chunk.len() > limit {
                     return Err(too_large());
                 }
@@ -121,20 +133,25 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
                     Codec::Json => b"{}",
                     Codec::MsgPack => &[0x80],
                 };
-                return codec
-                    .decode(empty)
-                    .map(Body)
-                    .map_err(|_| ApiError::new(ErrorCode::ValidationFailed, "a request body is required"));
+                return codec.decode(empty).map(Body).map_err(|_| {
+                    ApiError::new(ErrorCode::ValidationFailed, "a request body is required")
+                });
             }
             match codec {
                 Codec::Json => serde_json::from_slice(&buf).map(Body).map_err(|e| {
-                    let code = if e.is_data() { ErrorCode::ValidationFailed } else { ErrorCode::BadRequest };
+                    let code = if e.is_data() {
+                        ErrorCode::ValidationFailed
+                    } else {
+                        ErrorCode::BadRequest
+                    };
                     ApiError::new(code, format!("invalid JSON body: {e}"))
                 }),
-                Codec::MsgPack => codec
-                    .decode(&buf)
-                    .map(Body)
-                    .map_err(|e| ApiError::new(ErrorCode::ValidationFailed, format!("invalid MessagePack body: {}", e.0))),
+                Codec::MsgPack => codec.decode(&buf).map(Body).map_err(|e| {
+                    ApiError::new(
+                        ErrorCode::ValidationFailed,
+                        format!("invalid MessagePack body: {}", e.0),
+                    )
+                }),
             }
         })
     }
@@ -146,11 +163,17 @@ pub struct Out(pub Codec);
 
 impl Out {
     fn of(req: &HttpRequest) -> Out {
-        let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let accept = req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         if accept.split(',').any(is_msgpack) {
             return Out(Codec::MsgPack);
         }
-        let wants_json = accept.split(',').any(|a| a.trim().starts_with("application/json"));
+        let wants_json = accept
+            .split(',')
+            .any(|a| a.trim().starts_with("application/json"));
         if !wants_json && matches!(request_codec(req), Ok(Codec::MsgPack)) {
             return Out(Codec::MsgPack);
         }
@@ -198,7 +221,9 @@ pub struct Authed {
 pub fn bearer(req: &HttpRequest) -> Option<&str> {
     let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 impl FromRequest for Authed {
@@ -210,7 +235,9 @@ impl FromRequest for Authed {
             let state = req
                 .app_data::<web::Data<AppState>>()
                 .ok_or_else(|| ApiError::new(ErrorCode::Internal, "no app state"))?;
-            let token = bearer(req).ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "a bearer token is required"))?;
+            let token = bearer(req).ok_or_else(|| {
+                ApiError::new(ErrorCode::Unauthorized, "a bearer token is required")
+            })?;
             let id = state.auth.verify(token)?;
             Ok(Authed {
                 user_id: id.user_id,
@@ -245,7 +272,10 @@ pub struct Api<'a> {
 
 impl<'a> Api<'a> {
     pub fn new(cfg: Option<&'a mut web::ServiceConfig>) -> Self {
-        Api { cfg, docs: Vec::new() }
+        Api {
+            cfg,
+            docs: Vec::new(),
+        }
     }
 
     pub fn route<F, Args>(&mut self, doc: RouteDoc, handler: F)

@@ -12,14 +12,16 @@ async fn health() -> HttpResponse {
 /// Ready when the store answers and the node is not draining.
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     if state.is_draining() {
-        return HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": "draining" }));
+        return HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({ "status": "draining" }));
     }
     match state.store.user_by_id("").await {
         Ok(_) => HttpResponse::Ok().json(serde_json::json!({
             "status": "ready",
             "node_id": state.config.node_id,
         })),
-        Err(e) => HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": "store_unavailable", "error": e })),
+        Err(e) => HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({ "status": "store_unavailable", "error": e })),
     }
 }
 

@@ -66,8 +66,14 @@ fn forbidden(msg: &str) -> ApiError {
 
 fn validate_name(name: Option<String>) -> ApiResult<Option<String>> {
     let name = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
-    if name.as_ref().is_some_and(|n| n.chars().count() > MAX_ROOM_NAME_CHARS) {
-        return Err(ApiError::new(ErrorCode::ValidationFailed, "name must be at most 100 characters"));
+    if name
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > MAX_ROOM_NAME_CHARS)
+    {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "name must be at most 100 characters",
+        ));
     }
     Ok(name)
 }
@@ -91,7 +97,10 @@ fn role_of(room: &Room, user_id: &str) -> Role {
 
 fn group_only(room: &Room) -> ApiResult<()> {
     if room.kind == RoomType::Direct {
-        return Err(ApiError::new(ErrorCode::BadRequest, "a direct room has exactly its two members"));
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "a direct room has exactly its two members",
+        ));
     }
     Ok(())
 }
@@ -99,7 +108,13 @@ fn group_only(room: &Room) -> ApiResult<()> {
 /// Hands a change to the room's actor, which tells old and new members in order with the room's
 /// other events. A deleted room is announced here (its actor may not be running) and its actor,
 /// if active, stops.
-fn notify(state: &AppState, room_id: &str, room: Option<Room>, joined: Vec<String>, left: Vec<String>) {
+fn notify(
+    state: &AppState,
+    room_id: &str,
+    room: Option<Room>,
+    joined: Vec<String>,
+    left: Vec<String>,
+) {
     if room.is_some() {
         return state
             .directory
@@ -108,20 +123,35 @@ fn notify(state: &AppState, room_id: &str, room: Option<Room>, joined: Vec<Strin
     }
     let event = dovie_actors::Event::new(
         dovie_protocol::events::ROOM_DELETED,
-        &dovie_protocol::events::RoomDeleted { room_id: room_id.to_string() },
+        &dovie_protocol::events::RoomDeleted {
+            room_id: room_id.to_string(),
+        },
     )
     .in_room(std::sync::Arc::from(room_id), None);
     state
         .registry
         .deliver_to_users(left.iter().map(String::as_str), &std::sync::Arc::new(event));
     if let Some(actor) = state.directory.active(room_id) {
-        actor.do_send(RoomChanged { room: None, joined, left: Vec::new() });
+        actor.do_send(RoomChanged {
+            room: None,
+            joined,
+            left: Vec::new(),
+        });
     }
 }
 
-async fn create(state: web::Data<AppState>, out: Out, who: Authed, Body(b): Body<CreateRoom>) -> ApiResult<HttpResponse> {
-    let kind = RoomType::parse(&b.kind)
-        .ok_or_else(|| ApiError::new(ErrorCode::ValidationFailed, "type must be \"direct\" or \"group\""))?;
+async fn create(
+    state: web::Data<AppState>,
+    out: Out,
+    who: Authed,
+    Body(b): Body<CreateRoom>,
+) -> ApiResult<HttpResponse> {
+    let kind = RoomType::parse(&b.kind).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::ValidationFailed,
+            "type must be \"direct\" or \"group\"",
+        )
+    })?;
     let mut members: Vec<String> = Vec::new();
     for id in std::iter::once(&who.user_id).chain(b.member_ids.iter()) {
         if !id.is_empty() && !members.contains(id) {
@@ -131,10 +161,16 @@ async fn create(state: web::Data<AppState>, out: Out, who: Authed, Body(b): Body
     let max = state.config.limits.max_group_members;
     match kind {
         RoomType::Direct if members.len() != 2 => {
-            return Err(ApiError::new(ErrorCode::ValidationFailed, "a direct room names exactly one other user"));
+            return Err(ApiError::new(
+                ErrorCode::ValidationFailed,
+                "a direct room names exactly one other user",
+            ));
         }
         RoomType::Group if members.len() > max => {
-            return Err(ApiError::new(ErrorCode::RoomFull, format!("a group has at most {max} members")));
+            return Err(ApiError::new(
+                ErrorCode::RoomFull,
+                format!("a group has at most {max} members"),
+            ));
         }
         _ => {}
     }
@@ -142,17 +178,28 @@ async fn create(state: web::Data<AppState>, out: Out, who: Authed, Body(b): Body
     let existing = state.store.existing_users(&others).await?;
     if existing.len() != others.len() {
         let missing: Vec<&String> = others.iter().filter(|id| !existing.contains(id)).collect();
-        return Err(ApiError::new(ErrorCode::ValidationFailed, format!("unknown users: {missing:?}")));
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            format!("unknown users: {missing:?}"),
+        ));
     }
     let mut roles = BTreeMap::new();
     for (i, m) in members.iter().enumerate() {
-        let role = if i == 0 && kind == RoomType::Group { Role::Owner } else { Role::Member };
+        let role = if i == 0 && kind == RoomType::Group {
+            Role::Owner
+        } else {
+            Role::Member
+        };
         roles.insert(m.clone(), role);
     }
     let room = Room {
         id: uuid::Uuid::now_v7().to_string(),
         kind,
-        name: if kind == RoomType::Group { validate_name(b.name)? } else { None },
+        name: if kind == RoomType::Group {
+            validate_name(b.name)?
+        } else {
+            None
+        },
         member_ids: members,
         created_by: who.user_id.clone(),
         created_at: dovie_actors::now_ms(),
@@ -183,7 +230,12 @@ async fn list(state: web::Data<AppState>, out: Out, who: Authed) -> ApiResult<Ht
     Ok(out.ok(&serde_json::json!({ "rooms": rooms })))
 }
 
-async fn get(state: web::Data<AppState>, out: Out, who: Authed, id: web::Path<String>) -> ApiResult<HttpResponse> {
+async fn get(
+    state: web::Data<AppState>,
+    out: Out,
+    who: Authed,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let room = member_room(&state, &id, &who.user_id).await?;
     Ok(out.ok(&serde_json::json!({ "room": room })))
 }
@@ -200,12 +252,19 @@ async fn update(
     if role_of(&room, &who.user_id) < Role::Admin {
         return Err(forbidden("only the owner or an admin can change the room"));
     }
-    let room = state.store.rename_room(&id, validate_name(b.name)?.as_deref()).await?;
+    let room = state
+        .store
+        .rename_room(&id, validate_name(b.name)?.as_deref())
+        .await?;
     notify(&state, &id, Some(room.clone()), Vec::new(), Vec::new());
     Ok(out.ok(&serde_json::json!({ "room": room })))
 }
 
-async fn delete(state: web::Data<AppState>, who: Authed, id: web::Path<String>) -> ApiResult<HttpResponse> {
+async fn delete(
+    state: web::Data<AppState>,
+    who: Authed,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let room = member_room(&state, &id, &who.user_id).await?;
     group_only(&room)?;
     if role_of(&room, &who.user_id) != Role::Owner {
@@ -233,18 +292,29 @@ async fn add_participants(
         None | Some("member") => Role::Member,
         Some("admin") if my_role == Role::Owner => Role::Admin,
         Some("admin") => return Err(forbidden("only the owner can add admins")),
-        Some(_) => return Err(ApiError::new(ErrorCode::ValidationFailed, "role must be \"member\" or \"admin\"")),
+        Some(_) => {
+            return Err(ApiError::new(
+                ErrorCode::ValidationFailed,
+                "role must be \"member\" or \"admin\"",
+            ))
+        }
     };
     let mut ids: Vec<String> = b.user_ids;
     ids.extend(b.user_id);
     ids.retain(|u| !u.is_empty());
     ids.dedup();
     if ids.is_empty() {
-        return Err(ApiError::new(ErrorCode::ValidationFailed, "user_ids must name at least one user"));
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "user_ids must name at least one user",
+        ));
     }
     let existing = state.store.existing_users(&ids).await?;
     if existing.len() != ids.len() {
-        return Err(ApiError::new(ErrorCode::ValidationFailed, "unknown user in user_ids"));
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "unknown user in user_ids",
+        ));
     }
     let joined: Vec<String> = ids.iter().filter(|u| !room.is_member(u)).cloned().collect();
     let members: Vec<(String, Role)> = ids.into_iter().map(|u| (u, role)).collect();
@@ -270,7 +340,10 @@ async fn remove_participant(
     let my_role = role_of(&room, &who.user_id);
     if target == who.user_id {
         if my_role == Role::Owner && room.member_ids.len() > 1 {
-            return Err(ApiError::new(ErrorCode::Conflict, "the owner must hand ownership over before leaving"));
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                "the owner must hand ownership over before leaving",
+            ));
         }
     } else if my_role < Role::Admin || target_role >= my_role {
         return Err(forbidden("you cannot remove this member"));
@@ -294,12 +367,22 @@ async fn set_role(
         return Err(forbidden("only the owner can change roles"));
     }
     if !room.is_member(&target) {
-        return Err(ApiError::new(ErrorCode::NotFound, "that user is not a member"));
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            "that user is not a member",
+        ));
     }
-    let role = Role::parse(&b.role)
-        .ok_or_else(|| ApiError::new(ErrorCode::ValidationFailed, "role must be owner, admin or member"))?;
+    let role = Role::parse(&b.role).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::ValidationFailed,
+            "role must be owner, admin or member",
+        )
+    })?;
     if target == who.user_id {
-        return Err(ApiError::new(ErrorCode::BadRequest, "hand ownership over by making another member owner"));
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "hand ownership over by making another member owner",
+        ));
     }
     let mut room = state.store.set_role(&id, &target, role).await?;
     if role == Role::Owner {
@@ -310,7 +393,12 @@ async fn set_role(
     Ok(out.ok(&serde_json::json!({ "room": room })))
 }
 
-async fn read(state: web::Data<AppState>, who: Authed, id: web::Path<String>, Body(b): Body<ReadBody>) -> ApiResult<HttpResponse> {
+async fn read(
+    state: web::Data<AppState>,
+    who: Authed,
+    id: web::Path<String>,
+    Body(b): Body<ReadBody>,
+) -> ApiResult<HttpResponse> {
     let (reply, rx) = Responder::channel();
     state.directory.room(&id).do_send(Receipt {
         user_id: who.user_id,
@@ -323,7 +411,11 @@ async fn read(state: web::Data<AppState>, who: Authed, id: web::Path<String>, Bo
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn unread_counts(state: web::Data<AppState>, out: Out, who: Authed) -> ApiResult<HttpResponse> {
+async fn unread_counts(
+    state: web::Data<AppState>,
+    out: Out,
+    who: Authed,
+) -> ApiResult<HttpResponse> {
     let counts = state.store.unread_counts(&who.user_id).await?;
     Ok(out.ok(&serde_json::json!({ "counts": counts })))
 }
@@ -345,7 +437,8 @@ pub fn register(api: &mut Api) {
         RouteDoc {
             method: "GET",
             path: "/api/chat-rooms",
-            summary: "My rooms with their last message and unread count, most recently active first",
+            summary:
+                "My rooms with their last message and unread count, most recently active first",
             auth: true,
             body: None,
             ok: (200, Some("RoomList")),

@@ -60,8 +60,13 @@ pub enum Rotation {
 pub trait AuthStore: Send + Sync {
     async fn create_session(&self, session: AuthSession, refresh_hash: &str) -> StoreResult<()>;
     /// Rotates `old_hash` to `new_hash` atomically.
-    async fn rotate_refresh(&self, old_hash: &str, new_hash: &str, now: i64, expires_at: i64)
-        -> StoreResult<Rotation>;
+    async fn rotate_refresh(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> StoreResult<Rotation>;
     async fn revoke_session(&self, session_id: &str, at: i64) -> StoreResult<()>;
     /// Sessions revoked after `since` (to warm the revocation cache at start).
     async fn revoked_since(&self, since: i64) -> StoreResult<Vec<String>>;
@@ -92,7 +97,12 @@ pub trait RoomRecords: Send + Sync {
     async fn rename_room(&self, id: &str, name: Option<&str>) -> StoreResult<Room>;
     async fn delete_room(&self, id: &str) -> StoreResult<()>;
     /// Adds members (existing ones keep their role); fails with `room_full` past `max`.
-    async fn add_members(&self, id: &str, members: &[(String, Role)], max: usize) -> StoreResult<Room>;
+    async fn add_members(
+        &self,
+        id: &str,
+        members: &[(String, Role)],
+        max: usize,
+    ) -> StoreResult<Room>;
     async fn remove_member(&self, id: &str, user_id: &str) -> StoreResult<Room>;
     async fn set_role(&self, id: &str, user_id: &str, role: Role) -> StoreResult<Room>;
     /// My rooms, most recently active first, with last message and unread count.
@@ -112,13 +122,24 @@ pub struct Page {
 pub trait History: Send + Sync {
     /// Ascending by seq. `after`: the `limit` messages right after it; else `before`: the `limit`
     /// messages right before it; else the latest `limit`.
-    async fn history(&self, room_id: &str, before: Option<u64>, after: Option<u64>, limit: usize)
-        -> StoreResult<Page>;
+    async fn history(
+        &self,
+        room_id: &str,
+        before: Option<u64>,
+        after: Option<u64>,
+        limit: usize,
+    ) -> StoreResult<Page>;
     /// Full-text search over the rooms of `user_id` (or one of them), newest first.
-    async fn search(&self, user_id: &str, room_id: Option<&str>, query: &str, limit: usize)
-        -> StoreResult<Vec<Message>>;
+    async fn search(
+        &self,
+        user_id: &str,
+        room_id: Option<&str>,
+        query: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>>;
     /// Messages tagged `#tag` in the rooms of `user_id`, newest first.
-    async fn by_hashtag(&self, user_id: &str, tag: &str, limit: usize) -> StoreResult<Vec<Message>>;
+    async fn by_hashtag(&self, user_id: &str, tag: &str, limit: usize)
+        -> StoreResult<Vec<Message>>;
 }
 
 /// Everything a node's store provides.

@@ -24,7 +24,8 @@ use super::*;
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../schema/sqlite/0001_init.sql"))];
 /// Jobs committed together at most.
 const MAX_JOBS_PER_COMMIT: usize = 1024;
-const MESSAGE_COLUMNS: &str = "id, room_id, seq, sender_id, kind, content, nonce, reply_to, hashtags, \
+const MESSAGE_COLUMNS: &str =
+    "id, room_id, seq, sender_id, kind, content, nonce, reply_to, hashtags, \
      reactions, attachments, created_at, edited_at, deleted";
 
 type Done = Box<dyn FnOnce(StoreResult<()>) + Send>;
@@ -59,7 +60,10 @@ impl ReadPool {
 
 fn unavailable(cause: impl std::fmt::Display) -> ErrorBody {
     tracing::error!(%cause, "embedded store error");
-    ErrorBody::new(ErrorCode::StoreUnavailable, "the store is unavailable; try again")
+    ErrorBody::new(
+        ErrorCode::StoreUnavailable,
+        "the store is unavailable; try again",
+    )
 }
 
 fn not_found(what: &str) -> ErrorBody {
@@ -84,7 +88,11 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<usize> {
     for (version, sql) in MIGRATIONS {
         let tx = conn.transaction()?;
         let done: Option<i64> = tx
-            .query_row("SELECT version FROM schema_migrations WHERE version = ?1", [version], |r| r.get(0))
+            .query_row(
+                "SELECT version FROM schema_migrations WHERE version = ?1",
+                [version],
+                |r| r.get(0),
+            )
             .optional()?;
         if done.is_none() {
             tx.execute_batch(sql)?;
@@ -101,10 +109,15 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<usize> {
 
 impl SqliteStore {
     /// Opens (creating if needed) `dir/dovie.db`, applies migrations, starts the writer thread.
-    pub fn open(dir: &Path, synchronous: &str, read_connections: usize) -> Result<SqliteStore, String> {
+    pub fn open(
+        dir: &Path,
+        synchronous: &str,
+        read_connections: usize,
+    ) -> Result<SqliteStore, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let path = dir.join("dovie.db");
-        let mut writer = open_conn(&path, synchronous).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut writer =
+            open_conn(&path, synchronous).map_err(|e| format!("{}: {e}", path.display()))?;
         migrate(&mut writer).map_err(|e| format!("migrating {}: {e}", path.display()))?;
         let mut conns = Vec::new();
         for _ in 0..read_connections.max(1) {
@@ -147,7 +160,9 @@ impl SqliteStore {
             .await
             .map_err(unavailable)?
             .map_err(|_| unavailable("writer stopped"))?;
-        let r = rx.await.map_err(|_| unavailable("writer dropped the job"))?;
+        let r = rx
+            .await
+            .map_err(|_| unavailable("writer dropped the job"))?;
         crate::metrics::store_op("write", started.elapsed());
         r
     }
@@ -172,7 +187,10 @@ impl SqliteStore {
     }
 }
 
-fn in_savepoint<T>(t: &mut Transaction, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+fn in_savepoint<T>(
+    t: &mut Transaction,
+    f: impl FnOnce(&Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
     let sp = t.savepoint().map_err(unavailable)?;
     let r = f(&sp);
     if r.is_ok() {
@@ -248,7 +266,11 @@ fn user_from_row(r: &Row) -> rusqlite::Result<User> {
 
 const USER_COLUMNS: &str = "id, email, display_name, avatar_url, bio, created_at";
 
-fn query_messages(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> StoreResult<Vec<Message>> {
+fn query_messages(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> StoreResult<Vec<Message>> {
     let mut stmt = db(conn.prepare_cached(sql))?;
     let rows = db(stmt.query_map(params, message_from_row))?;
     rows.map(db).collect()
@@ -281,7 +303,9 @@ fn load_room(conn: &Connection, id: &str) -> StoreResult<Option<Room>> {
     let mut stmt = db(conn.prepare_cached(
         "SELECT user_id, role FROM chat_participants WHERE room_id = ?1 ORDER BY joined_at, user_id",
     ))?;
-    let members = db(stmt.query_map([&id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))))?;
+    let members = db(stmt.query_map([&id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    }))?;
     let mut member_ids = Vec::new();
     let mut roles = BTreeMap::new();
     for m in members {
@@ -306,13 +330,20 @@ fn room_or_404(conn: &Connection, id: &str) -> StoreResult<Room> {
 
 fn last_seq(conn: &Connection, room_id: &str) -> StoreResult<Option<u64>> {
     let v: Option<i64> = db(conn
-        .query_row("SELECT last_seq FROM chat_rooms WHERE id = ?1", [room_id], |r| r.get(0))
+        .query_row(
+            "SELECT last_seq FROM chat_rooms WHERE id = ?1",
+            [room_id],
+            |r| r.get(0),
+        )
         .optional())?;
     Ok(v.map(|v| v as u64))
 }
 
 fn replace_hashtags(conn: &Connection, m: &Message) -> StoreResult<()> {
-    db(conn.execute("DELETE FROM message_hashtags WHERE message_id = ?1", [&m.id]))?;
+    db(conn.execute(
+        "DELETE FROM message_hashtags WHERE message_id = ?1",
+        [&m.id],
+    ))?;
     let mut stmt = db(conn.prepare_cached(
         "INSERT OR IGNORE INTO message_hashtags (tag, message_id, room_id, created_at) VALUES (?1, ?2, ?3, ?4)",
     ))?;
@@ -378,8 +409,12 @@ impl UserStore for SqliteStore {
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
         let id = id.to_string();
         self.read(move |c| {
-            db(c.query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"), [&id], user_from_row)
-                .optional())
+            db(c.query_row(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
+                [&id],
+                user_from_row,
+            )
+            .optional())
         })
         .await
     }
@@ -418,7 +453,13 @@ impl AuthStore for SqliteStore {
         .await
     }
 
-    async fn rotate_refresh(&self, old: &str, new: &str, now: i64, expires_at: i64) -> StoreResult<Rotation> {
+    async fn rotate_refresh(
+        &self,
+        old: &str,
+        new: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> StoreResult<Rotation> {
         let (old, new) = (old.to_string(), new.to_string());
         self.write(move |c| {
             let row = db(c
@@ -479,7 +520,8 @@ impl AuthStore for SqliteStore {
 
     async fn revoked_since(&self, since: i64) -> StoreResult<Vec<String>> {
         self.read(move |c| {
-            let mut stmt = db(c.prepare_cached("SELECT id FROM auth_sessions WHERE revoked_at >= ?1"))?;
+            let mut stmt =
+                db(c.prepare_cached("SELECT id FROM auth_sessions WHERE revoked_at >= ?1"))?;
             let rows = db(stmt.query_map([since], |r| r.get::<_, String>(0)))?;
             rows.map(db).collect()
         })
@@ -529,7 +571,10 @@ impl RoomRecords for SqliteStore {
     async fn rename_room(&self, id: &str, name: Option<&str>) -> StoreResult<Room> {
         let (id, name) = (id.to_string(), name.map(str::to_string));
         self.write(move |c| {
-            db(c.execute("UPDATE chat_rooms SET name = ?2 WHERE id = ?1", params![id, name]))?;
+            db(c.execute(
+                "UPDATE chat_rooms SET name = ?2 WHERE id = ?1",
+                params![id, name],
+            ))?;
             room_or_404(c, &id)
         })
         .await
@@ -547,7 +592,12 @@ impl RoomRecords for SqliteStore {
         .await
     }
 
-    async fn add_members(&self, id: &str, members: &[(String, Role)], max: usize) -> StoreResult<Room> {
+    async fn add_members(
+        &self,
+        id: &str,
+        members: &[(String, Role)],
+        max: usize,
+    ) -> StoreResult<Room> {
         let (id, members) = (id.to_string(), members.to_vec());
         self.write(move |c| {
             let room = room_or_404(c, &id)?;
@@ -610,18 +660,29 @@ impl RoomRecords for SqliteStore {
             let rows: Vec<(String, i64, i64)> = db(stmt
                 .query_map([&user_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .and_then(|rows| rows.collect::<rusqlite::Result<_>>()))?;
-            let last_sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ?1 AND seq = ?2");
+            let last_sql =
+                format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ?1 AND seq = ?2");
             let mut out = Vec::with_capacity(rows.len());
             for (room_id, last, read) in rows {
-                let Some(room) = load_room(c, &room_id)? else { continue };
-                let last_message = query_messages(c, &last_sql, params![room_id, last])?.into_iter().next();
+                let Some(room) = load_room(c, &room_id)? else {
+                    continue;
+                };
+                let last_message = query_messages(c, &last_sql, params![room_id, last])?
+                    .into_iter()
+                    .next();
                 out.push(RoomSummary {
                     room,
                     last_message,
                     unread_count: (last - read).max(0) as u64,
                 });
             }
-            out.sort_by_key(|s| std::cmp::Reverse(s.last_message.as_ref().map_or(s.room.created_at, |m| m.created_at)));
+            out.sort_by_key(|s| {
+                std::cmp::Reverse(
+                    s.last_message
+                        .as_ref()
+                        .map_or(s.room.created_at, |m| m.created_at),
+                )
+            });
             Ok(out)
         })
         .await
@@ -634,7 +695,9 @@ impl RoomRecords for SqliteStore {
                 "SELECT r.id, MAX(r.last_seq - p.read_seq, 0) FROM chat_rooms r \
                  JOIN chat_participants p ON p.room_id = r.id WHERE p.user_id = ?1",
             ))?;
-            let rows = db(stmt.query_map([&user_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))))?;
+            let rows = db(stmt.query_map([&user_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            }))?;
             rows.map(db).collect()
         })
         .await
@@ -643,7 +706,13 @@ impl RoomRecords for SqliteStore {
 
 #[async_trait]
 impl History for SqliteStore {
-    async fn history(&self, room_id: &str, before: Option<u64>, after: Option<u64>, limit: usize) -> StoreResult<Page> {
+    async fn history(
+        &self,
+        room_id: &str,
+        before: Option<u64>,
+        after: Option<u64>,
+        limit: usize,
+    ) -> StoreResult<Page> {
         let room_id = room_id.to_string();
         self.read(move |c| {
             let take = limit as i64 + 1;
@@ -665,7 +734,13 @@ impl History for SqliteStore {
         .await
     }
 
-    async fn search(&self, user_id: &str, room_id: Option<&str>, query: &str, limit: usize) -> StoreResult<Vec<Message>> {
+    async fn search(
+        &self,
+        user_id: &str,
+        room_id: Option<&str>,
+        query: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>> {
         let Some(q) = fts_query(query) else {
             return Ok(Vec::new());
         };
@@ -687,8 +762,16 @@ impl History for SqliteStore {
         .await
     }
 
-    async fn by_hashtag(&self, user_id: &str, tag: &str, limit: usize) -> StoreResult<Vec<Message>> {
-        let (user_id, tag) = (user_id.to_string(), tag.trim_start_matches('#').to_lowercase());
+    async fn by_hashtag(
+        &self,
+        user_id: &str,
+        tag: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>> {
+        let (user_id, tag) = (
+            user_id.to_string(),
+            tag.trim_start_matches('#').to_lowercase(),
+        );
         self.read(move |c| {
             let cols = MESSAGE_COLUMNS
                 .split(", ")
@@ -710,7 +793,9 @@ fn reactions_of(conn: &Connection, message_id: &str) -> StoreResult<BTreeMap<Str
     let mut stmt = db(conn.prepare_cached(
         "SELECT emoji, user_id FROM message_likes WHERE message_id = ?1 ORDER BY created_at, user_id",
     ))?;
-    let rows = db(stmt.query_map([message_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))))?;
+    let rows = db(stmt.query_map([message_id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    }))?;
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for row in rows {
         let (emoji, user) = db(row)?;
@@ -721,7 +806,11 @@ fn reactions_of(conn: &Connection, message_id: &str) -> StoreResult<BTreeMap<Str
 
 #[async_trait]
 impl dovie_actors::RoomStore for SqliteStore {
-    async fn load_room(&self, room_id: &str, window: usize) -> Result<Option<RoomSnapshot>, ErrorBody> {
+    async fn load_room(
+        &self,
+        room_id: &str,
+        window: usize,
+    ) -> Result<Option<RoomSnapshot>, ErrorBody> {
         let room_id = room_id.to_string();
         self.read(move |c| {
             let Some(room) = load_room(c, &room_id)? else {
@@ -736,7 +825,12 @@ impl dovie_actors::RoomStore for SqliteStore {
         .await
     }
 
-    async fn append(&self, room_id: &str, first_seq: u64, drafts: Vec<Draft>) -> Result<Vec<AppendOutcome>, AppendError> {
+    async fn append(
+        &self,
+        room_id: &str,
+        first_seq: u64,
+        drafts: Vec<Draft>,
+    ) -> Result<Vec<AppendOutcome>, AppendError> {
         let room_id = room_id.to_string();
         let result = self
             .write(move |c| {
@@ -812,7 +906,12 @@ impl dovie_actors::RoomStore for SqliteStore {
         }
     }
 
-    async fn messages_after(&self, room_id: &str, after: u64, limit: usize) -> Result<Vec<Message>, ErrorBody> {
+    async fn messages_after(
+        &self,
+        room_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Message>, ErrorBody> {
         let room_id = room_id.to_string();
         self.read(move |c| {
             let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ?1 AND seq > ?2 ORDER BY seq ASC LIMIT ?3");
@@ -826,7 +925,13 @@ impl dovie_actors::RoomStore for SqliteStore {
         self.read(move |c| get_message(c, &id)).await
     }
 
-    async fn edit_message(&self, id: &str, content: &str, hashtags: &[String], at: i64) -> Result<Message, ErrorBody> {
+    async fn edit_message(
+        &self,
+        id: &str,
+        content: &str,
+        hashtags: &[String],
+        at: i64,
+    ) -> Result<Message, ErrorBody> {
         let (id, content, tags) = (id.to_string(), content.to_string(), hashtags.to_vec());
         self.write(move |c| {
             let tags_json = serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into());
@@ -862,7 +967,13 @@ impl dovie_actors::RoomStore for SqliteStore {
         .await
     }
 
-    async fn set_reaction(&self, id: &str, user_id: &str, emoji: &str, on: bool) -> Result<Message, ErrorBody> {
+    async fn set_reaction(
+        &self,
+        id: &str,
+        user_id: &str,
+        emoji: &str,
+        on: bool,
+    ) -> Result<Message, ErrorBody> {
         let (id, user_id, emoji) = (id.to_string(), user_id.to_string(), emoji.to_string());
         self.write(move |c| {
             if on {
@@ -884,7 +995,13 @@ impl dovie_actors::RoomStore for SqliteStore {
         .await
     }
 
-    async fn set_receipt(&self, room_id: &str, user_id: &str, kind: ReceiptKind, seq: u64) -> Result<(), ErrorBody> {
+    async fn set_receipt(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        kind: ReceiptKind,
+        seq: u64,
+    ) -> Result<(), ErrorBody> {
         let (room_id, user_id) = (room_id.to_string(), user_id.to_string());
         self.write(move |c| {
             let sql = match kind {
@@ -915,7 +1032,10 @@ impl dovie_actors::RoomStore for SqliteStore {
     async fn set_last_seen(&self, user_id: &str, at: i64) -> Result<(), ErrorBody> {
         let user_id = user_id.to_string();
         self.write(move |c| {
-            db(c.execute("UPDATE users SET last_seen_at = ?2 WHERE id = ?1", params![user_id, at]))?;
+            db(c.execute(
+                "UPDATE users SET last_seen_at = ?2 WHERE id = ?1",
+                params![user_id, at],
+            ))?;
             Ok(())
         })
         .await
@@ -928,7 +1048,10 @@ mod tests {
 
     #[test]
     fn fts_queries_are_quoted() {
-        assert_eq!(fts_query("hello wor").as_deref(), Some("\"hello\" \"wor\"*"));
+        assert_eq!(
+            fts_query("hello wor").as_deref(),
+            Some("\"hello\" \"wor\"*")
+        );
         assert_eq!(fts_query("a\"b OR").as_deref(), Some("\"a\"\"b\" \"OR\"*"));
         assert_eq!(fts_query("   "), None);
     }

@@ -40,7 +40,10 @@ impl Server {
             addr: String::new(),
             dir,
             args: args.iter().map(|a| a.to_string()).collect(),
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         s.spawn("127.0.0.1:0");
         s
@@ -97,7 +100,9 @@ impl Server {
 
     /// SIGTERM, then waits for a clean exit; returns whether it exited with success.
     pub fn terminate(&mut self) -> bool {
-        let Some(mut child) = self.child.take() else { return false };
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
         unsafe_kill(child.id(), "TERM");
         wait_exit(&mut child, Duration::from_secs(20))
     }
@@ -127,7 +132,10 @@ impl Server {
 }
 
 fn unsafe_kill(pid: u32, sig: &str) {
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
 }
 
 fn wait_exit(child: &mut Child, timeout: Duration) -> bool {
@@ -166,9 +174,17 @@ pub fn rest(server: &Server) -> Rest {
 
 impl Rest {
     /// JSON request; answers (status, body as JSON or Null).
-    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -182,15 +198,24 @@ impl Rest {
         let value = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
         };
         (status, value)
     }
 
     /// A raw request with explicit headers and body bytes; answers (status, content-type, body).
-    pub async fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (u16, String, Bytes) {
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (u16, String, Bytes) {
         let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
         for (k, v) in headers {
             req = req.insert_header((*k, *v));
         }
@@ -236,7 +261,11 @@ impl Rest {
     pub async fn group(&self, owner: &User, members: &[&User]) -> String {
         let ids: Vec<&str> = members.iter().map(|u| u.id.as_str()).collect();
         let (status, body) = self
-            .post("/api/chat-rooms", &owner.token, json!({"type": "group", "name": "g", "member_ids": ids}))
+            .post(
+                "/api/chat-rooms",
+                &owner.token,
+                json!({"type": "group", "name": "g", "member_ids": ids}),
+            )
             .await;
         assert_eq!(status, 201, "create group: {body}");
         body["room"]["id"].as_str().expect("room id").to_string()
@@ -244,14 +273,23 @@ impl Rest {
 
     pub async fn send(&self, user: &User, room: &str, content: &str) -> Value {
         let (status, body) = self
-            .post(&format!("/api/chat-rooms/{room}/messages"), &user.token, json!({"content": content}))
+            .post(
+                &format!("/api/chat-rooms/{room}/messages"),
+                &user.token,
+                json!({"content": content}),
+            )
             .await;
         assert_eq!(status, 201, "send: {body}");
         body["message"].clone()
     }
 
     pub async fn history(&self, user: &User, room: &str, query: &str) -> Vec<Value> {
-        let (status, body) = self.get(&format!("/api/chat-rooms/{room}/messages{query}"), &user.token).await;
+        let (status, body) = self
+            .get(
+                &format!("/api/chat-rooms/{room}/messages{query}"),
+                &user.token,
+            )
+            .await;
         assert_eq!(status, 200, "history: {body}");
         body["messages"].as_array().expect("messages").clone()
     }
@@ -261,7 +299,9 @@ impl Rest {
         let mut out = Vec::new();
         let mut after = 0u64;
         loop {
-            let page = self.history(user, room, &format!("?after={after}&limit=100")).await;
+            let page = self
+                .history(user, room, &format!("?after={after}&limit=100"))
+                .await;
             if page.is_empty() {
                 return out;
             }
@@ -327,12 +367,18 @@ impl Ws {
             _ => String::new(),
         };
         let client = awc::Client::builder().timeout(WAIT).finish();
-        let mut req = client.ws(server.ws_url(&query)).max_frame_size(8 * 1024 * 1024);
+        let mut req = client
+            .ws(server.ws_url(&query))
+            .max_frame_size(8 * 1024 * 1024);
         if subprotocol {
             req = req.protocols([codec.subprotocol()]);
         } else if codec == Codec::MsgPack {
             req = client
-                .ws(server.ws_url(&format!("{}{}format=msgpack", query, if query.is_empty() { "?" } else { "&" })))
+                .ws(server.ws_url(&format!(
+                    "{}{}format=msgpack",
+                    query,
+                    if query.is_empty() { "?" } else { "&" }
+                )))
                 .max_frame_size(8 * 1024 * 1024);
         }
         if let Auth::Header(t) = auth {
@@ -348,7 +394,11 @@ impl Ws {
                 .get("sec-websocket-protocol")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            assert_eq!(echoed, codec.subprotocol(), "server must echo the chosen subprotocol");
+            assert_eq!(
+                echoed,
+                codec.subprotocol(),
+                "server must echo the chosen subprotocol"
+            );
         }
         Ws {
             framed,
@@ -382,8 +432,13 @@ impl Ws {
         self.send_frame(t, Some(id), d).await;
         let deadline = Instant::now() + WAIT;
         loop {
-            let f = self.read_wire(deadline).await.unwrap_or_else(|| panic!("no answer to {t} #{id}"));
-            if f["id"] == json!(id) && (f["t"] == "reply" || f["t"] == "error" || f["t"] == "heartbeat") {
+            let f = self
+                .read_wire(deadline)
+                .await
+                .unwrap_or_else(|| panic!("no answer to {t} #{id}"));
+            if f["id"] == json!(id)
+                && (f["t"] == "reply" || f["t"] == "error" || f["t"] == "heartbeat")
+            {
                 return f;
             }
             self.backlog.push_back(f);
@@ -394,15 +449,27 @@ impl Ws {
     async fn read_wire(&mut self, deadline: Instant) -> Option<Value> {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let item = tokio::time::timeout(left, self.framed.next()).await.ok()??;
+            let item = tokio::time::timeout(left, self.framed.next())
+                .await
+                .ok()??;
             match item.ok()? {
                 Frame::Text(b) => {
-                    assert_eq!(self.codec, Codec::Json, "text frame on a MessagePack connection");
+                    assert_eq!(
+                        self.codec,
+                        Codec::Json,
+                        "text frame on a MessagePack connection"
+                    );
                     return Some(serde_json::from_slice(&b).expect("server sent invalid JSON"));
                 }
                 Frame::Binary(b) => {
-                    assert_eq!(self.codec, Codec::MsgPack, "binary frame on a JSON connection");
-                    return Some(rmp_serde::from_slice(&b).expect("server sent invalid MessagePack"));
+                    assert_eq!(
+                        self.codec,
+                        Codec::MsgPack,
+                        "binary frame on a JSON connection"
+                    );
+                    return Some(
+                        rmp_serde::from_slice(&b).expect("server sent invalid MessagePack"),
+                    );
                 }
                 Frame::Close(reason) => {
                     let code: u16 = reason.map(|r| r.code.into()).unwrap_or(1005);
@@ -425,7 +492,9 @@ impl Ws {
     }
 
     pub async fn next(&mut self) -> Value {
-        self.next_within(WAIT).await.expect("no frame within the timeout")
+        self.next_within(WAIT)
+            .await
+            .expect("no frame within the timeout")
     }
 
     /// Waits for the next frame of type `t`, keeping the others for later.
@@ -435,10 +504,12 @@ impl Ws {
             return self.backlog.remove(i).expect("index");
         }
         loop {
-            let f = self
-                .read_wire(deadline)
-                .await
-                .unwrap_or_else(|| panic!("no `{t}` frame within {WAIT:?}; backlog: {:?}", self.backlog));
+            let f = self.read_wire(deadline).await.unwrap_or_else(|| {
+                panic!(
+                    "no `{t}` frame within {WAIT:?}; backlog: {:?}",
+                    self.backlog
+                )
+            });
             if f["t"] == t {
                 return f;
             }
@@ -454,7 +525,10 @@ impl Ws {
 
     /// Asserts that no frame of type `t` arrives within `quiet`.
     pub async fn expect_none(&mut self, t: &str, quiet: Duration) {
-        assert!(!self.backlog.iter().any(|f| f["t"] == t), "unexpected `{t}` in backlog");
+        assert!(
+            !self.backlog.iter().any(|f| f["t"] == t),
+            "unexpected `{t}` in backlog"
+        );
         let deadline = Instant::now() + quiet;
         while let Some(f) = self.read_wire(deadline).await {
             assert_ne!(f["t"], t, "unexpected `{t}`: {f}");

@@ -986,3 +986,37 @@ async fn nonce_idempotency_and_history_survive_a_restart() {
     let (s, _) = api.get("/api/auth/me", &a.token).await;
     assert_eq!(s, 200);
 }
+
+#[test]
+fn migrate_applies_the_schema_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dovie"))
+            .args(["migrate", "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(dir.path().join("dovie.db").exists());
+    let again = run();
+    assert!(again.status.success(), "migrate is idempotent");
+    // A bad flag value is a clear configuration error, not a panic.
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_dovie"))
+        .args(["serve", "--listen", "not-an-address"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let bad_env = std::process::Command::new(env!("CARGO_BIN_EXE_dovie"))
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .env("DOVIE_STORE", "nonsense")
+        .output()
+        .unwrap();
+    assert!(!bad_env.status.success());
+}

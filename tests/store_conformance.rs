@@ -29,7 +29,16 @@ fn room(id: &str, kind: RoomType, members: &[&str]) -> Room {
     let roles: BTreeMap<String, Role> = members
         .iter()
         .enumerate()
-        .map(|(i, m)| (m.to_string(), if i == 0 && kind == RoomType::Group { Role::Owner } else { Role::Member }))
+        .map(|(i, m)| {
+            (
+                m.to_string(),
+                if i == 0 && kind == RoomType::Group {
+                    Role::Owner
+                } else {
+                    Role::Member
+                },
+            )
+        })
         .collect();
     Room {
         id: id.into(),
@@ -58,10 +67,18 @@ async fn seed(store: &SharedStore) {
     for id in ["u1", "u2", "u3"] {
         store.create_user(user(id)).await.unwrap();
     }
-    store.create_room(room("g", RoomType::Group, &["u1", "u2"])).await.unwrap();
+    store
+        .create_room(room("g", RoomType::Group, &["u1", "u2"]))
+        .await
+        .unwrap();
 }
 
-async fn append_ok(store: &SharedStore, room: &str, first: u64, drafts: Vec<Draft>) -> Vec<AppendOutcome> {
+async fn append_ok(
+    store: &SharedStore,
+    room: &str,
+    first: u64,
+    drafts: Vec<Draft>,
+) -> Vec<AppendOutcome> {
     match store.append(room, first, drafts).await {
         Ok(o) => o,
         Err(AppendError::SeqMismatch { last_seq }) => panic!("seq mismatch, store has {last_seq}"),
@@ -76,13 +93,29 @@ pub async fn users(store: SharedStore) {
     assert_eq!(err.code, ErrorCode::Conflict);
     let mut other = user("b");
     other.user.email = "a@example.com".into();
-    assert_eq!(store.create_user(other).await.unwrap_err().code, ErrorCode::Conflict);
+    assert_eq!(
+        store.create_user(other).await.unwrap_err().code,
+        ErrorCode::Conflict
+    );
     let rec = store.user_by_email("a@example.com").await.unwrap().unwrap();
-    assert_eq!((rec.user.id.as_str(), rec.password_hash.as_str()), ("a", "hash-a"));
-    assert!(store.user_by_email("zz@example.com").await.unwrap().is_none());
-    assert_eq!(store.user_by_id("a").await.unwrap().unwrap().bio.as_deref(), Some("bio"));
+    assert_eq!(
+        (rec.user.id.as_str(), rec.password_hash.as_str()),
+        ("a", "hash-a")
+    );
+    assert!(store
+        .user_by_email("zz@example.com")
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store.user_by_id("a").await.unwrap().unwrap().bio.as_deref(),
+        Some("bio")
+    );
     assert!(store.user_by_id("nope").await.unwrap().is_none());
-    let ids = store.existing_users(&["a".into(), "nope".into()]).await.unwrap();
+    let ids = store
+        .existing_users(&["a".into(), "nope".into()])
+        .await
+        .unwrap();
     assert_eq!(ids, vec!["a".to_string()]);
     store.set_last_seen("a", 5).await.unwrap();
 }
@@ -97,15 +130,30 @@ pub async fn auth_sessions(store: SharedStore) {
         revoked_at: None,
     };
     store.create_session(s, "h1").await.unwrap();
-    assert!(matches!(store.rotate_refresh("nope", "x", 2, 2_000).await.unwrap(), Rotation::Invalid));
+    assert!(matches!(
+        store.rotate_refresh("nope", "x", 2, 2_000).await.unwrap(),
+        Rotation::Invalid
+    ));
     match store.rotate_refresh("h1", "h2", 2, 2_000).await.unwrap() {
-        Rotation::Rotated(s) => assert_eq!((s.id.as_str(), s.user_id.as_str(), s.expires_at), ("s1", "a", 2_000)),
+        Rotation::Rotated(s) => assert_eq!(
+            (s.id.as_str(), s.user_id.as_str(), s.expires_at),
+            ("s1", "a", 2_000)
+        ),
         other => panic!("{other:?}"),
     }
     // Replaying the spent token revokes the family; the current token dies with it.
-    assert!(matches!(store.rotate_refresh("h1", "h3", 3, 3_000).await.unwrap(), Rotation::Reused(_)));
-    assert!(matches!(store.rotate_refresh("h2", "h4", 4, 4_000).await.unwrap(), Rotation::Invalid));
-    assert_eq!(store.revoked_since(0).await.unwrap(), vec!["s1".to_string()]);
+    assert!(matches!(
+        store.rotate_refresh("h1", "h3", 3, 3_000).await.unwrap(),
+        Rotation::Reused(_)
+    ));
+    assert!(matches!(
+        store.rotate_refresh("h2", "h4", 4, 4_000).await.unwrap(),
+        Rotation::Invalid
+    ));
+    assert_eq!(
+        store.revoked_since(0).await.unwrap(),
+        vec!["s1".to_string()]
+    );
     assert!(store.revoked_since(10).await.unwrap().is_empty());
     // Expired refresh tokens are invalid; logout revokes.
     let s2 = AuthSession {
@@ -116,19 +164,33 @@ pub async fn auth_sessions(store: SharedStore) {
         revoked_at: None,
     };
     store.create_session(s2, "e1").await.unwrap();
-    assert!(matches!(store.rotate_refresh("e1", "e2", 60, 100).await.unwrap(), Rotation::Invalid));
+    assert!(matches!(
+        store.rotate_refresh("e1", "e2", 60, 100).await.unwrap(),
+        Rotation::Invalid
+    ));
     store.revoke_session("s2", 70).await.unwrap();
-    assert_eq!(store.revoked_since(70).await.unwrap(), vec!["s2".to_string()]);
+    assert_eq!(
+        store.revoked_since(70).await.unwrap(),
+        vec!["s2".to_string()]
+    );
 }
 
 pub async fn rooms(store: SharedStore) {
     seed(&store).await;
     // Direct rooms: one per pair whatever the order.
-    let d1 = match store.create_room(room("d1", RoomType::Direct, &["u1", "u3"])).await.unwrap() {
+    let d1 = match store
+        .create_room(room("d1", RoomType::Direct, &["u1", "u3"]))
+        .await
+        .unwrap()
+    {
         Created::New(r) => r,
         Created::Existing(_) => panic!("first direct room must be new"),
     };
-    match store.create_room(room("d2", RoomType::Direct, &["u3", "u1"])).await.unwrap() {
+    match store
+        .create_room(room("d2", RoomType::Direct, &["u3", "u1"]))
+        .await
+        .unwrap()
+    {
         Created::Existing(r) => assert_eq!(r.id, d1.id),
         Created::New(_) => panic!("second direct room for a pair must be the existing one"),
     }
@@ -136,37 +198,109 @@ pub async fn rooms(store: SharedStore) {
     assert_eq!(g.member_ids, vec!["u1", "u2"]);
     assert_eq!(g.role_of("u1"), Some(Role::Owner));
     assert!(store.get_room("nope").await.unwrap().is_none());
-    assert_eq!(store.rename_room("g", Some("new")).await.unwrap().name.as_deref(), Some("new"));
-    let err = store.add_members("g", &[("u3".into(), Role::Member)], 2).await.unwrap_err();
+    assert_eq!(
+        store
+            .rename_room("g", Some("new"))
+            .await
+            .unwrap()
+            .name
+            .as_deref(),
+        Some("new")
+    );
+    let err = store
+        .add_members("g", &[("u3".into(), Role::Member)], 2)
+        .await
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::RoomFull);
-    let g = store.add_members("g", &[("u3".into(), Role::Admin), ("u2".into(), Role::Admin)], 3).await.unwrap();
+    let g = store
+        .add_members(
+            "g",
+            &[("u3".into(), Role::Admin), ("u2".into(), Role::Admin)],
+            3,
+        )
+        .await
+        .unwrap();
     assert_eq!(g.member_ids.len(), 3);
     assert_eq!(g.role_of("u3"), Some(Role::Admin));
-    assert_eq!(g.role_of("u2"), Some(Role::Member), "existing members keep their role");
-    assert_eq!(store.set_role("g", "u2", Role::Admin).await.unwrap().role_of("u2"), Some(Role::Admin));
+    assert_eq!(
+        g.role_of("u2"),
+        Some(Role::Member),
+        "existing members keep their role"
+    );
+    assert_eq!(
+        store
+            .set_role("g", "u2", Role::Admin)
+            .await
+            .unwrap()
+            .role_of("u2"),
+        Some(Role::Admin)
+    );
     let g = store.remove_member("g", "u3").await.unwrap();
     assert!(!g.is_member("u3"));
-    assert_eq!(store.remove_member("g", "u3").await.unwrap_err().code, ErrorCode::NotFound);
-    assert_eq!(store.co_members("u1").await.unwrap().len(), 2, "u2 (group) and u3 (direct)");
+    assert_eq!(
+        store.remove_member("g", "u3").await.unwrap_err().code,
+        ErrorCode::NotFound
+    );
+    assert_eq!(
+        store.co_members("u1").await.unwrap().len(),
+        2,
+        "u2 (group) and u3 (direct)"
+    );
 
     // Unread counts and my rooms.
-    append_ok(&store, "g", 1, vec![draft("m1", "u1", "one", None), draft("m2", "u1", "two", None)]).await;
+    append_ok(
+        &store,
+        "g",
+        1,
+        vec![
+            draft("m1", "u1", "one", None),
+            draft("m2", "u1", "two", None),
+        ],
+    )
+    .await;
     assert_eq!(store.unread_counts("u2").await.unwrap()["g"], 2);
-    assert_eq!(store.unread_counts("u1").await.unwrap()["g"], 0, "senders have read their own");
+    assert_eq!(
+        store.unread_counts("u1").await.unwrap()["g"],
+        0,
+        "senders have read their own"
+    );
     let mine = store.rooms_of("u2").await.unwrap();
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0].last_message.as_ref().unwrap().id, "m2");
     assert_eq!(mine[0].unread_count, 2);
-    store.set_receipt("g", "u2", ReceiptKind::Read, 1).await.unwrap();
-    store.set_receipt("g", "u2", ReceiptKind::Read, 0).await.unwrap();
-    assert_eq!(store.unread_counts("u2").await.unwrap()["g"], 1, "read marks never go back");
-    store.set_receipt("g", "u2", ReceiptKind::Delivered, 2).await.unwrap();
-    assert_eq!(store.unread_counts("u2").await.unwrap()["g"], 1, "delivered is not read");
+    store
+        .set_receipt("g", "u2", ReceiptKind::Read, 1)
+        .await
+        .unwrap();
+    store
+        .set_receipt("g", "u2", ReceiptKind::Read, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.unread_counts("u2").await.unwrap()["g"],
+        1,
+        "read marks never go back"
+    );
+    store
+        .set_receipt("g", "u2", ReceiptKind::Delivered, 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.unread_counts("u2").await.unwrap()["g"],
+        1,
+        "delivered is not read"
+    );
 
     store.delete_room("g").await.unwrap();
     assert!(store.get_room("g").await.unwrap().is_none());
-    assert!(store.get_message("m1").await.unwrap().is_none(), "a deleted room's messages go with it");
-    assert_eq!(store.delete_room("g").await.unwrap_err().code, ErrorCode::NotFound);
+    assert!(
+        store.get_message("m1").await.unwrap().is_none(),
+        "a deleted room's messages go with it"
+    );
+    assert_eq!(
+        store.delete_room("g").await.unwrap_err().code,
+        ErrorCode::NotFound
+    );
 }
 
 pub async fn messages(store: SharedStore) {
@@ -183,10 +317,19 @@ pub async fn messages(store: SharedStore) {
     )
     .await;
     assert!(matches!(&out[0], AppendOutcome::Stored(m) if m.seq == 1 && m.hashtags == vec!["tag"]));
-    assert!(matches!(&out[1], AppendOutcome::Stored(m) if m.seq == 2), "nonces are per sender");
-    assert!(matches!(&out[2], AppendOutcome::Duplicate(m) if m.id == "m1"), "same sender, same nonce");
+    assert!(
+        matches!(&out[1], AppendOutcome::Stored(m) if m.seq == 2),
+        "nonces are per sender"
+    );
+    assert!(
+        matches!(&out[2], AppendOutcome::Duplicate(m) if m.id == "m1"),
+        "same sender, same nonce"
+    );
     // A stale first_seq is refused and stores nothing.
-    match store.append("g", 2, vec![draft("mx", "u1", "x", None)]).await {
+    match store
+        .append("g", 2, vec![draft("mx", "u1", "x", None)])
+        .await
+    {
         Err(AppendError::SeqMismatch { last_seq }) => assert_eq!(last_seq, 2),
         other => panic!("{other:?}"),
     }
@@ -198,52 +341,114 @@ pub async fn messages(store: SharedStore) {
     good.reply_to = Some("m1".into());
     let out = append_ok(&store, "g", 3, vec![bad, good]).await;
     assert!(matches!(&out[0], AppendOutcome::Rejected(e) if e.code == ErrorCode::ValidationFailed));
-    assert!(matches!(&out[1], AppendOutcome::Stored(m) if m.seq == 3 && m.reply_to.as_deref() == Some("m1")));
+    assert!(
+        matches!(&out[1], AppendOutcome::Stored(m) if m.seq == 3 && m.reply_to.as_deref() == Some("m1"))
+    );
 
     let snap = store.load_room("g", 2).await.unwrap().unwrap();
     assert_eq!(snap.last_seq, 3);
-    assert_eq!(snap.recent.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![2, 3]);
+    assert_eq!(
+        snap.recent.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![2, 3]
+    );
     assert!(store.load_room("nope", 2).await.unwrap().is_none());
     let after = store.messages_after("g", 1, 10).await.unwrap();
     assert_eq!(after.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![2, 3]);
 
     // Edit, reactions, delete.
-    let m = store.edit_message("m1", "changed #New", &["new".into()], 200).await.unwrap();
-    assert_eq!((m.content.as_str(), m.edited_at), ("changed #New", Some(200)));
+    let m = store
+        .edit_message("m1", "changed #New", &["new".into()], 200)
+        .await
+        .unwrap();
+    assert_eq!(
+        (m.content.as_str(), m.edited_at),
+        ("changed #New", Some(200))
+    );
     let m = store.set_reaction("m1", "u2", "👍", true).await.unwrap();
     store.set_reaction("m1", "u2", "👍", true).await.unwrap();
     let m2 = store.set_reaction("m1", "u1", "👍", true).await.unwrap();
     assert_eq!(m.reactions["👍"], vec!["u2"]);
-    assert_eq!(m2.reactions["👍"].len(), 2, "a reaction counts once per user");
+    assert_eq!(
+        m2.reactions["👍"].len(),
+        2,
+        "a reaction counts once per user"
+    );
     let m = store.set_reaction("m1", "u2", "👍", false).await.unwrap();
     assert_eq!(m.reactions["👍"], vec!["u1"]);
     let m = store.delete_message("m1", 300).await.unwrap();
     assert!(m.deleted && m.content.is_empty() && m.reactions.is_empty() && m.hashtags.is_empty());
-    assert_eq!(store.edit_message("m1", "zombie", &[], 400).await.unwrap_err().code, ErrorCode::NotFound);
-    assert_eq!(store.delete_message("nope", 1).await.unwrap_err().code, ErrorCode::NotFound);
+    assert_eq!(
+        store
+            .edit_message("m1", "zombie", &[], 400)
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::NotFound
+    );
+    assert_eq!(
+        store.delete_message("nope", 1).await.unwrap_err().code,
+        ErrorCode::NotFound
+    );
 
     // History pages.
-    let more: Vec<Draft> = (0..10).map(|i| draft(&format!("h{i}"), "u1", &format!("page {i}"), None)).collect();
+    let more: Vec<Draft> = (0..10)
+        .map(|i| draft(&format!("h{i}"), "u1", &format!("page {i}"), None))
+        .collect();
     append_ok(&store, "g", 4, more).await;
     let p = store.history("g", None, None, 5).await.unwrap();
-    assert_eq!(p.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![9, 10, 11, 12, 13]);
+    assert_eq!(
+        p.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![9, 10, 11, 12, 13]
+    );
     assert!(p.has_more);
     let p = store.history("g", Some(4), None, 5).await.unwrap();
-    assert_eq!(p.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(
+        p.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
     assert!(!p.has_more);
     let p = store.history("g", Some(9), Some(5), 10).await.unwrap();
-    assert_eq!(p.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![6, 7, 8]);
+    assert_eq!(
+        p.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![6, 7, 8]
+    );
 
     // Search and hashtags, scoped to the caller's rooms.
-    store.create_room(room("other", RoomType::Group, &["u3"])).await.unwrap();
-    append_ok(&store, "other", 1, vec![draft("o1", "u3", "page secret #tag", None)]).await;
+    store
+        .create_room(room("other", RoomType::Group, &["u3"]))
+        .await
+        .unwrap();
+    append_ok(
+        &store,
+        "other",
+        1,
+        vec![draft("o1", "u3", "page secret #tag", None)],
+    )
+    .await;
     let found = store.search("u2", None, "page", 50).await.unwrap();
     assert_eq!(found.len(), 10);
     assert!(found.iter().all(|m| m.room_id == "g"));
-    assert_eq!(store.search("u3", Some("other"), "secr", 50).await.unwrap().len(), 1);
-    assert!(store.search("u2", None, "changed", 50).await.unwrap().is_empty(), "deleted is not found");
+    assert_eq!(
+        store
+            .search("u3", Some("other"), "secr", 50)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .search("u2", None, "changed", 50)
+            .await
+            .unwrap()
+            .is_empty(),
+        "deleted is not found"
+    );
     assert_eq!(store.by_hashtag("u3", "#TAG", 50).await.unwrap().len(), 1);
-    assert!(store.by_hashtag("u2", "tag", 50).await.unwrap().is_empty(), "m1's tag went with its delete");
+    assert!(
+        store.by_hashtag("u2", "tag", 50).await.unwrap().is_empty(),
+        "m1's tag went with its delete"
+    );
 }
 
 macro_rules! backends {

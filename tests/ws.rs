@@ -500,3 +500,28 @@ async fn sigterm_sends_maintenance_and_closes_1001() {
         "the listener is closed"
     );
 }
+
+#[actix_rt::test]
+async fn a_silent_peer_is_dropped_after_the_client_timeout() {
+    let (_d, cfg) = config("[ws]\nheartbeat_ms = 200\nclient_timeout_ms = 700\n");
+    let server = Server::start_with(&["--config", &cfg], &[]);
+    let api = rest(&server);
+    let a = api.register("a").await;
+    let mut silent = Ws::connect(&server, Codec::MsgPack, Auth::Query(&a.token)).await;
+    let mut alive = Ws::connect(&server, Codec::Json, Auth::Query(&a.token)).await;
+    // `alive` keeps talking (and answers pings while reading); `silent` reads nothing, so it
+    // sends no pong and no frame.
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_millis(1500) {
+        let r = alive.request("ping", json!({})).await;
+        assert_eq!(r["t"], "heartbeat");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        silent.expect_close().await,
+        1001,
+        "the silent peer was dropped"
+    );
+    let r = alive.request("ping", json!({})).await;
+    assert_eq!(r["t"], "heartbeat", "the talking peer stays");
+}

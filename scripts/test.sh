@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Dovie's whole test suite, from a fresh clone: formatting, lints, unit tests, the storage
+# conformance suite and the black-box integration tests (which start the real `dovie` binary).
+# The single-node suite needs no outside services; what later suites need (Redis, a CQL server)
+# is installed and started from here, on loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cargo >/dev/null 2>&1; then
+  if [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+  else
+    echo "scripts/test.sh: cargo (Rust) is required" >&2
+    exit 1
+  fi
+fi
+if ! command -v cc >/dev/null 2>&1; then
+  # The embedded store compiles SQLite from source.
+  apt-get update -qq && apt-get install -y -qq build-essential
+fi
+
+# Keep the build lean on two cores.
+export CARGO_INCREMENTAL=0
+export RUST_BACKTRACE=1
+
+echo "== rustfmt"
+cargo fmt --all -- --check
+echo "== clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== tests"
+cargo test --workspace

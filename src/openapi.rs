@@ -17,7 +17,7 @@ fn schemas() -> Value {
             "code": { "type": "string", "enum": [
                 "bad_request", "validation_failed", "unauthorized", "forbidden", "not_found", "conflict",
                 "payload_too_large", "unsupported_media_type", "rate_limited", "room_full",
-                "provider_not_configured", "store_unavailable", "internal"] },
+                "provider_not_configured", "store_unavailable", "unavailable", "internal"] },
             "message": { "type": "string" } }), &["code", "message"]) }), &["error"]),
         "User": s(json!({
             "id": { "type": "string" }, "email": { "type": "string" }, "display_name": { "type": "string" },

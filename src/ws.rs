@@ -188,7 +188,7 @@ pub async fn upgrade(
 ) -> Result<HttpResponse, ApiError> {
     if state.is_draining() {
         return Err(ApiError::new(
-            ErrorCode::StoreUnavailable,
+            ErrorCode::Unavailable,
             "this node is draining; connect to another",
         ));
     }

@@ -1020,3 +1020,21 @@ fn migrate_applies_the_schema_and_exits() {
         .unwrap();
     assert!(!bad_env.status.success());
 }
+
+#[actix_rt::test]
+async fn profiles_are_visible_to_room_mates_only() {
+    let server = Server::start();
+    let api = rest(&server);
+    let (a, b, c) = (
+        api.register("a").await,
+        api.register("b").await,
+        api.register("c").await,
+    );
+    api.group(&a, &[&b]).await;
+    let (s, u) = api.get(&format!("/api/users/{}", b.id), &a.token).await;
+    assert_eq!((s, u["user"]["id"].as_str()), (200, Some(b.id.as_str())));
+    let (s, _) = api.get(&format!("/api/users/{}", a.id), &a.token).await;
+    assert_eq!(s, 200);
+    let (s, _) = api.get(&format!("/api/users/{}", c.id), &a.token).await;
+    assert_eq!(s, 404, "strangers are not found");
+}

@@ -19,6 +19,8 @@ pub enum ErrorCode {
     RoomFull,
     ProviderNotConfigured,
     StoreUnavailable,
+    /// The node is draining or otherwise not taking this request: try another node.
+    Unavailable,
     ResyncRequired,
     Internal,
 }
@@ -39,6 +41,7 @@ impl ErrorCode {
             ErrorCode::RoomFull => "room_full",
             ErrorCode::ProviderNotConfigured => "provider_not_configured",
             ErrorCode::StoreUnavailable => "store_unavailable",
+            ErrorCode::Unavailable => "unavailable",
             ErrorCode::ResyncRequired => "resync_required",
             ErrorCode::Internal => "internal",
         }
@@ -55,7 +58,9 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::RateLimited => 429,
-            ErrorCode::ProviderNotConfigured | ErrorCode::StoreUnavailable => 503,
+            ErrorCode::ProviderNotConfigured
+            | ErrorCode::StoreUnavailable
+            | ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
         }
     }

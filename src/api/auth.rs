@@ -80,17 +80,19 @@ async fn me(state: web::Data<AppState>, out: Out, who: Authed) -> ApiResult<Http
     Ok(out.ok(&serde_json::json!({ "user": user })))
 }
 
+/// A user's profile: yourself, or someone you share a room with (others are not found, so user
+/// ids cannot be probed for emails).
 async fn user(
     state: web::Data<AppState>,
     out: Out,
-    _: Authed,
+    who: Authed,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let user = state
-        .store
-        .user_by_id(&id)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such user"))?;
+    let not_found = || ApiError::new(ErrorCode::NotFound, "no such user");
+    if *id != who.user_id && !state.store.co_members(&who.user_id).await?.contains(&id) {
+        return Err(not_found());
+    }
+    let user = state.store.user_by_id(&id).await?.ok_or_else(not_found)?;
     Ok(out.ok(&serde_json::json!({ "user": user })))
 }
 
@@ -160,7 +162,7 @@ pub fn register(api: &mut Api) {
         RouteDoc {
             method: "GET",
             path: "/api/users/{id}",
-            summary: "A user's public profile",
+            summary: "A user's profile (yourself, or someone you share a room with)",
             auth: true,
             body: None,
             ok: (200, Some("UserResponse")),

@@ -168,7 +168,7 @@ impl Default for AuthConfig {
             jwt_secret: String::new(),
             access_ttl_secs: 900,
             refresh_ttl_secs: 30 * 24 * 3600,
-            bcrypt_cost: 12,
+            bcrypt_cost: 10,
         }
     }
 }

@@ -90,6 +90,22 @@ pub struct Config {
     pub ws: WsConfig,
     pub http: HttpConfig,
     pub embedded: EmbeddedConfig,
+    pub cql: CqlConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CqlConfig {
+    /// Replication factor of the keyspace `dovie migrate` creates (SimpleStrategy).
+    pub replication_factor: u32,
+}
+
+impl Default for CqlConfig {
+    fn default() -> Self {
+        CqlConfig {
+            replication_factor: 1,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -158,6 +174,7 @@ impl Default for Config {
             ws: WsConfig::default(),
             http: HttpConfig::default(),
             embedded: EmbeddedConfig::default(),
+            cql: CqlConfig::default(),
         }
     }
 }

@@ -27,11 +27,13 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let result = if serve {
-        actix_rt::System::new().block_on(dovie::server::serve(config))
-    } else {
-        dovie::server::migrate(&config)
-    };
+    let result = actix_rt::System::new().block_on(async move {
+        if serve {
+            dovie::server::serve(config).await
+        } else {
+            dovie::server::migrate(&config).await
+        }
+    });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

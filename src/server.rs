@@ -21,6 +21,7 @@ use crate::auth::{load_secret, AuthService};
 use crate::config::{BusKind, Config, StoreKind};
 use crate::metrics::PromTelemetry;
 use crate::state::AppState;
+use crate::store::cql::ScyllaStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::SharedStore;
 
@@ -30,7 +31,7 @@ const ROOM_ARBITERS: usize = 2;
 const SESSION_DRAIN_WAIT: Duration = Duration::from_secs(3);
 
 /// Opens the configured store (migrations applied).
-pub fn open_store(config: &Config) -> Result<SharedStore, String> {
+pub async fn open_store(config: &Config) -> Result<SharedStore, String> {
     match config.store {
         StoreKind::Embedded => {
             let store = SqliteStore::open(
@@ -40,16 +41,20 @@ pub fn open_store(config: &Config) -> Result<SharedStore, String> {
             )?;
             Ok(Arc::new(store))
         }
-        StoreKind::Scylla => Err(
-            "--store scylla needs cluster mode, which this build does not include yet; \
-             use --store embedded"
-                .into(),
-        ),
+        StoreKind::Scylla => {
+            let store = ScyllaStore::open(
+                &config.scylla,
+                &config.keyspace,
+                config.cql.replication_factor,
+            )
+            .await?;
+            Ok(Arc::new(store))
+        }
     }
 }
 
 /// `dovie migrate`: applies the schema of the configured store and exits.
-pub fn migrate(config: &Config) -> Result<(), String> {
+pub async fn migrate(config: &Config) -> Result<(), String> {
     match config.store {
         StoreKind::Embedded => {
             std::fs::create_dir_all(&config.data_dir).map_err(|e| e.to_string())?;
@@ -58,10 +63,18 @@ pub fn migrate(config: &Config) -> Result<(), String> {
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             let ran = crate::store::sqlite::migrate(&mut conn).map_err(|e| e.to_string())?;
             tracing::info!(applied = ran, db = %path.display(), "embedded schema is current");
-            Ok(())
         }
-        StoreKind::Scylla => open_store(config).map(|_| ()),
+        StoreKind::Scylla => {
+            let ran = crate::store::cql::migrate(
+                &config.scylla,
+                &config.keyspace,
+                config.cql.replication_factor,
+            )
+            .await?;
+            tracing::info!(applied = ran, keyspace = %config.keyspace, "CQL schema is current");
+        }
     }
+    Ok(())
 }
 
 fn cors_allows(config: &Config, origin: &str) -> bool {
@@ -78,7 +91,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         return Err("--bus redis needs cluster mode, which this build does not include yet; use --bus local".into());
     }
     let config = Arc::new(config);
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     let secret = load_secret(&config.auth.jwt_secret, &config.data_dir)?;
     let auth = Arc::new(AuthService::new(
         secret,

@@ -94,7 +94,7 @@ CREATE TABLE message_hashtags (
 );
 
 CREATE VIRTUAL TABLE messages_fts USING fts5(
-    content, content = 'messages', content_rowid = 'rowid', tokenize = 'unicode61 remove_diacritics 2'
+    content, content = 'messages', content_rowid = 'rowid', tokenize = 'unicode61 remove_diacritics 0'
 );
 CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
     INSERT INTO messages_fts(rowid, content) VALUES (new.rowid, new.content);

@@ -5,7 +5,9 @@
 //!
 //! The conformance tests in `tests/store_conformance.rs` run against every implementation.
 
+pub mod cql;
 pub mod sqlite;
+pub mod text;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -68,7 +70,8 @@ pub trait AuthStore: Send + Sync {
         expires_at: i64,
     ) -> StoreResult<Rotation>;
     async fn revoke_session(&self, session_id: &str, at: i64) -> StoreResult<()>;
-    /// Sessions revoked after `since` (to warm the revocation cache at start).
+    /// Sessions revoked at or after `since` (to warm the revocation cache at start). Callers ask
+    /// for recent history only — about one access-token lifetime back — never all time.
     async fn revoked_since(&self, since: i64) -> StoreResult<Vec<String>>;
 }
 

@@ -353,18 +353,23 @@ fn replace_hashtags(conn: &Connection, m: &Message) -> StoreResult<()> {
     Ok(())
 }
 
-/// Quotes each word of a user's query for FTS5 (no operators reach the parser); the last word
-/// matches as a prefix.
+/// The FTS5 query for a user's query: each word quoted (no operator reaches the parser), the
+/// last one as a prefix; the same rules as `text::matches`.
 fn fts_query(query: &str) -> Option<String> {
-    let words: Vec<String> = query
-        .split_whitespace()
-        .take(16)
-        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
-        .collect();
+    let words = super::text::query_words(query);
     if words.is_empty() {
         return None;
     }
-    Some(format!("{}*", words.join(" ")))
+    let star = if super::text::last_is_prefix(&words) {
+        "*"
+    } else {
+        ""
+    };
+    let quoted: Vec<String> = words
+        .iter()
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect();
+    Some(format!("{}{star}", quoted.join(" ")))
 }
 
 #[async_trait]

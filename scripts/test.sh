@@ -27,5 +27,13 @@ echo "== rustfmt"
 cargo fmt --all -- --check
 echo "== clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== CQL server (Apache Cassandra 5, standing in for ScyllaDB)"
+export DOVIE_CQL_PORT=${DOVIE_CQL_PORT:-19042}
+bash scripts/cassandra.sh start
+export DOVIE_TEST_CQL=127.0.0.1:$DOVIE_CQL_PORT
+if [ "${DOVIE_KEEP_SERVICES:-}" != "1" ]; then
+  trap 'bash scripts/cassandra.sh stop' EXIT
+fi
+
 echo "== tests"
 cargo test --workspace

@@ -126,6 +126,7 @@ struct Stmts {
     revoked_in_day: PreparedStatement,
     insert_room: PreparedStatement,
     claim_pair: PreparedStatement,
+    room_of_pair: PreparedStatement,
     room_by_id: PreparedStatement,
     room_last_seq: PreparedStatement,
     set_last_seq: PreparedStatement,
@@ -165,9 +166,22 @@ struct Stmts {
     term_seqs: PreparedStatement,
 }
 
+/// Qualifies the table of a statement with the keyspace (no session-wide `USE`: servers warn
+/// about it with prepared statements, and it is ambiguous across sessions).
+fn qualify(cql: &str, keyspace: &str) -> String {
+    if let Some(rest) = cql.strip_prefix("UPDATE ") {
+        return format!("UPDATE {keyspace}.{rest}");
+    }
+    if let Some(rest) = cql.strip_prefix("INSERT INTO ") {
+        return format!("INSERT INTO {keyspace}.{rest}");
+    }
+    cql.replacen(" FROM ", &format!(" FROM {keyspace}."), 1)
+}
+
 impl Stmts {
-    async fn prepare(s: &Session) -> Result<Stmts, String> {
+    async fn prepare(s: &Session, keyspace: &str) -> Result<Stmts, String> {
         let p = |cql: String| async move {
+            let cql = qualify(&cql, keyspace);
             let mut st = s
                 .prepare(cql.clone())
                 .await
@@ -194,6 +208,7 @@ impl Stmts {
             revoked_in_day: p("SELECT session_id FROM revoked_sessions WHERE day = ? AND revoked_at >= ?".into()).await?,
             insert_room: p("INSERT INTO chat_rooms (id, type, name, created_by, created_at, last_seq) VALUES (?, ?, ?, ?, ?, 0)".into()).await?,
             claim_pair: p("INSERT INTO direct_rooms (pair, room_id) VALUES (?, ?) IF NOT EXISTS".into()).await?,
+            room_of_pair: p("SELECT room_id FROM direct_rooms WHERE pair = ?".into()).await?,
             room_by_id: p("SELECT id, type, name, created_by, created_at, last_seq FROM chat_rooms WHERE id = ?".into()).await?,
             room_last_seq: p("SELECT last_seq FROM chat_rooms WHERE id = ?".into()).await?,
             set_last_seq: p("UPDATE chat_rooms SET last_seq = ? WHERE id = ?".into()).await?,
@@ -355,11 +370,7 @@ impl ScyllaStore {
     ) -> Result<ScyllaStore, String> {
         migrate(contact_points, keyspace, replication_factor).await?;
         let session = connect(contact_points).await?;
-        session
-            .use_keyspace(keyspace, false)
-            .await
-            .map_err(|e| e.to_string())?;
-        let st = Stmts::prepare(&session).await?;
+        let st = Stmts::prepare(&session, keyspace).await?;
         Ok(ScyllaStore {
             session,
             st,
@@ -792,14 +803,7 @@ impl RoomRecords for ScyllaStore {
                 // The pair has a room: answer it (it may still be being written by its creator).
                 for _ in 0..50 {
                     let existing = self
-                        .rows::<(String,)>(
-                            &self
-                                .session
-                                .prepare("SELECT room_id FROM direct_rooms WHERE pair = ?")
-                                .await
-                                .map_err(unavailable)?,
-                            (&pair,),
-                        )
+                        .rows::<(String,)>(&self.st.room_of_pair, (&pair,))
                         .await?;
                     if let Some((id,)) = existing.into_iter().next() {
                         if let Some((r, _)) = self.load_room(&id).await? {
@@ -1116,32 +1120,39 @@ impl dovie_actors::RoomStore for ScyllaStore {
                 last_seq: stored_last,
             });
         }
+        // Earlier messages with these nonces, looked up all at once.
+        let earlier = try_join_all(drafts.iter().map(|d| async move {
+            let Some(nonce) = &d.nonce else {
+                return Ok::<_, ErrorBody>(None);
+            };
+            let Some((seq,)) = self
+                .row::<(i64,)>(&self.st.nonce_seq, (room_id, &d.sender_id, nonce))
+                .await?
+            else {
+                return Ok(None);
+            };
+            // Only a message that is really there, acknowledged (seq <= last) and the same counts.
+            Ok(self.message_at(room_id, seq as u64).await?.filter(|m| {
+                m.nonce.as_ref() == Some(nonce)
+                    && m.sender_id == d.sender_id
+                    && m.seq <= stored_last
+            }))
+        }))
+        .await
+        .map_err(failed)?;
         let mut next = first_seq;
         let mut out = Vec::with_capacity(drafts.len());
         let mut batch_nonces: HashMap<(String, String), Message> = HashMap::new();
         let mut stored = Vec::new();
-        for d in drafts {
+        for (d, earlier) in drafts.into_iter().zip(earlier) {
+            if let Some(m) = earlier {
+                out.push(AppendOutcome::Duplicate(m));
+                continue;
+            }
             if let Some(nonce) = &d.nonce {
-                let key = (d.sender_id.clone(), nonce.clone());
-                if let Some(m) = batch_nonces.get(&key) {
+                if let Some(m) = batch_nonces.get(&(d.sender_id.clone(), nonce.clone())) {
                     out.push(AppendOutcome::Duplicate(m.clone()));
                     continue;
-                }
-                let seq = self
-                    .row::<(i64,)>(&self.st.nonce_seq, (room_id, &d.sender_id, nonce))
-                    .await
-                    .map_err(failed)?;
-                if let Some((seq,)) = seq {
-                    let earlier = self.message_at(room_id, seq as u64).await.map_err(failed)?;
-                    // Only a message that is really there (and acknowledged: seq <= last) counts.
-                    if let Some(m) = earlier.filter(|m| {
-                        m.nonce.as_ref() == Some(nonce)
-                            && m.sender_id == d.sender_id
-                            && m.seq <= stored_last
-                    }) {
-                        out.push(AppendOutcome::Duplicate(m));
-                        continue;
-                    }
                 }
             }
             if let Some(reply_to) = &d.reply_to {
@@ -1420,6 +1431,26 @@ impl dovie_actors::RoomStore for ScyllaStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statements_are_qualified_with_the_keyspace() {
+        assert_eq!(
+            qualify("UPDATE users SET a = ? WHERE id = ?", "ks"),
+            "UPDATE ks.users SET a = ? WHERE id = ?"
+        );
+        assert_eq!(
+            qualify("DELETE FROM users WHERE id = ?", "ks"),
+            "DELETE FROM ks.users WHERE id = ?"
+        );
+        assert_eq!(
+            qualify("SELECT a FROM users WHERE id = ?", "ks"),
+            "SELECT a FROM ks.users WHERE id = ?"
+        );
+        assert_eq!(
+            qualify("INSERT INTO users (a) VALUES (?)", "ks"),
+            "INSERT INTO ks.users (a) VALUES (?)"
+        );
+    }
 
     #[test]
     fn keyspace_names_are_checked() {

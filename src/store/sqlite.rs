@@ -1057,7 +1057,8 @@ mod tests {
             fts_query("hello wor").as_deref(),
             Some("\"hello\" \"wor\"*")
         );
-        assert_eq!(fts_query("a\"b OR").as_deref(), Some("\"a\"\"b\" \"OR\"*"));
-        assert_eq!(fts_query("   "), None);
+        assert_eq!(fts_query("a\"b OR").as_deref(), Some("\"a\" \"b\" \"or\"*"));
+        assert_eq!(fts_query("x y").as_deref(), Some("\"x\" \"y\""));
+        assert_eq!(fts_query("  ?! "), None);
     }
 }

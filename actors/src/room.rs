@@ -25,7 +25,6 @@ use crate::directory::RoomDirectory;
 use crate::event::Event;
 use crate::ports::{AppendError, AppendOutcome, Draft, Ports, ReceiptKind, RoomSnapshot};
 use crate::registry::Registry;
-use crate::session::{ReplayResult, SessionActor};
 
 /// Recent messages kept in memory for resume.
 pub const WINDOW: usize = 1024;
@@ -155,13 +154,20 @@ pub struct Receipt {
     pub reply: Responder<()>,
 }
 
-/// A session asks for what it missed after `after`; the answer goes to the session.
+/// A member asks for what they missed after `after`.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Replay {
     pub user_id: String,
     pub after: u64,
-    pub session: Addr<SessionActor>,
+    pub reply: Responder<ReplayAnswer>,
+}
+
+/// The answer to a [`Replay`]: every `new_message` in `(after, upto]`, in order (current state),
+/// or — too far behind — only `upto`, and the client reloads the room over REST.
+pub enum ReplayAnswer {
+    Events { upto: u64, events: Vec<Arc<Event>> },
+    Resync { upto: u64 },
 }
 
 /// The room's record changed (REST: rename, members, delete). `room: None` means deleted.
@@ -867,70 +873,42 @@ impl Handler<Replay> for RoomActor {
         }
         self.touch();
         guarded(self, ctx, move |act, ctx| {
-            let room_id = act.room_id.clone();
-            let ready = match act.member_room(&msg.user_id) {
+            let Replay { user_id, after, reply } = msg;
+            let ready = match act.member_room(&user_id) {
                 Ok(r) => r,
-                Err(e) => {
-                    return msg.session.do_send(ReplayResult {
-                        room_id,
-                        upto: msg.after,
-                        events: Err(e),
-                    })
-                }
+                Err(e) => return reply.send(Err(e)),
             };
             let upto = ready.last_seq;
-            if msg.after >= upto {
-                return msg.session.do_send(ReplayResult {
-                    room_id,
-                    upto,
-                    events: Ok(Vec::new()),
-                });
+            if after >= upto {
+                return reply.send(Ok(ReplayAnswer::Events { upto, events: Vec::new() }));
             }
-            let covered = ready
-                .window
-                .front()
-                .is_some_and(|e| e.message.seq <= msg.after + 1);
+            let covered = ready.window.front().is_some_and(|e| e.message.seq <= after + 1);
             if covered {
                 let events = ready
                     .window
                     .iter()
-                    .filter(|e| e.message.seq > msg.after)
+                    .filter(|e| e.message.seq > after)
                     .map(|e| e.event.clone())
                     .collect();
-                return msg.session.do_send(ReplayResult {
-                    room_id,
-                    upto,
-                    events: Ok(events),
-                });
+                return reply.send(Ok(ReplayAnswer::Events { upto, events }));
             }
-            let missed = (upto - msg.after) as usize;
+            let missed = (upto - after) as usize;
             if missed > MAX_REPLAY {
-                return msg.session.do_send(ReplayResult {
-                    room_id,
-                    upto,
-                    events: Err(ErrorBody::new(
-                        ErrorCode::ResyncRequired,
-                        "too far behind; reload over REST",
-                    )),
-                });
+                return reply.send(Ok(ReplayAnswer::Resync { upto }));
             }
             let store = act.ports.store.clone();
-            let after = msg.after;
-            let rid = room_id.clone();
+            let rid = act.room_id.clone();
             let fut = async move { store.messages_after(&rid, after, missed).await };
-            let session = msg.session;
             ctx.spawn(fut.into_actor(act).map(move |res, act, _| {
-                let events = res.map(|msgs| {
-                    msgs.into_iter()
+                let answer = res.map(|msgs| ReplayAnswer::Events {
+                    upto,
+                    events: msgs
+                        .into_iter()
                         .filter(|m| m.seq <= upto)
                         .map(|m| act.message_event(&m, None))
-                        .collect()
+                        .collect(),
                 });
-                session.do_send(ReplayResult {
-                    room_id,
-                    upto,
-                    events,
-                });
+                reply.send(answer);
             }));
         });
     }

@@ -123,13 +123,12 @@ pub struct CommandDone {
     pub result: Result<Value, ErrorBody>,
 }
 
-/// A room's replay for `resume`: the events after the client's seq up to `upto`.
+/// A room's answer to this session's `resume`.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ReplayResult {
     pub room_id: Arc<str>,
-    pub upto: u64,
-    pub events: Result<Vec<Arc<Event>>, ErrorBody>,
+    pub answer: Result<room::ReplayAnswer, ErrorBody>,
 }
 
 struct TokenBucket {
@@ -567,10 +566,13 @@ impl SessionActor {
         });
         for (room_id, after) in rooms {
             self.held.insert(Arc::from(room_id.as_str()), Vec::new());
+            let session = ctx.address();
+            let rid: Arc<str> = Arc::from(room_id.as_str());
+            let reply = Responder::new(move |answer| session.do_send(ReplayResult { room_id: rid, answer }));
             self.directory.room(&room_id).do_send(room::Replay {
                 user_id: self.user_id.to_string(),
                 after,
-                session: ctx.address(),
+                reply,
             });
         }
     }
@@ -691,33 +693,36 @@ impl Handler<ReplayResult> for SessionActor {
 
     fn handle(&mut self, msg: ReplayResult, ctx: &mut Context<Self>) {
         let held = self.held.remove(&msg.room_id).unwrap_or_default();
-        match msg.events {
-            Ok(events) => {
+        let mut upto = u64::MAX;
+        match msg.answer {
+            Ok(room::ReplayAnswer::Events { upto: u, events }) => {
+                upto = u;
                 for e in &events {
                     self.write_event(ctx, e);
                 }
-                if let Some(r) = &mut self.resume {
-                    r.latest.insert(msg.room_id.to_string(), msg.upto);
-                }
             }
-            Err(e) if e.code == ErrorCode::ResyncRequired => {
+            Ok(room::ReplayAnswer::Resync { upto: u }) => {
+                upto = u;
                 let resync = ev::ResyncRequired {
                     room_id: msg.room_id.to_string(),
-                    latest_seq: msg.upto,
+                    latest_seq: u,
                 };
                 self.write_frame(ctx, ev::RESYNC_REQUIRED, None, &resync);
-                if let Some(r) = &mut self.resume {
-                    r.latest.insert(msg.room_id.to_string(), msg.upto);
-                }
             }
             Err(e) => {
                 let err = ErrorBody::new(e.code, format!("{} (room {})", e.message, msg.room_id));
                 self.write_error(ctx, None, &err);
             }
         }
+        if upto != u64::MAX {
+            if let Some(r) = &mut self.resume {
+                r.latest.insert(msg.room_id.to_string(), upto);
+            }
+        }
+        let upto = if upto == u64::MAX { 0 } else { upto };
         // Live events that raced the replay: the replay already carried every seq up to `upto`.
         for e in held {
-            if e.seq.is_none_or(|s| s > msg.upto) {
+            if e.seq.is_none_or(|s| s > upto) {
                 self.write_event(ctx, &e);
             }
         }

@@ -101,13 +101,14 @@ pub async fn serve(config: Config) -> Result<(), String> {
         store.clone(),
     ));
     auth.warm_revocations().await.map_err(|e| e.message)?;
+    let registry = Registry::new();
     let ports = Ports {
         store: store.clone(),
         auth: auth.clone(),
         telemetry: Arc::new(PromTelemetry),
+        fanout: registry.clone(),
     };
     let arbiters: Vec<actix::Arbiter> = (0..ROOM_ARBITERS).map(|_| actix::Arbiter::new()).collect();
-    let registry = Registry::new();
     let directory = RoomDirectory::new(
         ports.clone(),
         registry.clone(),

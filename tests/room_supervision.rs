@@ -67,13 +67,15 @@ async fn a_panicking_room_actor_restarts_without_loss_or_duplication() {
         })
         .await
         .unwrap();
+    let registry = Registry::new();
     let ports = Ports {
         store: store.clone(),
         auth: Arc::new(NoAuth),
         telemetry: Arc::new(PromTelemetry),
+        fanout: registry.clone(),
     };
-    let directory = RoomDirectory::new(ports, Registry::new(), Vec::new());
-    let room = directory.room("r1");
+    let directory = RoomDirectory::new(ports, registry, Vec::new());
+    let room = directory.owned("r1").unwrap();
 
     const SENDS: usize = 600;
     let mut answers = Vec::new();

@@ -1,17 +1,51 @@
-//! The room directory: finds the actor of an active room, or starts one under a `Supervisor` on
-//! one of the room arbiters (chosen by hashing the room id). In single-node mode every room is
-//! owned here; the cluster directory (Redis) decides ownership across nodes on top of this.
+//! The room directory: finds the actor of a room this node owns, or starts one under a
+//! `Supervisor` on one of the room arbiters (chosen by hashing the room id). With a
+//! [`Placement`] (cluster mode) a room owned by another node is reached through a
+//! [`RoomHandle::Remote`] instead; when ownership moves, [`RoomDirectory::relinquish_moved`]
+//! hands this node's rooms over.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use actix::{Addr, ArbiterHandle, Supervisor};
-use parking_lot::Mutex;
+use actix::{Addr, ArbiterHandle, Handler, Supervisor};
+use parking_lot::{Mutex, RwLock};
 
 use crate::ports::Ports;
 use crate::registry::Registry;
-use crate::room::RoomActor;
+use crate::remote::{Placement, Remotable};
+use crate::room::{Leave, RoomActor};
+
+/// Where a room command goes: the local actor, or the owner node.
+pub enum RoomHandle {
+    Local(Addr<RoomActor>),
+    Remote {
+        owner: String,
+        room_id: String,
+        placement: Arc<dyn Placement>,
+    },
+}
+
+impl RoomHandle {
+    /// Sends without waiting; the message's responder carries the answer.
+    pub fn do_send<M>(&self, msg: M)
+    where
+        M: Remotable,
+        RoomActor: Handler<M>,
+    {
+        match self {
+            RoomHandle::Local(addr) => addr.do_send(msg),
+            RoomHandle::Remote {
+                owner,
+                room_id,
+                placement,
+            } => {
+                let (call, answer) = msg.into_call();
+                placement.call(owner, room_id, call, answer);
+            }
+        }
+    }
+}
 
 /// Active room actors of this node.
 pub struct RoomDirectory {
@@ -19,6 +53,7 @@ pub struct RoomDirectory {
     arbiters: Vec<ArbiterHandle>,
     ports: Ports,
     registry: Arc<Registry>,
+    placement: RwLock<Option<Arc<dyn Placement>>>,
 }
 
 impl RoomDirectory {
@@ -29,11 +64,41 @@ impl RoomDirectory {
             arbiters,
             ports,
             registry,
+            placement: RwLock::new(None),
         })
     }
 
-    /// The actor of `room_id`, started (and loading from the store) if it was not active.
-    pub fn room(self: &Arc<Self>, room_id: &str) -> Addr<RoomActor> {
+    /// Puts the directory in cluster mode: rooms owned elsewhere are reached through `placement`.
+    pub fn set_placement(&self, placement: Arc<dyn Placement>) {
+        *self.placement.write() = Some(placement);
+    }
+
+    /// Where commands for `room_id` go.
+    pub fn room(self: &Arc<Self>, room_id: &str) -> RoomHandle {
+        let placement = self.placement.read().clone();
+        if let Some(p) = placement {
+            if let Some(owner) = p.remote_owner(room_id) {
+                return RoomHandle::Remote {
+                    owner,
+                    room_id: room_id.to_string(),
+                    placement: p,
+                };
+            }
+        }
+        RoomHandle::Local(self.local(room_id))
+    }
+
+    /// The local actor of a room this node owns (started if needed); `None` if another node
+    /// owns it.
+    pub fn owned(self: &Arc<Self>, room_id: &str) -> Option<Addr<RoomActor>> {
+        let placement = self.placement.read().clone();
+        if placement.is_some_and(|p| p.remote_owner(room_id).is_some()) {
+            return None;
+        }
+        Some(self.local(room_id))
+    }
+
+    fn local(self: &Arc<Self>, room_id: &str) -> Addr<RoomActor> {
         let mut rooms = self.rooms.lock();
         if let Some(addr) = rooms.get(room_id) {
             if addr.connected() {
@@ -41,14 +106,8 @@ impl RoomDirectory {
             }
         }
         let id: Arc<str> = Arc::from(room_id);
-        let (ports, registry, dir, rid) = (
-            self.ports.clone(),
-            self.registry.clone(),
-            self.clone(),
-            id.clone(),
-        );
-        let make =
-            move |_: &mut actix::Context<RoomActor>| RoomActor::new(rid, ports, registry, dir);
+        let (ports, registry, dir, rid) = (self.ports.clone(), self.registry.clone(), self.clone(), id.clone());
+        let make = move |_: &mut actix::Context<RoomActor>| RoomActor::new(rid, ports, registry, dir);
         let addr = match self.arbiter_for(room_id) {
             Some(arbiter) => Supervisor::start_in_arbiter(arbiter, make),
             None => Supervisor::start(make),
@@ -57,13 +116,9 @@ impl RoomDirectory {
         addr
     }
 
-    /// The actor of `room_id` if it is active, without starting one.
+    /// The actor of `room_id` if it is active here, without starting one.
     pub fn active(&self, room_id: &str) -> Option<Addr<RoomActor>> {
-        self.rooms
-            .lock()
-            .get(room_id)
-            .filter(|a| a.connected())
-            .cloned()
+        self.rooms.lock().get(room_id).filter(|a| a.connected()).cloned()
     }
 
     /// Forgets a room actor that passivates; only if `addr` is still the registered one.
@@ -72,6 +127,24 @@ impl RoomDirectory {
         if rooms.get(room_id) == Some(addr) {
             rooms.remove(room_id);
         }
+    }
+
+    /// After the owners changed: every local room now owned elsewhere finishes its writes in
+    /// flight and hands over (later commands are forwarded to the new owner).
+    pub fn relinquish_moved(&self) -> usize {
+        let placement = self.placement.read().clone();
+        let Some(p) = placement else { return 0 };
+        let moved: Vec<Addr<RoomActor>> = self
+            .rooms
+            .lock()
+            .iter()
+            .filter(|(id, _)| p.remote_owner(id).is_some())
+            .map(|(_, a)| a.clone())
+            .collect();
+        for a in &moved {
+            a.do_send(Leave);
+        }
+        moved.len()
     }
 
     pub fn active_count(&self) -> usize {

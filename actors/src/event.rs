@@ -51,6 +51,11 @@ impl Event {
         self
     }
 
+    /// The payload (`d`) of the event.
+    pub fn payload(&self) -> &serde_json::Value {
+        &self.payload
+    }
+
     /// The encoded frame `{"t", "d"}` in `codec`, encoded on first use.
     pub fn bytes(&self, codec: Codec) -> Bytes {
         let cell = match codec {

@@ -9,12 +9,13 @@ pub mod directory;
 pub mod event;
 pub mod ports;
 pub mod registry;
+pub mod remote;
 pub mod room;
 pub mod session;
 
 pub use directory::RoomDirectory;
 pub use event::Event;
-pub use ports::{Authenticator, Identity, Outlet, Ports, RoomStore, Telemetry};
+pub use ports::{Authenticator, Fanout, Identity, Outlet, Ports, RoomStore, Telemetry};
 pub use registry::Registry;
 pub use room::RoomActor;
 pub use session::{SessionActor, SessionConfig};

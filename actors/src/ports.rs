@@ -10,7 +10,7 @@ use dovie_protocol::error::ErrorBody;
 use dovie_protocol::model::{Message, Room};
 
 /// A message before the room gives it a `seq` and an id.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Draft {
     pub id: String,
     pub sender_id: String,
@@ -43,7 +43,7 @@ pub enum AppendError {
 }
 
 /// Which receipt a member sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ReceiptKind {
     Read,
     Delivered,
@@ -156,10 +156,20 @@ pub trait Telemetry: Send + Sync + 'static {
     fn session_closed(&self, codec: &str);
 }
 
+/// Delivers events to users' sessions wherever they are connected: this node's registry alone,
+/// or — in a cluster — the bus that reaches every node.
+pub trait Fanout: Send + Sync + 'static {
+    /// A room's event, for the room's `audience` (its members).
+    fn room_event(&self, room_id: &str, audience: &[String], event: Arc<crate::Event>);
+    /// An event of no room (presence), for `audience`.
+    fn user_event(&self, audience: &[String], event: Arc<crate::Event>);
+}
+
 /// Everything the actors need from the outside, shared.
 #[derive(Clone)]
 pub struct Ports {
     pub store: Arc<dyn RoomStore>,
     pub auth: Arc<dyn Authenticator>,
     pub telemetry: Arc<dyn Telemetry>,
+    pub fanout: Arc<dyn Fanout>,
 }

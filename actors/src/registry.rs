@@ -118,3 +118,14 @@ impl Registry {
         self.by_user.read().values().map(Vec::len).sum()
     }
 }
+
+/// The single-node fanout: this node's sessions are everyone's sessions.
+impl crate::ports::Fanout for Registry {
+    fn room_event(&self, _room_id: &str, audience: &[String], event: Arc<Event>) {
+        self.deliver_to_users(audience.iter().map(String::as_str), &event);
+    }
+
+    fn user_event(&self, audience: &[String], event: Arc<Event>) {
+        self.deliver_to_users(audience.iter().map(String::as_str), &event);
+    }
+}

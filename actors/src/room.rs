@@ -186,6 +186,11 @@ pub struct Drain {
     pub reply: Responder<()>,
 }
 
+/// Ownership moved to another node: finish the writes in flight, then hand over.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leave;
+
 /// Test hook: panics inside the actor, to prove supervision restarts it without loss.
 #[doc(hidden)]
 #[derive(Message)]
@@ -230,6 +235,8 @@ pub struct RoomActor {
     last_active: Instant,
     /// Set when the actor leaves the directory; it then only forwards to its successor.
     passivated: bool,
+    /// Ownership moved away: leave as soon as the writes in flight are done.
+    leaving: bool,
 }
 
 impl RoomActor {
@@ -251,6 +258,7 @@ impl RoomActor {
             typing: HashMap::new(),
             last_active: Instant::now(),
             passivated: false,
+            leaving: false,
         }
     }
 
@@ -341,8 +349,7 @@ impl RoomActor {
 
     fn publish(&self, event: Arc<Event>) {
         if let State::Ready(r) = &self.state {
-            self.registry
-                .deliver_to_users(r.room.member_ids.iter().map(String::as_str), &event);
+            self.ports.fanout.room_event(&self.room_id, &r.room.member_ids, event);
         }
     }
 
@@ -406,6 +413,7 @@ impl RoomActor {
         }
         self.flush(ctx);
         self.answer_drains();
+        self.leave_when_idle(ctx);
     }
 
     fn on_stored(&mut self, p: Pending, m: Message) {
@@ -430,6 +438,14 @@ impl RoomActor {
             for d in self.drains.drain(..) {
                 d.send(Ok(()));
             }
+        }
+    }
+
+    /// Hands the room over once nothing is in flight (see [`Leave`]).
+    fn leave_when_idle(&mut self, ctx: &mut Context<Self>) {
+        if self.leaving && !self.flushing && self.pending.is_empty() && !self.passivated {
+            tracing::info!(room = %self.room_id, "handing the room over to its new owner");
+            self.leave(ctx);
         }
     }
 
@@ -499,8 +515,7 @@ impl RoomActor {
     /// Forwards a message that reached a passivated incarnation to the current one.
     fn forward<M>(&self, msg: M)
     where
-        M: actix::Message + Send + 'static,
-        M::Result: Send,
+        M: crate::remote::Remotable,
         RoomActor: Handler<M>,
     {
         self.directory.room(&self.room_id).do_send(msg);
@@ -971,6 +986,15 @@ impl Handler<Drain> for RoomActor {
         }
         self.drains.push(msg.reply);
         self.answer_drains();
+    }
+}
+
+impl Handler<Leave> for RoomActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Leave, ctx: &mut Context<Self>) {
+        self.leaving = true;
+        self.leave_when_idle(ctx);
     }
 }
 

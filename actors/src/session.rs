@@ -275,6 +275,7 @@ impl SessionActor {
     fn announce_presence(&self, online: bool) {
         let store = self.ports.store.clone();
         let registry = self.registry.clone();
+        let fanout = self.ports.fanout.clone();
         let user_id = self.user_id.to_string();
         actix::spawn(async move {
             let last_seen_at = if online {
@@ -305,10 +306,8 @@ impl SessionActor {
                     last_seen_at,
                 },
             ));
-            registry.deliver_to_users(
-                peers.iter().map(String::as_str).filter(|p| *p != user_id),
-                &event,
-            );
+            let peers: Vec<String> = peers.into_iter().filter(|p| *p != user_id).collect();
+            fanout.user_event(&peers, event);
         });
     }
 
@@ -520,7 +519,7 @@ impl SessionActor {
         make: impl FnOnce(Responder<T>) -> M + 'static,
     ) where
         T: Send + 'static,
-        M: actix::Message<Result = ()> + Send + 'static,
+        M: crate::remote::Remotable,
         room::RoomActor: Handler<M>,
     {
         let store = self.ports.store.clone();

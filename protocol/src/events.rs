@@ -31,6 +31,14 @@ pub const RESYNC_REQUIRED: &str = "resync_required";
 pub const REPLY: &str = "reply";
 pub const ERROR: &str = "error";
 
+/// Every event name, so an event that crossed nodes maps back onto its constant.
+pub const ALL: &[&str] = &[
+    NEW_MESSAGE, MESSAGE_EDITED, MESSAGE_DELETED, MESSAGE_LIKED, MESSAGE_DELIVERED, MESSAGE_READ,
+    TYPING_START, TYPING_STOP, USER_ONLINE, USER_OFFLINE, USER_JOINED, USER_LEFT, ROOM_UPDATED,
+    ROOM_DELETED, HEARTBEAT, SERVER_MAINTENANCE, FORCE_LOGOUT, CONNECTION_ESTABLISHED, AUTH_SUCCESS,
+    AUTH_ERROR, RESUME_DONE, RESYNC_REQUIRED, REPLY, ERROR,
+];
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessagePayload {
     pub message: Message,

@@ -79,11 +79,48 @@ async fn append_ok(
     first: u64,
     drafts: Vec<Draft>,
 ) -> Vec<AppendOutcome> {
-    match store.append(room, first, drafts).await {
+    let epoch = store.load_room(room, 1).await.unwrap().unwrap().epoch;
+    match store.append(room, epoch, first, drafts).await {
         Ok(o) => o,
         Err(AppendError::SeqMismatch { last_seq }) => panic!("seq mismatch, store has {last_seq}"),
         Err(AppendError::Failed(e)) => panic!("append failed: {e:?}"),
+        Err(AppendError::Fenced) => panic!("fenced right after claiming"),
     }
+}
+
+/// Cluster stores fence owners: an append under an epoch older than the latest claim counts for
+/// nothing. (The embedded store has one process and no epochs: it answers epoch 0.)
+pub async fn fencing(store: SharedStore) {
+    seed(&store).await;
+    let old = store.load_room("g", 1).await.unwrap().unwrap().epoch;
+    if old == 0 {
+        append_ok(&store, "g", 1, vec![draft("m1", "u1", "one", None)]).await;
+        return;
+    }
+    let new = store.load_room("g", 1).await.unwrap().unwrap().epoch;
+    assert!(new > old, "a claim takes a newer epoch");
+    match store
+        .append(
+            "g",
+            old,
+            1,
+            vec![draft("m1", "u1", "stale owner", Some("n"))],
+        )
+        .await
+    {
+        Err(AppendError::Fenced) => {}
+        other => panic!("a stale owner must be fenced: {other:?}"),
+    }
+    let page = store.history("g", None, None, 10).await.unwrap();
+    assert!(
+        page.messages.is_empty(),
+        "nothing of a fenced append counts"
+    );
+    let out = store
+        .append("g", new, 1, vec![draft("m2", "u1", "new owner", Some("n"))])
+        .await
+        .unwrap();
+    assert!(matches!(&out[0], AppendOutcome::Stored(m) if m.seq == 1 && m.content == "new owner"));
 }
 
 pub async fn users(store: SharedStore) {
@@ -344,8 +381,9 @@ pub async fn messages(store: SharedStore) {
         "same sender, same nonce"
     );
     // A stale first_seq is refused and stores nothing.
+    let epoch = store.load_room("g", 1).await.unwrap().unwrap().epoch;
     match store
-        .append("g", 2, vec![draft("mx", "u1", "x", None)])
+        .append("g", epoch, 2, vec![draft("mx", "u1", "x", None)])
         .await
     {
         Err(AppendError::SeqMismatch { last_seq }) => assert_eq!(last_seq, 2),
@@ -496,6 +534,12 @@ macro_rules! backends {
                 async fn rooms() {
                     let Some((s, _guard)) = open().await else { return };
                     super::rooms(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn fencing() {
+                    let Some((s, _guard)) = open().await else { return };
+                    super::fencing(s).await;
                 }
 
                 #[actix_rt::test]

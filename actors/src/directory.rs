@@ -106,8 +106,14 @@ impl RoomDirectory {
             }
         }
         let id: Arc<str> = Arc::from(room_id);
-        let (ports, registry, dir, rid) = (self.ports.clone(), self.registry.clone(), self.clone(), id.clone());
-        let make = move |_: &mut actix::Context<RoomActor>| RoomActor::new(rid, ports, registry, dir);
+        let (ports, registry, dir, rid) = (
+            self.ports.clone(),
+            self.registry.clone(),
+            self.clone(),
+            id.clone(),
+        );
+        let make =
+            move |_: &mut actix::Context<RoomActor>| RoomActor::new(rid, ports, registry, dir);
         let addr = match self.arbiter_for(room_id) {
             Some(arbiter) => Supervisor::start_in_arbiter(arbiter, make),
             None => Supervisor::start(make),
@@ -118,7 +124,11 @@ impl RoomDirectory {
 
     /// The actor of `room_id` if it is active here, without starting one.
     pub fn active(&self, room_id: &str) -> Option<Addr<RoomActor>> {
-        self.rooms.lock().get(room_id).filter(|a| a.connected()).cloned()
+        self.rooms
+            .lock()
+            .get(room_id)
+            .filter(|a| a.connected())
+            .cloned()
     }
 
     /// Forgets a room actor that passivates; only if `addr` is still the registered one.

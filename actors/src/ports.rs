@@ -40,6 +40,9 @@ pub enum AppendError {
     SeqMismatch { last_seq: u64 },
     /// Nothing of the batch was stored.
     Failed(ErrorBody),
+    /// Another node claimed the room since this actor loaded it: nothing of the batch counts,
+    /// and this actor must stop acting as the owner.
+    Fenced,
 }
 
 /// Which receipt a member sent.
@@ -56,6 +59,8 @@ pub struct RoomSnapshot {
     pub last_seq: u64,
     /// The most recent messages, ascending by seq.
     pub recent: Vec<Message>,
+    /// The ownership epoch this load claimed (cluster stores); appends carry it back.
+    pub epoch: u64,
 }
 
 /// The storage a room actor needs. Implementations must make `append` atomic per batch and
@@ -63,16 +68,19 @@ pub struct RoomSnapshot {
 #[async_trait]
 pub trait RoomStore: Send + Sync + 'static {
     /// The room, its last seq and up to `window` most recent messages; `None` if no such room.
+    /// A cluster store also claims the room for the caller (a new ownership epoch).
     async fn load_room(
         &self,
         room_id: &str,
         window: usize,
     ) -> Result<Option<RoomSnapshot>, ErrorBody>;
     /// Stores drafts as seqs `first_seq, first_seq+1, …` (duplicates by nonce take no seq).
-    /// Fails with `SeqMismatch` if the room's stored last seq is not `first_seq - 1`.
+    /// Fails with `SeqMismatch` if the room's stored last seq is not `first_seq - 1`, and with
+    /// `Fenced` if the room was claimed with a newer epoch than `epoch`.
     async fn append(
         &self,
         room_id: &str,
+        epoch: u64,
         first_seq: u64,
         drafts: Vec<Draft>,
     ) -> Result<Vec<AppendOutcome>, AppendError>;

@@ -53,14 +53,43 @@ impl Event {
 /// A room command, as sent to the room's owner.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum RoomCall {
-    Post { draft: Draft },
-    Edit { user_id: String, message_id: String, content: String, hashtags: Vec<String> },
-    Delete { user_id: String, message_id: String },
-    React { user_id: String, message_id: String, emoji: String, on: bool },
-    Typing { user_id: String, start: bool },
-    Receipt { user_id: String, kind: ReceiptKind, seq: u64 },
-    Replay { user_id: String, after: u64 },
-    Changed { room: Option<Room>, joined: Vec<String>, left: Vec<String> },
+    Post {
+        draft: Draft,
+    },
+    Edit {
+        user_id: String,
+        message_id: String,
+        content: String,
+        hashtags: Vec<String>,
+    },
+    Delete {
+        user_id: String,
+        message_id: String,
+    },
+    React {
+        user_id: String,
+        message_id: String,
+        emoji: String,
+        on: bool,
+    },
+    Typing {
+        user_id: String,
+        start: bool,
+    },
+    Receipt {
+        user_id: String,
+        kind: ReceiptKind,
+        seq: u64,
+    },
+    Replay {
+        user_id: String,
+        after: u64,
+    },
+    Changed {
+        room: Option<Room>,
+        joined: Vec<String>,
+        left: Vec<String>,
+    },
 }
 
 /// The owner's answer to a [`RoomCall`].
@@ -84,7 +113,10 @@ pub trait Placement: Send + Sync + 'static {
 }
 
 fn unexpected() -> ErrorBody {
-    ErrorBody::new(ErrorCode::Internal, "unexpected answer from the room's node")
+    ErrorBody::new(
+        ErrorCode::Internal,
+        "unexpected answer from the room's node",
+    )
 }
 
 /// A room message that can also travel to a remote owner.
@@ -188,13 +220,19 @@ impl Remotable for room::Replay {
             after: self.after,
         };
         let answer: AnswerFn = Box::new(move |a| {
-            reply.send(a.and_then(|a| match a {
-                RoomAnswer::Replay { upto, events } => Ok(ReplayAnswer::Events {
-                    upto,
-                    events: events.into_iter().filter_map(Event::from_wire).map(Arc::new).collect(),
-                }),
-                RoomAnswer::Resync { upto } => Ok(ReplayAnswer::Resync { upto }),
-                _ => Err(unexpected()),
+            reply.send(a.and_then(|a| {
+                match a {
+                    RoomAnswer::Replay { upto, events } => Ok(ReplayAnswer::Events {
+                        upto,
+                        events: events
+                            .into_iter()
+                            .filter_map(Event::from_wire)
+                            .map(Arc::new)
+                            .collect(),
+                    }),
+                    RoomAnswer::Resync { upto } => Ok(ReplayAnswer::Resync { upto }),
+                    _ => Err(unexpected()),
+                }
             }))
         });
         (call, answer)
@@ -223,27 +261,48 @@ pub fn dispatch(directory: &Arc<RoomDirectory>, room_id: &str, call: RoomCall, a
     match call {
         RoomCall::Post { draft } => addr.do_send(room::Post {
             draft,
-            reply: Responder::new(move |r| answer(r.map(|(message, created)| RoomAnswer::Posted { message, created }))),
+            reply: Responder::new(move |r| {
+                answer(r.map(|(message, created)| RoomAnswer::Posted { message, created }))
+            }),
             started: std::time::Instant::now(),
         }),
-        RoomCall::Edit { user_id, message_id, content, hashtags } => addr.do_send(room::Edit {
+        RoomCall::Edit {
             user_id,
             message_id,
             content,
             hashtags,
-            reply: Responder::new(move |r| answer(r.map(|message| RoomAnswer::Message { message }))),
-        }),
-        RoomCall::Delete { user_id, message_id } => addr.do_send(room::Delete {
+        } => addr.do_send(room::Edit {
             user_id,
             message_id,
-            reply: Responder::new(move |r| answer(r.map(|message| RoomAnswer::Message { message }))),
+            content,
+            hashtags,
+            reply: Responder::new(move |r| {
+                answer(r.map(|message| RoomAnswer::Message { message }))
+            }),
         }),
-        RoomCall::React { user_id, message_id, emoji, on } => addr.do_send(room::React {
+        RoomCall::Delete {
+            user_id,
+            message_id,
+        } => addr.do_send(room::Delete {
+            user_id,
+            message_id,
+            reply: Responder::new(move |r| {
+                answer(r.map(|message| RoomAnswer::Message { message }))
+            }),
+        }),
+        RoomCall::React {
             user_id,
             message_id,
             emoji,
             on,
-            reply: Responder::new(move |r| answer(r.map(|message| RoomAnswer::Message { message }))),
+        } => addr.do_send(room::React {
+            user_id,
+            message_id,
+            emoji,
+            on,
+            reply: Responder::new(move |r| {
+                answer(r.map(|message| RoomAnswer::Message { message }))
+            }),
         }),
         RoomCall::Typing { user_id, start } => addr.do_send(room::Typing {
             user_id,
@@ -282,12 +341,18 @@ mod tests {
 
     #[test]
     fn events_cross_the_wire_unchanged() {
-        let e = Event::new(ev::TYPING_START, &serde_json::json!({"room_id": "r", "user_id": "u"}))
-            .in_room(Arc::from("r"), Some(4))
-            .skipping(Arc::from("u"));
+        let e = Event::new(
+            ev::TYPING_START,
+            &serde_json::json!({"room_id": "r", "user_id": "u"}),
+        )
+        .in_room(Arc::from("r"), Some(4))
+        .skipping(Arc::from("u"));
         let back = Event::from_wire(e.to_wire()).expect("known type");
         assert_eq!(back.to_wire(), e.to_wire());
-        assert_eq!(back.bytes(dovie_protocol::Codec::Json), e.bytes(dovie_protocol::Codec::Json));
+        assert_eq!(
+            back.bytes(dovie_protocol::Codec::Json),
+            e.bytes(dovie_protocol::Codec::Json)
+        );
         let unknown = WireEvent {
             t: "nope".into(),
             room_id: None,

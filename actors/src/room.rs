@@ -206,6 +206,7 @@ struct Entry {
 struct Ready {
     room: Room,
     last_seq: u64,
+    epoch: u64,
     window: VecDeque<Entry>,
 }
 
@@ -296,6 +297,7 @@ impl RoomActor {
         Ready {
             room: snap.room,
             last_seq: snap.last_seq,
+            epoch: snap.epoch,
             window,
         }
     }
@@ -349,7 +351,9 @@ impl RoomActor {
 
     fn publish(&self, event: Arc<Event>) {
         if let State::Ready(r) = &self.state {
-            self.ports.fanout.room_event(&self.room_id, &r.room.member_ids, event);
+            self.ports
+                .fanout
+                .room_event(&self.room_id, &r.room.member_ids, event);
         }
     }
 
@@ -368,11 +372,11 @@ impl RoomActor {
         let n = self.pending.len().min(MAX_BATCH);
         let batch: Vec<Pending> = self.pending.drain(..n).collect();
         let drafts: Vec<Draft> = batch.iter().map(|p| p.draft.clone()).collect();
-        let first_seq = ready.last_seq + 1;
+        let (first_seq, epoch) = (ready.last_seq + 1, ready.epoch);
         let store = self.ports.store.clone();
         let room_id = self.room_id.clone();
         self.flushing = true;
-        let fut = async move { store.append(&room_id, first_seq, drafts).await };
+        let fut = async move { store.append(&room_id, epoch, first_seq, drafts).await };
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
             act.flushing = false;
             guarded(act, ctx, move |act, ctx| act.on_appended(batch, res, ctx));
@@ -409,6 +413,19 @@ impl RoomActor {
                 for p in batch {
                     p.reply.send(Err(e.clone()));
                 }
+            }
+            Err(AppendError::Fenced) => {
+                // Another node owns the room now: nothing of this batch was acknowledged;
+                // clients retry with the same nonce and reach the new owner.
+                tracing::warn!(room = %self.room_id, "fenced by a newer owner; handing over");
+                let err = ErrorBody::new(
+                    ErrorCode::Unavailable,
+                    "the room moved to another node; retry",
+                );
+                for p in batch.into_iter().chain(self.pending.drain(..)) {
+                    p.reply.send(Err(err.clone()));
+                }
+                return self.leave(ctx);
             }
         }
         self.flush(ctx);
@@ -888,16 +905,26 @@ impl Handler<Replay> for RoomActor {
         }
         self.touch();
         guarded(self, ctx, move |act, ctx| {
-            let Replay { user_id, after, reply } = msg;
+            let Replay {
+                user_id,
+                after,
+                reply,
+            } = msg;
             let ready = match act.member_room(&user_id) {
                 Ok(r) => r,
                 Err(e) => return reply.send(Err(e)),
             };
             let upto = ready.last_seq;
             if after >= upto {
-                return reply.send(Ok(ReplayAnswer::Events { upto, events: Vec::new() }));
+                return reply.send(Ok(ReplayAnswer::Events {
+                    upto,
+                    events: Vec::new(),
+                }));
             }
-            let covered = ready.window.front().is_some_and(|e| e.message.seq <= after + 1);
+            let covered = ready
+                .window
+                .front()
+                .is_some_and(|e| e.message.seq <= after + 1);
             if covered {
                 let events = ready
                     .window

@@ -567,7 +567,12 @@ impl SessionActor {
             self.held.insert(Arc::from(room_id.as_str()), Vec::new());
             let session = ctx.address();
             let rid: Arc<str> = Arc::from(room_id.as_str());
-            let reply = Responder::new(move |answer| session.do_send(ReplayResult { room_id: rid, answer }));
+            let reply = Responder::new(move |answer| {
+                session.do_send(ReplayResult {
+                    room_id: rid,
+                    answer,
+                })
+            });
             self.directory.room(&room_id).do_send(room::Replay {
                 user_id: self.user_id.to_string(),
                 after,

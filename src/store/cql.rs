@@ -129,6 +129,9 @@ struct Stmts {
     room_of_pair: PreparedStatement,
     room_by_id: PreparedStatement,
     room_last_seq: PreparedStatement,
+    room_epoch: PreparedStatement,
+    claim_epoch: PreparedStatement,
+    claim_first_epoch: PreparedStatement,
     set_last_seq: PreparedStatement,
     rename_room: PreparedStatement,
     delete_room: PreparedStatement,
@@ -210,6 +213,9 @@ impl Stmts {
             claim_pair: p("INSERT INTO direct_rooms (pair, room_id) VALUES (?, ?) IF NOT EXISTS".into()).await?,
             room_of_pair: p("SELECT room_id FROM direct_rooms WHERE pair = ?".into()).await?,
             room_by_id: p("SELECT id, type, name, created_by, created_at, last_seq FROM chat_rooms WHERE id = ?".into()).await?,
+            room_epoch: p("SELECT owner_epoch FROM chat_rooms WHERE id = ?".into()).await?,
+            claim_epoch: p("UPDATE chat_rooms SET owner_epoch = ? WHERE id = ? IF owner_epoch = ?".into()).await?,
+            claim_first_epoch: p("UPDATE chat_rooms SET owner_epoch = ? WHERE id = ? IF owner_epoch = null".into()).await?,
             room_last_seq: p("SELECT last_seq FROM chat_rooms WHERE id = ?".into()).await?,
             set_last_seq: p("UPDATE chat_rooms SET last_seq = ? WHERE id = ?".into()).await?,
             rename_room: p("UPDATE chat_rooms SET name = ? WHERE id = ?".into()).await?,
@@ -603,6 +609,36 @@ impl ScyllaStore {
         }))
         .await?;
         Ok(())
+    }
+
+    async fn epoch(&self, room_id: &str) -> StoreResult<u64> {
+        Ok(self
+            .row::<(Option<i64>,)>(&self.st.room_epoch, (room_id,))
+            .await?
+            .and_then(|(e,)| e)
+            .unwrap_or(0)
+            .max(0) as u64)
+    }
+
+    /// Claims the room for this node: the next ownership epoch, set with an LWT.
+    async fn claim(&self, room_id: &str) -> StoreResult<u64> {
+        for _ in 0..10 {
+            let current = self
+                .row::<(Option<i64>,)>(&self.st.room_epoch, (room_id,))
+                .await?
+                .and_then(|(e,)| e);
+            let applied = match current {
+                None => {
+                    self.lwt(&self.st.claim_first_epoch, (1i64, room_id))
+                        .await?
+                }
+                Some(e) => self.lwt(&self.st.claim_epoch, (e + 1, room_id, e)).await?,
+            };
+            if applied {
+                return Ok(current.unwrap_or(0).max(0) as u64 + 1);
+            }
+        }
+        Err(unavailable("cannot claim the room: too much contention"))
     }
 
     async fn my_rooms(&self, user_id: &str) -> StoreResult<Vec<String>> {
@@ -1094,22 +1130,30 @@ impl dovie_actors::RoomStore for ScyllaStore {
         let Some((room, last_seq)) = ScyllaStore::load_room(self, room_id).await? else {
             return Ok(None);
         };
+        let epoch = self.claim(room_id).await?;
+        // Read after the claim: whatever the previous owner acknowledged is visible now.
+        let last_seq = self.last_seq(room_id).await?.unwrap_or(last_seq);
         let mut recent = self.range(room_id, 0, last_seq + 1, window, false).await?;
         recent.reverse();
         Ok(Some(RoomSnapshot {
             room,
             last_seq,
             recent,
+            epoch,
         }))
     }
 
     async fn append(
         &self,
         room_id: &str,
+        epoch: u64,
         first_seq: u64,
         drafts: Vec<Draft>,
     ) -> Result<Vec<AppendOutcome>, AppendError> {
         let failed = AppendError::Failed;
+        if self.epoch(room_id).await.map_err(failed)? != epoch {
+            return Err(AppendError::Fenced);
+        }
         let stored_last = self
             .last_seq(room_id)
             .await
@@ -1258,6 +1302,11 @@ impl dovie_actors::RoomStore for ScyllaStore {
         }))
         .await
         .map_err(failed)?;
+        // Still the owner? Then the batch counts; otherwise a newer owner may already be
+        // writing these seqs, and nothing here is acknowledged.
+        if self.epoch(room_id).await.map_err(failed)? != epoch {
+            return Err(AppendError::Fenced);
+        }
         self.write(&self.st.set_last_seq, ((next - 1) as i64, room_id))
             .await
             .map_err(failed)?;

@@ -825,7 +825,8 @@ impl dovie_actors::RoomStore for SqliteStore {
             let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ?1 ORDER BY seq DESC LIMIT ?2");
             let mut recent = query_messages(c, &sql, params![room_id, window as i64])?;
             recent.reverse();
-            Ok(Some(RoomSnapshot { room, last_seq, recent }))
+            // One process owns an embedded store: no epochs to claim.
+            Ok(Some(RoomSnapshot { room, last_seq, recent, epoch: 0 }))
         })
         .await
     }
@@ -833,6 +834,7 @@ impl dovie_actors::RoomStore for SqliteStore {
     async fn append(
         &self,
         room_id: &str,
+        _epoch: u64,
         first_seq: u64,
         drafts: Vec<Draft>,
     ) -> Result<Vec<AppendOutcome>, AppendError> {

@@ -305,6 +305,11 @@ impl AuthService {
         Ok(())
     }
 
+    /// Marks a session revoked in this node's cache (another node revoked it in the store).
+    pub fn revoke_local(&self, session_id: &str) {
+        self.revoked.write().insert(session_id.to_string());
+    }
+
     async fn hash_password(&self, password: String) -> Result<String, ErrorBody> {
         let cost = self.bcrypt_cost;
         tokio::task::spawn_blocking(move || bcrypt::hash(password, cost))

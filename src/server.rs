@@ -18,6 +18,7 @@ use futures_util::future::{join_all, Either};
 
 use crate::api::{self, Api, ApiError};
 use crate::auth::{load_secret, AuthService};
+use crate::cluster::Cluster;
 use crate::config::{BusKind, Config, StoreKind};
 use crate::metrics::PromTelemetry;
 use crate::state::AppState;
@@ -87,8 +88,8 @@ fn cors_allows(config: &Config, origin: &str) -> bool {
 
 /// Starts the node and runs it until SIGTERM/SIGINT has drained it.
 pub async fn serve(config: Config) -> Result<(), String> {
-    if config.bus == BusKind::Redis {
-        return Err("--bus redis needs cluster mode, which this build does not include yet; use --bus local".into());
+    if config.bus == BusKind::Redis && config.store == StoreKind::Embedded {
+        return Err("--bus redis (a cluster) needs a shared store: add --store scylla".into());
     }
     let config = Arc::new(config);
     let store = open_store(&config).await?;
@@ -102,11 +103,30 @@ pub async fn serve(config: Config) -> Result<(), String> {
     ));
     auth.warm_revocations().await.map_err(|e| e.message)?;
     let registry = Registry::new();
+    let cluster = match config.bus {
+        BusKind::Local => None,
+        BusKind::Redis => {
+            let c = Cluster::start(
+                &config.redis,
+                &config.node_id,
+                registry.clone(),
+                auth.clone(),
+                store.clone(),
+            )
+            .await?;
+            crate::cluster::install(&c);
+            Some(c)
+        }
+    };
+    let fanout: Arc<dyn dovie_actors::Fanout> = match &cluster {
+        Some(c) => c.clone(),
+        None => registry.clone(),
+    };
     let ports = Ports {
         store: store.clone(),
         auth: auth.clone(),
         telemetry: Arc::new(PromTelemetry),
-        fanout: registry.clone(),
+        fanout,
     };
     let arbiters: Vec<actix::Arbiter> = (0..ROOM_ARBITERS).map(|_| actix::Arbiter::new()).collect();
     let directory = RoomDirectory::new(
@@ -114,6 +134,10 @@ pub async fn serve(config: Config) -> Result<(), String> {
         registry.clone(),
         arbiters.iter().map(|a| a.handle()).collect(),
     );
+    if let Some(c) = &cluster {
+        directory.set_placement(c.clone());
+        c.set_directory(directory.clone());
+    }
     let limits = &config.limits;
     let session_config = SessionConfig {
         heartbeat: Duration::from_millis(config.ws.heartbeat_ms),
@@ -132,6 +156,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         registry,
         directory,
         session_config,
+        cluster,
         draining: Default::default(),
     });
 
@@ -272,6 +297,11 @@ pub async fn drain(state: &AppState) {
     let deadline = Instant::now() + SESSION_DRAIN_WAIT;
     while state.registry.session_count() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Leave the cluster first: the other nodes take this node's rooms over.
+    if let Some(c) = &state.cluster {
+        c.leave().await;
+        state.directory.relinquish_moved();
     }
     let drains = state.directory.all().into_iter().map(|room| async move {
         let (reply, rx) = Responder::channel();

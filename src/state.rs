@@ -18,6 +18,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub directory: Arc<RoomDirectory>,
     pub session_config: SessionConfig,
+    /// Cluster mode (`--bus redis`); `None` on a single node.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     pub draining: AtomicBool,
 }
 

@@ -301,6 +301,11 @@ pub async fn rooms(store: SharedStore) {
         2,
         "u2 (group) and u3 (direct)"
     );
+    let mut ids = store.room_ids_of("u1").await.unwrap();
+    ids.sort();
+    let mut want = vec![d1.id.clone(), "g".to_string()];
+    want.sort();
+    assert_eq!(ids, want);
 
     // Unread counts and my rooms.
     append_ok(

@@ -105,6 +105,7 @@ impl RoomDirectory {
                 return addr.clone();
             }
         }
+        tracing::debug!(room = %room_id, "starting a room actor");
         let id: Arc<str> = Arc::from(room_id);
         let (ports, registry, dir, rid) = (
             self.ports.clone(),

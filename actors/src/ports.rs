@@ -171,6 +171,10 @@ pub trait Fanout: Send + Sync + 'static {
     fn room_event(&self, room_id: &str, audience: &[String], event: Arc<crate::Event>);
     /// An event of no room (presence), for `audience`.
     fn user_event(&self, audience: &[String], event: Arc<crate::Event>);
+    /// A user's first session on this node connected (cluster: follow their rooms).
+    fn local_user_online(&self, _user_id: &str) {}
+    /// A user's last session on this node closed.
+    fn local_user_offline(&self, _user_id: &str) {}
 }
 
 /// Everything the actors need from the outside, shared.

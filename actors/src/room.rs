@@ -270,7 +270,10 @@ impl RoomActor {
         let fut = async move { store.load_room(&room_id, WINDOW).await };
         ctx.wait(fut.into_actor(self).map(|res, act, ctx| {
             act.state = match res {
-                Ok(Some(snap)) => State::Ready(Box::new(act.ready_from(snap))),
+                Ok(Some(snap)) => {
+                    tracing::debug!(room = %act.room_id, epoch = snap.epoch, last_seq = snap.last_seq, "room loaded");
+                    State::Ready(Box::new(act.ready_from(snap)))
+                }
                 Ok(None) => State::Missing,
                 Err(e) => State::Unavailable(e),
             };

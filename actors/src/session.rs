@@ -261,6 +261,7 @@ impl SessionActor {
                 self.identity = Some(identity);
                 self.write_frame(ctx, ev::AUTH_SUCCESS, id, &ok);
                 if first {
+                    self.ports.fanout.local_user_online(&self.user_id);
                     self.announce_presence(true);
                 }
             }
@@ -617,6 +618,7 @@ impl Actor for SessionActor {
             self.outlet.close(1000, "");
         }
         if self.identity.is_some() && self.registry.unregister(&self.user_id, self.conn_id) {
+            self.ports.fanout.local_user_offline(&self.user_id);
             self.announce_presence(false);
         }
         Running::Stop

@@ -66,6 +66,9 @@ async fn refresh(
 
 async fn logout(state: web::Data<AppState>, who: Authed) -> ApiResult<HttpResponse> {
     state.auth.logout(&who.auth_session_id).await?;
+    if let Some(c) = &state.cluster {
+        c.revoke(&who.auth_session_id);
+    }
     state
         .registry
         .kick_auth_session(&who.auth_session_id, "logged out");

@@ -115,6 +115,9 @@ fn notify(
     joined: Vec<String>,
     left: Vec<String>,
 ) {
+    if let Some(c) = &state.cluster {
+        c.membership_changed(room_id, joined.clone(), left.clone());
+    }
     if room.is_some() {
         return state
             .directory
@@ -129,14 +132,19 @@ fn notify(
     )
     .in_room(std::sync::Arc::from(room_id), None);
     state
-        .registry
-        .deliver_to_users(left.iter().map(String::as_str), &std::sync::Arc::new(event));
-    if let Some(actor) = state.directory.active(room_id) {
-        actor.do_send(RoomChanged {
-            room: None,
-            joined,
-            left: Vec::new(),
-        });
+        .ports
+        .fanout
+        .user_event(&left, std::sync::Arc::new(event));
+    let gone = RoomChanged {
+        room: None,
+        joined,
+        left: Vec::new(),
+    };
+    if state.cluster.is_some() {
+        // The owner may be another node.
+        state.directory.room(room_id).do_send(gone);
+    } else if let Some(actor) = state.directory.active(room_id) {
+        actor.do_send(gone);
     }
 }
 

@@ -1002,6 +1002,10 @@ impl RoomRecords for ScyllaStore {
         Ok(out)
     }
 
+    async fn room_ids_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
+        self.my_rooms(user_id).await
+    }
+
     async fn unread_counts(&self, user_id: &str) -> StoreResult<HashMap<String, u64>> {
         Ok(self
             .rooms_of(user_id)

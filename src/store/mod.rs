@@ -111,6 +111,8 @@ pub trait RoomRecords: Send + Sync {
     /// My rooms, most recently active first, with last message and unread count.
     async fn rooms_of(&self, user_id: &str) -> StoreResult<Vec<RoomSummary>>;
     async fn unread_counts(&self, user_id: &str) -> StoreResult<HashMap<String, u64>>;
+    /// The ids of my rooms (cheap: no room records).
+    async fn room_ids_of(&self, user_id: &str) -> StoreResult<Vec<String>>;
 }
 
 /// A page of history.

@@ -693,6 +693,17 @@ impl RoomRecords for SqliteStore {
         .await
     }
 
+    async fn room_ids_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
+        let user_id = user_id.to_string();
+        self.read(move |c| {
+            let mut stmt =
+                db(c.prepare_cached("SELECT room_id FROM chat_participants WHERE user_id = ?1"))?;
+            let rows = db(stmt.query_map([&user_id], |r| r.get::<_, String>(0)))?;
+            rows.map(db).collect()
+        })
+        .await
+    }
+
     async fn unread_counts(&self, user_id: &str) -> StoreResult<HashMap<String, u64>> {
         let user_id = user_id.to_string();
         self.read(move |c| {

@@ -211,6 +211,8 @@ async fn killing_a_rooms_owner_loses_nothing_acknowledged() {
 
     let mut acked: BTreeMap<String, u64> = BTreeMap::new();
     let mut unacked: Vec<String> = Vec::new();
+    let mut killed_at: Option<Instant> = None;
+    let mut failover: Option<Duration> = None;
     // Traffic from a and b (on surviving nodes) while n3 owns the room.
     for i in 0..40 {
         for (ws, who) in [(&mut wa, "a"), (&mut wb, "b")] {
@@ -223,15 +225,19 @@ async fn killing_a_rooms_owner_loses_nothing_acknowledged() {
                 .await;
             if r["t"] == "reply" {
                 acked.insert(nonce, r["d"]["message"]["seq"].as_u64().unwrap());
+                if let (Some(k), None) = (killed_at, failover) {
+                    failover = Some(k.elapsed());
+                }
             } else {
                 unacked.push(nonce);
             }
         }
         if i == 20 {
             cluster.nodes[2].kill();
+            killed_at = Some(Instant::now());
         }
     }
-    let killed_at = Instant::now();
+    let killed_at = killed_at.unwrap();
     // c's node died: c reconnects to n1 and resumes from the last seq it saw.
     let mut c_seen: Vec<u64> = Vec::new();
     while let Some(f) = wc.next_within(Duration::from_millis(200)).await {
@@ -241,7 +247,6 @@ async fn killing_a_rooms_owner_loses_nothing_acknowledged() {
     }
     // Retry what was not acknowledged until the new owner takes it.
     let deadline = Instant::now() + Duration::from_secs(40);
-    let mut failover = None;
     for nonce in unacked.clone() {
         let ws = if nonce.starts_with('a') {
             &mut wa

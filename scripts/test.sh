@@ -27,6 +27,11 @@ echo "== rustfmt"
 cargo fmt --all -- --check
 echo "== clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "== installing redis-server (Debian)"
+  apt-get update -qq && apt-get install -y -qq redis-server
+fi
+
 echo "== CQL server (Apache Cassandra 5, standing in for ScyllaDB)"
 export DOVIE_CQL_PORT=${DOVIE_CQL_PORT:-19042}
 bash scripts/cassandra.sh start

@@ -244,7 +244,12 @@ impl Cluster {
                     self.on_membership_change();
                 }
                 Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot renew the node lease"),
+                Err(e) => {
+                    // Our view of the cluster may be stale (Redis restarted or unreachable):
+                    // rooms here reload and re-claim before serving again.
+                    tracing::warn!(error = %e, "cannot renew the node lease");
+                    self.on_membership_change();
+                }
             }
             let live = self.is_live();
             if was_live && !live {

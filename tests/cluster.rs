@@ -364,21 +364,28 @@ async fn a_redis_restart_heals_by_itself() {
         delivered,
         "cross-node delivery did not come back after the Redis restart"
     );
-    // Anything b missed meanwhile comes back by resume.
-    wb.clear();
-    wb.send_frame("resume", None, json!({"rooms": {room.clone(): 1}}))
-        .await;
+    // Anything b missed meanwhile comes back by resume (retried while ownership settles).
     let mut seqs = Vec::new();
-    loop {
-        let f = wb
-            .next_within(Duration::from_secs(10))
-            .await
-            .expect("resume stalled");
-        if f["t"] == "new_message" {
-            seqs.push(f["d"]["message"]["seq"].as_u64().unwrap());
-        }
-        if f["t"] == "resume_done" {
-            break;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    'resume: while Instant::now() < deadline {
+        wb.clear();
+        seqs.clear();
+        wb.send_frame("resume", None, json!({"rooms": {room.clone(): 1}}))
+            .await;
+        loop {
+            let f = wb
+                .next_within(Duration::from_secs(10))
+                .await
+                .expect("resume stalled");
+            match f["t"].as_str() {
+                Some("new_message") => seqs.push(f["d"]["message"]["seq"].as_u64().unwrap()),
+                Some("error") => {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    continue 'resume;
+                }
+                Some("resume_done") => break 'resume,
+                _ => {}
+            }
         }
     }
     let total = api.all_messages(&a, &room).await.len() as u64;

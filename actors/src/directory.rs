@@ -140,18 +140,15 @@ impl RoomDirectory {
         }
     }
 
-    /// After the owners changed: every local room now owned elsewhere finishes its writes in
-    /// flight and hands over (later commands are forwarded to the new owner).
+    /// After the live set changed: every local room finishes its writes in flight and hands
+    /// over; the next command starts a fresh owner — here or on the new owner — which claims
+    /// the room again and reloads it from the store. Rooms that stay here reload too, because
+    /// while the views of the nodes differed another node may have owned and written them.
     pub fn relinquish_moved(&self) -> usize {
-        let placement = self.placement.read().clone();
-        let Some(p) = placement else { return 0 };
-        let moved: Vec<Addr<RoomActor>> = self
-            .rooms
-            .lock()
-            .iter()
-            .filter(|(id, _)| p.remote_owner(id).is_some())
-            .map(|(_, a)| a.clone())
-            .collect();
+        if self.placement.read().is_none() {
+            return 0;
+        }
+        let moved: Vec<Addr<RoomActor>> = self.rooms.lock().values().cloned().collect();
         for a in &moved {
             a.do_send(Leave);
         }

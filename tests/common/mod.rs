@@ -626,37 +626,45 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// Starts the proxy on its own thread (the test's runtime is often blocked waiting for a
+    /// server to start, and the proxy must keep serving meanwhile).
     pub async fn start(upstream: &str) -> Proxy {
         use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr").to_string();
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        std_listener.set_nonblocking(true).expect("nonblocking");
+        let addr = std_listener.local_addr().expect("addr").to_string();
         let open = std::sync::Arc::new(AtomicBool::new(true));
         let generation = std::sync::Arc::new(AtomicU64::new(0));
         let (o, g, up) = (open.clone(), generation.clone(), upstream.to_string());
-        actix_rt::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if !o.load(Ordering::SeqCst) {
-                    continue; // dropped: the client sees the connection close
-                }
-                let (g2, gen_at_start, up) = (g.clone(), g.load(Ordering::SeqCst), up.clone());
-                actix_rt::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&up).await else {
-                        return;
-                    };
-                    let copy = tokio::io::copy_bidirectional(&mut inbound, &mut outbound);
-                    let cut = async {
-                        while g2.load(Ordering::SeqCst) == gen_at_start {
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                    };
-                    tokio::select! {
-                        _ = copy => {}
-                        _ = cut => {}
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("proxy runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if !o.load(Ordering::SeqCst) {
+                        continue; // dropped: the client sees the connection close
                     }
-                });
-            }
+                    let (g2, gen_at_start, up) = (g.clone(), g.load(Ordering::SeqCst), up.clone());
+                    tokio::spawn(async move {
+                        let Ok(mut outbound) = tokio::net::TcpStream::connect(&up).await else {
+                            return;
+                        };
+                        let copy = tokio::io::copy_bidirectional(&mut inbound, &mut outbound);
+                        let cut = async {
+                            while g2.load(Ordering::SeqCst) == gen_at_start {
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                            }
+                        };
+                        tokio::select! {
+                            _ = copy => {}
+                            _ = cut => {}
+                        }
+                    });
+                }
+            });
         });
         Proxy {
             addr,

@@ -118,6 +118,8 @@ pub trait RoomStore: Send + Sync + 'static {
         kind: ReceiptKind,
         seq: u64,
     ) -> Result<(), ErrorBody>;
+    /// The room's current ownership epoch (0 where the store has none).
+    async fn current_epoch(&self, room_id: &str) -> Result<u64, ErrorBody>;
     /// Every user who shares at least one room with `user_id` (for presence).
     async fn co_members(&self, user_id: &str) -> Result<Vec<String>, ErrorBody>;
     /// Records when the user was last online.

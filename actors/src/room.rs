@@ -35,6 +35,9 @@ pub const TYPING_TTL: Duration = Duration::from_secs(6);
 /// An idle room actor passivates after this long.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 const IDLE_CHECK: Duration = Duration::from_secs(30);
+/// How often an owner in a cluster checks that its ownership epoch is still current (bounds how
+/// long a node that missed a change of owners can serve stale reads).
+const EPOCH_CHECK: Duration = Duration::from_secs(2);
 /// A room that failed to load (missing, store down) answers errors this long, then stops.
 const FAILED_LINGER: Duration = Duration::from_secs(1);
 /// A resume further behind than this many messages gets `resync_required` instead of a replay.
@@ -461,6 +464,23 @@ impl RoomActor {
         }
     }
 
+    /// Leaves if another node claimed the room since this actor loaded it.
+    fn check_epoch(&mut self, ctx: &mut Context<Self>) {
+        let State::Ready(r) = &self.state else { return };
+        if r.epoch == 0 || self.passivated {
+            return;
+        }
+        let (mine, store, room_id) = (r.epoch, self.ports.store.clone(), self.room_id.clone());
+        let fut = async move { store.current_epoch(&room_id).await };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+            if matches!(res, Ok(e) if e != mine) {
+                tracing::warn!(room = %act.room_id, "another node claimed the room; handing over");
+                act.leaving = true;
+                act.leave_when_idle(ctx);
+            }
+        }));
+    }
+
     /// Hands the room over once nothing is in flight (see [`Leave`]).
     fn leave_when_idle(&mut self, ctx: &mut Context<Self>) {
         if self.leaving && !self.flushing && self.pending.is_empty() && !self.passivated {
@@ -564,6 +584,7 @@ impl Actor for RoomActor {
         }
         self.ports.telemetry.room_actor_started();
         self.load(ctx);
+        ctx.run_interval(EPOCH_CHECK, |act, ctx| act.check_epoch(ctx));
         ctx.run_interval(IDLE_CHECK, |act, ctx| {
             let idle = act.last_active.elapsed() >= IDLE_TIMEOUT;
             if idle && act.pending.is_empty() && !act.flushing && act.typing.is_empty() {

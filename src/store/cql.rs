@@ -1459,6 +1459,10 @@ impl dovie_actors::RoomStore for ScyllaStore {
         }
     }
 
+    async fn current_epoch(&self, room_id: &str) -> Result<u64, ErrorBody> {
+        self.epoch(room_id).await
+    }
+
     async fn co_members(&self, user_id: &str) -> Result<Vec<String>, ErrorBody> {
         let rooms = self.my_rooms(user_id).await?;
         let members = try_join_all(

@@ -1034,6 +1034,10 @@ impl dovie_actors::RoomStore for SqliteStore {
         .await
     }
 
+    async fn current_epoch(&self, _room_id: &str) -> Result<u64, ErrorBody> {
+        Ok(0)
+    }
+
     async fn co_members(&self, user_id: &str) -> Result<Vec<String>, ErrorBody> {
         let user_id = user_id.to_string();
         self.read(move |c| {

@@ -116,7 +116,10 @@ async fn a_panicking_room_actor_restarts_without_loss_or_duplication() {
         !failed.is_empty(),
         "the panic should have interrupted some sends"
     );
-    assert!(!acked.is_empty(), "sends before the panic were acknowledged");
+    assert!(
+        !acked.is_empty(),
+        "sends before the panic were acknowledged"
+    );
     // (That the restarted actor serves again is shown below: every retry is answered.)
 
     // The store holds every acked message under its acked seq, with consecutive seqs.

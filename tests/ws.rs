@@ -265,7 +265,11 @@ async fn presence_and_membership_events() {
         json!({"user_ids": [c.id]}),
     )
     .await;
-    let e = a1.expect("user_joined").await;
+    // (The room's creation may still be announcing a and b: wait for c's.)
+    let mut e = a1.expect("user_joined").await;
+    while e["d"]["user_id"] != c.id.as_str() {
+        e = a1.expect("user_joined").await;
+    }
     assert_eq!(e["d"], json!({"room_id": room, "user_id": c.id}));
     let e = c1.expect("room_updated").await;
     assert_eq!(e["d"]["room"]["member_ids"].as_array().unwrap().len(), 3);

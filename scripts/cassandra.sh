@@ -107,6 +107,8 @@ start() {
     return
   fi
   install
+  # Test data only: every start begins empty (and fast).
+  rm -rf "$RUN"
   write_config
   local jvm_opts=(
     -Xms512m -Xmx768m -Xss512k -XX:MaxDirectMemorySize=256m

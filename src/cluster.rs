@@ -477,6 +477,30 @@ impl Cluster {
         }
     }
 
+    /// Adds `delta` to this node's session count for the user (`dovie:presence:<user>`, one
+    /// field per node) and answers how many sessions the *other* live nodes hold: 0 means this
+    /// node's change is the user's first or last one anywhere. Unreachable Redis: 0 (announce).
+    async fn count_presence(&self, user_id: &str, delta: i64) -> i64 {
+        let key = format!("dovie:presence:{user_id}");
+        let mut conn = self.conn.clone();
+        let res: Result<((), HashMap<String, i64>), _> = redis::pipe()
+            .cmd("HINCRBY")
+            .arg(&key)
+            .arg(&self.node_id)
+            .arg(delta)
+            .cmd("HGETALL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await;
+        let Ok((_, counts)) = res else { return 0 };
+        let live: HashSet<String> = self.live.read().iter().cloned().collect();
+        counts
+            .into_iter()
+            .filter(|(node, n)| *node != self.node_id && live.contains(node) && *n > 0)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     /// A room's members changed (REST, on any node): every node follows it for its local users.
     pub fn membership_changed(&self, room_id: &str, joined: Vec<String>, left: Vec<String>) {
         let msg = BusMsg::Membership {
@@ -539,6 +563,7 @@ impl Placement for Cluster {
     }
 }
 
+#[async_trait::async_trait]
 impl Fanout for Cluster {
     fn room_event(&self, room_id: &str, audience: &[String], event: Arc<Event>) {
         let msg = BusMsg::Event {
@@ -556,27 +581,21 @@ impl Fanout for Cluster {
         self.publish(BROADCAST.to_string(), &msg);
     }
 
-    fn local_user_online(&self, user_id: &str) {
-        let store = self.store.clone();
-        let user_id = user_id.to_string();
-        let me = self.self_arc();
-        actix_rt::spawn(async move {
-            match store.room_ids_of(&user_id).await {
-                Ok(rooms) => {
-                    let Some(me) = me else { return };
-                    // The user may have left meanwhile.
-                    if me.registry.is_online(&user_id) {
-                        for r in rooms {
-                            me.follow(&r, &user_id);
-                        }
-                    }
+    async fn local_user_online(&self, user_id: &str) -> bool {
+        match self.store.room_ids_of(user_id).await {
+            // The user may have left meanwhile.
+            Ok(rooms) if self.registry.is_online(user_id) => {
+                for r in rooms {
+                    self.follow(&r, user_id);
                 }
-                Err(e) => tracing::warn!(error = %e.message, "cannot read the user's rooms"),
             }
-        });
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e.message, "cannot read the user's rooms"),
+        }
+        self.count_presence(user_id, 1).await == 0
     }
 
-    fn local_user_offline(&self, user_id: &str) {
+    async fn local_user_offline(&self, user_id: &str) -> bool {
         let rooms: Vec<String> = self
             .subs
             .lock()
@@ -587,21 +606,8 @@ impl Fanout for Cluster {
         for r in rooms {
             self.unfollow(&r, user_id);
         }
+        self.count_presence(user_id, -1).await == 0
     }
-}
-
-impl Cluster {
-    fn self_arc(&self) -> Option<Arc<Cluster>> {
-        SELF.get().cloned()
-    }
-}
-
-/// The node's cluster, for tasks spawned from `&self` methods.
-static SELF: OnceLock<Arc<Cluster>> = OnceLock::new();
-
-/// Registers the node's cluster handle (one per process).
-pub fn install(cluster: &Arc<Cluster>) {
-    let _ = SELF.set(cluster.clone());
 }
 
 #[cfg(test)]

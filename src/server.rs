@@ -114,7 +114,6 @@ pub async fn serve(config: Config) -> Result<(), String> {
                 store.clone(),
             )
             .await?;
-            crate::cluster::install(&c);
             Some(c)
         }
     };

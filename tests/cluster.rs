@@ -495,3 +495,29 @@ async fn a_draining_owner_hands_its_rooms_over() {
         handover.unwrap().as_secs_f64()
     );
 }
+
+#[actix_rt::test]
+async fn presence_is_counted_across_nodes() {
+    let Some(cql) = cql() else { return };
+    let redis = RedisServer::start();
+    let cluster = start_cluster(&[&cql], &redis, 2);
+    let api = rest(&cluster.nodes[0]);
+    let (a, b) = (api.register("a").await, api.register("b").await);
+    api.group(&a, &[&b]).await;
+    let mut wa = Ws::connect(&cluster.nodes[0], Codec::Json, Auth::Query(&a.token)).await;
+    // b comes online on n2: a (on n1) hears it.
+    let b1 = Ws::connect(&cluster.nodes[1], Codec::Json, Auth::Query(&b.token)).await;
+    let e = wa.expect("user_online").await;
+    assert_eq!(e["d"]["user_id"], b.id.as_str());
+    // A second session on the other node is not a second "online"; closing one of the two is
+    // not "offline".
+    let b2 = Ws::connect(&cluster.nodes[0], Codec::Json, Auth::Query(&b.token)).await;
+    wa.expect_none("user_online", Duration::from_millis(500))
+        .await;
+    drop(b1);
+    wa.expect_none("user_offline", Duration::from_millis(800))
+        .await;
+    drop(b2);
+    let e = wa.expect("user_offline").await;
+    assert_eq!(e["d"]["user_id"], b.id.as_str());
+}

@@ -168,15 +168,22 @@ pub trait Telemetry: Send + Sync + 'static {
 
 /// Delivers events to users' sessions wherever they are connected: this node's registry alone,
 /// or — in a cluster — the bus that reaches every node.
+#[async_trait]
 pub trait Fanout: Send + Sync + 'static {
     /// A room's event, for the room's `audience` (its members).
     fn room_event(&self, room_id: &str, audience: &[String], event: Arc<crate::Event>);
     /// An event of no room (presence), for `audience`.
     fn user_event(&self, audience: &[String], event: Arc<crate::Event>);
-    /// A user's first session on this node connected (cluster: follow their rooms).
-    fn local_user_online(&self, _user_id: &str) {}
-    /// A user's last session on this node closed.
-    fn local_user_offline(&self, _user_id: &str) {}
+    /// A user's first session on this node connected (a cluster follows their rooms). Answers
+    /// whether it is their first session anywhere, i.e. whether to announce `user_online`.
+    async fn local_user_online(&self, _user_id: &str) -> bool {
+        true
+    }
+    /// A user's last session on this node closed. Answers whether they have no session left
+    /// anywhere, i.e. whether to announce `user_offline`.
+    async fn local_user_offline(&self, _user_id: &str) -> bool {
+        true
+    }
 }
 
 /// Everything the actors need from the outside, shared.

@@ -120,6 +120,7 @@ impl Registry {
 }
 
 /// The single-node fanout: this node's sessions are everyone's sessions.
+#[async_trait::async_trait]
 impl crate::ports::Fanout for Registry {
     fn room_event(&self, _room_id: &str, audience: &[String], event: Arc<Event>) {
         self.deliver_to_users(audience.iter().map(String::as_str), &event);

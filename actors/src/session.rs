@@ -261,7 +261,6 @@ impl SessionActor {
                 self.identity = Some(identity);
                 self.write_frame(ctx, ev::AUTH_SUCCESS, id, &ok);
                 if first {
-                    self.ports.fanout.local_user_online(&self.user_id);
                     self.announce_presence(true);
                 }
             }
@@ -279,6 +278,15 @@ impl SessionActor {
         let fanout = self.ports.fanout.clone();
         let user_id = self.user_id.to_string();
         actix::spawn(async move {
+            // Counted across the cluster: only a user's first and last session announce.
+            let announce = if online {
+                fanout.local_user_online(&user_id).await
+            } else {
+                fanout.local_user_offline(&user_id).await
+            };
+            if !announce {
+                return;
+            }
             let last_seen_at = if online {
                 None
             } else {
@@ -618,7 +626,6 @@ impl Actor for SessionActor {
             self.outlet.close(1000, "");
         }
         if self.identity.is_some() && self.registry.unregister(&self.user_id, self.conn_id) {
-            self.ports.fanout.local_user_offline(&self.user_id);
             self.announce_presence(false);
         }
         Running::Stop

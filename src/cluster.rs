@@ -185,6 +185,11 @@ impl Cluster {
         now_ms() < self.lease_until.load(Ordering::Relaxed)
     }
 
+    /// A handle on the command connection (shared counters use it).
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
     /// The nodes holding a lease, as last read.
     pub fn live_nodes(&self) -> Vec<String> {
         self.live.read().clone()

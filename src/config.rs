@@ -129,6 +129,8 @@ pub struct LimitsConfig {
     pub ws_rate_burst: f64,
     pub ws_max_strikes: u32,
     pub ws_outbound_queue: usize,
+    /// Messages one user may send per minute, over all devices (and nodes).
+    pub user_sends_per_minute: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -201,6 +203,7 @@ impl Default for LimitsConfig {
             ws_rate_burst: 100.0,
             ws_max_strikes: 50,
             ws_outbound_queue: 512,
+            user_sends_per_minute: 3000,
         }
     }
 }

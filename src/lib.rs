@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod config;
 pub mod metrics;
 pub mod openapi;
+pub mod quota;
 pub mod server;
 pub mod state;
 pub mod store;

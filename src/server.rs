@@ -121,11 +121,16 @@ pub async fn serve(config: Config) -> Result<(), String> {
         Some(c) => c.clone(),
         None => registry.clone(),
     };
+    let quota = crate::quota::Quota::new(config.limits.user_sends_per_minute);
+    if let Some(c) = &cluster {
+        quota.share(c.connection());
+    }
     let ports = Ports {
         store: store.clone(),
         auth: auth.clone(),
         telemetry: Arc::new(PromTelemetry),
         fanout,
+        quota,
     };
     let arbiters: Vec<actix::Arbiter> = (0..ROOM_ARBITERS).map(|_| actix::Arbiter::new()).collect();
     let directory = RoomDirectory::new(

@@ -16,7 +16,7 @@ use serde_json::json;
 
 const SECRET: &str = "cluster-test-secret-0123456789abcdef";
 const LIMITS: &str =
-    "[limits]\nws_rate_per_sec = 100000.0\nws_rate_burst = 100000.0\nws_outbound_queue = 16384\n";
+    "[limits]\nws_rate_per_sec = 100000.0\nws_rate_burst = 100000.0\nws_outbound_queue = 16384\nuser_sends_per_minute = 100000\n";
 
 fn cql() -> Option<String> {
     match std::env::var("DOVIE_TEST_CQL") {
@@ -520,4 +520,72 @@ async fn presence_is_counted_across_nodes() {
     drop(b2);
     let e = wa.expect("user_offline").await;
     assert_eq!(e["d"]["user_id"], b.id.as_str());
+}
+
+#[actix_rt::test]
+async fn send_quotas_are_shared_across_nodes() {
+    let Some(cql) = cql() else { return };
+    let redis = RedisServer::start();
+    // A node of its own config: a small quota.
+    let keyspace = format!("dovie_quota_{}", common::uuid_like());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[limits]\nuser_sends_per_minute = 10\n").unwrap();
+    let nodes: Vec<Server> = (1..=2)
+        .map(|i| {
+            let id = format!("q{i}");
+            Server::start_with(
+                &[
+                    "--config",
+                    cfg.to_str().unwrap(),
+                    "--store",
+                    "scylla",
+                    "--scylla",
+                    &cql,
+                    "--keyspace",
+                    &keyspace,
+                    "--bus",
+                    "redis",
+                    "--redis",
+                    &redis.url(),
+                    "--node-id",
+                    &id,
+                ],
+                &[("DOVIE_JWT_SECRET", SECRET)],
+            )
+        })
+        .collect();
+    let (api1, api2) = (rest(&nodes[0]), rest(&nodes[1]));
+    let a = api1.register("a").await;
+    let room = api1.group(&a, &[]).await;
+    let path = format!("/api/chat-rooms/{room}/messages");
+    for _ in 0..7 {
+        let (s, _) = api1.post(&path, &a.token, json!({"content": "n1"})).await;
+        assert_eq!(s, 201);
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await; // counters reconcile
+    let mut admitted = 0;
+    for _ in 0..10 {
+        let (s, _) = api2.post(&path, &a.token, json!({"content": "n2"})).await;
+        if s == 201 {
+            admitted += 1;
+        } else {
+            assert_eq!(s, 429);
+        }
+    }
+    // The second node learns the first node's count at its first reconciliation (every 250 ms):
+    // it may admit a few beyond the quota before that, never many.
+    assert!(
+        (3..=6).contains(&admitted),
+        "admitted {admitted} on the second node"
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    for api in [&api1, &api2] {
+        let (s, e) = api.post(&path, &a.token, json!({"content": "over"})).await;
+        assert_eq!(
+            (s, e["error"]["code"].as_str()),
+            (429, Some("rate_limited")),
+            "both nodes refuse now"
+        );
+    }
 }

@@ -33,7 +33,7 @@ fn cql_node(nodes: &str) -> (Server, tempfile::TempDir) {
     let cfg = dir.path().join("c.toml");
     std::fs::write(
         &cfg,
-        "[limits]\nws_rate_per_sec = 100000.0\nws_rate_burst = 100000.0\nws_outbound_queue = 8192\n",
+        "[limits]\nws_rate_per_sec = 100000.0\nws_rate_burst = 100000.0\nws_outbound_queue = 8192\nuser_sends_per_minute = 100000\n",
     )
     .unwrap();
     let server = Server::start_with(

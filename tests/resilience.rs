@@ -14,7 +14,7 @@ use futures_util::future::join_all;
 use serde_json::json;
 
 const FAST: &str =
-    "[limits]\nws_rate_per_sec = 100000.0\nws_rate_burst = 100000.0\nws_outbound_queue = 8192\n";
+    "[limits]\nws_rate_per_sec = 100000.0\nws_rate_burst = 100000.0\nws_outbound_queue = 8192\nuser_sends_per_minute = 100000\n";
 
 fn fast_server() -> (Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();

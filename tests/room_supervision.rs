@@ -73,6 +73,7 @@ async fn a_panicking_room_actor_restarts_without_loss_or_duplication() {
         auth: Arc::new(NoAuth),
         telemetry: Arc::new(PromTelemetry),
         fanout: registry.clone(),
+        quota: dovie::quota::Quota::new(1_000_000),
     };
     let directory = RoomDirectory::new(ports, registry, Vec::new());
     let room = directory.owned("r1").unwrap();

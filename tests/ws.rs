@@ -375,7 +375,7 @@ async fn rate_limit_answers_then_closes_4029() {
 #[actix_rt::test]
 async fn a_client_that_does_not_read_is_closed_4008() {
     let (_d, cfg) = config(
-        "[limits]\nws_outbound_queue = 64\nws_rate_per_sec = 100000.0\nws_rate_burst = 100000.0\n",
+        "[limits]\nws_outbound_queue = 64\nws_rate_per_sec = 100000.0\nws_rate_burst = 100000.0\nuser_sends_per_minute = 100000\n",
     );
     let server = Server::start_with(&["--config", &cfg], &[]);
     let api = rest(&server);
@@ -528,4 +528,55 @@ async fn a_silent_peer_is_dropped_after_the_client_timeout() {
     );
     let r = alive.request("ping", json!({})).await;
     assert_eq!(r["t"], "heartbeat", "the talking peer stays");
+}
+
+#[actix_rt::test]
+async fn a_users_send_quota_counts_every_device_and_path() {
+    let (_d, cfg) = config("[limits]\nuser_sends_per_minute = 6\n");
+    let server = Server::start_with(&["--config", &cfg], &[]);
+    let api = rest(&server);
+    let a = api.register("a").await;
+    let room = api.group(&a, &[]).await;
+    let mut phone = Ws::connect(&server, Codec::MsgPack, Auth::Query(&a.token)).await;
+    let mut laptop = Ws::connect(&server, Codec::Json, Auth::Query(&a.token)).await;
+    for i in 0..2 {
+        let r = phone
+            .request(
+                "send_message",
+                json!({"room_id": room, "content": "p", "nonce": format!("p{i}")}),
+            )
+            .await;
+        assert_eq!(r["t"], "reply");
+        let r = laptop
+            .request(
+                "send_message",
+                json!({"room_id": room, "content": "l", "nonce": format!("l{i}")}),
+            )
+            .await;
+        assert_eq!(r["t"], "reply");
+        api.send(&a, &room, "rest").await;
+    }
+    // Six sent: the seventh, from anywhere, is refused and stores nothing.
+    let r = phone
+        .request(
+            "send_message",
+            json!({"room_id": room, "content": "x", "nonce": "x"}),
+        )
+        .await;
+    assert_eq!(
+        (r["t"].as_str(), r["d"]["code"].as_str()),
+        (Some("error"), Some("rate_limited"))
+    );
+    let (s, e) = api
+        .post(
+            &format!("/api/chat-rooms/{room}/messages"),
+            &a.token,
+            json!({"content": "y"}),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (429, Some("rate_limited"))
+    );
+    assert_eq!(api.all_messages(&a, &room).await.len(), 6);
 }

@@ -15,7 +15,7 @@ pub mod session;
 
 pub use directory::RoomDirectory;
 pub use event::Event;
-pub use ports::{Authenticator, Fanout, Identity, Outlet, Ports, RoomStore, Telemetry};
+pub use ports::{Authenticator, Fanout, Identity, Outlet, Ports, RoomStore, SendQuota, Telemetry};
 pub use registry::Registry;
 pub use room::RoomActor;
 pub use session::{SessionActor, SessionConfig};

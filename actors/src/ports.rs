@@ -186,6 +186,14 @@ pub trait Fanout: Send + Sync + 'static {
     }
 }
 
+/// Per-user send quota (messages per minute, across all of a user's sessions — and, in a
+/// cluster, across nodes). Answers without waiting: a cluster counts locally and reconciles
+/// with the shared counters in the background.
+pub trait SendQuota: Send + Sync + 'static {
+    /// Counts one send; false when the user is over the quota (nothing is counted then).
+    fn allow_send(&self, user_id: &str) -> bool;
+}
+
 /// Everything the actors need from the outside, shared.
 #[derive(Clone)]
 pub struct Ports {
@@ -193,4 +201,5 @@ pub struct Ports {
     pub auth: Arc<dyn Authenticator>,
     pub telemetry: Arc<dyn Telemetry>,
     pub fanout: Arc<dyn Fanout>,
+    pub quota: Arc<dyn SendQuota>,
 }

@@ -408,6 +408,11 @@ impl SessionActor {
                 if let Err(e) = room::validate_content(&c.content, self.config.max_message_chars) {
                     return self.write_error(ctx, id.as_ref(), &e);
                 }
+                if !self.ports.quota.allow_send(&user_id) {
+                    let err =
+                        ErrorBody::new(ErrorCode::RateLimited, "too many messages; slow down");
+                    return self.write_error(ctx, id.as_ref(), &err);
+                }
                 let reply = self.responder(ctx, id, |(m, _)| json!({ "message": m }));
                 let draft = Draft {
                     id: uuid::Uuid::now_v7().to_string(),

@@ -74,6 +74,12 @@ async fn send(
     Body(b): Body<SendBody>,
 ) -> ApiResult<HttpResponse> {
     room::validate_content(&b.content, state.config.limits.max_message_chars)?;
+    if !state.ports.quota.allow_send(&who.user_id) {
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            "too many messages; slow down",
+        ));
+    }
     if b.nonce.as_ref().is_some_and(|n| n.len() > 128) {
         return Err(ApiError::new(
             ErrorCode::ValidationFailed,

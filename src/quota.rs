@@ -1,0 +1,142 @@
+//! Per-user send quotas: at most `limits.user_sends_per_minute` messages per user per minute,
+//! whatever the device or node. Decisions never wait: on one node a fixed-window counter; in a
+//! cluster each node counts locally and, every [`SYNC_EVERY`], adds its counts to the shared
+//! Redis counter of the window (`dovie:quota:<window>:<user>`) and reads the total back, so a
+//! user spread over several nodes is held to about the same quota (a node may overshoot by what
+//! it admitted since its last sync).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dovie_actors::SendQuota;
+use parking_lot::Mutex;
+use redis::aio::ConnectionManager;
+
+/// How often a cluster node reconciles with the shared counters.
+pub const SYNC_EVERY: Duration = Duration::from_millis(250);
+const WINDOW_MS: i64 = 60_000;
+
+fn window_now() -> i64 {
+    dovie_actors::now_ms() / WINDOW_MS
+}
+
+#[derive(Default, Clone, Copy)]
+struct Count {
+    /// The window these counts belong to.
+    window: i64,
+    /// Sends admitted here and not yet added to the shared counter.
+    unsynced: u64,
+    /// The shared total as last read (includes what this node synced).
+    shared: u64,
+}
+
+/// A fixed-window quota, local or shared through Redis.
+pub struct Quota {
+    limit: u64,
+    counts: Mutex<HashMap<String, Count>>,
+}
+
+impl Quota {
+    pub fn new(limit_per_minute: u64) -> Arc<Quota> {
+        Arc::new(Quota {
+            limit: limit_per_minute,
+            counts: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Starts reconciling with Redis (cluster mode).
+    pub fn share(self: &Arc<Self>, conn: ConnectionManager) {
+        let me = self.clone();
+        actix_rt::spawn(async move {
+            let mut conn = conn;
+            loop {
+                tokio::time::sleep(SYNC_EVERY).await;
+                me.sync(&mut conn).await;
+            }
+        });
+    }
+
+    async fn sync(&self, conn: &mut ConnectionManager) {
+        let window = window_now();
+        let batch: Vec<(String, u64)> = {
+            let mut counts = self.counts.lock();
+            counts.retain(|_, c| c.window == window);
+            counts
+                .iter_mut()
+                .map(|(u, c)| {
+                    let n = std::mem::take(&mut c.unsynced);
+                    (u.clone(), n)
+                })
+                .collect()
+        };
+        if batch.is_empty() {
+            return;
+        }
+        let mut pipe = redis::pipe();
+        for (user, n) in &batch {
+            let key = format!("dovie:quota:{window}:{user}");
+            pipe.cmd("INCRBY").arg(&key).arg(*n);
+            pipe.cmd("EXPIRE")
+                .arg(&key)
+                .arg(2 * WINDOW_MS / 1000)
+                .ignore();
+        }
+        match pipe.query_async::<Vec<u64>>(conn).await {
+            Ok(totals) => {
+                let mut counts = self.counts.lock();
+                for ((user, _), total) in batch.iter().zip(totals) {
+                    if let Some(c) = counts.get_mut(user) {
+                        if c.window == window {
+                            c.shared = c.shared.max(total);
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                // Keep counting locally; put the counts back for the next try.
+                tracing::warn!(error = %e, "cannot sync send quotas");
+                let mut counts = self.counts.lock();
+                for (user, n) in batch {
+                    if let Some(c) = counts.get_mut(&user) {
+                        if c.window == window {
+                            c.unsynced += n;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl SendQuota for Quota {
+    fn allow_send(&self, user_id: &str) -> bool {
+        let window = window_now();
+        let mut counts = self.counts.lock();
+        let c = counts.entry(user_id.to_string()).or_default();
+        if c.window != window {
+            *c = Count {
+                window,
+                ..Count::default()
+            };
+        }
+        if c.shared + c.unsynced >= self.limit {
+            return false;
+        }
+        c.unsynced += 1;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_quota_admits_up_to_its_limit_per_user() {
+        let q = Quota::new(3);
+        assert!((0..3).all(|_| q.allow_send("u")));
+        assert!(!q.allow_send("u"), "the fourth send in a minute is refused");
+        assert!(q.allow_send("v"), "users are counted apart");
+    }
+}

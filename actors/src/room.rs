@@ -500,23 +500,24 @@ impl RoomActor {
         }
     }
 
-    /// Looks a message of this room up (window first), checks membership, then runs `then`.
+    /// Looks a message of this room up (window first) after checking membership, then runs
+    /// `then` with it, the caller's role and the responder; answers the error itself otherwise.
     fn with_message(
         &mut self,
         ctx: &mut Context<Self>,
         user_id: &str,
         message_id: String,
-        fail: impl FnOnce(ErrorBody) + 'static,
-        then: impl FnOnce(&mut Self, &mut Context<Self>, Message, Role) + 'static,
+        reply: Responder<Message>,
+        then: impl FnOnce(&mut Self, &mut Context<Self>, Message, Role, Responder<Message>) + 'static,
     ) {
         let role = match self.member_room(user_id) {
             Ok(r) => r.room.role_of(user_id).unwrap_or(Role::Member),
-            Err(e) => return fail(e),
+            Err(e) => return reply.send(Err(e)),
         };
         if let State::Ready(r) = &self.state {
             if let Some(e) = r.window.iter().find(|e| e.message.id == message_id) {
                 let m = e.message.clone();
-                return then(self, ctx, m, role);
+                return then(self, ctx, m, role, reply);
             }
         }
         let store = self.ports.store.clone();
@@ -524,10 +525,32 @@ impl RoomActor {
         let fut = async move { store.get_message(&message_id).await };
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
             Ok(Some(m)) if *m.room_id == *room_id => {
-                guarded(act, ctx, move |act, ctx| then(act, ctx, m, role))
+                guarded(act, ctx, move |act, ctx| then(act, ctx, m, role, reply))
             }
-            Ok(_) => fail(ErrorBody::new(ErrorCode::NotFound, "no such message")),
-            Err(e) => fail(e),
+            Ok(_) => reply.send(Err(ErrorBody::new(ErrorCode::NotFound, "no such message"))),
+            Err(e) => reply.send(Err(e)),
+        }));
+    }
+
+    /// Runs a store change of one message (edit, delete, reaction); on success updates the
+    /// window, answers, and publishes the event `event` makes of the stored message.
+    fn change_message<F>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        reply: Responder<Message>,
+        change: F,
+        event: impl FnOnce(&Self, &Message) -> Event + 'static,
+    ) where
+        F: std::future::Future<Output = Result<Message, ErrorBody>> + 'static,
+    {
+        ctx.spawn(change.into_actor(self).map(move |res, act, _| match res {
+            Ok(m) => {
+                act.update_window(&m);
+                let e = event(act, &m);
+                reply.send(Ok(m));
+                act.publish(Arc::new(e));
+            }
+            Err(e) => reply.send(Err(e)),
         }));
     }
 
@@ -657,23 +680,13 @@ impl Handler<Edit> for RoomActor {
             hashtags,
             reply,
         } = msg;
-        let reply = Arc::new(parking_lot::Mutex::new(Some(reply)));
-        let fail_reply = reply.clone();
-        let fail = move |e| {
-            if let Some(r) = fail_reply.lock().take() {
-                r.send(Err(e));
-            }
-        };
         guarded(self, ctx, move |act, ctx| {
             act.with_message(
                 ctx,
                 &user_id.clone(),
                 message_id,
-                fail,
-                move |act, ctx, m, _| {
-                    let Some(reply) = reply.lock().take() else {
-                        return;
-                    };
+                reply,
+                move |act, ctx, m, _, reply| {
                     if m.sender_id != user_id {
                         return reply.send(Err(ErrorBody::new(
                             ErrorCode::Forbidden,
@@ -687,23 +700,17 @@ impl Handler<Edit> for RoomActor {
                         )));
                     }
                     let store = act.ports.store.clone();
-                    let fut = async move {
+                    let change = async move {
                         store
                             .edit_message(&m.id, &content, &hashtags, crate::now_ms())
                             .await
                     };
-                    ctx.spawn(fut.into_actor(act).map(move |res, act, _| match res {
-                        Ok(m) => {
-                            act.update_window(&m);
-                            let e = act.room_event(
-                                ev::MESSAGE_EDITED,
-                                &ev::MessagePayload { message: m.clone() },
-                            );
-                            reply.send(Ok(m));
-                            act.publish(Arc::new(e));
-                        }
-                        Err(e) => reply.send(Err(e)),
-                    }));
+                    act.change_message(ctx, reply, change, |act, m| {
+                        act.room_event(
+                            ev::MESSAGE_EDITED,
+                            &ev::MessagePayload { message: m.clone() },
+                        )
+                    });
                 },
             );
         });
@@ -723,23 +730,13 @@ impl Handler<Delete> for RoomActor {
             message_id,
             reply,
         } = msg;
-        let reply = Arc::new(parking_lot::Mutex::new(Some(reply)));
-        let fail_reply = reply.clone();
-        let fail = move |e| {
-            if let Some(r) = fail_reply.lock().take() {
-                r.send(Err(e));
-            }
-        };
         guarded(self, ctx, move |act, ctx| {
             act.with_message(
                 ctx,
                 &user_id.clone(),
                 message_id,
-                fail,
-                move |act, ctx, m, role| {
-                    let Some(reply) = reply.lock().take() else {
-                        return;
-                    };
+                reply,
+                move |act, ctx, m, role, reply| {
                     if m.sender_id != user_id && role < Role::Admin {
                         return reply.send(Err(ErrorBody::new(
                             ErrorCode::Forbidden,
@@ -750,23 +747,15 @@ impl Handler<Delete> for RoomActor {
                         return reply.send(Ok(m));
                     }
                     let store = act.ports.store.clone();
-                    let fut = async move { store.delete_message(&m.id, crate::now_ms()).await };
-                    ctx.spawn(fut.into_actor(act).map(move |res, act, _| match res {
-                        Ok(m) => {
-                            act.update_window(&m);
-                            let e = act.room_event(
-                                ev::MESSAGE_DELETED,
-                                &ev::MessageDeleted {
-                                    room_id: m.room_id.clone(),
-                                    message_id: m.id.clone(),
-                                    seq: m.seq,
-                                },
-                            );
-                            reply.send(Ok(m));
-                            act.publish(Arc::new(e));
-                        }
-                        Err(e) => reply.send(Err(e)),
-                    }));
+                    let change = async move { store.delete_message(&m.id, crate::now_ms()).await };
+                    act.change_message(ctx, reply, change, |act, m| {
+                        let d = ev::MessageDeleted {
+                            room_id: m.room_id.clone(),
+                            message_id: m.id.clone(),
+                            seq: m.seq,
+                        };
+                        act.room_event(ev::MESSAGE_DELETED, &d)
+                    });
                 },
             );
         });
@@ -788,23 +777,13 @@ impl Handler<React> for RoomActor {
             on,
             reply,
         } = msg;
-        let reply = Arc::new(parking_lot::Mutex::new(Some(reply)));
-        let fail_reply = reply.clone();
-        let fail = move |e| {
-            if let Some(r) = fail_reply.lock().take() {
-                r.send(Err(e));
-            }
-        };
         guarded(self, ctx, move |act, ctx| {
             act.with_message(
                 ctx,
                 &user_id.clone(),
                 message_id,
-                fail,
-                move |act, ctx, m, _| {
-                    let Some(reply) = reply.lock().take() else {
-                        return;
-                    };
+                reply,
+                move |act, ctx, m, _, reply| {
                     if m.deleted {
                         return reply.send(Err(ErrorBody::new(
                             ErrorCode::Conflict,
@@ -813,25 +792,17 @@ impl Handler<React> for RoomActor {
                     }
                     let store = act.ports.store.clone();
                     let (uid, em) = (user_id.clone(), emoji.clone());
-                    let fut = async move { store.set_reaction(&m.id, &uid, &em, on).await };
-                    ctx.spawn(fut.into_actor(act).map(move |res, act, _| match res {
-                        Ok(m) => {
-                            act.update_window(&m);
-                            let e = act.room_event(
-                                ev::MESSAGE_LIKED,
-                                &ev::MessageLiked {
-                                    room_id: m.room_id.clone(),
-                                    message_id: m.id.clone(),
-                                    user_id,
-                                    emoji,
-                                    reactions: m.reactions.clone(),
-                                },
-                            );
-                            reply.send(Ok(m));
-                            act.publish(Arc::new(e));
-                        }
-                        Err(e) => reply.send(Err(e)),
-                    }));
+                    let change = async move { store.set_reaction(&m.id, &uid, &em, on).await };
+                    act.change_message(ctx, reply, change, move |act, m| {
+                        let liked = ev::MessageLiked {
+                            room_id: m.room_id.clone(),
+                            message_id: m.id.clone(),
+                            user_id,
+                            emoji,
+                            reactions: m.reactions.clone(),
+                        };
+                        act.room_event(ev::MESSAGE_LIKED, &liked)
+                    });
                 },
             );
         });

@@ -20,6 +20,7 @@ use dovie_protocol::error::{ErrorBody, ErrorCode};
 use futures_util::StreamExt;
 use parking_lot::{Mutex, RwLock};
 use redis::aio::ConnectionManager;
+use redis::cluster_async::ClusterConnection;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -69,6 +70,31 @@ fn hrw(node: &str, room: &str) -> u64 {
     h ^ (h >> 31)
 }
 
+/// The command connection: one Redis server (reconnecting manager), or a Redis Cluster — then
+/// pub/sub is sharded (SPUBLISH/SSUBSCRIBE: a channel lives on the shard of its slot).
+#[derive(Clone)]
+pub enum RedisConn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl RedisConn {
+    /// Runs a pipeline whose keys all live in one slot (every pipeline here does).
+    pub async fn query<T: redis::FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> redis::RedisResult<T> {
+        match self {
+            RedisConn::Single(c) => pipe.query_async(&mut c.clone()).await,
+            RedisConn::Cluster(c) => pipe.query_async(&mut c.clone()).await,
+        }
+    }
+
+    fn sharded(&self) -> bool {
+        matches!(self, RedisConn::Cluster(_))
+    }
+}
+
 /// What travels on the bus (MessagePack).
 #[derive(Debug, Serialize, Deserialize)]
 enum BusMsg {
@@ -116,7 +142,7 @@ struct LocalSubs {
 
 pub struct Cluster {
     node_id: String,
-    conn: ConnectionManager,
+    conn: RedisConn,
     live: RwLock<Vec<String>>,
     /// Until when this node's lease is known to hold (ms since the epoch).
     lease_until: AtomicI64,
@@ -143,11 +169,33 @@ impl Cluster {
         if url.is_empty() {
             return Err("--bus redis needs --redis URL".into());
         }
-        let client = redis::Client::open(url).map_err(|e| format!("redis URL {url}: {e}"))?;
-        let conn = tokio::time::timeout(Duration::from_secs(10), client.get_connection_manager())
-            .await
-            .map_err(|_| format!("cannot reach Redis at {url} within 10 s"))?
-            .map_err(|e| format!("cannot connect to Redis at {url}: {e}"))?;
+        // Several URLs: the seed nodes of a Redis Cluster.
+        let seeds: Vec<&str> = url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .collect();
+        let (push_tx, push_rx) = mpsc::unbounded_channel::<redis::PushInfo>();
+        let (conn, single_client) = if seeds.len() > 1 {
+            let client = redis::cluster::ClusterClientBuilder::new(seeds.clone())
+                .use_protocol(redis::ProtocolVersion::RESP3)
+                .push_sender(push_tx)
+                .build()
+                .map_err(|e| format!("redis cluster {url}: {e}"))?;
+            let conn = tokio::time::timeout(Duration::from_secs(10), client.get_async_connection())
+                .await
+                .map_err(|_| format!("cannot reach the Redis Cluster at {url} within 10 s"))?
+                .map_err(|e| format!("cannot connect to the Redis Cluster at {url}: {e}"))?;
+            (RedisConn::Cluster(conn), None)
+        } else {
+            let client = redis::Client::open(url).map_err(|e| format!("redis URL {url}: {e}"))?;
+            let conn =
+                tokio::time::timeout(Duration::from_secs(10), client.get_connection_manager())
+                    .await
+                    .map_err(|_| format!("cannot reach Redis at {url} within 10 s"))?
+                    .map_err(|e| format!("cannot connect to Redis at {url}: {e}"))?;
+            (RedisConn::Single(conn), Some(client))
+        };
         let (out, out_rx) = mpsc::unbounded_channel();
         let (subs_tx, subs_rx) = mpsc::unbounded_channel();
         let cluster = Arc::new(Cluster {
@@ -170,7 +218,10 @@ impl Cluster {
             .await
             .map_err(|e| format!("cannot register the node in Redis: {e}"))?;
         actix_rt::spawn(cluster.clone().publisher(out_rx));
-        actix_rt::spawn(cluster.clone().subscriber(client, subs_rx));
+        match single_client {
+            Some(client) => actix_rt::spawn(cluster.clone().subscriber(client, subs_rx)),
+            None => actix_rt::spawn(cluster.clone().sharded_subscriber(push_rx, subs_rx)),
+        };
         actix_rt::spawn(cluster.clone().lease_keeper());
         tracing::info!(node = %node_id, live = ?cluster.live.read(), "joined the cluster");
         Ok(cluster)
@@ -186,7 +237,7 @@ impl Cluster {
     }
 
     /// A handle on the command connection (shared counters use it).
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> RedisConn {
         self.conn.clone()
     }
 
@@ -198,9 +249,8 @@ impl Cluster {
     /// Renews the lease, drops expired ones, reads the live set; true if the set changed.
     async fn renew(&self) -> Result<bool, String> {
         let now = now_ms();
-        let mut conn = self.conn.clone();
-        let (_, _, mut live): ((), (), Vec<String>) = redis::pipe()
-            .cmd("ZADD")
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZADD")
             .arg(NODES_KEY)
             .arg(now + LEASE_TTL.as_millis() as i64)
             .arg(&self.node_id)
@@ -211,10 +261,9 @@ impl Cluster {
             .cmd("ZRANGE")
             .arg(NODES_KEY)
             .arg(0)
-            .arg(-1)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
+            .arg(-1);
+        let (_, _, mut live): ((), (), Vec<String>) =
+            self.conn.query(&pipe).await.map_err(|e| e.to_string())?;
         self.lease_until
             .store(now + LEASE_TTL.as_millis() as i64, Ordering::Relaxed);
         live.sort();
@@ -227,12 +276,9 @@ impl Cluster {
     /// Leaves the live set at once (drain), so the other nodes take the rooms over.
     pub async fn leave(&self) {
         self.lease_until.store(0, Ordering::Relaxed);
-        let mut conn = self.conn.clone();
-        let _: Result<(), _> = redis::cmd("ZREM")
-            .arg(NODES_KEY)
-            .arg(&self.node_id)
-            .query_async(&mut conn)
-            .await;
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZREM").arg(NODES_KEY).arg(&self.node_id).ignore();
+        let _: Result<(), _> = self.conn.query(&pipe).await;
         self.live.write().retain(|n| n != &self.node_id);
     }
 
@@ -327,25 +373,67 @@ impl Cluster {
         }
     }
 
-    /// Publishes in order on one connection, pipelining whatever is queued.
+    /// Publishes in order: on one server, pipelining whatever is queued on one connection; on a
+    /// Redis Cluster, one SPUBLISH at a time (each to its channel's shard), in queue order.
     async fn publisher(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
-        let mut conn = self.conn.clone();
+        let sharded = self.conn.sharded();
+        let verb = if sharded { "SPUBLISH" } else { "PUBLISH" };
         while let Some((channel, bytes)) = rx.recv().await {
             let mut pipe = redis::pipe();
-            pipe.cmd("PUBLISH").arg(channel).arg(bytes).ignore();
+            pipe.cmd(verb).arg(channel).arg(bytes).ignore();
             let mut n = 1;
-            while n < MAX_PIPELINE {
+            while n < MAX_PIPELINE && !sharded {
                 match rx.try_recv() {
                     Ok((c, b)) => {
-                        pipe.cmd("PUBLISH").arg(c).arg(b).ignore();
+                        pipe.cmd(verb).arg(c).arg(b).ignore();
                         n += 1;
                     }
                     Err(_) => break,
                 }
             }
-            if let Err(e) = pipe.query_async::<()>(&mut conn).await {
+            if let Err(e) = self.conn.query::<()>(&pipe).await {
                 // Lost events are recovered by clients' resume; lost calls time out.
                 tracing::warn!(error = %e, messages = n, "cannot publish to Redis");
+            }
+        }
+    }
+
+    /// On a Redis Cluster: sharded subscriptions on the cluster connection (which resubscribes
+    /// by itself after reconnecting); messages arrive as RESP3 pushes.
+    async fn sharded_subscriber(
+        self: Arc<Self>,
+        mut pushes: mpsc::UnboundedReceiver<redis::PushInfo>,
+        mut cmds: mpsc::UnboundedReceiver<SubCmd>,
+    ) {
+        let RedisConn::Cluster(conn) = self.conn.clone() else {
+            return;
+        };
+        let mut conn = conn;
+        for ch in [inbox(&self.node_id), BROADCAST.to_string()] {
+            let mut backoff = Duration::from_millis(100);
+            while let Err(e) = conn.ssubscribe(&ch).await {
+                tracing::warn!(error = %e, channel = %ch, "cannot subscribe; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+        tracing::info!("subscribed to the cluster bus (sharded)");
+        loop {
+            tokio::select! {
+                cmd = cmds.recv() => match cmd {
+                    Some(SubCmd::Subscribe(ch)) => { let _ = conn.ssubscribe(&ch).await; }
+                    Some(SubCmd::Unsubscribe(ch)) => { let _ = conn.sunsubscribe(&ch).await; }
+                    None => return,
+                },
+                push = pushes.recv() => match push {
+                    Some(p) if matches!(p.kind, redis::PushKind::SMessage | redis::PushKind::Message) => {
+                        if let Some(redis::Value::BulkString(payload)) = p.data.get(1) {
+                            self.on_message(payload);
+                        }
+                    }
+                    Some(_) => {}
+                    None => return,
+                },
             }
         }
     }
@@ -487,16 +575,14 @@ impl Cluster {
     /// node's change is the user's first or last one anywhere. Unreachable Redis: 0 (announce).
     async fn count_presence(&self, user_id: &str, delta: i64) -> i64 {
         let key = format!("dovie:presence:{user_id}");
-        let mut conn = self.conn.clone();
-        let res: Result<((), HashMap<String, i64>), _> = redis::pipe()
-            .cmd("HINCRBY")
+        let mut pipe = redis::pipe();
+        pipe.cmd("HINCRBY")
             .arg(&key)
             .arg(&self.node_id)
             .arg(delta)
             .cmd("HGETALL")
-            .arg(&key)
-            .query_async(&mut conn)
-            .await;
+            .arg(&key);
+        let res: Result<((), HashMap<String, i64>), _> = self.conn.query(&pipe).await;
         let Ok((_, counts)) = res else { return 0 };
         let live: HashSet<String> = self.live.read().iter().cloned().collect();
         counts

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use dovie_actors::SendQuota;
 use parking_lot::Mutex;
-use redis::aio::ConnectionManager;
+
+use crate::cluster::RedisConn;
 
 /// How often a cluster node reconciles with the shared counters.
 pub const SYNC_EVERY: Duration = Duration::from_millis(250);
@@ -46,18 +47,17 @@ impl Quota {
     }
 
     /// Starts reconciling with Redis (cluster mode).
-    pub fn share(self: &Arc<Self>, conn: ConnectionManager) {
+    pub fn share(self: &Arc<Self>, conn: RedisConn) {
         let me = self.clone();
         actix_rt::spawn(async move {
-            let mut conn = conn;
             loop {
                 tokio::time::sleep(SYNC_EVERY).await;
-                me.sync(&mut conn).await;
+                me.sync(&conn).await;
             }
         });
     }
 
-    async fn sync(&self, conn: &mut ConnectionManager) {
+    async fn sync(&self, conn: &RedisConn) {
         let window = window_now();
         let batch: Vec<(String, u64)> = {
             let mut counts = self.counts.lock();
@@ -73,16 +73,19 @@ impl Quota {
         if batch.is_empty() {
             return;
         }
-        let mut pipe = redis::pipe();
-        for (user, n) in &batch {
+        // One pipeline per user (its key's slot), all at once.
+        let totals = futures_util::future::join_all(batch.iter().map(|(user, n)| {
             let key = format!("dovie:quota:{window}:{user}");
+            let mut pipe = redis::pipe();
             pipe.cmd("INCRBY").arg(&key).arg(*n);
             pipe.cmd("EXPIRE")
                 .arg(&key)
                 .arg(2 * WINDOW_MS / 1000)
                 .ignore();
-        }
-        match pipe.query_async::<Vec<u64>>(conn).await {
+            async move { conn.query::<(u64,)>(&pipe).await.map(|(t,)| t) }
+        }))
+        .await;
+        match totals.into_iter().collect::<Result<Vec<u64>, _>>() {
             Ok(totals) => {
                 let mut counts = self.counts.lock();
                 for ((user, _), total) in batch.iter().zip(totals) {

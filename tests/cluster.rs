@@ -589,3 +589,69 @@ async fn send_quotas_are_shared_across_nodes() {
         );
     }
 }
+
+#[actix_rt::test]
+async fn over_a_redis_cluster_pubsub_is_sharded() {
+    let Some(cql) = cql() else { return };
+    let redis = common::RedisCluster::start();
+    let keyspace = format!("dovie_sharded_{}", common::uuid_like());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, LIMITS).unwrap();
+    let nodes: Vec<Server> = (1..=2)
+        .map(|i| {
+            let id = format!("s{i}");
+            Server::start_with(
+                &[
+                    "--config",
+                    cfg.to_str().unwrap(),
+                    "--store",
+                    "scylla",
+                    "--scylla",
+                    &cql,
+                    "--keyspace",
+                    &keyspace,
+                    "--bus",
+                    "redis",
+                    "--redis",
+                    &redis.url(),
+                    "--node-id",
+                    &id,
+                ],
+                &[("DOVIE_JWT_SECRET", SECRET)],
+            )
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(2500));
+    let api = rest(&nodes[0]);
+    let (a, b) = (api.register("a").await, api.register("b").await);
+    // Several rooms, so that both nodes own some and channels land on several shards.
+    let mut rooms = Vec::new();
+    for _ in 0..4 {
+        rooms.push(api.group(&a, &[&b]).await);
+    }
+    let mut wa = Ws::connect(&nodes[0], Codec::MsgPack, Auth::Query(&a.token)).await;
+    let mut wb = Ws::connect(&nodes[1], Codec::Json, Auth::Query(&b.token)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for room in &rooms {
+        let seq = send_until_acked(&mut wa, room, &format!("hello {room}"), deadline)
+            .await
+            .unwrap();
+        assert_eq!(seq, 1);
+        let e = wb.expect("new_message").await;
+        assert_eq!(
+            e["d"]["message"]["room_id"],
+            room.as_str(),
+            "delivered across nodes over sharded pub/sub"
+        );
+    }
+    // Logout propagates over the sharded broadcast channel too.
+    let (s, _) = rest(&nodes[1])
+        .call("POST", "/api/auth/logout", Some(&b.token), None)
+        .await;
+    assert_eq!(s, 204);
+    wb.expect("force_logout").await;
+    let (s, _) = rest(&nodes[0]).get("/api/auth/me", &b.token).await;
+    assert_eq!(s, 401);
+}

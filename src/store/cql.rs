@@ -132,7 +132,7 @@ struct Stmts {
     room_epoch: PreparedStatement,
     claim_epoch: PreparedStatement,
     claim_first_epoch: PreparedStatement,
-    set_last_seq: PreparedStatement,
+    commit_last_seq: PreparedStatement,
     rename_room: PreparedStatement,
     delete_room: PreparedStatement,
     delete_members: PreparedStatement,
@@ -217,7 +217,7 @@ impl Stmts {
             claim_epoch: p("UPDATE chat_rooms SET owner_epoch = ? WHERE id = ? IF owner_epoch = ?".into()).await?,
             claim_first_epoch: p("UPDATE chat_rooms SET owner_epoch = ? WHERE id = ? IF owner_epoch = null".into()).await?,
             room_last_seq: p("SELECT last_seq FROM chat_rooms WHERE id = ?".into()).await?,
-            set_last_seq: p("UPDATE chat_rooms SET last_seq = ? WHERE id = ?".into()).await?,
+            commit_last_seq: p("UPDATE chat_rooms SET last_seq = ? WHERE id = ? IF owner_epoch = ? AND last_seq = ?".into()).await?,
             rename_room: p("UPDATE chat_rooms SET name = ? WHERE id = ?".into()).await?,
             delete_room: p("DELETE FROM chat_rooms WHERE id = ?".into()).await?,
             delete_members: p("DELETE FROM room_members WHERE room_id = ?".into()).await?,
@@ -232,17 +232,17 @@ impl Stmts {
             insert_user_room: p("INSERT INTO user_rooms (user_id, room_id) VALUES (?, ?)".into()).await?,
             delete_user_room: p("DELETE FROM user_rooms WHERE user_id = ? AND room_id = ?".into()).await?,
             rooms_of_user: p("SELECT room_id FROM user_rooms WHERE user_id = ?".into()).await?,
-            insert_message: p(format!("INSERT INTO messages (bucket, {MSG_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")).await?,
-            insert_message_id: p("INSERT INTO messages_by_id (id, room_id, seq) VALUES (?, ?, ?)".into()).await?,
-            insert_nonce: p("INSERT INTO message_nonces (room_id, sender_id, nonce, seq) VALUES (?, ?, ?, ?)".into()).await?,
+            insert_message: p(format!("INSERT INTO messages (bucket, epoch, {MSG_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")).await?,
+            insert_message_id: p("INSERT INTO messages_by_id (id, room_id, seq, epoch) VALUES (?, ?, ?, ?)".into()).await?,
+            insert_nonce: p("INSERT INTO message_nonces (room_id, sender_id, nonce, epoch, seq) VALUES (?, ?, ?, ?, ?)".into()).await?,
             nonce_seq: p("SELECT seq FROM message_nonces WHERE room_id = ? AND sender_id = ? AND nonce = ?".into()).await?,
-            message_at: p(format!("SELECT {MSG_COLS} FROM messages WHERE room_id = ? AND bucket = ? AND seq = ?")).await?,
-            message_loc: p("SELECT room_id, seq FROM messages_by_id WHERE id = ?".into()).await?,
+            message_at: p(format!("SELECT {MSG_COLS} FROM messages WHERE room_id = ? AND bucket = ? AND seq = ? ORDER BY seq DESC LIMIT 1")).await?,
+            message_loc: p("SELECT room_id, seq, epoch FROM messages_by_id WHERE id = ?".into()).await?,
             messages_desc: p(format!("SELECT {MSG_COLS} FROM messages WHERE room_id = ? AND bucket = ? AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?")).await?,
             messages_asc: p(format!("SELECT {MSG_COLS} FROM messages WHERE room_id = ? AND bucket = ? AND seq > ? AND seq < ? ORDER BY seq ASC LIMIT ?")).await?,
-            edit_message: p("UPDATE messages SET content = ?, hashtags = ?, edited_at = ? WHERE room_id = ? AND bucket = ? AND seq = ?".into()).await?,
-            tombstone: p("UPDATE messages SET content = '', hashtags = [], reactions = '{}', attachments = '[]', deleted = true, edited_at = ? WHERE room_id = ? AND bucket = ? AND seq = ?".into()).await?,
-            set_reactions: p("UPDATE messages SET reactions = ? WHERE room_id = ? AND bucket = ? AND seq = ?".into()).await?,
+            edit_message: p("UPDATE messages SET content = ?, hashtags = ?, edited_at = ? WHERE room_id = ? AND bucket = ? AND seq = ? AND epoch = ?".into()).await?,
+            tombstone: p("UPDATE messages SET content = '', hashtags = [], reactions = '{}', attachments = '[]', deleted = true, edited_at = ? WHERE room_id = ? AND bucket = ? AND seq = ? AND epoch = ?".into()).await?,
+            set_reactions: p("UPDATE messages SET reactions = ? WHERE room_id = ? AND bucket = ? AND seq = ? AND epoch = ?".into()).await?,
             insert_like: p("INSERT INTO message_likes (message_id, emoji, user_id, created_at) VALUES (?, ?, ?, ?)".into()).await?,
             delete_like: p("DELETE FROM message_likes WHERE message_id = ? AND emoji = ? AND user_id = ?".into()).await?,
             delete_likes: p("DELETE FROM message_likes WHERE message_id = ?".into()).await?,
@@ -504,18 +504,23 @@ impl ScyllaStore {
     }
 
     async fn get_message_by_id(&self, id: &str) -> StoreResult<Option<Message>> {
-        let Some((room_id, seq)) = self
-            .row::<(String, i64)>(&self.st.message_loc, (id,))
+        Ok(self.locate(id).await?.map(|(m, _)| m))
+    }
+
+    /// The message with this id and the epoch of its row — only if it is its seq's message (the
+    /// location may outlive it: a deleted room, or a fenced owner's row that never counted).
+    async fn locate(&self, id: &str) -> StoreResult<Option<(Message, i64)>> {
+        let Some((room_id, seq, epoch)) = self
+            .row::<(String, i64, Option<i64>)>(&self.st.message_loc, (id,))
             .await?
         else {
             return Ok(None);
         };
-        // The location may outlive its row (a deleted room, or an unacknowledged write that a
-        // later append replaced): only the row with this id counts.
         Ok(self
             .message_at(&room_id, seq as u64)
             .await?
-            .filter(|m| m.id == id))
+            .filter(|m| m.id == id)
+            .map(|m| (m, epoch.unwrap_or(0))))
     }
 
     /// Messages of a room with `lo < seq < hi`, at most `limit`, ascending or descending.
@@ -541,17 +546,51 @@ impl ScyllaStore {
         } else {
             (first_b..=last_b).rev().collect()
         };
+        let st = if ascending {
+            &self.st.messages_asc
+        } else {
+            &self.st.messages_desc
+        };
         for b in buckets {
-            let want = (limit - out.len()) as i32;
-            let st = if ascending {
-                &self.st.messages_asc
-            } else {
-                &self.st.messages_desc
-            };
-            let rows = self
-                .rows::<MsgRow>(st, (room_id, b, lo as i64, hi as i64, want))
-                .await?;
-            out.extend(rows.into_iter().map(to_message));
+            // A seq may have several rows (see the schema): its message is the highest epoch's,
+            // last in ascending order and first in descending order. Read a little more than
+            // needed and page on by seq while duplicates ate into the page.
+            let (mut from, mut to) = (lo, hi);
+            loop {
+                let want = limit - out.len();
+                let ask = (want * 2 + 16) as i32;
+                let rows = self
+                    .rows::<MsgRow>(st, (room_id, b, from as i64, to as i64, ask))
+                    .await?;
+                let full = rows.len() == ask as usize;
+                let mut page: Vec<Message> = Vec::new();
+                for m in rows.into_iter().map(to_message) {
+                    match page.last_mut() {
+                        Some(prev) if prev.seq == m.seq => {
+                            if ascending {
+                                *prev = m;
+                            }
+                        }
+                        _ => page.push(m),
+                    }
+                }
+                // The last seq of a full page may have more rows on the next page.
+                if full && page.len() > 1 {
+                    page.pop();
+                }
+                let Some(edge) = page.last().map(|m| m.seq) else {
+                    break;
+                };
+                out.extend(page.into_iter().take(want));
+                if out.len() >= limit || !full {
+                    break;
+                }
+                if ascending {
+                    from = edge;
+                } else {
+                    to = edge;
+                }
+            }
             if out.len() >= limit {
                 break;
             }
@@ -1173,18 +1212,22 @@ impl dovie_actors::RoomStore for ScyllaStore {
             let Some(nonce) = &d.nonce else {
                 return Ok::<_, ErrorBody>(None);
             };
-            let Some((seq,)) = self
-                .row::<(i64,)>(&self.st.nonce_seq, (room_id, &d.sender_id, nonce))
-                .await?
-            else {
-                return Ok(None);
-            };
-            // Only a message that is really there, acknowledged (seq <= last) and the same counts.
-            Ok(self.message_at(room_id, seq as u64).await?.filter(|m| {
-                m.nonce.as_ref() == Some(nonce)
-                    && m.sender_id == d.sender_id
-                    && m.seq <= stored_last
-            }))
+            // One row per epoch that stored the nonce; only a message that is really its seq's,
+            // committed (seq <= last) and the same counts.
+            let seqs = self
+                .rows::<(i64,)>(&self.st.nonce_seq, (room_id, &d.sender_id, nonce))
+                .await?;
+            for (seq,) in seqs {
+                let found = self.message_at(room_id, seq as u64).await?.filter(|m| {
+                    m.nonce.as_ref() == Some(nonce)
+                        && m.sender_id == d.sender_id
+                        && m.seq <= stored_last
+                });
+                if found.is_some() {
+                    return Ok(found);
+                }
+            }
+            Ok(None)
         }))
         .await
         .map_err(failed)?;
@@ -1255,6 +1298,7 @@ impl dovie_actors::RoomStore for ScyllaStore {
                 batch.append_statement(self.st.insert_message.clone());
                 values.push((
                     b,
+                    epoch as i64,
                     m.room_id.clone(),
                     m.seq as i64,
                     m.id.clone(),
@@ -1282,13 +1326,13 @@ impl dovie_actors::RoomStore for ScyllaStore {
         let side = stored.iter().map(|m| async move {
             self.write(
                 &self.st.insert_message_id,
-                (&m.id, &m.room_id, m.seq as i64),
+                (&m.id, &m.room_id, m.seq as i64, epoch as i64),
             )
             .await?;
             if let Some(n) = &m.nonce {
                 self.write(
                     &self.st.insert_nonce,
-                    (&m.room_id, &m.sender_id, n, m.seq as i64),
+                    (&m.room_id, &m.sender_id, n, epoch as i64, m.seq as i64),
                 )
                 .await?;
             }
@@ -1306,14 +1350,19 @@ impl dovie_actors::RoomStore for ScyllaStore {
         }))
         .await
         .map_err(failed)?;
-        // Still the owner? Then the batch counts; otherwise a newer owner may already be
-        // writing these seqs, and nothing here is acknowledged.
-        if self.epoch(room_id).await.map_err(failed)? != epoch {
-            return Err(AppendError::Fenced);
-        }
-        self.write(&self.st.set_last_seq, ((next - 1) as i64, room_id))
+        // The batch counts only if this node still owns the room and nobody committed meanwhile:
+        // one conditional write per batch. Otherwise nothing here is acknowledged, and the rows
+        // left behind carry an epoch lower than any later owner's, so they never show.
+        let committed = self
+            .lwt(
+                &self.st.commit_last_seq,
+                ((next - 1) as i64, room_id, epoch as i64, stored_last as i64),
+            )
             .await
             .map_err(failed)?;
+        if !committed {
+            return Err(AppendError::Fenced);
+        }
         Ok(out)
     }
 
@@ -1337,10 +1386,10 @@ impl dovie_actors::RoomStore for ScyllaStore {
         hashtags: &[String],
         at: i64,
     ) -> Result<Message, ErrorBody> {
-        let old = self
-            .get_message_by_id(id)
+        let (old, epoch) = self
+            .locate(id)
             .await?
-            .filter(|m| !m.deleted)
+            .filter(|(m, _)| !m.deleted)
             .ok_or_else(|| not_found("message"))?;
         self.unindex_tags(&old).await?;
         self.write(
@@ -1352,6 +1401,7 @@ impl dovie_actors::RoomStore for ScyllaStore {
                 &old.room_id,
                 bucket(old.seq),
                 old.seq as i64,
+                epoch,
             ),
         )
         .await?;
@@ -1364,15 +1414,12 @@ impl dovie_actors::RoomStore for ScyllaStore {
     }
 
     async fn delete_message(&self, id: &str, at: i64) -> Result<Message, ErrorBody> {
-        let old = self
-            .get_message_by_id(id)
-            .await?
-            .ok_or_else(|| not_found("message"))?;
+        let (old, epoch) = self.locate(id).await?.ok_or_else(|| not_found("message"))?;
         self.unindex_tags(&old).await?;
         self.write(&self.st.delete_likes, (id,)).await?;
         self.write(
             &self.st.tombstone,
-            (at, &old.room_id, bucket(old.seq), old.seq as i64),
+            (at, &old.room_id, bucket(old.seq), old.seq as i64, epoch),
         )
         .await?;
         self.message_at(&old.room_id, old.seq)
@@ -1387,10 +1434,7 @@ impl dovie_actors::RoomStore for ScyllaStore {
         emoji: &str,
         on: bool,
     ) -> Result<Message, ErrorBody> {
-        let m = self
-            .get_message_by_id(id)
-            .await?
-            .ok_or_else(|| not_found("message"))?;
+        let (m, epoch) = self.locate(id).await?.ok_or_else(|| not_found("message"))?;
         if on {
             let already = self
                 .reactions_of(id)
@@ -1412,7 +1456,7 @@ impl dovie_actors::RoomStore for ScyllaStore {
         let json = serde_json::to_string(&reactions).unwrap_or_else(|_| "{}".into());
         self.write(
             &self.st.set_reactions,
-            (json, &m.room_id, bucket(m.seq), m.seq as i64),
+            (json, &m.room_id, bucket(m.seq), m.seq as i64, epoch),
         )
         .await?;
         self.message_at(&m.room_id, m.seq)

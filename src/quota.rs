@@ -1,9 +1,9 @@
 //! Per-user send quotas: at most `limits.user_sends_per_minute` messages per user per minute,
 //! whatever the device or node. Decisions never wait: on one node a fixed-window counter; in a
 //! cluster each node counts locally and, every [`SYNC_EVERY`], adds its counts to the shared
-//! Redis counter of the window (`dovie:quota:<window>:<user>`) and reads the total back, so a
-//! user spread over several nodes is held to about the same quota (a node may overshoot by what
-//! it admitted since its last sync).
+//! Redis counter of the window (`dovie:quota:<window>:<user>`) and reads the total back — at once
+//! when a user is first counted in a window — so a user spread over several nodes is held to
+//! about the same quota (a node may overshoot by what it admitted before it heard the total).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,6 +36,8 @@ struct Count {
 pub struct Quota {
     limit: u64,
     counts: Mutex<HashMap<String, Count>>,
+    /// Woken when a user is first counted in a window: reconcile at once, not at the next tick.
+    wake: tokio::sync::Notify,
 }
 
 impl Quota {
@@ -43,6 +45,7 @@ impl Quota {
         Arc::new(Quota {
             limit: limit_per_minute,
             counts: Mutex::new(HashMap::new()),
+            wake: tokio::sync::Notify::new(),
         })
     }
 
@@ -51,7 +54,10 @@ impl Quota {
         let me = self.clone();
         actix_rt::spawn(async move {
             loop {
-                tokio::time::sleep(SYNC_EVERY).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(SYNC_EVERY) => {}
+                    _ = me.wake.notified() => {}
+                }
                 me.sync(&conn).await;
             }
         });
@@ -122,6 +128,8 @@ impl SendQuota for Quota {
                 window,
                 ..Count::default()
             };
+            // First send of this user here in this window: learn the shared count now.
+            self.wake.notify_one();
         }
         if c.shared + c.unsynced >= self.limit {
             return false;

@@ -37,10 +37,15 @@ struct Cluster {
 }
 
 fn start_cluster(cql: &[&str], redis: &RedisServer, n: usize) -> Cluster {
+    start_nodes(cql, &redis.url(), n, LIMITS)
+}
+
+/// `n` nodes (`n1`, `n2`…) on a fresh keyspace with a config file holding `config`.
+fn start_nodes(cql: &[&str], redis_url: &str, n: usize, config: &str) -> Cluster {
     let keyspace = format!("dovie_cluster_{}", common::uuid_like());
     let cfg_dir = tempfile::tempdir().unwrap();
     let cfg = cfg_dir.path().join("c.toml");
-    std::fs::write(&cfg, LIMITS).unwrap();
+    std::fs::write(&cfg, config).unwrap();
     let mut nodes = Vec::new();
     for i in 0..n {
         let node_id = format!("n{}", i + 1);
@@ -58,7 +63,7 @@ fn start_cluster(cql: &[&str], redis: &RedisServer, n: usize) -> Cluster {
                 "--bus",
                 "redis",
                 "--redis",
-                &redis.url(),
+                redis_url,
                 "--node-id",
                 &node_id,
             ],
@@ -541,35 +546,14 @@ async fn presence_is_counted_across_nodes() {
 async fn send_quotas_are_shared_across_nodes() {
     let Some(cql) = cql() else { return };
     let redis = RedisServer::start();
-    // A node of its own config: a small quota.
-    let keyspace = format!("dovie_quota_{}", common::uuid_like());
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(&cfg, "[limits]\nuser_sends_per_minute = 10\n").unwrap();
-    let nodes: Vec<Server> = (1..=2)
-        .map(|i| {
-            let id = format!("q{i}");
-            Server::start_with(
-                &[
-                    "--config",
-                    cfg.to_str().unwrap(),
-                    "--store",
-                    "scylla",
-                    "--scylla",
-                    &cql,
-                    "--keyspace",
-                    &keyspace,
-                    "--bus",
-                    "redis",
-                    "--redis",
-                    &redis.url(),
-                    "--node-id",
-                    &id,
-                ],
-                &[("DOVIE_JWT_SECRET", SECRET)],
-            )
-        })
-        .collect();
+    // Nodes of their own config: a small quota.
+    let cluster = start_nodes(
+        &[&cql],
+        &redis.url(),
+        2,
+        "[limits]\nuser_sends_per_minute = 10\n",
+    );
+    let nodes = &cluster.nodes;
     let (api1, api2) = (rest(&nodes[0]), rest(&nodes[1]));
     let a = api1.register("a").await;
     let room = api1.group(&a, &[]).await;
@@ -609,35 +593,8 @@ async fn send_quotas_are_shared_across_nodes() {
 async fn over_a_redis_cluster_pubsub_is_sharded() {
     let Some(cql) = cql() else { return };
     let redis = common::RedisCluster::start();
-    let keyspace = format!("dovie_sharded_{}", common::uuid_like());
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(&cfg, LIMITS).unwrap();
-    let nodes: Vec<Server> = (1..=2)
-        .map(|i| {
-            let id = format!("s{i}");
-            Server::start_with(
-                &[
-                    "--config",
-                    cfg.to_str().unwrap(),
-                    "--store",
-                    "scylla",
-                    "--scylla",
-                    &cql,
-                    "--keyspace",
-                    &keyspace,
-                    "--bus",
-                    "redis",
-                    "--redis",
-                    &redis.url(),
-                    "--node-id",
-                    &id,
-                ],
-                &[("DOVIE_JWT_SECRET", SECRET)],
-            )
-        })
-        .collect();
-    std::thread::sleep(Duration::from_millis(2500));
+    let cluster = start_nodes(&[&cql], &redis.url(), 2, LIMITS);
+    let nodes = &cluster.nodes;
     let api = rest(&nodes[0]);
     let (a, b) = (api.register("a").await, api.register("b").await);
     // Several rooms, so that both nodes own some and channels land on several shards.

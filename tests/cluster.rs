@@ -40,9 +40,18 @@ fn start_cluster(cql: &[&str], redis: &RedisServer, n: usize) -> Cluster {
     start_nodes(cql, &redis.url(), n, LIMITS)
 }
 
-/// `n` nodes (`n1`, `n2`…) on a fresh keyspace with a config file holding `config`.
+/// The keyspace of this test run: created once (schema changes are slow on a CQL server), shared
+/// by the tests, which never share rooms or users. Each test has a Redis of its own.
+fn keyspace() -> String {
+    static KEYSPACE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    KEYSPACE
+        .get_or_init(|| format!("dovie_cluster_{}", common::uuid_like()))
+        .clone()
+}
+
+/// `n` nodes (`n1`, `n2`…) on the run's keyspace with a config file holding `config`.
 fn start_nodes(cql: &[&str], redis_url: &str, n: usize, config: &str) -> Cluster {
-    let keyspace = format!("dovie_cluster_{}", common::uuid_like());
+    let keyspace = keyspace();
     let cfg_dir = tempfile::tempdir().unwrap();
     let cfg = cfg_dir.path().join("c.toml");
     std::fs::write(&cfg, config).unwrap();

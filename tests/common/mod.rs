@@ -84,9 +84,10 @@ impl Server {
                 }
             }
         });
+        // Generous: a node on a CQL server may first create its keyspace.
         let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("dovie did not log `listening on` within 30 s");
+            .recv_timeout(Duration::from_secs(90))
+            .expect("dovie did not log `listening on` within 90 s");
         self.addr = addr;
         self.child = Some(child);
     }

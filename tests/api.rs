@@ -937,8 +937,9 @@ async fn openapi_lists_every_route_and_ops_endpoints_answer() {
     }
     let (s, b) = api.call("GET", "/health", None, None).await;
     assert_eq!((s, b["status"].as_str()), (200, Some("ok")));
-    let (s, _) = api.call("GET", "/ready", None, None).await;
-    assert_eq!(s, 200);
+    let (s, r) = api.call("GET", "/ready", None, None).await;
+    assert_eq!((s, r["status"].as_str()), (200, Some("ready")));
+    assert!(r["node_id"].is_string() && r["sessions"].is_u64() && r["active_rooms"].is_u64());
     let (s, text) = api.call("GET", "/metrics", None, None).await;
     assert_eq!(s, 200);
     let text = text.as_str().unwrap_or_default().to_string();

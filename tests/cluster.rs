@@ -182,6 +182,11 @@ async fn members_on_different_nodes_see_one_order() {
             i % 3 + 1
         );
     }
+    // Every node knows the others.
+    let (_, ready) = rest(&cluster.nodes[2])
+        .call("GET", "/ready", None, None)
+        .await;
+    assert_eq!(ready["live_nodes"], json!(["n1", "n2", "n3"]));
     // Any node answers REST for any room.
     for node in &cluster.nodes {
         let history = rest(node).all_messages(&users[1], &room).await;

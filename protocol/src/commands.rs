@@ -129,22 +129,6 @@ impl Command {
     }
 }
 
-/// The command names, for metrics and docs.
-pub const COMMAND_NAMES: &[&str] = &[
-    "auth",
-    "send_message",
-    "edit_message",
-    "delete_message",
-    "react",
-    "unreact",
-    "typing_start",
-    "typing_stop",
-    "read",
-    "delivered",
-    "resume",
-    "ping",
-];
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,16 +9,20 @@ async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Ready when the store answers and the node is not draining.
+/// Ready when the store answers (a point read; CQL refuses empty keys, hence a named probe key)
+/// and the node is not draining.
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     if state.is_draining() {
         return HttpResponse::ServiceUnavailable()
             .json(serde_json::json!({ "status": "draining" }));
     }
-    match state.store.user_by_id("").await {
+    match state.store.user_by_id("dovie-readiness-probe").await {
         Ok(_) => HttpResponse::Ok().json(serde_json::json!({
             "status": "ready",
             "node_id": state.config.node_id,
+            "active_rooms": state.directory.active_count(),
+            "sessions": state.registry.session_count(),
+            "live_nodes": state.cluster.as_ref().map(|c| c.live_nodes()),
         })),
         Err(e) => HttpResponse::ServiceUnavailable()
             .json(serde_json::json!({ "status": "store_unavailable", "error": e })),

@@ -300,29 +300,7 @@ async fn killing_a_rooms_owner_loses_nothing_acknowledged() {
     let failover = failover.unwrap_or_else(|| killed_at.elapsed());
 
     let history = api.all_messages(&a, &room).await;
-    let seqs: Vec<u64> = history.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
-    assert_eq!(
-        seqs,
-        (1..=history.len() as u64).collect::<Vec<_>>(),
-        "consecutive seqs, no reuse"
-    );
-    let stored: BTreeMap<String, u64> = history
-        .iter()
-        .map(|m| {
-            (
-                m["nonce"].as_str().unwrap().to_string(),
-                m["seq"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(stored.len(), history.len(), "no duplicates");
-    for (nonce, seq) in &acked {
-        assert_eq!(
-            stored.get(nonce),
-            Some(seq),
-            "acknowledged {nonce} lost or moved"
-        );
-    }
+    common::assert_history_accounts_for(&history, &acked);
     // c resumes on a surviving node and gets exactly what it missed.
     let mut wc2 = Ws::connect(&cluster.nodes[0], Codec::Json, Auth::Query(&c.token)).await;
     let last_seen = c_seen.last().copied().unwrap_or(0);

@@ -140,23 +140,7 @@ async fn a_cql_node_serves_the_core_flows_and_survives_restarts_and_kills() {
     server.restart();
     let api = rest(&server);
     let history = api.all_messages(&a, &room).await;
-    let seqs: Vec<u64> = history.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
-    assert_eq!(
-        seqs,
-        (1..=history.len() as u64).collect::<Vec<_>>(),
-        "consecutive seqs"
-    );
-    let stored: BTreeMap<String, u64> = history
-        .iter()
-        .filter_map(|m| Some((m["nonce"].as_str()?.to_string(), m["seq"].as_u64()?)))
-        .collect();
-    for (nonce, seq) in &acked {
-        assert_eq!(
-            stored.get(nonce),
-            Some(seq),
-            "acknowledged {nonce} lost or moved"
-        );
-    }
+    common::assert_history_accounts_for(&history, &acked);
     let next = api.send(&b, &room, "after the crash").await;
     assert_eq!(next["seq"].as_u64(), Some(history.len() as u64 + 1));
     eprintln!(

@@ -319,29 +319,7 @@ async fn sigkill_mid_traffic_loses_no_acknowledged_message() {
     server.restart();
     let api = rest(&server);
     let history = api.all_messages(&a, &room).await;
-    let seqs: Vec<u64> = history.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
-    assert_eq!(
-        seqs,
-        (1..=history.len() as u64).collect::<Vec<_>>(),
-        "consecutive seqs after the crash"
-    );
-    let stored: BTreeMap<String, u64> = history
-        .iter()
-        .map(|m| {
-            (
-                m["nonce"].as_str().unwrap().to_string(),
-                m["seq"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(stored.len(), history.len(), "no duplicates");
-    for (nonce, seq) in &acked {
-        assert_eq!(
-            stored.get(nonce),
-            Some(seq),
-            "acknowledged {nonce} lost or moved"
-        );
-    }
+    let stored = common::assert_history_accounts_for(&history, &acked);
     // Retrying everything with the same nonces creates only what was never stored.
     let before = history.len();
     let mut ws = Ws::connect(&server, Codec::Json, Auth::Query(&a.token)).await;

@@ -21,6 +21,28 @@ pub struct Draft {
     pub created_at: i64,
 }
 
+impl Draft {
+    /// The message this draft becomes when stored under `seq` (what every store writes).
+    pub fn into_message(self, room_id: &str, seq: u64) -> Message {
+        Message {
+            id: self.id,
+            room_id: room_id.to_string(),
+            seq,
+            sender_id: self.sender_id,
+            kind: dovie_protocol::model::MessageKind::Text,
+            content: self.content,
+            nonce: self.nonce,
+            reply_to: self.reply_to,
+            hashtags: self.hashtags,
+            reactions: Default::default(),
+            attachments: Vec::new(),
+            created_at: self.created_at,
+            edited_at: None,
+            deleted: false,
+        }
+    }
+}
+
 /// What the store did with one draft of an append batch.
 #[derive(Debug, Clone)]
 pub enum AppendOutcome {

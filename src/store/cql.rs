@@ -1258,22 +1258,7 @@ impl dovie_actors::RoomStore for ScyllaStore {
                     continue;
                 }
             }
-            let m = Message {
-                id: d.id,
-                room_id: room_id.to_string(),
-                seq: next,
-                sender_id: d.sender_id,
-                kind: MessageKind::Text,
-                content: d.content,
-                nonce: d.nonce,
-                reply_to: d.reply_to,
-                hashtags: d.hashtags,
-                reactions: BTreeMap::new(),
-                attachments: Vec::new(),
-                created_at: d.created_at,
-                edited_at: None,
-                deleted: false,
-            };
+            let m = d.into_message(room_id, next);
             if let Some(n) = &m.nonce {
                 batch_nonces.insert((m.sender_id.clone(), n.clone()), m.clone());
             }

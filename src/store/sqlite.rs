@@ -893,22 +893,7 @@ impl dovie_actors::RoomStore for SqliteStore {
                     ]))?;
                     // Sending implies having read everything up to one's own message.
                     db(receipt.execute(params![room_id, d.sender_id, next as i64]))?;
-                    let m = Message {
-                        id: d.id,
-                        room_id: room_id.clone(),
-                        seq: next,
-                        sender_id: d.sender_id,
-                        kind: MessageKind::Text,
-                        content: d.content,
-                        nonce: d.nonce,
-                        reply_to: d.reply_to,
-                        hashtags: d.hashtags,
-                        reactions: BTreeMap::new(),
-                        attachments: Vec::new(),
-                        created_at: d.created_at,
-                        edited_at: None,
-                        deleted: false,
-                    };
+                    let m = d.into_message(&room_id, next);
                     replace_hashtags(c, &m)?;
                     out.push(AppendOutcome::Stored(m));
                     next += 1;

@@ -313,6 +313,37 @@ impl Rest {
     }
 }
 
+/// The crash-test accounting: a room's history must hold consecutive seqs 1..n, each nonce once,
+/// and every acknowledged nonce under the seq it was acknowledged with. Answers nonce → seq.
+pub fn assert_history_accounts_for(
+    history: &[Value],
+    acked: &std::collections::BTreeMap<String, u64>,
+) -> std::collections::BTreeMap<String, u64> {
+    let seqs: Vec<u64> = history
+        .iter()
+        .map(|m| m["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=history.len() as u64).collect::<Vec<_>>(),
+        "consecutive seqs, no reuse"
+    );
+    let stored: std::collections::BTreeMap<String, u64> = history
+        .iter()
+        .filter_map(|m| Some((m["nonce"].as_str()?.to_string(), m["seq"].as_u64()?)))
+        .collect();
+    let with_nonce = history.iter().filter(|m| m["nonce"].is_string()).count();
+    assert_eq!(stored.len(), with_nonce, "no nonce stored twice");
+    for (nonce, seq) in acked {
+        assert_eq!(
+            stored.get(nonce),
+            Some(seq),
+            "acknowledged {nonce} lost or moved"
+        );
+    }
+    stored
+}
+
 pub fn uuid_like() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);

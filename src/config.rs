@@ -150,6 +150,10 @@ pub struct HttpConfig {
     pub workers: usize,
     /// Seconds to drain on SIGTERM before closing what is left.
     pub shutdown_timeout_secs: u64,
+    /// Open connections (HTTP and WebSocket) each worker accepts before it pauses accepting.
+    pub max_connections_per_worker: usize,
+    /// The listen backlog.
+    pub backlog: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -224,6 +228,8 @@ impl Default for HttpConfig {
             cors_origins: Vec::new(),
             workers: 0,
             shutdown_timeout_secs: 10,
+            max_connections_per_worker: 250_000,
+            backlog: 4096,
         }
     }
 }

@@ -2,14 +2,21 @@
 //! run, and drain on SIGTERM/SIGINT — stop accepting, tell every session `server_maintenance`
 //! and close it with 1001, let every room actor finish its in-flight writes, then stop.
 
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix_http::{HttpService, KeepAlive};
+use actix_rt::net::TcpStream;
+use actix_service::{
+    fn_factory, fn_service, map_config, IntoServiceFactory, ServiceFactory, ServiceFactoryExt,
+};
+use actix_web::dev::AppConfig;
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::Method;
-use actix_web::{web, App, HttpMessage, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpMessage, HttpResponse};
 use dovie_actors::room::{Drain, Responder};
 use dovie_actors::session::Kick;
 use dovie_actors::{Ports, Registry, RoomDirectory, SessionConfig};
@@ -26,6 +33,10 @@ use crate::store::cql::ScyllaStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::SharedStore;
 
+/// How long an idle HTTP keep-alive connection stays open.
+const HTTP_KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// How long a client may take to send a request head.
+const HTTP_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Arbiters (threads) that run room actors.
 const ROOM_ARBITERS: usize = 2;
 /// How long the drain waits for sessions to close before closing the listener anyway.
@@ -165,7 +176,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
     });
 
     let app_state = state.clone();
-    let mut server = HttpServer::new(move || {
+    let make_app = move || {
         let state = app_state.clone();
         App::new()
             .app_data(state.clone())
@@ -218,19 +229,30 @@ pub async fn serve(config: Config) -> Result<(), String> {
             .default_service(web::to(|| async {
                 Err::<HttpResponse, ApiError>(ApiError::new(ErrorCode::NotFound, "no such route"))
             }))
-    })
-    .disable_signals()
-    .shutdown_timeout(config.http.shutdown_timeout_secs)
-    .bind(config.listen)
-    .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    if config.http.workers > 0 {
-        server = server.workers(config.http.workers);
-    }
-    let addrs = server.addrs();
-    let server = server.run();
-    for addr in &addrs {
-        tracing::info!(node = %config.node_id, "listening on {addr}");
-    }
+    };
+
+    let listener = std::net::TcpListener::bind(config.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the listen address: {e}"))?;
+    let workers = match config.http.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let gateway_state = state.clone();
+    let server = actix_server::Server::build()
+        .workers(workers)
+        .backlog(config.http.backlog)
+        .max_concurrent_connections(config.http.max_connections_per_worker)
+        .disable_signals()
+        .shutdown_timeout(config.http.shutdown_timeout_secs)
+        .listen("dovie", listener, move || {
+            gateway(make_app.clone(), gateway_state.clone(), addr)
+        })
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?
+        .run();
+    tracing::info!(node = %config.node_id, "listening on {addr}");
     let handle = server.handle();
     let drain_state = state.clone();
     actix_rt::spawn(async move {
@@ -244,6 +266,54 @@ pub async fn serve(config: Config) -> Result<(), String> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// One worker's connection service: a fresh connection whose first request is `GET /ws` goes to
+/// the lean WebSocket transport; every other connection to actix-web's HTTP/1 dispatcher.
+fn gateway<F, A, B>(
+    make_app: F,
+    state: web::Data<AppState>,
+    addr: std::net::SocketAddr,
+) -> impl ServiceFactory<TcpStream, Config = (), Response = (), Error = (), InitError = ()>
+where
+    F: Fn() -> App<A> + Clone + 'static,
+    A: ServiceFactory<
+            actix_web::dev::ServiceRequest,
+            Config = (),
+            Response = ServiceResponse<B>,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
+    B: actix_web::body::MessageBody + 'static,
+{
+    fn_factory(move || {
+        let http = HttpService::build()
+            .keep_alive(KeepAlive::Timeout(HTTP_KEEP_ALIVE))
+            .client_request_timeout(HTTP_REQUEST_TIMEOUT)
+            .local_addr(addr)
+            .finish(map_config(
+                make_app()
+                    .into_factory()
+                    .map_err(|e: actix_web::Error| e.error_response()),
+                |_| AppConfig::default(),
+            ))
+            .tcp();
+        let state = state.clone();
+        async move {
+            let http = Rc::new(http.new_service(()).await?);
+            Ok(fn_service(move |stream: TcpStream| {
+                let (http, state) = (http.clone(), state.clone());
+                async move {
+                    if crate::ws::is_upgrade(&stream).await {
+                        crate::ws::serve_socket(stream, state).await;
+                        Ok(())
+                    } else {
+                        http.call(stream).await.map_err(|_| ())
+                    }
+                }
+            }))
+        }
+    })
 }
 
 fn add_cors(h: &mut actix_web::http::header::HeaderMap, origin: Option<&str>) {

@@ -1,7 +1,13 @@
 //! The `/ws` upgrade: codec negotiation (subprotocol, then `?format=`), the token on the upgrade
-//! (`?token=` or `Authorization: Bearer`), and the socket plumbing of a session — the inbound
-//! frame stream handed to the [`SessionActor`] and the [`Outlet`] writer task that owns the write
-//! half with a bounded queue.
+//! (`?token=` or `Authorization: Bearer`), and the socket plumbing of a session.
+//!
+//! Two ways in, one session actor behind both:
+//! - **the lean transport** ([`serve_socket`]): a fresh connection whose first request is
+//!   `GET /ws` never meets the HTTP dispatcher. The gateway reads the head, answers `101` and
+//!   drives the socket with `dovie-transport`, which keeps no buffers while the socket is idle.
+//!   This is how clients connect, and what the memory-per-session numbers measure.
+//! - **the actix-web route** ([`upgrade`]): an upgrade that arrives on a reused keep-alive
+//!   connection (after REST requests) is served by `actix-ws` with a writer task.
 
 use std::time::Duration;
 
@@ -11,16 +17,27 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
 use bytes::Bytes;
 use dovie_actors::ports::{Outlet, OutletFull};
-use dovie_actors::session::Inbound;
+use dovie_actors::session::{FromSocket, Inbound};
 use dovie_actors::SessionActor;
 use dovie_protocol::error::ErrorCode;
 use dovie_protocol::Codec;
+use dovie_transport::handshake::{self, Head, HeadError};
+use dovie_transport::{Outbox, Settings};
 use futures_util::StreamExt;
 use serde::Deserialize;
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::api::{bearer, ApiError};
 use crate::state::AppState;
+
+/// How long a client may take to send its upgrade request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long writing the upgrade answer may take.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a refused connection is read (and discarded) after the answer, so that closing it
+/// with unread bytes does not reset it before the client has read the answer.
+const LINGER: Duration = Duration::from_secs(1);
 
 /// How long a close may wait for the socket before the connection is simply dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -159,18 +176,12 @@ fn to_inbound(item: Result<AggregatedMessage, ProtocolError>) -> Option<Inbound>
     })
 }
 
-/// Picks the codec: the first subprotocol we speak, else `?format=`, else JSON.
-fn negotiate(
-    req: &HttpRequest,
+/// Picks the codec: the first offered subprotocol we speak, else `?format=`, else JSON.
+fn negotiate<'a>(
+    mut subprotocols: impl Iterator<Item = &'a str>,
     format: Option<&str>,
 ) -> Result<(Codec, Option<&'static str>), ApiError> {
-    let offered = req
-        .headers()
-        .get_all(SEC_WEBSOCKET_PROTOCOL)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .find_map(Codec::from_subprotocol);
-    if let Some(codec) = offered {
+    if let Some(codec) = subprotocols.find_map(Codec::from_subprotocol) {
         return Ok((codec, Some(codec.subprotocol())));
     }
     match format {
@@ -195,7 +206,12 @@ pub async fn upgrade(
     let query = web::Query::<WsQuery>::from_query(req.query_string())
         .map(web::Query::into_inner)
         .unwrap_or_default();
-    let (codec, subprotocol) = negotiate(&req, query.format.as_deref())?;
+    let offered = req
+        .headers()
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','));
+    let (codec, subprotocol) = negotiate(offered, query.format.as_deref())?;
     let token = query
         .token
         .filter(|t| !t.is_empty())
@@ -235,4 +251,166 @@ pub async fn upgrade(
         SessionActor::new(codec, outlet, ports, registry, directory, config, token)
     });
     Ok(response)
+}
+
+/// Whether a fresh connection's first request is `GET /ws` (peeked, nothing consumed).
+pub async fn is_upgrade(stream: &TcpStream) -> bool {
+    handshake::peek_path(stream, crate::openapi::WS_PATH).await
+}
+
+/// The socket as the session actor sees it, on the lean transport.
+struct LeanOutlet(Outbox);
+
+impl Outlet for LeanOutlet {
+    fn send(&self, frame: Bytes) -> Result<(), OutletFull> {
+        self.0.send(frame).map_err(|_| OutletFull)
+    }
+
+    fn ping(&self) {
+        self.0.ping();
+    }
+
+    fn send_pong(&self, payload: Bytes) {
+        self.0.pong(payload);
+    }
+
+    fn close(&self, code: u16, reason: &str) {
+        self.0.close(code, reason);
+    }
+}
+
+/// What a valid upgrade request asks for.
+struct Upgrade {
+    codec: Codec,
+    subprotocol: Option<&'static str>,
+    token: Option<String>,
+}
+
+fn check_upgrade(head: &Head, state: &AppState) -> Result<(Upgrade, String), ApiError> {
+    if state.is_draining() {
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "this node is draining; connect to another",
+        ));
+    }
+    let query = web::Query::<WsQuery>::from_query(head.query.as_deref().unwrap_or(""))
+        .map(web::Query::into_inner)
+        .unwrap_or_default();
+    let (codec, subprotocol) = negotiate(
+        head.header_tokens("sec-websocket-protocol"),
+        query.format.as_deref(),
+    )?;
+    let token = query.token.filter(|t| !t.is_empty()).or_else(|| {
+        head.header("authorization")
+            .and_then(crate::api::bearer_token)
+            .map(str::to_string)
+    });
+    let key = head.websocket_key().map_err(|e| {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            format!("not a WebSocket upgrade: {e}"),
+        )
+    })?;
+    let upgrade = Upgrade {
+        codec,
+        subprotocol,
+        token,
+    };
+    Ok((upgrade, key.to_string()))
+}
+
+/// Answers a refused upgrade with the API's error body and closes the connection.
+async fn refuse(stream: &mut TcpStream, err: &ApiError) -> u16 {
+    let status = err.0.code.http_status();
+    let body = serde_json::to_vec(&serde_json::json!({ "error": err.0 })).unwrap_or_default();
+    let answer = handshake::response(
+        status,
+        "application/json",
+        &body,
+        &[
+            ("x-content-type-options", "nosniff"),
+            ("cache-control", "no-store"),
+        ],
+    );
+    if handshake::write_all(stream, &answer, ANSWER_TIMEOUT)
+        .await
+        .is_ok()
+    {
+        handshake::linger(stream, LINGER).await;
+    }
+    status
+}
+
+/// Serves a connection whose first request is `GET /ws` on the lean transport: the upgrade,
+/// then the session until the socket closes.
+pub async fn serve_socket(mut stream: TcpStream, state: web::Data<AppState>) {
+    let started = std::time::Instant::now();
+    let head = match handshake::read_head(&mut stream, HEAD_TIMEOUT).await {
+        Ok(head) => head,
+        Err(HeadError::TooLarge) => {
+            let err = ApiError::new(ErrorCode::BadRequest, "request head too large");
+            let status = refuse(&mut stream, &err).await;
+            crate::metrics::http_request(crate::openapi::WS_PATH, "GET", status, started.elapsed());
+            return;
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "no upgrade request");
+            return;
+        }
+    };
+    let (upgrade, key) = match check_upgrade(&head, &state) {
+        Ok(u) => u,
+        Err(err) => {
+            let status = refuse(&mut stream, &err).await;
+            crate::metrics::http_request(crate::openapi::WS_PATH, "GET", status, started.elapsed());
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let answer = handshake::switching_protocols(&key, upgrade.subprotocol);
+    if handshake::write_all(&mut stream, &answer, ANSWER_TIMEOUT)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    crate::metrics::http_request(crate::openapi::WS_PATH, "GET", 101, started.elapsed());
+    let limits = &state.config.limits;
+    let outbox = Outbox::new(limits.ws_outbound_queue);
+    let outlet = Box::new(LeanOutlet(outbox.clone()));
+    let (ports, registry, directory, config) = (
+        state.ports.clone(),
+        state.registry.clone(),
+        state.directory.clone(),
+        state.session_config.clone(),
+    );
+    let codec = upgrade.codec;
+    let token = upgrade.token;
+    let session = SessionActor::create(move |_| {
+        SessionActor::new(codec, outlet, ports, registry, directory, config, token)
+    });
+    let settings = Settings {
+        max_message: limits.max_frame_bytes,
+        binary: codec == Codec::MsgPack,
+    };
+    let reader = session.clone();
+    let Head { rest, .. } = head;
+    dovie_transport::drive(stream, rest, outbox, settings, move |item| {
+        reader.do_send(FromSocket(from_transport(item)));
+    })
+    .await;
+    // The socket is gone (a failed write ends it without a read): make sure the session knows.
+    session.do_send(FromSocket(Inbound::Closed));
+}
+
+fn from_transport(item: dovie_transport::Inbound) -> Inbound {
+    use dovie_transport::Inbound as T;
+    match item {
+        T::Frame(b) => Inbound::Frame(b),
+        T::Ping(p) => Inbound::Ping(p),
+        T::Pong => Inbound::Pong,
+        T::TooLarge => Inbound::TooLarge,
+        T::Invalid(e) => Inbound::Invalid(e),
+        T::Closed => Inbound::Closed,
+    }
 }

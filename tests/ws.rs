@@ -9,7 +9,7 @@ use std::time::Duration;
 use awc::ws::Message;
 use common::{rest, Auth, Server, Ws};
 use dovie_protocol::Codec;
-use serde_json::json;
+use serde_json::{json, Value};
 
 const CODECS: [Codec; 2] = [Codec::Json, Codec::MsgPack];
 
@@ -579,4 +579,131 @@ async fn a_users_send_quota_counts_every_device_and_path() {
         (429, Some("rate_limited"))
     );
     assert_eq!(api.all_messages(&a, &room).await.len(), 6);
+}
+
+/// A raw HTTP exchange on a TCP connection: writes `request`, reads one response head.
+async fn raw_exchange(stream: &mut tokio::net::TcpStream, request: &str) -> (String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            return (head, buf[end + 4..].to_vec());
+        }
+        assert!(std::time::Instant::now() < deadline, "no response head");
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
+            .await
+            .expect("response in time")
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed before a response head: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Reads WebSocket frames (server to client) until `n` arrived.
+async fn raw_frames(stream: &mut tokio::net::TcpStream, leftover: Vec<u8>, n: usize) -> Vec<Value> {
+    use actix_http::ws::{OpCode, Parser};
+    use tokio::io::AsyncReadExt;
+    let mut buf = bytes::BytesMut::from(&leftover[..]);
+    let mut out = Vec::new();
+    while out.len() < n {
+        while let Some((_, op, payload)) = Parser::parse(&mut buf, false, 1 << 20).unwrap() {
+            assert_eq!(op, OpCode::Binary, "msgpack events are binary frames");
+            out.push(Codec::MsgPack.decode::<Value>(&payload.unwrap()).unwrap());
+        }
+        if out.len() >= n {
+            break;
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read_buf(&mut buf))
+            .await
+            .expect("frames in time")
+            .unwrap();
+        assert!(n > 0, "closed early");
+    }
+    out
+}
+
+fn upgrade_request(path_and_query: &str, extra: &str) -> String {
+    format!(
+        "GET {path_and_query} HTTP/1.1\r\nHost: dovie\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+    )
+}
+
+#[actix_rt::test]
+async fn both_upgrade_paths_speak_the_same_protocol_and_refuse_bad_upgrades() {
+    let server = Server::start();
+    let api = rest(&server);
+    let u = api.register("raw").await;
+    let addr = server.addr.as_str();
+
+    // A fresh connection: the lean transport answers the upgrade itself.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = upgrade_request(
+        &format!("/ws?token={}", u.token),
+        "Sec-WebSocket-Protocol: chat, dovie.msgpack.v1\r\n",
+    );
+    let (head, rest) = raw_exchange(&mut s, &req).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let lower = head.to_ascii_lowercase();
+    assert!(
+        lower.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+    assert!(
+        lower.contains("sec-websocket-protocol: dovie.msgpack.v1"),
+        "{head}"
+    );
+    let frames = raw_frames(&mut s, rest, 2).await;
+    assert_eq!(frames[0]["t"], "connection_established");
+    assert_eq!(frames[1]["t"], "auth_success");
+    assert_eq!(frames[1]["d"]["user_id"], u.id.as_str());
+
+    // A keep-alive connection that first served REST: actix-web serves the upgrade.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (head, _) = raw_exchange(&mut s, "GET /health HTTP/1.1\r\nHost: dovie\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // The health body is small and already read with the head or right after it; drain it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut sink = [0u8; 4096];
+    let _ = s.try_read(&mut sink);
+    let req = upgrade_request(&format!("/ws?format=msgpack&token={}", u.token), "");
+    let (head, rest) = raw_exchange(&mut s, &req).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let frames = raw_frames(&mut s, rest, 2).await;
+    assert_eq!(frames[0]["t"], "connection_established");
+    assert_eq!(frames[1]["t"], "auth_success");
+
+    // Refusals on the lean path: the API's error body, the connection closed.
+    for (req, status, code) in [
+        (
+            "GET /ws HTTP/1.1\r\nHost: dovie\r\n\r\n".to_string(),
+            "400",
+            "bad_request",
+        ),
+        (upgrade_request("/ws?format=xml", ""), "400", "bad_request"),
+        (
+            upgrade_request("/ws", &format!("X-Big: {}\r\n", "a".repeat(9000))),
+            "400",
+            "bad_request",
+        ),
+    ] {
+        use tokio::io::AsyncReadExt;
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (head, mut body) = raw_exchange(&mut s, &req).await;
+        assert!(head.starts_with(&format!("HTTP/1.1 {status}")), "{head}");
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut body))
+            .await
+            .expect("closed in time")
+            .unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], code, "{v}");
+    }
 }

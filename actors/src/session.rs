@@ -643,6 +643,29 @@ impl Actor for SessionActor {
 
 impl StreamHandler<Inbound> for SessionActor {
     fn handle(&mut self, item: Inbound, ctx: &mut Context<Self>) {
+        self.on_inbound(item, ctx);
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+/// What the socket read, handed over by a transport that drives the socket itself.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FromSocket(pub Inbound);
+
+impl Handler<FromSocket> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: FromSocket, ctx: &mut Context<Self>) {
+        self.on_inbound(msg.0, ctx);
+    }
+}
+
+impl SessionActor {
+    fn on_inbound(&mut self, item: Inbound, ctx: &mut Context<Self>) {
         self.last_heard = Instant::now();
         match item {
             Inbound::Frame(bytes) => self.on_frame(ctx, bytes),
@@ -660,10 +683,6 @@ impl StreamHandler<Inbound> for SessionActor {
             }
             Inbound::Closed => self.close(ctx, 1000, ""),
         }
-    }
-
-    fn finished(&mut self, ctx: &mut Context<Self>) {
-        ctx.stop();
     }
 }
 

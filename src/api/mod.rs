@@ -219,7 +219,11 @@ pub struct Authed {
 
 /// The bearer token of a request, if any.
 pub fn bearer(req: &HttpRequest) -> Option<&str> {
-    let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    bearer_token(req.headers().get(header::AUTHORIZATION)?.to_str().ok()?)
+}
+
+/// The token of an `Authorization: Bearer <token>` header value.
+pub fn bearer_token(v: &str) -> Option<&str> {
     let (scheme, token) = v.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")

@@ -25,6 +25,7 @@ pub struct Metrics {
     pub send_delivered: HistogramVec,
     pub store_ops: HistogramVec,
     pub room_actors: IntGauge,
+    pub replays: IntCounterVec,
     pub http_requests: IntCounterVec,
     pub http_latency: HistogramVec,
 }
@@ -66,6 +67,13 @@ fn build() -> Result<Metrics, prometheus::Error> {
             &["kind"],
         )?,
         room_actors: IntGauge::new("room_actors", "Active room actors on this node")?,
+        replays: IntCounterVec::new(
+            Opts::new(
+                "replays_total",
+                "Resume replays by source: memory (the room's window), store, resync",
+            ),
+            &["source"],
+        )?,
         http_requests: IntCounterVec::new(
             Opts::new(
                 "http_requests_total",
@@ -86,6 +94,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     m.registry.register(Box::new(m.send_durable.clone()))?;
     m.registry.register(Box::new(m.send_delivered.clone()))?;
     m.registry.register(Box::new(m.store_ops.clone()))?;
+    m.registry.register(Box::new(m.replays.clone()))?;
     m.registry.register(Box::new(m.room_actors.clone()))?;
     m.registry.register(Box::new(m.http_requests.clone()))?;
     m.registry.register(Box::new(m.http_latency.clone()))?;
@@ -156,6 +165,9 @@ impl dovie_actors::Telemetry for PromTelemetry {
     }
     fn session_closed(&self, codec: &str) {
         METRICS.ws_connections.with_label_values(&[codec]).dec();
+    }
+    fn replay(&self, source: &'static str) {
+        METRICS.replays.with_label_values(&[source]).inc();
     }
 }
 

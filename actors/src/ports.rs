@@ -186,6 +186,9 @@ pub trait Telemetry: Send + Sync + 'static {
     fn room_actor_stopped(&self);
     fn session_opened(&self, codec: &str);
     fn session_closed(&self, codec: &str);
+    /// A `resume` replay was answered from `source`: `memory` (the room's window), `store`, or
+    /// `resync` (too far behind).
+    fn replay(&self, source: &'static str);
 }
 
 /// Delivers events to users' sessions wherever they are connected: this node's registry alone,

@@ -911,6 +911,7 @@ impl Handler<Replay> for RoomActor {
             };
             let upto = ready.last_seq;
             if after >= upto {
+                act.ports.telemetry.replay("memory");
                 return reply.send(Ok(ReplayAnswer::Events {
                     upto,
                     events: Vec::new(),
@@ -921,6 +922,7 @@ impl Handler<Replay> for RoomActor {
                 .front()
                 .is_some_and(|e| e.message.seq <= after + 1);
             if covered {
+                act.ports.telemetry.replay("memory");
                 let events = ready
                     .window
                     .iter()
@@ -931,8 +933,10 @@ impl Handler<Replay> for RoomActor {
             }
             let missed = (upto - after) as usize;
             if missed > MAX_REPLAY {
+                act.ports.telemetry.replay("resync");
                 return reply.send(Ok(ReplayAnswer::Resync { upto }));
             }
+            act.ports.telemetry.replay("store");
             let store = act.ports.store.clone();
             let rid = act.room_id.clone();
             let fut = async move { store.messages_after(&rid, after, missed).await };

@@ -308,7 +308,9 @@ where
                         crate::ws::serve_socket(stream, state).await;
                         Ok(())
                     } else {
-                        http.call(stream).await.map_err(|_| ())
+                        // Boxed: the HTTP dispatcher's state is large, and an unboxed branch would
+                        // size every connection's task — WebSocket ones included — to fit it.
+                        Box::pin(http.call(stream)).await.map_err(|_| ())
                     }
                 }
             }))

@@ -343,38 +343,12 @@ async fn refuse(stream: &mut TcpStream, err: &ApiError) -> u16 {
 
 /// Serves a connection whose first request is `GET /ws` on the lean transport: the upgrade,
 /// then the session until the socket closes.
-pub async fn serve_socket(mut stream: TcpStream, state: web::Data<AppState>) {
-    let started = std::time::Instant::now();
-    let head = match handshake::read_head(&mut stream, HEAD_TIMEOUT).await {
-        Ok(head) => head,
-        Err(HeadError::TooLarge) => {
-            let err = ApiError::new(ErrorCode::BadRequest, "request head too large");
-            let status = refuse(&mut stream, &err).await;
-            crate::metrics::http_request(crate::openapi::WS_PATH, "GET", status, started.elapsed());
-            return;
-        }
-        Err(e) => {
-            tracing::debug!(error = %e, "no upgrade request");
-            return;
-        }
-    };
-    let (upgrade, key) = match check_upgrade(&head, &state) {
-        Ok(u) => u,
-        Err(err) => {
-            let status = refuse(&mut stream, &err).await;
-            crate::metrics::http_request(crate::openapi::WS_PATH, "GET", status, started.elapsed());
-            return;
-        }
-    };
-    let _ = stream.set_nodelay(true);
-    let answer = handshake::switching_protocols(&key, upgrade.subprotocol);
-    if handshake::write_all(&mut stream, &answer, ANSWER_TIMEOUT)
-        .await
-        .is_err()
-    {
+pub async fn serve_socket(stream: TcpStream, state: web::Data<AppState>) {
+    // The handshake's state (head buffers, timers) lives in its own allocation, freed before
+    // the socket is driven: what a connection's task keeps for its lifetime is only the drive.
+    let Some((stream, rest, upgrade)) = Box::pin(handshake_phase(stream, &state)).await else {
         return;
-    }
-    crate::metrics::http_request(crate::openapi::WS_PATH, "GET", 101, started.elapsed());
+    };
     let limits = &state.config.limits;
     let outbox = Outbox::new(limits.ws_outbound_queue);
     let outlet = Box::new(LeanOutlet(outbox.clone()));
@@ -384,8 +358,7 @@ pub async fn serve_socket(mut stream: TcpStream, state: web::Data<AppState>) {
         state.directory.clone(),
         state.session_config.clone(),
     );
-    let codec = upgrade.codec;
-    let token = upgrade.token;
+    let Upgrade { codec, token, .. } = upgrade;
     let session = SessionActor::create(move |_| {
         SessionActor::new(codec, outlet, ports, registry, directory, config, token)
     });
@@ -393,14 +366,52 @@ pub async fn serve_socket(mut stream: TcpStream, state: web::Data<AppState>) {
         max_message: limits.max_frame_bytes,
         binary: codec == Codec::MsgPack,
     };
+    drop(state);
     let reader = session.clone();
-    let Head { rest, .. } = head;
     dovie_transport::drive(stream, rest, outbox, settings, move |item| {
         reader.do_send(FromSocket(from_transport(item)));
     })
     .await;
     // The socket is gone (a failed write ends it without a read): make sure the session knows.
     session.do_send(FromSocket(Inbound::Closed));
+}
+
+/// Reads and checks the upgrade request and answers it: `101` (then the socket, the bytes read
+/// past the head, and what was asked for) or an error response (then `None`).
+async fn handshake_phase(
+    mut stream: TcpStream,
+    state: &AppState,
+) -> Option<(TcpStream, bytes::BytesMut, Upgrade)> {
+    let started = std::time::Instant::now();
+    let record = |status: u16| {
+        crate::metrics::http_request(crate::openapi::WS_PATH, "GET", status, started.elapsed());
+    };
+    let head = match handshake::read_head(&mut stream, HEAD_TIMEOUT).await {
+        Ok(head) => head,
+        Err(HeadError::TooLarge) => {
+            let err = ApiError::new(ErrorCode::BadRequest, "request head too large");
+            record(refuse(&mut stream, &err).await);
+            return None;
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "no upgrade request");
+            return None;
+        }
+    };
+    let (upgrade, key) = match check_upgrade(&head, state) {
+        Ok(u) => u,
+        Err(err) => {
+            record(refuse(&mut stream, &err).await);
+            return None;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let answer = handshake::switching_protocols(&key, upgrade.subprotocol);
+    handshake::write_all(&mut stream, &answer, ANSWER_TIMEOUT)
+        .await
+        .ok()?;
+    record(101);
+    Some((stream, head.rest, upgrade))
 }
 
 fn from_transport(item: dovie_transport::Inbound) -> Inbound {

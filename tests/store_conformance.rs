@@ -88,6 +88,64 @@ async fn append_ok(
     }
 }
 
+/// Search sees every message sent before it and follows edits and deletes — whether or not the
+/// message was already in the full-text index (the embedded store indexes in the background).
+pub async fn search_follows_edits_and_deletes(store: SharedStore) {
+    seed(&store).await;
+    let hits = |store: SharedStore, q: &'static str| async move {
+        store
+            .search("u1", None, q, 50)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id)
+            .collect::<Vec<_>>()
+    };
+    append_ok(
+        &store,
+        "g",
+        1,
+        vec![
+            draft("s1", "u1", "alpha one", None),
+            draft("s2", "u2", "beta two", None),
+        ],
+    )
+    .await;
+    // Edited before any search (not indexed yet in the embedded store).
+    store
+        .edit_message("s1", "gamma three", &[], 200)
+        .await
+        .unwrap();
+    assert!(hits(store.clone(), "alpha").await.is_empty());
+    assert_eq!(hits(store.clone(), "gamma").await, ["s1"]);
+    assert_eq!(hits(store.clone(), "beta").await, ["s2"]);
+    // Edited and deleted after a search indexed them.
+    store
+        .edit_message("s2", "delta four", &[], 300)
+        .await
+        .unwrap();
+    assert!(hits(store.clone(), "beta").await.is_empty());
+    assert_eq!(hits(store.clone(), "delta").await, ["s2"]);
+    store.delete_message("s2", 400).await.unwrap();
+    assert!(hits(store.clone(), "delta").await.is_empty());
+    // Past the background indexer's period, more messages: found exactly once each.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let more: Vec<Draft> = (0..30)
+        .map(|i| draft(&format!("e{i}"), "u1", &format!("epsilon {i}"), None))
+        .collect();
+    append_ok(&store, "g", 3, more).await;
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let mut found = hits(store.clone(), "epsilon").await;
+    found.sort();
+    found.dedup();
+    assert_eq!(found.len(), 30);
+    assert_eq!(
+        hits(store.clone(), "epsilon").await.len(),
+        30,
+        "no duplicates"
+    );
+}
+
 /// Cluster stores fence owners: an append under an epoch older than the latest claim counts for
 /// nothing. (The embedded store has one process and no epochs: it answers epoch 0.)
 pub async fn fencing(store: SharedStore) {
@@ -551,6 +609,12 @@ macro_rules! backends {
                 async fn messages() {
                     let Some((s, _guard)) = open().await else { return };
                     super::messages(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn search_follows_edits_and_deletes() {
+                    let Some((s, _guard)) = open().await else { return };
+                    super::search_follows_edits_and_deletes(s).await;
                 }
             }
         )*

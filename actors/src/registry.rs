@@ -1,21 +1,79 @@
 //! The registry of live sessions on this node, by user and by login session. Room actors use it
 //! to fan events out; logout uses it to kick a login session's sockets; drain uses it to close
 //! everything. Reads (fan-out) take a shared lock and never await.
+//!
+//! Fan-out writes an event's encoded bytes straight into the session's socket outbox (a
+//! [`SessionLink`]) — no actor hop per recipient — unless the session must see the event first:
+//! while a `resume` replay is pending, or while earlier events still wait in its mailbox (so a
+//! room's events never overtake each other).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+
+use dovie_protocol::Codec;
 
 use actix::Addr;
 use parking_lot::RwLock;
 
 use crate::event::Event;
-use crate::session::{Deliver, Kick, SessionActor};
+use crate::ports::{Outlet, Telemetry};
+use crate::session::{Deliver, Kick, SessionActor, TooSlow};
+
+/// A session's socket as fan-out reaches it directly.
+pub struct SessionLink {
+    outlet: Arc<dyn Outlet + Sync>,
+    codec: Codec,
+    telemetry: Arc<dyn Telemetry>,
+    /// Rooms whose `resume` replay is pending: their events must pass through the session.
+    pub(crate) holding: AtomicUsize,
+    /// Events sent through the session's mailbox and not yet written.
+    pub(crate) queued: AtomicUsize,
+    /// The outbox overflowed once: the session is closing (4008).
+    overflowed: AtomicBool,
+}
+
+impl SessionLink {
+    pub fn new(
+        outlet: Arc<dyn Outlet + Sync>,
+        codec: Codec,
+        telemetry: Arc<dyn Telemetry>,
+    ) -> Arc<SessionLink> {
+        Arc::new(SessionLink {
+            outlet,
+            codec,
+            telemetry,
+            holding: AtomicUsize::new(0),
+            queued: AtomicUsize::new(0),
+            overflowed: AtomicBool::new(false),
+        })
+    }
+
+    fn deliver(&self, event: &Arc<Event>, addr: &Addr<SessionActor>) {
+        if self.holding.load(Ordering::SeqCst) > 0 || self.queued.load(Ordering::SeqCst) > 0 {
+            self.queued.fetch_add(1, Ordering::SeqCst);
+            addr.do_send(Deliver(event.clone()));
+            return;
+        }
+        if self.outlet.send(event.bytes(self.codec)).is_err() {
+            if !self.overflowed.swap(true, Ordering::SeqCst) {
+                addr.do_send(TooSlow);
+            }
+            return;
+        }
+        self.telemetry.event_delivered(event.t);
+        if let Some(origin) = event.origin {
+            self.telemetry.send_delivered(origin.elapsed());
+        }
+    }
+}
 
 #[derive(Clone)]
 struct Entry {
     conn_id: u64,
     auth_session_id: Arc<str>,
     addr: Addr<SessionActor>,
+    link: Arc<SessionLink>,
 }
 
 /// Live sessions by user id.
@@ -36,6 +94,7 @@ impl Registry {
         conn_id: u64,
         auth_session_id: Arc<str>,
         addr: Addr<SessionActor>,
+        link: Arc<SessionLink>,
     ) -> bool {
         let mut map = self.by_user.write();
         let list = map.entry(user_id).or_default();
@@ -43,6 +102,7 @@ impl Registry {
             conn_id,
             auth_session_id,
             addr,
+            link,
         });
         list.len() == 1
     }
@@ -75,7 +135,7 @@ impl Registry {
         let map = self.by_user.read();
         if let Some(list) = map.get(user_id) {
             for e in list {
-                e.addr.do_send(Deliver(event.clone()));
+                e.link.deliver(event, &e.addr);
             }
         }
     }

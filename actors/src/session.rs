@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 use crate::directory::RoomDirectory;
 use crate::event::Event;
 use crate::ports::{Draft, Identity, Outlet, Ports, ReceiptKind};
-use crate::registry::Registry;
+use crate::registry::{Registry, SessionLink};
 use crate::room::{self, Responder};
 
 pub const CLOSE_GOING_AWAY: u16 = 1001;
@@ -146,7 +146,9 @@ pub struct SessionActor {
     conn_id: u64,
     session_id: String,
     codec: Codec,
-    outlet: Box<dyn Outlet>,
+    outlet: Arc<dyn Outlet + Sync>,
+    /// This session's entry point for fan-out (set once authenticated).
+    link: Option<Arc<SessionLink>>,
     ports: Ports,
     registry: Arc<Registry>,
     directory: Arc<RoomDirectory>,
@@ -167,7 +169,7 @@ pub struct SessionActor {
 impl SessionActor {
     pub fn new(
         codec: Codec,
-        outlet: Box<dyn Outlet>,
+        outlet: Box<dyn Outlet + Sync>,
         ports: Ports,
         registry: Arc<Registry>,
         directory: Arc<RoomDirectory>,
@@ -179,7 +181,8 @@ impl SessionActor {
             conn_id,
             session_id: format!("s_{}", uuid::Uuid::now_v7().simple()),
             codec,
-            outlet,
+            outlet: Arc::from(outlet),
+            link: None,
             ports,
             registry,
             directory,
@@ -247,11 +250,18 @@ impl SessionActor {
         match self.ports.auth.verify(token) {
             Ok(identity) => {
                 self.user_id = Arc::from(identity.user_id.as_str());
+                let link = SessionLink::new(
+                    self.outlet.clone(),
+                    self.codec,
+                    self.ports.telemetry.clone(),
+                );
+                self.link = Some(link.clone());
                 let first = self.registry.register(
                     self.user_id.clone(),
                     self.conn_id,
                     Arc::from(identity.auth_session_id.as_str()),
                     ctx.address(),
+                    link,
                 );
                 let ok = ev::AuthSuccess {
                     user_id: identity.user_id.clone(),
@@ -578,7 +588,15 @@ impl SessionActor {
             latest: HashMap::new(),
         });
         for (room_id, after) in rooms {
-            self.held.insert(Arc::from(room_id.as_str()), Vec::new());
+            if self
+                .held
+                .insert(Arc::from(room_id.as_str()), Vec::new())
+                .is_none()
+            {
+                if let Some(link) = &self.link {
+                    link.holding.fetch_add(1, Ordering::SeqCst);
+                }
+            }
             let session = ctx.address();
             let rid: Arc<str> = Arc::from(room_id.as_str());
             let reply = Responder::new(move |answer| {
@@ -690,7 +708,29 @@ impl Handler<Deliver> for SessionActor {
     type Result = ();
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) {
-        let event = msg.0;
+        self.on_deliver(msg.0, ctx);
+        if let Some(link) = &self.link {
+            link.queued.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// The socket's outbox overflowed during a fan-out: the client does not read.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TooSlow;
+
+impl Handler<TooSlow> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: TooSlow, ctx: &mut Context<Self>) {
+        tracing::info!(session = %self.session_id, "client does not read its events; closing 4008");
+        self.close(ctx, CLOSE_TOO_SLOW, "too slow");
+    }
+}
+
+impl SessionActor {
+    fn on_deliver(&mut self, event: Arc<Event>, ctx: &mut Context<Self>) {
         if let Some(room_id) = &event.room_id {
             if let Some(held) = self.held.get_mut(room_id) {
                 held.push(event);
@@ -729,7 +769,9 @@ impl Handler<ReplayResult> for SessionActor {
     type Result = ();
 
     fn handle(&mut self, msg: ReplayResult, ctx: &mut Context<Self>) {
-        let held = self.held.remove(&msg.room_id).unwrap_or_default();
+        let was_held = self.held.remove(&msg.room_id);
+        let release_hold = was_held.is_some();
+        let held = was_held.unwrap_or_default();
         let mut upto = u64::MAX;
         match msg.answer {
             Ok(room::ReplayAnswer::Events { upto: u, events }) => {
@@ -761,6 +803,12 @@ impl Handler<ReplayResult> for SessionActor {
         for e in held {
             if e.seq.is_none_or(|s| s > upto) {
                 self.write_event(ctx, &e);
+            }
+        }
+        // From here on the room's events may reach the socket directly again.
+        if release_hold {
+            if let Some(link) = &self.link {
+                link.holding.fetch_sub(1, Ordering::SeqCst);
             }
         }
         let finished = match &mut self.resume {

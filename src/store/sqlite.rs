@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use dovie_actors::ports::{AppendError, AppendOutcome, Draft, ReceiptKind, RoomSnapshot};
@@ -21,7 +22,15 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use super::*;
 
 /// The schema migrations, in order. Each runs once, recorded in `schema_migrations`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../schema/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../schema/sqlite/0001_init.sql")),
+    (2, include_str!("../../schema/sqlite/0002_deferred_fts.sql")),
+];
+/// How long new messages may wait for the full-text index while writes keep coming (search
+/// catches the index up itself, so this bounds work, not visibility).
+const INDEX_EVERY: Duration = Duration::from_millis(250);
+/// Messages indexed per indexing transaction.
+const INDEX_BATCH: i64 = 20_000;
 /// Jobs committed together at most.
 const MAX_JOBS_PER_COMMIT: usize = 1024;
 const MESSAGE_COLUMNS: &str =
@@ -199,8 +208,76 @@ fn in_savepoint<T>(
     r
 }
 
+/// Indexes up to `limit` messages not yet in the full-text index, inside the caller's
+/// transaction; answers how many.
+fn index_pending(c: &Connection, limit: i64) -> StoreResult<usize> {
+    let upto: i64 = db(c.query_row(
+        "SELECT indexed_upto FROM fts_progress WHERE id = 1",
+        [],
+        |r| r.get(0),
+    ))?;
+    let last: Option<i64> = db(c.query_row(
+        "SELECT MAX(rowid) FROM (SELECT rowid FROM messages WHERE rowid > ?1 ORDER BY rowid LIMIT ?2)",
+        params![upto, limit],
+        |r| r.get(0),
+    ))?;
+    let Some(last) = last else {
+        return Ok(0);
+    };
+    let n = db(c.execute(
+        "INSERT INTO messages_fts(rowid, content) SELECT rowid, content FROM messages WHERE rowid > ?1 AND rowid <= ?2",
+        params![upto, last],
+    ))?;
+    db(c.execute(
+        "UPDATE fts_progress SET indexed_upto = ?1 WHERE id = 1",
+        [last],
+    ))?;
+    Ok(n)
+}
+
+/// One indexing transaction of its own; answers whether messages may remain unindexed.
+fn index_step(conn: &mut Connection) -> bool {
+    let result = conn.transaction().map_err(unavailable).and_then(|t| {
+        let n = index_pending(&t, INDEX_BATCH)?;
+        t.commit().map_err(unavailable)?;
+        Ok(n)
+    });
+    match result {
+        Ok(n) => n as i64 >= INDEX_BATCH,
+        Err(e) => {
+            tracing::warn!(error = %e.message, "full-text indexing failed; will retry");
+            true
+        }
+    }
+}
+
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
+    // Whether messages may be waiting for the full-text index, and when it last caught up.
+    let mut unindexed = true;
+    let mut last_index = Instant::now();
+    loop {
+        let first = if unindexed {
+            let wait = INDEX_EVERY.saturating_sub(last_index.elapsed());
+            match rx.recv_timeout(wait) {
+                Ok(job) => job,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    unindexed = index_step(&mut conn);
+                    last_index = Instant::now();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        } else {
+            match rx.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        };
+        unindexed = true;
+        if last_index.elapsed() >= INDEX_EVERY {
+            unindexed = index_step(&mut conn);
+            last_index = Instant::now();
+        }
         let mut jobs = vec![first];
         while jobs.len() < MAX_JOBS_PER_COMMIT {
             match rx.try_recv() {
@@ -344,6 +421,14 @@ fn replace_hashtags(conn: &Connection, m: &Message) -> StoreResult<()> {
         "DELETE FROM message_hashtags WHERE message_id = ?1",
         [&m.id],
     ))?;
+    insert_hashtags(conn, m)
+}
+
+/// Indexes a message's hashtags (a new message has none indexed yet).
+fn insert_hashtags(conn: &Connection, m: &Message) -> StoreResult<()> {
+    if m.hashtags.is_empty() {
+        return Ok(());
+    }
     let mut stmt = db(conn.prepare_cached(
         "INSERT OR IGNORE INTO message_hashtags (tag, message_id, room_id, created_at) VALUES (?1, ?2, ?3, ?4)",
     ))?;
@@ -760,6 +845,12 @@ impl History for SqliteStore {
         let Some(q) = fts_query(query) else {
             return Ok(Vec::new());
         };
+        // Everything sent before this search is searchable: bring the index up to date first.
+        self.write(|c| {
+            while index_pending(c, INDEX_BATCH)? as i64 >= INDEX_BATCH {}
+            Ok(())
+        })
+        .await?;
         let (user_id, room_id) = (user_id.to_string(), room_id.map(str::to_string));
         self.read(move |c| {
             let cols = MESSAGE_COLUMNS
@@ -858,6 +949,7 @@ impl dovie_actors::RoomStore for SqliteStore {
                 }
                 let mut next = first_seq;
                 let mut out = Vec::with_capacity(drafts.len());
+                let mut read_upto: HashMap<String, u64> = HashMap::new();
                 let by_nonce = format!(
                     "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ?1 AND sender_id = ?2 AND nonce = ?3"
                 );
@@ -891,12 +983,16 @@ impl dovie_actors::RoomStore for SqliteStore {
                     db(insert.execute(params![
                         d.id, room_id, next as i64, d.sender_id, d.content, d.nonce, d.reply_to, hashtags, d.created_at
                     ]))?;
-                    // Sending implies having read everything up to one's own message.
-                    db(receipt.execute(params![room_id, d.sender_id, next as i64]))?;
+                    // Sending implies having read everything up to one's own message (one
+                    // update per sender and batch, below).
+                    read_upto.insert(d.sender_id.clone(), next);
                     let m = d.into_message(&room_id, next);
-                    replace_hashtags(c, &m)?;
+                    insert_hashtags(c, &m)?;
                     out.push(AppendOutcome::Stored(m));
                     next += 1;
+                }
+                for (sender, seq) in &read_upto {
+                    db(receipt.execute(params![room_id, sender, *seq as i64]))?;
                 }
                 db(c.execute("UPDATE chat_rooms SET last_seq = ?2 WHERE id = ?1", params![room_id, (next - 1) as i64]))?;
                 Ok(Ok(out))

@@ -2,12 +2,13 @@
 //! Code calls the small functions here (or the actors' `Telemetry` port), never ad-hoc counters.
 //! Rendered as Prometheus text at `/metrics`.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Latency buckets from 100 µs to 10 s.
@@ -107,6 +108,22 @@ fn build() -> Result<Metrics, prometheus::Error> {
 #[allow(clippy::unwrap_used)]
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| build().unwrap());
 
+/// `ws_events_total` resolved once for every event type the protocol has.
+static EVENT_COUNTERS: LazyLock<HashMap<&'static str, IntCounter>> = LazyLock::new(|| {
+    dovie_protocol::events::ALL
+        .iter()
+        .map(|t| (*t, METRICS.ws_events.with_label_values(&[t])))
+        .collect()
+});
+
+/// `ws_commands_total` resolved once for every command type the protocol has.
+static COMMAND_COUNTERS: LazyLock<HashMap<&'static str, IntCounter>> = LazyLock::new(|| {
+    dovie_protocol::commands::ALL
+        .iter()
+        .map(|t| (*t, METRICS.ws_commands.with_label_values(&[t])))
+        .collect()
+});
+
 /// The Prometheus text exposition of every series.
 pub fn render() -> String {
     let mut buf = Vec::new();
@@ -137,10 +154,17 @@ pub struct PromTelemetry;
 
 impl dovie_actors::Telemetry for PromTelemetry {
     fn command(&self, name: &str) {
-        METRICS.ws_commands.with_label_values(&[name]).inc();
+        match COMMAND_COUNTERS.get(name) {
+            Some(c) => c.inc(),
+            None => METRICS.ws_commands.with_label_values(&[name]).inc(),
+        }
     }
     fn event_delivered(&self, t: &str) {
-        METRICS.ws_events.with_label_values(&[t]).inc();
+        // The hot path of every fan-out: a resolved counter, no label hashing under a lock.
+        match EVENT_COUNTERS.get(t) {
+            Some(c) => c.inc(),
+            None => METRICS.ws_events.with_label_values(&[t]).inc(),
+        }
     }
     fn send_durable(&self, elapsed: Duration) {
         METRICS

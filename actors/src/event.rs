@@ -20,7 +20,9 @@ pub struct Event {
     pub skip_user: Option<Arc<str>>,
     /// When the client's send that caused this event arrived (send→delivered latency).
     pub origin: Option<Instant>,
-    payload: serde_json::Value,
+    /// The payload as a value: given, or (for a typed event) decoded from the MessagePack frame
+    /// the first time something asks (a JSON session, the cluster bus).
+    payload: OnceLock<serde_json::Value>,
     json: OnceLock<Bytes>,
     msgpack: OnceLock<Bytes>,
 }
@@ -34,9 +36,30 @@ impl Event {
             skip_user: None,
             origin: None,
             // A derive-serialized payload always converts; Null is a safe floor.
-            payload: serde_json::to_value(payload).unwrap_or(serde_json::Value::Null),
+            payload: OnceLock::from(
+                serde_json::to_value(payload).unwrap_or(serde_json::Value::Null),
+            ),
             json: OnceLock::new(),
             msgpack: OnceLock::new(),
+        }
+    }
+
+    /// An event encoded straight from its typed payload into MessagePack (the hot path: most
+    /// sessions speak MessagePack, and no intermediate value is built). Other forms are derived
+    /// from those bytes on first use.
+    pub fn typed<T: Serialize>(t: &'static str, payload: &T) -> Event {
+        match Codec::MsgPack.encode_frame(t, None, payload) {
+            Ok(bytes) => Event {
+                t,
+                room_id: None,
+                seq: None,
+                skip_user: None,
+                origin: None,
+                payload: OnceLock::new(),
+                json: OnceLock::new(),
+                msgpack: OnceLock::from(bytes),
+            },
+            Err(_) => Event::new(t, payload),
         }
     }
 
@@ -53,7 +76,13 @@ impl Event {
 
     /// The payload (`d`) of the event.
     pub fn payload(&self) -> &serde_json::Value {
-        &self.payload
+        self.payload.get_or_init(|| {
+            self.msgpack
+                .get()
+                .and_then(|b| Codec::MsgPack.decode::<dovie_protocol::Frame>(b).ok())
+                .map(|f| f.d)
+                .unwrap_or(serde_json::Value::Null)
+        })
     }
 
     /// The encoded frame `{"t", "d"}` in `codec`, encoded on first use.
@@ -64,7 +93,7 @@ impl Event {
         };
         cell.get_or_init(|| {
             codec
-                .encode_frame(self.t, None, &self.payload)
+                .encode_frame(self.t, None, self.payload())
                 .unwrap_or_default()
         })
         .clone()
@@ -84,6 +113,16 @@ impl std::fmt::Debug for Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_typed_event_reads_the_same_in_every_form() {
+        let d = serde_json::json!({"message": {"seq": 3, "content": "hé"}});
+        let typed = Event::typed("new_message", &d);
+        let plain = Event::new("new_message", &d);
+        assert_eq!(typed.bytes(Codec::MsgPack), plain.bytes(Codec::MsgPack));
+        assert_eq!(typed.bytes(Codec::Json), plain.bytes(Codec::Json));
+        assert_eq!(typed.payload(), plain.payload());
+    }
 
     #[test]
     fn encodes_once_per_codec() {

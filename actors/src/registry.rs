@@ -49,7 +49,13 @@ impl SessionLink {
         })
     }
 
-    fn deliver(&self, event: &Arc<Event>, addr: &Addr<SessionActor>) {
+    /// `since_send`: the event's send→now latency, measured once per fan-out.
+    fn deliver(
+        &self,
+        event: &Arc<Event>,
+        since_send: Option<std::time::Duration>,
+        addr: &Addr<SessionActor>,
+    ) {
         if self.holding.load(Ordering::SeqCst) > 0 || self.queued.load(Ordering::SeqCst) > 0 {
             self.queued.fetch_add(1, Ordering::SeqCst);
             addr.do_send(Deliver(event.clone()));
@@ -62,8 +68,8 @@ impl SessionLink {
             return;
         }
         self.telemetry.event_delivered(event.t);
-        if let Some(origin) = event.origin {
-            self.telemetry.send_delivered(origin.elapsed());
+        if let Some(elapsed) = since_send {
+            self.telemetry.send_delivered(elapsed);
         }
     }
 }
@@ -129,25 +135,27 @@ impl Registry {
 
     /// Delivers an event to every session of a user (skipping what the event says to skip).
     pub fn deliver_to_user(&self, user_id: &str, event: &Arc<Event>) {
-        if event.skip_user.as_deref() == Some(user_id) {
-            return;
-        }
-        let map = self.by_user.read();
-        if let Some(list) = map.get(user_id) {
-            for e in list {
-                e.link.deliver(event, &e.addr);
-            }
-        }
+        self.deliver_to_users([user_id], event);
     }
 
-    /// Delivers an event to every session of every listed user.
+    /// Delivers an event to every session of every listed user (one read lock for all).
     pub fn deliver_to_users<'a>(
         &self,
         users: impl IntoIterator<Item = &'a str>,
         event: &Arc<Event>,
     ) {
-        for u in users {
-            self.deliver_to_user(u, event);
+        let skip = event.skip_user.as_deref();
+        let since_send = event.origin.map(|o| o.elapsed());
+        let map = self.by_user.read();
+        for user_id in users {
+            if skip == Some(user_id) {
+                continue;
+            }
+            if let Some(list) = map.get(user_id) {
+                for e in list {
+                    e.link.deliver(event, since_send, &e.addr);
+                }
+            }
         }
     }
 

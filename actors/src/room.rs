@@ -27,6 +27,12 @@ use crate::ports::{AppendError, AppendOutcome, Draft, Ports, ReceiptKind, RoomSn
 use crate::registry::Registry;
 
 /// Recent messages kept in memory for resume.
+/// `ev::MessagePayload` by reference: the same encoding without cloning the message.
+#[derive(serde::Serialize)]
+struct MessageRef<'a> {
+    message: &'a Message,
+}
+
 pub const WINDOW: usize = 1024;
 /// At most this many drafts go to the store in one append.
 pub const MAX_BATCH: usize = 512;
@@ -309,7 +315,7 @@ impl RoomActor {
     }
 
     fn message_event(&self, m: &Message, origin: Option<Instant>) -> Arc<Event> {
-        let mut e = Event::new(ev::NEW_MESSAGE, &ev::MessagePayload { message: m.clone() })
+        let mut e = Event::typed(ev::NEW_MESSAGE, &MessageRef { message: m })
             .in_room(self.room_id.clone(), Some(m.seq));
         e.origin = origin;
         Arc::new(e)

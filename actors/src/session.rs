@@ -120,7 +120,14 @@ impl Kick {
 #[rtype(result = "()")]
 pub struct CommandDone {
     pub id: Option<Value>,
-    pub result: Result<Value, ErrorBody>,
+    pub result: Result<ReplyBody, ErrorBody>,
+}
+
+/// The `d` of a `reply`: a JSON value, or — on the hot send path — the stored message itself,
+/// encoded straight from its type.
+pub enum ReplyBody {
+    Value(Value),
+    Message(Box<dovie_protocol::model::Message>),
 }
 
 /// A room's answer to this session's `resume`.
@@ -402,11 +409,20 @@ impl SessionActor {
         id: Option<Value>,
         to_json: impl FnOnce(T) -> Value + Send + 'static,
     ) -> Responder<T> {
+        self.reply_with(ctx, id, move |t| ReplyBody::Value(to_json(t)))
+    }
+
+    fn reply_with<T: Send + 'static>(
+        &self,
+        ctx: &mut Context<Self>,
+        id: Option<Value>,
+        to_body: impl FnOnce(T) -> ReplyBody + Send + 'static,
+    ) -> Responder<T> {
         let addr = ctx.address();
         Responder::new(move |r: Result<T, ErrorBody>| {
             addr.do_send(CommandDone {
                 id,
-                result: r.map(to_json),
+                result: r.map(to_body),
             })
         })
     }
@@ -423,7 +439,7 @@ impl SessionActor {
                         ErrorBody::new(ErrorCode::RateLimited, "too many messages; slow down");
                     return self.write_error(ctx, id.as_ref(), &err);
                 }
-                let reply = self.responder(ctx, id, |(m, _)| json!({ "message": m }));
+                let reply = self.reply_with(ctx, id, |(m, _)| ReplyBody::Message(Box::new(m)));
                 let draft = Draft {
                     id: uuid::Uuid::now_v7().to_string(),
                     sender_id: user_id,
@@ -758,8 +774,12 @@ impl Handler<CommandDone> for SessionActor {
 
     fn handle(&mut self, msg: CommandDone, ctx: &mut Context<Self>) {
         match msg.result {
-            Ok(d) if msg.id.is_some() => self.write_frame(ctx, ev::REPLY, msg.id.as_ref(), &d),
-            Ok(_) => {}
+            Ok(_) if msg.id.is_none() => {}
+            Ok(ReplyBody::Value(d)) => self.write_frame(ctx, ev::REPLY, msg.id.as_ref(), &d),
+            Ok(ReplyBody::Message(m)) => {
+                let d = ev::MessagePayload { message: *m };
+                self.write_frame(ctx, ev::REPLY, msg.id.as_ref(), &d);
+            }
             Err(e) => self.write_error(ctx, msg.id.as_ref(), &e),
         }
     }

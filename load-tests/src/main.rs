@@ -8,6 +8,7 @@
 //! phase is bounded in count and time.
 
 mod report;
+mod scan;
 mod scenario;
 mod targets;
 mod traffic;

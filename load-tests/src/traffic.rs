@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 use crate::report;
+use crate::scan::{self, FrameKind};
 use crate::scenario::{Kind, Scenario};
 use crate::targets::{Target, TargetKind};
 use crate::wire::{self, Incoming, Reader, Socket, Writer};
@@ -150,11 +151,6 @@ struct InFrame {
 struct InData {
     #[serde(default)]
     message: Option<InMessage>,
-    /// The relay echoes the send frame itself: its content and nonce.
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    nonce: Option<String>,
     #[serde(default)]
     code: Option<String>,
 }
@@ -162,7 +158,6 @@ struct InData {
 #[derive(Deserialize)]
 struct InMessage {
     seq: u64,
-    content: String,
 }
 
 fn encode<D: Serialize>(t: &str, id: u64, d: D) -> Vec<u8> {
@@ -171,9 +166,11 @@ fn encode<D: Serialize>(t: &str, id: u64, d: D) -> Vec<u8> {
     rmp_serde::to_vec_named(&OutFrame { t, id, d }).unwrap()
 }
 
-/// The send timestamp (µs since the phase origin) a content starts with.
-fn stamp_of(content: &str) -> Option<u64> {
-    content.split(' ').next()?.parse().ok()
+/// A latency histogram in µs, from 1 µs to 10 minutes at 3 significant digits.
+fn new_histogram() -> Histogram<u64> {
+    // unwrap: constant, valid bounds.
+    #[allow(clippy::unwrap_used)]
+    Histogram::new_with_bounds(1, 600_000_000, 3).unwrap()
 }
 
 // ---------------------------------------------------------------- sessions
@@ -288,9 +285,7 @@ impl Tally {
             last_delivery_us: AtomicU64::new(0),
             last_ack_us: AtomicU64::new(0),
             errors: Mutex::new(BTreeMap::new()),
-            // unwrap: constant, valid bounds.
-            #[allow(clippy::unwrap_used)]
-            latency: Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3).unwrap()),
+            latency: Mutex::new(new_histogram()),
         })
     }
 
@@ -448,6 +443,8 @@ async fn session_phase(
     };
     let receiver = async {
         let (mut got, mut answered) = (0u64, 0u64);
+        // Per session, merged into the tally once at the end (no lock per delivery).
+        let mut latency = new_histogram();
         // Every message of the room, and an answer to every own send.
         while got < expect || answered < sends as u64 {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -475,35 +472,29 @@ async fn session_phase(
                     break;
                 }
             };
-            let Ok(f) = rmp_serde::from_slice::<InFrame>(&bytes) else {
-                tally.error("undecodable frame".into());
-                continue;
-            };
-            let d = f.d.unwrap_or_default();
-            let (content, ack) = match f.t.as_str() {
-                "new_message" => match d.message {
-                    Some(m) => {
-                        last_seq = last_seq.max(m.seq);
-                        (Some(m.content), false)
+            let (stamp, ack) = match scan::kind(&bytes) {
+                FrameKind::NewMessage => {
+                    if let Some(seq) = scan::uint_field(&bytes, "seq") {
+                        last_seq = last_seq.max(seq);
                     }
-                    None => (None, false),
-                },
-                // The relay's echo of a send frame; the sender's own echo is its ack.
-                "send_message" => {
-                    let own = d
-                        .nonce
-                        .as_deref()
-                        .is_some_and(|n| n.starts_with(&nonce_prefix));
-                    (d.content, own)
+                    (Some(scan::stamp(&bytes)), false)
                 }
-                "reply" => (None, true),
-                "error" => {
-                    tally.error(d.code.unwrap_or_else(|| "error".into()));
+                // The relay's echo of a send frame; the sender's own echo is its ack.
+                FrameKind::SendMessage => {
+                    let own = scan::str_field(&bytes, "nonce")
+                        .is_some_and(|n| n.starts_with(nonce_prefix.as_bytes()));
+                    (Some(scan::stamp(&bytes)), own)
+                }
+                FrameKind::Reply => (None, true),
+                FrameKind::Error => {
+                    let code = scan::str_field(&bytes, "code")
+                        .map(|c| String::from_utf8_lossy(c).into_owned());
+                    tally.error(code.unwrap_or_else(|| "error".into()));
                     answered += 1;
                     permits.add_permits(1);
                     (None, false)
                 }
-                _ => (None, false),
+                FrameKind::Other => (None, false),
             };
             if ack {
                 answered += 1;
@@ -513,16 +504,20 @@ async fn session_phase(
                     .fetch_max(tally.now_us(), Ordering::Relaxed);
                 permits.add_permits(1);
             }
-            if let Some(c) = content {
+            if let Some(stamp) = stamp {
                 got += 1;
                 let now = tally.now_us();
                 tally.deliveries.fetch_add(1, Ordering::Relaxed);
                 tally.last_delivery_us.fetch_max(now, Ordering::Relaxed);
-                if let Some(sent) = stamp_of(&c) {
-                    let _ = tally.latency.lock().record(now.saturating_sub(sent).max(1));
+                match stamp {
+                    Some(sent) => {
+                        let _ = latency.record(now.saturating_sub(sent).max(1));
+                    }
+                    None => tally.error("delivery without a stamp".into()),
                 }
             }
         }
+        let _ = tally.latency.lock().add(&latency);
         // The relay has no acks beyond the echo; make sure the sender can finish.
         permits.close();
     };

@@ -88,6 +88,22 @@ impl std::fmt::Display for CommandError {
     }
 }
 
+/// Every command type a client may send (what `Command::name` answers).
+pub const ALL: &[&str] = &[
+    "auth",
+    "send_message",
+    "edit_message",
+    "delete_message",
+    "react",
+    "unreact",
+    "typing_start",
+    "typing_stop",
+    "read",
+    "delivered",
+    "resume",
+    "ping",
+];
+
 impl Command {
     /// The command's wire name (its `t`), also the metric label.
     pub fn name(&self) -> &'static str {

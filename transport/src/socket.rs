@@ -29,8 +29,11 @@ const READS_PER_POLL: usize = 16;
 const WRITE_GATHER: usize = 256 * 1024;
 /// A buffer with more spare capacity than this is dropped when empty.
 const KEEP_CAPACITY: usize = 0;
-/// A queue that grew past this many slots is given back when it empties.
-const KEEP_QUEUE_SLOTS: usize = 16;
+/// A queue that grew past this many slots is given back when it empties (smaller ones are
+/// kept: regrowing a queue on every burst costs more than the few hundred bytes).
+const KEEP_QUEUE_SLOTS: usize = 64;
+/// The longest header of an unmasked server frame (opcode, 64-bit length).
+const MAX_FRAME_HEADER: usize = 10;
 /// How long a closing socket may take to flush before it is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
@@ -286,12 +289,25 @@ fn fill(
     }
     if std::mem::take(&mut st.ping) {
         Parser::write_message(wbuf, b"", OpCode::Ping, true, false);
+        // Pings come every heartbeat: a quiet socket gives its queue's memory back here.
+        if st.frames.is_empty() {
+            st.frames = VecDeque::new();
+        }
     }
     let op = if settings.binary {
         OpCode::Binary
     } else {
         OpCode::Text
     };
+    // One allocation for the whole gather: payloads plus the largest frame header each.
+    let mut need = 0;
+    for f in &st.frames {
+        if need >= WRITE_GATHER {
+            break;
+        }
+        need += f.len() + MAX_FRAME_HEADER;
+    }
+    wbuf.reserve(need + 2 * MAX_FRAME_HEADER);
     while wbuf.len() < WRITE_GATHER {
         let Some(frame) = st.frames.pop_front() else {
             break;

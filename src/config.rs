@@ -125,6 +125,8 @@ pub struct LimitsConfig {
     pub max_frame_bytes: usize,
     pub max_body_bytes: usize,
     pub max_group_members: usize,
+    /// Rooms with more members than this carry no presence (`user_online`/`user_offline`).
+    pub presence_max_room_members: usize,
     pub ws_rate_per_sec: f64,
     pub ws_rate_burst: f64,
     pub ws_max_strikes: u32,
@@ -203,6 +205,7 @@ impl Default for LimitsConfig {
             max_frame_bytes: 64 * 1024,
             max_body_bytes: 256 * 1024,
             max_group_members: 100,
+            presence_max_room_members: 100,
             ws_rate_per_sec: 50.0,
             ws_rate_burst: 100.0,
             ws_max_strikes: 50,

@@ -162,6 +162,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         rate_burst: limits.ws_rate_burst,
         max_strikes: limits.ws_max_strikes,
         max_message_chars: limits.max_message_chars,
+        presence_max_room_members: limits.presence_max_room_members,
     };
     let state = web::Data::new(AppState {
         config: config.clone(),

@@ -266,6 +266,10 @@ impl Outlet for LeanOutlet {
         self.0.send(frame).map_err(|_| OutletFull)
     }
 
+    fn send_batch(&self, frames: &mut dyn Iterator<Item = Bytes>) -> Result<(), OutletFull> {
+        self.0.send_batch(frames).map_err(|_| OutletFull)
+    }
+
     fn ping(&self) {
         self.0.ping();
     }

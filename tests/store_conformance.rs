@@ -359,6 +359,12 @@ pub async fn rooms(store: SharedStore) {
         2,
         "u2 (group) and u3 (direct)"
     );
+    // Presence skips rooms above the size limit: at 1 member no room of u1's qualifies; at 2
+    // both do (the group has u1 and u2, the direct room u1 and u3).
+    assert!(store.presence_audience("u1", 1).await.unwrap().is_empty());
+    let mut heard = store.presence_audience("u1", 2).await.unwrap();
+    heard.sort();
+    assert_eq!(heard, ["u2", "u3"]);
     let mut ids = store.room_ids_of("u1").await.unwrap();
     ids.sort();
     let mut want = vec![d1.id.clone(), "g".to_string()];

@@ -142,8 +142,15 @@ pub trait RoomStore: Send + Sync + 'static {
     ) -> Result<(), ErrorBody>;
     /// The room's current ownership epoch (0 where the store has none).
     async fn current_epoch(&self, room_id: &str) -> Result<u64, ErrorBody>;
-    /// Every user who shares at least one room with `user_id` (for presence).
+    /// Every user who shares at least one room with `user_id`.
     async fn co_members(&self, user_id: &str) -> Result<Vec<String>, ErrorBody>;
+    /// Who hears `user_id`'s presence: every user sharing a room of at most `max_room_members`
+    /// members with them (large rooms carry no presence: it would cost members² events).
+    async fn presence_audience(
+        &self,
+        user_id: &str,
+        max_room_members: usize,
+    ) -> Result<Vec<String>, ErrorBody>;
     /// Records when the user was last online.
     async fn set_last_seen(&self, user_id: &str, at: i64) -> Result<(), ErrorBody>;
 }
@@ -171,6 +178,13 @@ pub trait Outlet: Send + 'static {
     fn send_pong(&self, payload: Bytes);
     /// Closes the socket with a close code, dropping what is still queued if it must.
     fn close(&self, code: u16, reason: &str);
+    /// Queues several frames at once (one wake of the writer); `Err` if they did not all fit.
+    fn send_batch(&self, frames: &mut dyn Iterator<Item = Bytes>) -> Result<(), OutletFull> {
+        for f in frames {
+            self.send(f)?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -197,6 +211,12 @@ pub trait Telemetry: Send + Sync + 'static {
 pub trait Fanout: Send + Sync + 'static {
     /// A room's event, for the room's `audience` (its members).
     fn room_event(&self, room_id: &str, audience: &[String], event: Arc<crate::Event>);
+    /// A room's events of one store batch, in seq order: recipients get them in one write.
+    fn room_events(&self, room_id: &str, audience: &[String], events: &[Arc<crate::Event>]) {
+        for e in events {
+            self.room_event(room_id, audience, e.clone());
+        }
+    }
     /// An event of no room (presence), for `audience`.
     fn user_event(&self, audience: &[String], event: Arc<crate::Event>);
     /// A user's first session on this node connected (a cluster follows their rooms). Answers

@@ -49,6 +49,35 @@ impl SessionLink {
         })
     }
 
+    /// Several events of one room, in order: one outbox write when they can go direct.
+    fn deliver_batch(
+        &self,
+        events: &[Arc<Event>],
+        since_send: &[Option<std::time::Duration>],
+        addr: &Addr<SessionActor>,
+    ) {
+        if self.holding.load(Ordering::SeqCst) > 0 || self.queued.load(Ordering::SeqCst) > 0 {
+            for e in events {
+                self.queued.fetch_add(1, Ordering::SeqCst);
+                addr.do_send(Deliver(e.clone()));
+            }
+            return;
+        }
+        let mut frames = events.iter().map(|e| e.bytes(self.codec));
+        if self.outlet.send_batch(&mut frames).is_err() {
+            if !self.overflowed.swap(true, Ordering::SeqCst) {
+                addr.do_send(TooSlow);
+            }
+            return;
+        }
+        for (e, since) in events.iter().zip(since_send) {
+            self.telemetry.event_delivered(e.t);
+            if let Some(elapsed) = since {
+                self.telemetry.send_delivered(*elapsed);
+            }
+        }
+    }
+
     /// `since_send`: the event's send→now latency, measured once per fan-out.
     fn deliver(
         &self,
@@ -159,6 +188,34 @@ impl Registry {
         }
     }
 
+    /// Delivers a room's events (in order, none skipping anyone) to every session of every
+    /// listed user: each session gets them in one outbox write.
+    pub fn deliver_batch_to_users<'a>(
+        &self,
+        users: impl IntoIterator<Item = &'a str>,
+        events: &[Arc<Event>],
+    ) {
+        if events.iter().any(|e| e.skip_user.is_some()) {
+            let users: Vec<&str> = users.into_iter().collect();
+            for e in events {
+                self.deliver_to_users(users.iter().copied(), e);
+            }
+            return;
+        }
+        let since_send: Vec<_> = events
+            .iter()
+            .map(|e| e.origin.map(|o| o.elapsed()))
+            .collect();
+        let map = self.by_user.read();
+        for user_id in users {
+            if let Some(list) = map.get(user_id) {
+                for e in list {
+                    e.link.deliver_batch(events, &since_send, &e.addr);
+                }
+            }
+        }
+    }
+
     /// Kicks every socket of a login session (logout): `force_logout`, then close 4003.
     pub fn kick_auth_session(&self, auth_session_id: &str, reason: &str) -> usize {
         let map = self.by_user.read();
@@ -192,6 +249,14 @@ impl Registry {
 impl crate::ports::Fanout for Registry {
     fn room_event(&self, _room_id: &str, audience: &[String], event: Arc<Event>) {
         self.deliver_to_users(audience.iter().map(String::as_str), &event);
+    }
+
+    fn room_events(&self, _room_id: &str, audience: &[String], events: &[Arc<Event>]) {
+        match events {
+            [] => {}
+            [one] => self.deliver_to_users(audience.iter().map(String::as_str), one),
+            _ => self.deliver_batch_to_users(audience.iter().map(String::as_str), events),
+        }
     }
 
     fn user_event(&self, audience: &[String], event: Arc<Event>) {

@@ -403,12 +403,19 @@ impl RoomActor {
     ) {
         match res {
             Ok(outcomes) => {
+                let mut events = Vec::with_capacity(outcomes.len());
                 for (p, outcome) in batch.into_iter().zip(outcomes) {
                     match outcome {
-                        AppendOutcome::Stored(m) => self.on_stored(p, m),
+                        AppendOutcome::Stored(m) => events.push(self.on_stored(p, m)),
                         AppendOutcome::Duplicate(m) => p.reply.send(Ok((m, false))),
                         AppendOutcome::Rejected(e) => p.reply.send(Err(e)),
                     }
+                }
+                // The whole batch at once: each recipient gets it in one socket write.
+                if let State::Ready(r) = &self.state {
+                    self.ports
+                        .fanout
+                        .room_events(&self.room_id, &r.room.member_ids, &events);
                 }
             }
             Err(AppendError::SeqMismatch { last_seq }) => {
@@ -445,7 +452,9 @@ impl RoomActor {
         self.leave_when_idle(ctx);
     }
 
-    fn on_stored(&mut self, p: Pending, m: Message) {
+    /// Records a stored message (window, last seq), acknowledges it, and answers its event for
+    /// the batch's fan-out.
+    fn on_stored(&mut self, p: Pending, m: Message) -> Arc<Event> {
         self.ports.telemetry.send_durable(p.started.elapsed());
         let event = self.message_event(&m, Some(p.started));
         if let State::Ready(r) = &mut self.state {
@@ -459,7 +468,7 @@ impl RoomActor {
             }
         }
         p.reply.send(Ok((m, true)));
-        self.publish(event);
+        event
     }
 
     fn answer_drains(&mut self) {

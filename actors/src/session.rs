@@ -54,6 +54,8 @@ pub struct SessionConfig {
     /// Rate-limited commands in a row (without a quiet second) before closing with 4029.
     pub max_strikes: u32,
     pub max_message_chars: usize,
+    /// Rooms larger than this carry no presence events.
+    pub presence_max_room_members: usize,
 }
 
 impl Default for SessionConfig {
@@ -66,6 +68,7 @@ impl Default for SessionConfig {
             rate_burst: 100.0,
             max_strikes: 50,
             max_message_chars: 4000,
+            presence_max_room_members: 100,
         }
     }
 }
@@ -294,6 +297,7 @@ impl SessionActor {
         let registry = self.registry.clone();
         let fanout = self.ports.fanout.clone();
         let user_id = self.user_id.to_string();
+        let max_room = self.config.presence_max_room_members;
         actix::spawn(async move {
             // Counted across the cluster: only a user's first and last session announce.
             let announce = if online {
@@ -317,7 +321,7 @@ impl SessionActor {
             if !online && registry.is_online(&user_id) {
                 return;
             }
-            let Ok(peers) = store.co_members(&user_id).await else {
+            let Ok(peers) = store.presence_audience(&user_id, max_room).await else {
                 return;
             };
             let t = if online {

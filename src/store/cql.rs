@@ -1509,6 +1509,28 @@ impl dovie_actors::RoomStore for ScyllaStore {
         Ok(set.into_iter().collect())
     }
 
+    async fn presence_audience(
+        &self,
+        user_id: &str,
+        max_room_members: usize,
+    ) -> Result<Vec<String>, ErrorBody> {
+        let rooms = self.my_rooms(user_id).await?;
+        let members = try_join_all(
+            rooms
+                .iter()
+                .map(|r| self.rows::<(String, String, i64)>(&self.st.members_of, (r,))),
+        )
+        .await?;
+        let set: BTreeSet<String> = members
+            .into_iter()
+            .filter(|m| m.len() <= max_room_members)
+            .flatten()
+            .map(|(u, _, _)| u)
+            .filter(|u| u != user_id)
+            .collect();
+        Ok(set.into_iter().collect())
+    }
+
     async fn set_last_seen(&self, user_id: &str, at: i64) -> Result<(), ErrorBody> {
         self.write(&self.st.set_last_seen, (at, user_id)).await
     }

@@ -1132,6 +1132,26 @@ impl dovie_actors::RoomStore for SqliteStore {
         .await
     }
 
+    async fn presence_audience(
+        &self,
+        user_id: &str,
+        max_room_members: usize,
+    ) -> Result<Vec<String>, ErrorBody> {
+        let user_id = user_id.to_string();
+        self.read(move |c| {
+            let mut stmt = db(c.prepare_cached(
+                "SELECT DISTINCT b.user_id FROM chat_participants a JOIN chat_participants b ON a.room_id = b.room_id \
+                 WHERE a.user_id = ?1 AND b.user_id != ?1 \
+                 AND (SELECT COUNT(*) FROM chat_participants n WHERE n.room_id = a.room_id) <= ?2",
+            ))?;
+            let rows = db(stmt.query_map(params![user_id, max_room_members as i64], |r| {
+                r.get::<_, String>(0)
+            }))?;
+            rows.map(db).collect()
+        })
+        .await
+    }
+
     async fn set_last_seen(&self, user_id: &str, at: i64) -> Result<(), ErrorBody> {
         let user_id = user_id.to_string();
         self.write(move |c| {

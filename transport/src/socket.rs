@@ -129,6 +129,25 @@ impl Outbox {
         Ok(())
     }
 
+    /// Queues several messages under one lock and one wake. `Err` (with nothing queued) when
+    /// they do not all fit.
+    pub fn send_batch(&self, frames: &mut dyn Iterator<Item = Bytes>) -> Result<(), OutboxFull> {
+        let mut st = self.shared.state.lock();
+        if st.ended || st.closing.is_some() {
+            return Ok(());
+        }
+        let before = st.frames.len();
+        for f in frames {
+            if st.frames.len() >= self.shared.limit {
+                st.frames.truncate(before);
+                return Err(OutboxFull);
+            }
+            st.frames.push_back(f);
+        }
+        self.shared.wake(&mut st);
+        Ok(())
+    }
+
     pub fn ping(&self) {
         let mut st = self.shared.state.lock();
         st.ping = true;

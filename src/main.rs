@@ -27,6 +27,9 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    if serve {
+        raise_file_limit();
+    }
     let result = actix_rt::System::new().block_on(async move {
         if serve {
             dovie::server::serve(config).await
@@ -41,5 +44,13 @@ fn main() -> std::process::ExitCode {
             eprintln!("dovie: {e}");
             std::process::ExitCode::from(1)
         }
+    }
+}
+
+/// Every session is a socket: raise the open-file limit to what the system allows this process.
+fn raise_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::info!(limit = n, "open files"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
 }

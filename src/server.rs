@@ -232,7 +232,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
             }))
     };
 
-    let listener = std::net::TcpListener::bind(config.listen)
+    let listener = dovie_transport::listen(config.listen, config.http.backlog)
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener
         .local_addr()

@@ -1140,9 +1140,14 @@ impl dovie_actors::RoomStore for SqliteStore {
         let user_id = user_id.to_string();
         self.read(move |c| {
             let mut stmt = db(c.prepare_cached(
-                "SELECT DISTINCT b.user_id FROM chat_participants a JOIN chat_participants b ON a.room_id = b.room_id \
-                 WHERE a.user_id = ?1 AND b.user_id != ?1 \
-                 AND (SELECT COUNT(*) FROM chat_participants n WHERE n.room_id = a.room_id) <= ?2",
+                // The user's small rooms first (each counted only up to the limit), then
+                // their members: a large room costs at most `limit + 1` rows, once.
+                "WITH small AS MATERIALIZED ( \
+                     SELECT m.room_id FROM chat_participants m WHERE m.user_id = ?1 \
+                     AND (SELECT COUNT(*) FROM (SELECT 1 FROM chat_participants n \
+                          WHERE n.room_id = m.room_id LIMIT ?2 + 1)) <= ?2) \
+                 SELECT DISTINCT b.user_id FROM chat_participants b JOIN small s ON s.room_id = b.room_id \
+                 WHERE b.user_id != ?1",
             ))?;
             let rows = db(stmt.query_map(params![user_id, max_room_members as i64], |r| {
                 r.get::<_, String>(0)

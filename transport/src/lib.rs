@@ -14,3 +14,17 @@ pub mod socket;
 
 pub use handshake::{Head, HeadError};
 pub use socket::{drive, Inbound, Outbox, OutboxFull, Settings};
+
+/// A listening socket with the given accept backlog (the standard library's `bind` always asks
+/// for 128, too few for a reconnect storm: the kernel drops SYNs past it and clients wait
+/// seconds for the retry). Address reuse is on, as servers expect.
+pub fn listen(addr: std::net::SocketAddr, backlog: u32) -> std::io::Result<std::net::TcpListener> {
+    let socket = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    let listener = socket.listen(backlog)?;
+    listener.into_std()
+}

@@ -135,9 +135,13 @@ fn main() -> std::io::Result<()> {
         n => n,
     };
     let rooms = Arc::new(Rooms::default());
-    let listener = std::net::TcpListener::bind(&cli.listen)?;
-    let addr = listener.local_addr()?;
+    let addr: std::net::SocketAddr = cli
+        .listen
+        .parse()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     actix_rt::System::new().block_on(async move {
+        let listener = dovie_transport::listen(addr, 4096)?;
+        let addr = listener.local_addr()?;
         let server = actix_server::Server::build()
             .workers(workers)
             .backlog(4096)

@@ -43,6 +43,10 @@ type Job = Box<dyn FnOnce(Option<&mut Transaction>) -> Done + Send>;
 pub struct SqliteStore {
     writer: mpsc::SyncSender<Job>,
     readers: Arc<ReadPool>,
+    /// One permit per read connection, taken before a blocking thread is asked for: thousands
+    /// of concurrent reads (a reconnect storm's presence lookups) wait here, as futures, instead
+    /// of each holding a blocking-pool thread parked on the pool.
+    read_permits: Arc<tokio::sync::Semaphore>,
 }
 
 struct ReadPool {
@@ -137,8 +141,10 @@ impl SqliteStore {
             .name("dovie-sqlite-writer".into())
             .spawn(move || writer_loop(writer, rx))
             .map_err(|e| e.to_string())?;
+        let read_connections = conns.len();
         Ok(SqliteStore {
             writer: tx,
+            read_permits: Arc::new(tokio::sync::Semaphore::new(read_connections)),
             readers: Arc::new(ReadPool {
                 conns: Mutex::new(conns),
                 available: Condvar::new(),
@@ -163,12 +169,18 @@ impl SqliteStore {
             })
         });
         let started = std::time::Instant::now();
-        let writer = self.writer.clone();
-        // The queue is bounded: a full queue blocks, so push from a blocking thread.
-        tokio::task::spawn_blocking(move || writer.send(job))
-            .await
-            .map_err(unavailable)?
-            .map_err(|_| unavailable("writer stopped"))?;
+        // The queue is bounded: only a full queue needs a blocking thread to wait on.
+        match self.writer.try_send(job) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Disconnected(_)) => return Err(unavailable("writer stopped")),
+            Err(mpsc::TrySendError::Full(job)) => {
+                let writer = self.writer.clone();
+                tokio::task::spawn_blocking(move || writer.send(job))
+                    .await
+                    .map_err(unavailable)?
+                    .map_err(|_| unavailable("writer stopped"))?;
+            }
+        }
         let r = rx
             .await
             .map_err(|_| unavailable("writer dropped the job"))?;
@@ -183,6 +195,11 @@ impl SqliteStore {
     {
         let pool = self.readers.clone();
         let started = std::time::Instant::now();
+        let _permit = self
+            .read_permits
+            .acquire()
+            .await
+            .map_err(|_| unavailable("store closed"))?;
         let r = tokio::task::spawn_blocking(move || {
             let conn = pool.take();
             let r = f(&conn);

@@ -1493,20 +1493,7 @@ impl dovie_actors::RoomStore for ScyllaStore {
     }
 
     async fn co_members(&self, user_id: &str) -> Result<Vec<String>, ErrorBody> {
-        let rooms = self.my_rooms(user_id).await?;
-        let members = try_join_all(
-            rooms
-                .iter()
-                .map(|r| self.rows::<(String, String, i64)>(&self.st.members_of, (r,))),
-        )
-        .await?;
-        let set: BTreeSet<String> = members
-            .into_iter()
-            .flatten()
-            .map(|(u, _, _)| u)
-            .filter(|u| u != user_id)
-            .collect();
-        Ok(set.into_iter().collect())
+        self.presence_audience(user_id, usize::MAX).await
     }
 
     async fn presence_audience(

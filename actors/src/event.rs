@@ -29,18 +29,25 @@ pub struct Event {
 
 impl Event {
     pub fn new<T: Serialize>(t: &'static str, payload: &T) -> Event {
+        // A derive-serialized payload always converts; Null is a safe floor.
+        let value = serde_json::to_value(payload).unwrap_or(serde_json::Value::Null);
+        Event::with(t, OnceLock::from(value), OnceLock::new())
+    }
+
+    fn with(
+        t: &'static str,
+        payload: OnceLock<serde_json::Value>,
+        msgpack: OnceLock<Bytes>,
+    ) -> Event {
         Event {
             t,
             room_id: None,
             seq: None,
             skip_user: None,
             origin: None,
-            // A derive-serialized payload always converts; Null is a safe floor.
-            payload: OnceLock::from(
-                serde_json::to_value(payload).unwrap_or(serde_json::Value::Null),
-            ),
+            payload,
             json: OnceLock::new(),
-            msgpack: OnceLock::new(),
+            msgpack,
         }
     }
 
@@ -49,16 +56,7 @@ impl Event {
     /// from those bytes on first use.
     pub fn typed<T: Serialize>(t: &'static str, payload: &T) -> Event {
         match Codec::MsgPack.encode_frame(t, None, payload) {
-            Ok(bytes) => Event {
-                t,
-                room_id: None,
-                seq: None,
-                skip_user: None,
-                origin: None,
-                payload: OnceLock::new(),
-                json: OnceLock::new(),
-                msgpack: OnceLock::from(bytes),
-            },
+            Ok(bytes) => Event::with(t, OnceLock::new(), OnceLock::from(bytes)),
             Err(_) => Event::new(t, payload),
         }
     }

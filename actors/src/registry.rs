@@ -78,28 +78,14 @@ impl SessionLink {
         }
     }
 
-    /// `since_send`: the event's send→now latency, measured once per fan-out.
+    /// One event (`since_send`: its send→now latency, measured once per fan-out).
     fn deliver(
         &self,
         event: &Arc<Event>,
         since_send: Option<std::time::Duration>,
         addr: &Addr<SessionActor>,
     ) {
-        if self.holding.load(Ordering::SeqCst) > 0 || self.queued.load(Ordering::SeqCst) > 0 {
-            self.queued.fetch_add(1, Ordering::SeqCst);
-            addr.do_send(Deliver(event.clone()));
-            return;
-        }
-        if self.outlet.send(event.bytes(self.codec)).is_err() {
-            if !self.overflowed.swap(true, Ordering::SeqCst) {
-                addr.do_send(TooSlow);
-            }
-            return;
-        }
-        self.telemetry.event_delivered(event.t);
-        if let Some(elapsed) = since_send {
-            self.telemetry.send_delivered(elapsed);
-        }
+        self.deliver_batch(std::slice::from_ref(event), &[since_send], addr);
     }
 }
 

@@ -217,9 +217,14 @@ impl SessionActor {
             return;
         }
         if self.outlet.send(frame).is_err() {
-            tracing::info!(session = %self.session_id, "client does not read its events; closing 4008");
-            self.close(ctx, CLOSE_TOO_SLOW, "too slow");
+            self.too_slow(ctx);
         }
+    }
+
+    /// The socket's outbox is full: the client does not read its events.
+    fn too_slow(&mut self, ctx: &mut Context<Self>) {
+        tracing::info!(session = %self.session_id, "client does not read its events; closing 4008");
+        self.close(ctx, CLOSE_TOO_SLOW, "too slow");
     }
 
     fn write_frame<T: serde::Serialize>(
@@ -744,8 +749,7 @@ impl Handler<TooSlow> for SessionActor {
     type Result = ();
 
     fn handle(&mut self, _: TooSlow, ctx: &mut Context<Self>) {
-        tracing::info!(session = %self.session_id, "client does not read its events; closing 4008");
-        self.close(ctx, CLOSE_TOO_SLOW, "too slow");
+        self.too_slow(ctx);
     }
 }
 

@@ -63,15 +63,7 @@ fn bucket(seq: u64) -> i64 {
 }
 
 fn unavailable(cause: impl std::fmt::Display) -> ErrorBody {
-    tracing::error!(%cause, "cql store error");
-    ErrorBody::new(
-        ErrorCode::StoreUnavailable,
-        "the store is unavailable; try again",
-    )
-}
-
-fn not_found(what: &str) -> ErrorBody {
-    ErrorBody::new(ErrorCode::NotFound, format!("no such {what}"))
+    super::unavailable_from("cql", cause)
 }
 
 fn to_message(r: MsgRow) -> Message {

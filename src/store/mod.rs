@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use dovie_protocol::error::ErrorBody;
+use dovie_protocol::error::{ErrorBody, ErrorCode};
 use dovie_protocol::model::{Message, Role, Room, User};
 
 pub type StoreResult<T> = Result<T, ErrorBody>;
@@ -153,3 +153,17 @@ pub trait Store: UserStore + AuthStore + RoomRecords + History + dovie_actors::R
 impl<T: UserStore + AuthStore + RoomRecords + History + dovie_actors::RoomStore> Store for T {}
 
 pub type SharedStore = Arc<dyn Store>;
+
+/// The error a store answers when its backend fails: logged with the cause (tagged with the
+/// backend), answered without it.
+pub(crate) fn unavailable_from(backend: &'static str, cause: impl std::fmt::Display) -> ErrorBody {
+    tracing::error!(%cause, backend, "store error");
+    ErrorBody::new(
+        ErrorCode::StoreUnavailable,
+        "the store is unavailable; try again",
+    )
+}
+
+pub(crate) fn not_found(what: &str) -> ErrorBody {
+    ErrorBody::new(ErrorCode::NotFound, format!("no such {what}"))
+}

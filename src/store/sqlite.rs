@@ -72,15 +72,7 @@ impl ReadPool {
 }
 
 fn unavailable(cause: impl std::fmt::Display) -> ErrorBody {
-    tracing::error!(%cause, "embedded store error");
-    ErrorBody::new(
-        ErrorCode::StoreUnavailable,
-        "the store is unavailable; try again",
-    )
-}
-
-fn not_found(what: &str) -> ErrorBody {
-    ErrorBody::new(ErrorCode::NotFound, format!("no such {what}"))
+    super::unavailable_from("embedded", cause)
 }
 
 fn open_conn(path: &Path, synchronous: &str) -> rusqlite::Result<Connection> {

@@ -142,7 +142,10 @@ pub fn document() -> Value {
             "parameters": [
                 { "name": "token", "in": "query", "required": false, "schema": { "type": "string" } },
                 { "name": "format", "in": "query", "required": false, "schema": { "type": "string", "enum": ["json", "msgpack"] } }],
-            "responses": { "101": { "description": "switching protocols" }, "400": { "description": "not a WebSocket upgrade" } } } }),
+            "responses": {
+                "101": { "description": "switching protocols" },
+                "400": { "description": "not a WebSocket upgrade, an unknown format, or a request head over 8 KB (error body)" },
+                "503": { "description": "this node is draining; connect to another (error body)" } } } }),
     );
     json!({
         "openapi": "3.1.0",

@@ -17,6 +17,11 @@ const LATENCY_BUCKETS: &[f64] = &[
     5.0, 10.0,
 ];
 
+/// Operations per group commit, 1 to 1024.
+const JOB_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
+
 pub struct Metrics {
     registry: Registry,
     pub ws_connections: IntGaugeVec,
@@ -25,6 +30,8 @@ pub struct Metrics {
     pub send_durable: HistogramVec,
     pub send_delivered: HistogramVec,
     pub store_ops: HistogramVec,
+    pub store_writer: HistogramVec,
+    pub store_commit_jobs: HistogramVec,
     pub room_actors: IntGauge,
     pub replays: IntCounterVec,
     pub http_requests: IntCounterVec,
@@ -67,6 +74,19 @@ fn build() -> Result<Metrics, prometheus::Error> {
             "Store operation latency by kind (read, write)",
             &["kind"],
         )?,
+        store_writer: hist(
+            "store_writer_seconds",
+            "Embedded store background work: time per group commit, full-text index step and WAL checkpoint",
+            &["phase"],
+        )?,
+        store_commit_jobs: HistogramVec::new(
+            HistogramOpts::new(
+                "store_commit_jobs",
+                "Embedded store: write operations per group commit",
+            )
+            .buckets(JOB_BUCKETS.to_vec()),
+            &[],
+        )?,
         room_actors: IntGauge::new("room_actors", "Active room actors on this node")?,
         replays: IntCounterVec::new(
             Opts::new(
@@ -95,6 +115,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
     m.registry.register(Box::new(m.send_durable.clone()))?;
     m.registry.register(Box::new(m.send_delivered.clone()))?;
     m.registry.register(Box::new(m.store_ops.clone()))?;
+    m.registry.register(Box::new(m.store_writer.clone()))?;
+    m.registry.register(Box::new(m.store_commit_jobs.clone()))?;
     m.registry.register(Box::new(m.replays.clone()))?;
     m.registry.register(Box::new(m.room_actors.clone()))?;
     m.registry.register(Box::new(m.http_requests.clone()))?;
@@ -136,6 +158,22 @@ pub fn store_op(kind: &str, elapsed: Duration) {
         .store_ops
         .with_label_values(&[kind])
         .observe(elapsed.as_secs_f64());
+}
+
+/// One phase of the embedded store's writer thread (`commit`, `index`, `checkpoint`).
+pub fn store_writer(phase: &str, elapsed: Duration) {
+    METRICS
+        .store_writer
+        .with_label_values(&[phase])
+        .observe(elapsed.as_secs_f64());
+}
+
+/// How many write operations one group commit carried.
+pub fn store_commit_jobs(jobs: usize) {
+    METRICS
+        .store_commit_jobs
+        .with_label_values(&[])
+        .observe(jobs as f64);
 }
 
 pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {

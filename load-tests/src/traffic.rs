@@ -31,6 +31,10 @@ const QUOTED_SERIES: &[&str] = &[
     "dovie_send_delivered_seconds_sum",
     "dovie_ws_events_total{type=\"new_message\"}",
     "dovie_store_op_seconds_count",
+    "dovie_store_writer_seconds_count",
+    "dovie_store_writer_seconds_sum",
+    "dovie_store_commit_jobs_count",
+    "dovie_store_commit_jobs_sum",
     "dovie_replays_total",
     "dovie_ws_commands_total{type=\"send_message\"}",
 ];
@@ -298,6 +302,13 @@ impl Tally {
     }
 }
 
+/// A paced sender's schedule: its k-th send is due at `offset + k × step` from the start.
+#[derive(Clone, Copy)]
+struct Pace {
+    step: Duration,
+    offset: Duration,
+}
+
 /// One phase: every sender of every room sends its share; every member reads until it has
 /// every message of its room (or the phase limit passes).
 async fn phase(
@@ -316,6 +327,8 @@ async fn phase(
     let per_room = (per_sender * senders_per_room) as u64;
     let mut rank_in_room = vec![0usize; room_ids.len()];
     let mut tasks = Vec::with_capacity(sessions.len());
+    let step = (rate > 0.0).then(|| Duration::from_secs_f64(total_senders as f64 / rate));
+    let mut sender_index = 0usize;
     for (i, s) in sessions.into_iter().enumerate() {
         let rank = rank_in_room[s.room];
         rank_in_room[s.room] += 1;
@@ -326,7 +339,15 @@ async fn phase(
         };
         let room_id = room_ids[s.room].clone();
         let (tally, payload) = (tally.clone(), sc.payload_bytes);
-        let pace = (rate > 0.0).then(|| Duration::from_secs_f64(total_senders as f64 / rate));
+        // Paced senders start spread over one step, so the total rate is even rather than
+        // every sender firing at the same instants.
+        let pace = step.map(|step| Pace {
+            step,
+            offset: step.mul_f64(sender_index as f64 / total_senders.max(1) as f64),
+        });
+        if sends > 0 {
+            sender_index += 1;
+        }
         let window = sc.window;
         tasks.push(tokio::spawn(async move {
             let id = (phase_id, i);
@@ -373,7 +394,7 @@ async fn session_phase(
     sends: usize,
     expect: u64,
     window: usize,
-    pace: Option<Duration>,
+    pace: Option<Pace>,
     payload: usize,
     tally: Arc<Tally>,
     deadline: Instant,
@@ -397,8 +418,8 @@ async fn session_phase(
             let started = Instant::now();
             let mut k = 0usize;
             while k < sends && Instant::now() < deadline {
-                if let Some(step) = pace {
-                    let due = started + step.mul_f64(k as f64);
+                if let Some(Pace { step, offset }) = pace {
+                    let due = started + offset + step.mul_f64(k as f64);
                     if due > deadline {
                         break;
                     }

@@ -3,7 +3,9 @@
 //! One writer thread owns the only write connection and commits in groups: it takes every job
 //! waiting in its queue, runs each in its own savepoint inside one transaction, commits once
 //! (fsync once, with `synchronous = FULL`), then answers all of them. A job's answer is sent only
-//! after the commit, so an `Ok` always means durable. Reads run on a small pool of read
+//! after the commit, so an `Ok` always means durable. A checkpoint thread with its own
+//! connection copies the write-ahead log back into the database beside it, so commits never
+//! wait for a checkpoint. Reads run on a small pool of read
 //! connections via `spawn_blocking`, never on the async runtime's threads.
 
 use std::collections::{BTreeMap, HashMap};
@@ -33,6 +35,12 @@ const INDEX_EVERY: Duration = Duration::from_millis(250);
 const INDEX_BATCH: i64 = 20_000;
 /// Jobs committed together at most.
 const MAX_JOBS_PER_COMMIT: usize = 1024;
+/// How often the checkpointer copies the write-ahead log back into the database. Checkpoints
+/// run on their own connection and thread, so a commit never waits for one.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// WAL pages after which the writer checkpoints itself anyway (a backstop for a checkpointer
+/// that cannot keep up: 16,384 pages of 4 KiB, 64 MiB).
+const WRITER_CHECKPOINT_PAGES: i64 = 16_384;
 const MESSAGE_COLUMNS: &str =
     "id, room_id, seq, sender_id, kind, content, nonce, reply_to, hashtags, \
      reactions, attachments, created_at, edited_at, deleted";
@@ -47,6 +55,8 @@ pub struct SqliteStore {
     /// of concurrent reads (a reconnect storm's presence lookups) wait here, as futures, instead
     /// of each holding a blocking-pool thread parked on the pool.
     read_permits: Arc<tokio::sync::Semaphore>,
+    /// Dropped with the store, which ends the checkpoint thread.
+    _stop_checkpoints: mpsc::Sender<()>,
 }
 
 struct ReadPool {
@@ -81,6 +91,8 @@ fn open_conn(path: &Path, synchronous: &str) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", synchronous)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Statement journals and sorts in memory, not in temporary files.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(conn)
 }
 
@@ -124,6 +136,10 @@ impl SqliteStore {
         let mut writer =
             open_conn(&path, synchronous).map_err(|e| format!("{}: {e}", path.display()))?;
         migrate(&mut writer).map_err(|e| format!("migrating {}: {e}", path.display()))?;
+        writer
+            .pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
+            .map_err(|e| e.to_string())?;
+        let checkpointer = open_conn(&path, synchronous).map_err(|e| e.to_string())?;
         let mut conns = Vec::new();
         for _ in 0..read_connections.max(1) {
             conns.push(open_conn(&path, synchronous).map_err(|e| e.to_string())?);
@@ -133,9 +149,15 @@ impl SqliteStore {
             .name("dovie-sqlite-writer".into())
             .spawn(move || writer_loop(writer, rx))
             .map_err(|e| e.to_string())?;
+        let (stop_checkpoints, stop) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("dovie-sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpointer, stop))
+            .map_err(|e| e.to_string())?;
         let read_connections = conns.len();
         Ok(SqliteStore {
             writer: tx,
+            _stop_checkpoints: stop_checkpoints,
             read_permits: Arc::new(tokio::sync::Semaphore::new(read_connections)),
             readers: Arc::new(ReadPool {
                 conns: Mutex::new(conns),
@@ -246,16 +268,38 @@ fn index_pending(c: &Connection, limit: i64) -> StoreResult<usize> {
 
 /// One indexing transaction of its own; answers whether messages may remain unindexed.
 fn index_step(conn: &mut Connection) -> bool {
+    let started = Instant::now();
     let result = conn.transaction().map_err(unavailable).and_then(|t| {
         let n = index_pending(&t, INDEX_BATCH)?;
         t.commit().map_err(unavailable)?;
         Ok(n)
     });
+    crate::metrics::store_writer("index", started.elapsed());
     match result {
         Ok(n) => n as i64 >= INDEX_BATCH,
         Err(e) => {
             tracing::warn!(error = %e.message, "full-text indexing failed; will retry");
             true
+        }
+    }
+}
+
+/// Copies committed WAL frames into the database every [`CHECKPOINT_EVERY`], beside the writer
+/// (a passive checkpoint never blocks a commit). Stops when the store is dropped (`stop`
+/// disconnects).
+fn checkpoint_loop(conn: Connection, stop: mpsc::Receiver<()>) {
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        let started = Instant::now();
+        let r = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        });
+        match r {
+            Ok((log, done)) if log > 0 => {
+                crate::metrics::store_writer("checkpoint", started.elapsed());
+                tracing::trace!(log, done, "checkpoint");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "checkpoint failed; will retry"),
         }
     }
 }
@@ -294,10 +338,13 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        let started = Instant::now();
+        crate::metrics::store_commit_jobs(jobs.len());
         match conn.transaction() {
             Ok(mut t) => {
                 let dones: Vec<Done> = jobs.into_iter().map(|j| j(Some(&mut t))).collect();
                 let commit = t.commit().map_err(unavailable);
+                crate::metrics::store_writer("commit", started.elapsed());
                 for d in dones {
                     d(commit.clone());
                 }

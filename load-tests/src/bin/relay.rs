@@ -19,6 +19,10 @@ use dovie_transport::{Inbound, Outbox, Settings};
 use parking_lot::RwLock;
 use tokio::net::TcpStream;
 
+/// The same allocator as the `dovie` node, so the ratio compares the work, not the allocators.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The same per-socket queue and message limits as Dovie's defaults.

@@ -762,3 +762,56 @@ async fn cql_rows_of_a_fenced_owner_never_show() {
         vec![1, 2]
     );
 }
+
+/// Embedded only: committed pages reach the database file by the checkpoint thread, while the
+/// writer's own checkpoint backstop (64 MiB of log) is far away — and every acknowledged
+/// message is still there when the store is reopened.
+#[actix_rt::test]
+async fn embedded_checkpoints_beside_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_file = dir.path().join("dovie.db");
+    {
+        let store: SharedStore = std::sync::Arc::new(
+            dovie::store::sqlite::SqliteStore::open(dir.path(), "FULL", 2).unwrap(),
+        );
+        seed(&store).await;
+        // Let any checkpoint of the seed pass, then measure the file the log is copied into.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let before = std::fs::metadata(&db_file).unwrap().len();
+        for i in 0..20u64 {
+            let drafts = (0..25)
+                .map(|k| {
+                    let n = i * 25 + k;
+                    draft(
+                        &format!("m{n}"),
+                        "u1",
+                        &"x".repeat(400),
+                        Some(&format!("n{n}")),
+                    )
+                })
+                .collect();
+            append_ok(&store, "g", i * 25 + 1, drafts).await;
+        }
+        // 500 messages of 400 bytes: about 50 pages, well under the writer's backstop.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let now = std::fs::metadata(&db_file).unwrap().len();
+            if now >= before + 150_000 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the database file stayed at {now} bytes (was {before}): nothing was checkpointed"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    let store: SharedStore = std::sync::Arc::new(
+        dovie::store::sqlite::SqliteStore::open(dir.path(), "FULL", 2).unwrap(),
+    );
+    let page = store.history("g", None, None, 500).await.unwrap();
+    let seqs: Vec<u64> = page.messages.iter().map(|m| m.seq).collect();
+    let mut sorted = seqs.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (1..=500).collect::<Vec<u64>>());
+}

@@ -7,8 +7,8 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Latency buckets from 100 µs to 10 s.
@@ -66,7 +66,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         )?,
         send_delivered: hist(
             "send_delivered_seconds",
-            "From a send arriving to its event being written to a recipient session",
+            "From a send arriving to its event being handed to every recipient session on this node (once per message and node)",
             &[],
         )?,
         store_ops: hist(
@@ -146,6 +146,12 @@ static COMMAND_COUNTERS: LazyLock<HashMap<&'static str, IntCounter>> = LazyLock:
         .collect()
 });
 
+/// The per-message histograms, resolved once.
+static SEND_DURABLE: LazyLock<Histogram> =
+    LazyLock::new(|| METRICS.send_durable.with_label_values(&[]));
+static SEND_DELIVERED: LazyLock<Histogram> =
+    LazyLock::new(|| METRICS.send_delivered.with_label_values(&[]));
+
 /// The Prometheus text exposition of every series.
 pub fn render() -> String {
     let mut buf = Vec::new();
@@ -197,24 +203,18 @@ impl dovie_actors::Telemetry for PromTelemetry {
             None => METRICS.ws_commands.with_label_values(&[name]).inc(),
         }
     }
-    fn event_delivered(&self, t: &str) {
-        // The hot path of every fan-out: a resolved counter, no label hashing under a lock.
+    fn events_delivered(&self, t: &str, n: u64) {
+        // Once per event and fan-out: a resolved counter, no label hashing under a lock.
         match EVENT_COUNTERS.get(t) {
-            Some(c) => c.inc(),
-            None => METRICS.ws_events.with_label_values(&[t]).inc(),
+            Some(c) => c.inc_by(n),
+            None => METRICS.ws_events.with_label_values(&[t]).inc_by(n),
         }
     }
     fn send_durable(&self, elapsed: Duration) {
-        METRICS
-            .send_durable
-            .with_label_values(&[])
-            .observe(elapsed.as_secs_f64());
+        SEND_DURABLE.observe(elapsed.as_secs_f64());
     }
     fn send_delivered(&self, elapsed: Duration) {
-        METRICS
-            .send_delivered
-            .with_label_values(&[])
-            .observe(elapsed.as_secs_f64());
+        SEND_DELIVERED.observe(elapsed.as_secs_f64());
     }
     fn room_actor_started(&self) {
         METRICS.room_actors.inc();

@@ -113,7 +113,8 @@ pub async fn serve(config: Config) -> Result<(), String> {
         store.clone(),
     ));
     auth.warm_revocations().await.map_err(|e| e.message)?;
-    let registry = Registry::new();
+    let telemetry: Arc<dyn dovie_actors::Telemetry> = Arc::new(PromTelemetry);
+    let registry = Registry::new(telemetry.clone());
     let cluster = match config.bus {
         BusKind::Local => None,
         BusKind::Redis => {
@@ -139,7 +140,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let ports = Ports {
         store: store.clone(),
         auth: auth.clone(),
-        telemetry: Arc::new(PromTelemetry),
+        telemetry,
         fanout,
         quota,
     };

@@ -67,7 +67,7 @@ async fn a_panicking_room_actor_restarts_without_loss_or_duplication() {
         })
         .await
         .unwrap();
-    let registry = Registry::new();
+    let registry = Registry::new(Arc::new(PromTelemetry));
     let ports = Ports {
         store: store.clone(),
         auth: Arc::new(NoAuth),

@@ -717,3 +717,54 @@ async fn both_upgrade_paths_speak_the_same_protocol_and_refuse_bad_upgrades() {
         assert_eq!(v["error"]["code"], code, "{v}");
     }
 }
+
+/// The delivery series count what reached sessions: one `ws_events_total` per event and session
+/// (a user's two devices count twice), one `send_delivered` and one `send_durable` observation
+/// per message.
+#[actix_rt::test]
+async fn delivery_metrics_count_sessions_and_messages() {
+    let server = Server::start();
+    let api = rest(&server);
+    let (a, b, c) = (
+        api.register("a").await,
+        api.register("b").await,
+        api.register("c").await,
+    );
+    let room = api.group(&a, &[&b, &c]).await;
+    let mut sessions = vec![
+        Ws::connect(&server, Codec::MsgPack, Auth::Query(&a.token)).await,
+        Ws::connect(&server, Codec::Json, Auth::Query(&b.token)).await,
+        Ws::connect(&server, Codec::MsgPack, Auth::Query(&b.token)).await,
+        Ws::connect(&server, Codec::Json, Auth::Query(&c.token)).await,
+    ];
+    let series = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let scrape = || async {
+        let (s, body) = api.get("/metrics", &a.token).await;
+        assert_eq!(s, 200);
+        body.as_str().unwrap().to_string()
+    };
+    let before = scrape().await;
+    for i in 0..5 {
+        let r = sessions[0]
+            .request(
+                "send_message",
+                json!({"room_id": room, "content": format!("m{i}"), "nonce": format!("n{i}")}),
+            )
+            .await;
+        assert_eq!(r["t"], "reply", "{r}");
+    }
+    for s in &mut sessions {
+        for _ in 0..5 {
+            s.expect("new_message").await;
+        }
+    }
+    let after = scrape().await;
+    let delta = |name: &str| series(&after, name) - series(&before, name);
+    assert_eq!(delta("dovie_ws_events_total{type=\"new_message\"}"), 20.0);
+    assert_eq!(delta("dovie_send_delivered_seconds_count"), 5.0);
+    assert_eq!(delta("dovie_send_durable_seconds_count"), 5.0);
+}

@@ -193,8 +193,11 @@ pub struct OutletFull;
 /// Metrics the actors emit; the server maps them onto Prometheus series.
 pub trait Telemetry: Send + Sync + 'static {
     fn command(&self, name: &str);
-    fn event_delivered(&self, t: &str);
+    /// `n` events of type `t` were handed to sessions.
+    fn events_delivered(&self, t: &str, n: u64);
     fn send_durable(&self, elapsed: Duration);
+    /// A message's event reached every local recipient, `elapsed` after its send arrived
+    /// (observed once per event and fan-out, not once per recipient).
     fn send_delivered(&self, elapsed: Duration);
     fn room_actor_started(&self);
     fn room_actor_stopped(&self);

@@ -24,7 +24,6 @@ use crate::session::{Deliver, Kick, SessionActor, TooSlow};
 pub struct SessionLink {
     outlet: Arc<dyn Outlet + Sync>,
     codec: Codec,
-    telemetry: Arc<dyn Telemetry>,
     /// Rooms whose `resume` replay is pending: their events must pass through the session.
     pub(crate) holding: AtomicUsize,
     /// Events sent through the session's mailbox and not yet written.
@@ -34,58 +33,35 @@ pub struct SessionLink {
 }
 
 impl SessionLink {
-    pub fn new(
-        outlet: Arc<dyn Outlet + Sync>,
-        codec: Codec,
-        telemetry: Arc<dyn Telemetry>,
-    ) -> Arc<SessionLink> {
+    pub fn new(outlet: Arc<dyn Outlet + Sync>, codec: Codec) -> Arc<SessionLink> {
         Arc::new(SessionLink {
             outlet,
             codec,
-            telemetry,
             holding: AtomicUsize::new(0),
             queued: AtomicUsize::new(0),
             overflowed: AtomicBool::new(false),
         })
     }
 
-    /// Several events of one room, in order: one outbox write when they can go direct.
-    fn deliver_batch(
-        &self,
-        events: &[Arc<Event>],
-        since_send: &[Option<std::time::Duration>],
-        addr: &Addr<SessionActor>,
-    ) {
+    /// Several events of one room, in order: one outbox write when they can go direct (else
+    /// through the session's mailbox, which counts them when it writes them). Answers whether
+    /// they went direct.
+    fn deliver_batch(&self, events: &[Arc<Event>], addr: &Addr<SessionActor>) -> bool {
         if self.holding.load(Ordering::SeqCst) > 0 || self.queued.load(Ordering::SeqCst) > 0 {
             for e in events {
                 self.queued.fetch_add(1, Ordering::SeqCst);
                 addr.do_send(Deliver(e.clone()));
             }
-            return;
+            return false;
         }
         let mut frames = events.iter().map(|e| e.bytes(self.codec));
         if self.outlet.send_batch(&mut frames).is_err() {
             if !self.overflowed.swap(true, Ordering::SeqCst) {
                 addr.do_send(TooSlow);
             }
-            return;
+            return false;
         }
-        for (e, since) in events.iter().zip(since_send) {
-            self.telemetry.event_delivered(e.t);
-            if let Some(elapsed) = since {
-                self.telemetry.send_delivered(*elapsed);
-            }
-        }
-    }
-
-    /// One event (`since_send`: its send→now latency, measured once per fan-out).
-    fn deliver(
-        &self,
-        event: &Arc<Event>,
-        since_send: Option<std::time::Duration>,
-        addr: &Addr<SessionActor>,
-    ) {
-        self.deliver_batch(std::slice::from_ref(event), &[since_send], addr);
+        true
     }
 }
 
@@ -97,15 +73,31 @@ struct Entry {
     link: Arc<SessionLink>,
 }
 
-/// Live sessions by user id.
-#[derive(Default)]
+/// Live sessions by user id. User ids are the node's own (UUIDs it generated), so the map
+/// uses a fast hasher: fan-out looks a user up once per recipient.
 pub struct Registry {
-    by_user: RwLock<HashMap<Arc<str>, Vec<Entry>>>,
+    by_user: RwLock<HashMap<Arc<str>, Vec<Entry>, foldhash::fast::RandomState>>,
+    telemetry: Arc<dyn Telemetry>,
 }
 
 impl Registry {
-    pub fn new() -> Arc<Registry> {
-        Arc::new(Registry::default())
+    pub fn new(telemetry: Arc<dyn Telemetry>) -> Arc<Registry> {
+        Arc::new(Registry {
+            by_user: RwLock::new(HashMap::default()),
+            telemetry,
+        })
+    }
+
+    /// Counts what one fan-out handed over directly, and when it finished for each message.
+    fn delivered(&self, events: &[Arc<Event>], direct: u64, reached_anyone: bool) {
+        for e in events {
+            if direct > 0 {
+                self.telemetry.events_delivered(e.t, direct);
+            }
+            if let (true, Some(origin)) = (reached_anyone, e.origin) {
+                self.telemetry.send_delivered(origin.elapsed());
+            }
+        }
     }
 
     /// Adds a session; returns true if it is the user's first (the user came online).
@@ -160,18 +152,23 @@ impl Registry {
         event: &Arc<Event>,
     ) {
         let skip = event.skip_user.as_deref();
-        let since_send = event.origin.map(|o| o.elapsed());
-        let map = self.by_user.read();
-        for user_id in users {
-            if skip == Some(user_id) {
-                continue;
-            }
-            if let Some(list) = map.get(user_id) {
-                for e in list {
-                    e.link.deliver(event, since_send, &e.addr);
+        let (mut direct, mut reached) = (0u64, false);
+        {
+            let map = self.by_user.read();
+            for user_id in users {
+                if skip == Some(user_id) {
+                    continue;
+                }
+                if let Some(list) = map.get(user_id) {
+                    for e in list {
+                        reached = true;
+                        direct +=
+                            u64::from(e.link.deliver_batch(std::slice::from_ref(event), &e.addr));
+                    }
                 }
             }
         }
+        self.delivered(std::slice::from_ref(event), direct, reached);
     }
 
     /// Delivers a room's events (in order, none skipping anyone) to every session of every
@@ -188,18 +185,19 @@ impl Registry {
             }
             return;
         }
-        let since_send: Vec<_> = events
-            .iter()
-            .map(|e| e.origin.map(|o| o.elapsed()))
-            .collect();
-        let map = self.by_user.read();
-        for user_id in users {
-            if let Some(list) = map.get(user_id) {
-                for e in list {
-                    e.link.deliver_batch(events, &since_send, &e.addr);
+        let (mut direct, mut reached) = (0u64, false);
+        {
+            let map = self.by_user.read();
+            for user_id in users {
+                if let Some(list) = map.get(user_id) {
+                    for e in list {
+                        reached = true;
+                        direct += u64::from(e.link.deliver_batch(events, &e.addr));
+                    }
                 }
             }
         }
+        self.delivered(events, direct, reached);
     }
 
     /// Kicks every socket of a login session (logout): `force_logout`, then close 4003.

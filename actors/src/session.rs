@@ -245,10 +245,9 @@ impl SessionActor {
     }
 
     fn write_event(&mut self, ctx: &mut Context<Self>, event: &Event) {
-        self.ports.telemetry.event_delivered(event.t);
-        if let Some(origin) = event.origin {
-            self.ports.telemetry.send_delivered(origin.elapsed());
-        }
+        // Counted here when it came through the mailbox; its send→delivered latency was
+        // observed when the fan-out handed it over.
+        self.ports.telemetry.events_delivered(event.t, 1);
         let bytes = event.bytes(self.codec);
         self.write(ctx, bytes);
     }
@@ -265,11 +264,7 @@ impl SessionActor {
         match self.ports.auth.verify(token) {
             Ok(identity) => {
                 self.user_id = Arc::from(identity.user_id.as_str());
-                let link = SessionLink::new(
-                    self.outlet.clone(),
-                    self.codec,
-                    self.ports.telemetry.clone(),
-                );
+                let link = SessionLink::new(self.outlet.clone(), self.codec);
                 self.link = Some(link.clone());
                 let first = self.registry.register(
                     self.user_id.clone(),

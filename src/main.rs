@@ -35,6 +35,9 @@ fn main() -> std::process::ExitCode {
     };
     if serve {
         raise_file_limit();
+        if let Err(e) = dovie_transport::process::no_transparent_huge_pages() {
+            tracing::debug!(error = %e, "transparent huge pages stay on");
+        }
     }
     let result = actix_rt::System::new().block_on(async move {
         if serve {
@@ -55,7 +58,7 @@ fn main() -> std::process::ExitCode {
 
 /// Every session is a socket: raise the open-file limit to what the system allows this process.
 fn raise_file_limit() {
-    match rlimit::increase_nofile_limit(u64::MAX) {
+    match dovie_transport::process::raise_file_limit() {
         Ok(n) => tracing::info!(limit = n, "open files"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }

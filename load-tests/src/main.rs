@@ -70,7 +70,8 @@ fn main() {
         out,
         threads,
     } = cli.cmd;
-    let fd_limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
+    let fd_limit = dovie_transport::process::raise_file_limit().unwrap_or(0);
+    let _ = dovie_transport::process::no_transparent_huge_pages();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads.max(1))
         .enable_all()

@@ -1009,9 +1009,12 @@ impl dovie_actors::RoomStore for SqliteStore {
                 let by_nonce = format!(
                     "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ?1 AND sender_id = ?2 AND nonce = ?3"
                 );
+                // A repeated nonce inserts nothing (the unique index answers it in the same
+                // probe as the insert); only then is the stored message looked up.
                 let mut insert = db(c.prepare_cached(
                     "INSERT INTO messages (id, room_id, seq, sender_id, kind, content, nonce, reply_to, hashtags, created_at) \
-                     VALUES (?1, ?2, ?3, ?4, 'text', ?5, ?6, ?7, ?8, ?9)",
+                     VALUES (?1, ?2, ?3, ?4, 'text', ?5, ?6, ?7, ?8, ?9) \
+                     ON CONFLICT (room_id, sender_id, nonce) WHERE nonce IS NOT NULL DO NOTHING",
                 ))?;
                 let mut reply_exists = db(c.prepare_cached("SELECT 1 FROM messages WHERE id = ?1 AND room_id = ?2"))?;
                 let mut receipt = db(c.prepare_cached(
@@ -1019,13 +1022,6 @@ impl dovie_actors::RoomStore for SqliteStore {
                      WHERE room_id = ?1 AND user_id = ?2",
                 ))?;
                 for d in drafts {
-                    if let Some(nonce) = &d.nonce {
-                        let found = query_messages(c, &by_nonce, params![room_id, d.sender_id, nonce])?;
-                        if let Some(m) = found.into_iter().next() {
-                            out.push(AppendOutcome::Duplicate(m));
-                            continue;
-                        }
-                    }
                     if let Some(reply_to) = &d.reply_to {
                         if !db(reply_exists.exists(params![reply_to, room_id]))? {
                             out.push(AppendOutcome::Rejected(ErrorBody::new(
@@ -1036,9 +1032,17 @@ impl dovie_actors::RoomStore for SqliteStore {
                         }
                     }
                     let hashtags = serde_json::to_string(&d.hashtags).unwrap_or_else(|_| "[]".into());
-                    db(insert.execute(params![
+                    let inserted = db(insert.execute(params![
                         d.id, room_id, next as i64, d.sender_id, d.content, d.nonce, d.reply_to, hashtags, d.created_at
                     ]))?;
+                    if inserted == 0 {
+                        let found = query_messages(c, &by_nonce, params![room_id, d.sender_id, d.nonce])?;
+                        match found.into_iter().next() {
+                            Some(m) => out.push(AppendOutcome::Duplicate(m)),
+                            None => return Err(unavailable("a message was neither stored nor found by its nonce")),
+                        }
+                        continue;
+                    }
                     // Sending implies having read everything up to one's own message (one
                     // update per sender and batch, below).
                     read_upto.insert(d.sender_id.clone(), next);

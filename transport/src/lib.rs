@@ -5,11 +5,13 @@
 //! - [`socket`] drives one upgraded socket: decodes client frames (RFC 6455: masking, fragments,
 //!   control frames, a size limit) into [`Inbound`] items, and writes what the [`Outbox`] holds,
 //!   many frames per `write` call.
+//! - [`process`] sets what a socket-heavy process needs (open-file limit, small pages).
 //!
 //! Frame parsing and encoding use `actix-http`'s WebSocket parser, so both of Dovie's HTTP paths
 //! frame bytes identically.
 
 pub mod handshake;
+pub mod process;
 pub mod socket;
 
 pub use handshake::{Head, HeadError};

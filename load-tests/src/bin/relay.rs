@@ -133,7 +133,8 @@ async fn serve(mut stream: TcpStream, rooms: Arc<Rooms>) {
 
 fn main() -> std::io::Result<()> {
     let cli = Cli::parse();
-    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let _ = dovie_transport::process::raise_file_limit();
+    let _ = dovie_transport::process::no_transparent_huge_pages();
     let workers = match cli.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,

@@ -74,6 +74,51 @@ pub fn metric_deltas(
     Value::Object(out)
 }
 
+/// p50/p90/p99 in milliseconds of a Prometheus histogram between two scrapes, as the upper
+/// bound of the bucket each quantile falls in (what Grafana's `histogram_quantile` shows before
+/// interpolating). Null when nothing was observed.
+pub fn bucket_quantiles(
+    before: &BTreeMap<String, f64>,
+    after: &BTreeMap<String, f64>,
+    histogram: &str,
+) -> Value {
+    let prefix = format!("{histogram}_bucket{{le=\"");
+    let mut buckets: Vec<(f64, f64)> = after
+        .iter()
+        .filter_map(|(k, v)| {
+            let le = k.strip_prefix(&prefix)?.strip_suffix("\"}")?;
+            let bound = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((bound, v - before.get(k).copied().unwrap_or(0.0)))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    if total <= 0.0 {
+        return Value::Null;
+    }
+    let at = |q: f64| {
+        let bound = buckets
+            .iter()
+            .find(|(_, n)| *n >= q * total)
+            .map_or(f64::INFINITY, |b| b.0);
+        if bound.is_finite() {
+            json!(bound * 1000.0)
+        } else {
+            json!("+Inf")
+        }
+    };
+    json!({
+        "observations": total,
+        "p50_ms_at_most": at(0.5),
+        "p90_ms_at_most": at(0.9),
+        "p99_ms_at_most": at(0.99),
+    })
+}
+
 /// Latency percentiles in milliseconds, from a histogram of microseconds.
 pub fn percentiles(h: &Histogram<u64>) -> Value {
     let ms = |us: u64| (us as f64 / 10.0).round() / 100.0;
@@ -112,6 +157,24 @@ mod tests {
         let b = parse_metrics("dovie_a_total{k=\"v\"} 10\ndovie_b 4\n");
         let d = metric_deltas(&a, &b, &["dovie_a"]);
         assert_eq!(d, json!({"dovie_a_total{k=\"v\"}": 7.0}));
+    }
+
+    #[test]
+    fn bucket_quantiles_use_the_deltas_between_scrapes() {
+        let h = "dovie_x_seconds_bucket";
+        let a = parse_metrics(&format!(
+            "{h}{{le=\"0.001\"}} 100\n{h}{{le=\"0.01\"}} 100\n{h}{{le=\"+Inf\"}} 100\n"
+        ));
+        // Between the scrapes: 90 observations ≤ 1 ms, 9 more ≤ 10 ms, 1 beyond.
+        let b = parse_metrics(&format!(
+            "{h}{{le=\"0.001\"}} 190\n{h}{{le=\"0.01\"}} 199\n{h}{{le=\"+Inf\"}} 200\n"
+        ));
+        let q = bucket_quantiles(&a, &b, "dovie_x_seconds");
+        assert_eq!(q["observations"], 100.0);
+        assert_eq!(q["p50_ms_at_most"], 1.0);
+        assert_eq!(q["p90_ms_at_most"], 1.0);
+        assert_eq!(q["p99_ms_at_most"], 10.0);
+        assert_eq!(bucket_quantiles(&b, &b, "dovie_x_seconds"), Value::Null);
     }
 
     #[test]

@@ -47,6 +47,10 @@ pub struct Scenario {
     /// Rooms: after the saturated phase, run again at half its durable rate for latency.
     #[serde(default)]
     pub half_rate_phase: bool,
+    /// Rooms: more paced phases after the saturated one, each at this fraction of its durable
+    /// rate (a latency-against-load curve; 0.5 is the half-rate phase).
+    #[serde(default)]
+    pub rate_fractions: Vec<f64>,
     /// Content bytes per message.
     #[serde(default = "payload")]
     pub payload_bytes: usize,

@@ -302,6 +302,32 @@ impl Tally {
     }
 }
 
+/// The paced phases a rooms scenario runs after the saturated one, as fractions of its rate:
+/// `rate_fractions`, and 0.5 for `half_rate_phase`, lowest load first.
+fn paced_fractions(sc: &Scenario) -> Vec<f64> {
+    let mut f: Vec<f64> = sc
+        .rate_fractions
+        .iter()
+        .copied()
+        .filter(|f| *f > 0.0 && *f <= 1.0)
+        .collect();
+    if sc.half_rate_phase && !f.contains(&0.5) {
+        f.push(0.5);
+    }
+    f.sort_by(f64::total_cmp);
+    f.dedup();
+    f
+}
+
+/// `half_rate` for 0.5 (the name reports have always used), else `at_10pct` and the like.
+fn phase_name(fraction: f64) -> String {
+    if fraction == 0.5 {
+        "half_rate".into()
+    } else {
+        format!("at_{:.0}pct", fraction * 100.0)
+    }
+}
+
 /// A paced sender's schedule: its k-th send is due at `offset + k × step` from the start.
 #[derive(Clone, Copy)]
 struct Pace {
@@ -656,17 +682,34 @@ async fn rooms(sc: &Scenario, target: &Target) -> Result<Value, String> {
         "saturated": saturated,
         "metrics_saturated": report::metric_deltas(&m0, &m1, QUOTED_SERIES),
     });
-    if sc.half_rate_phase {
-        let max = out["saturated"]["acked_per_sec"].as_f64().unwrap_or(0.0);
-        if max > 0.0 {
-            println!("   half-rate phase at {:.0} msg/s", max / 2.0);
-            let (_s, half) =
-                phase(sessions, &room_ids, sc, sc.messages, sc.senders, max / 2.0).await;
-            let m2 = target.metrics().await;
-            out["half_rate"] = half;
-            out["metrics_half_rate"] = report::metric_deltas(&m1, &m2, QUOTED_SERIES);
+    let max = out["saturated"]["acked_per_sec"].as_f64().unwrap_or(0.0);
+    let mut phases = vec![json!("saturated")];
+    let (mut sessions, mut m_prev) = (sessions, m1);
+    for fraction in paced_fractions(sc) {
+        if max <= 0.0 {
+            break;
         }
+        let name = phase_name(fraction);
+        println!("   {name} phase at {:.0} msg/s", max * fraction);
+        let (back, result) = phase(
+            sessions,
+            &room_ids,
+            sc,
+            sc.messages,
+            sc.senders,
+            max * fraction,
+        )
+        .await;
+        let m = target.metrics().await;
+        out[&name] = result;
+        out[format!("metrics_{name}")] = report::metric_deltas(&m_prev, &m, QUOTED_SERIES);
+        out[&name]["server_send_delivered"] =
+            report::bucket_quantiles(&m_prev, &m, "dovie_send_delivered_seconds");
+        phases.push(json!(name));
+        (sessions, m_prev) = (back, m);
     }
+    drop(sessions);
+    out["phases"] = Value::Array(phases);
     out["rss_after_kib"] = json!(target.rss_kib());
     Ok(out)
 }
@@ -847,16 +890,20 @@ pub fn table(sc: &Scenario, summary: &Value, command: &str) -> String {
             }
         }
         Kind::Rooms => {
-            t += "| target | phase | sessions | sent | acked/s | deliveries/s | p50 ms | p90 ms | p99 ms | p999 ms | max ms | complete | errors |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+            t += "| target | phase | sessions | sent | acked/s | deliveries/s | p50 ms | p90 ms | p99 ms | p999 ms | max ms | node p99 ≤ ms | complete | errors |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
             for r in &targets {
-                for phase in ["saturated", "half_rate"] {
+                let phases: Vec<&str> = match r["phases"].as_array() {
+                    Some(p) => p.iter().filter_map(Value::as_str).collect(),
+                    None => vec!["saturated", "half_rate"],
+                };
+                for phase in phases {
                     let p = &r[phase];
                     if p.is_null() {
                         continue;
                     }
                     let l = &p["latency"];
                     t += &format!(
-                        "| {} | {phase} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                        "| {} | {phase} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                         r["target"].as_str().unwrap_or(""),
                         num(&r["sessions"]),
                         num(&p["sent"]),
@@ -867,6 +914,7 @@ pub fn table(sc: &Scenario, summary: &Value, command: &str) -> String {
                         num(&l["p99_ms"]),
                         num(&l["p999_ms"]),
                         num(&l["max_ms"]),
+                        num(&p["server_send_delivered"]["p99_ms_at_most"]),
                         p["complete"],
                         p["errors"],
                     );

@@ -88,7 +88,12 @@ fn rooms_scenario_against_dovie_and_the_relay() {
     assert!(report["command"].as_str().unwrap().contains("smoke.toml"));
     for name in ["dovie", "relay"] {
         let t = target(&report, name);
-        for phase in ["saturated", "half_rate"] {
+        assert_eq!(
+            t["phases"],
+            serde_json::json!(["saturated", "at_25pct", "half_rate"]),
+            "{name}"
+        );
+        for phase in ["saturated", "at_25pct", "half_rate"] {
             let p = &t[phase];
             // 2 rooms x 3 members, 40 messages: every member gets its room's 20.
             assert_eq!(p["sent"], 40, "{name} {phase}: {p}");
@@ -102,6 +107,9 @@ fn rooms_scenario_against_dovie_and_the_relay() {
     // Dovie's own series saw the same traffic the client counted.
     let m = &target(&report, "dovie")["metrics_saturated"];
     assert_eq!(m["dovie_send_durable_seconds_count"], 40.0, "{m}");
+    assert_eq!(m["dovie_send_delivered_seconds_count"], 40.0, "{m}");
+    let node = &target(&report, "dovie")["half_rate"]["server_send_delivered"];
+    assert_eq!(node["observations"], 40.0, "{node}");
     assert_eq!(
         m["dovie_ws_events_total{type=\"new_message\"}"], 120.0,
         "{m}"

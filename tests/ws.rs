@@ -265,11 +265,7 @@ async fn presence_and_membership_events() {
         json!({"user_ids": [c.id]}),
     )
     .await;
-    // (The room's creation may still be announcing a and b: wait for c's.)
-    let mut e = a1.expect("user_joined").await;
-    while e["d"]["user_id"] != c.id.as_str() {
-        e = a1.expect("user_joined").await;
-    }
+    let e = a1.expect("user_joined").await;
     assert_eq!(e["d"], json!({"room_id": room, "user_id": c.id}));
     let e = c1.expect("room_updated").await;
     assert_eq!(e["d"]["room"]["member_ids"].as_array().unwrap().len(), 3);
@@ -767,4 +763,36 @@ async fn delivery_metrics_count_sessions_and_messages() {
     assert_eq!(delta("dovie_ws_events_total{type=\"new_message\"}"), 20.0);
     assert_eq!(delta("dovie_send_delivered_seconds_count"), 5.0);
     assert_eq!(delta("dovie_send_durable_seconds_count"), 5.0);
+}
+
+/// A new room is announced to its founding members with one `room_updated` listing them all,
+/// not a `user_joined` per founding member (members² events for a large group); later joins
+/// still announce `user_joined`.
+#[actix_rt::test]
+async fn a_new_room_is_one_room_updated_for_its_founders() {
+    let server = Server::start();
+    let api = rest(&server);
+    let (a, b, c, d) = (
+        api.register("a").await,
+        api.register("b").await,
+        api.register("c").await,
+        api.register("d").await,
+    );
+    let mut b1 = Ws::connect(&server, Codec::MsgPack, Auth::Query(&b.token)).await;
+    let room = api.group(&a, &[&b, &c]).await;
+    let e = b1.expect("room_updated").await;
+    assert_eq!(e["d"]["room"]["id"], room.as_str());
+    assert_eq!(e["d"]["room"]["member_ids"].as_array().unwrap().len(), 3);
+    b1.expect_none("user_joined", Duration::from_millis(300))
+        .await;
+    b1.expect_none("room_updated", Duration::from_millis(100))
+        .await;
+    api.post(
+        &format!("/api/chat-rooms/{room}/participants"),
+        &a.token,
+        json!({"user_ids": [d.id]}),
+    )
+    .await;
+    let e = b1.expect("user_joined").await;
+    assert_eq!(e["d"], json!({"room_id": room, "user_id": d.id}));
 }

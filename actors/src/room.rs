@@ -1000,10 +1000,11 @@ impl Handler<RoomChanged> for RoomActor {
                 ev::ROOM_UPDATED,
                 &ev::RoomPayload { room: room.clone() },
             )));
-            // Old members, new members, and whoever just left all hear about it.
+            // Old members, new members, and whoever just left all hear about it (each once).
             let mut audience = act.members();
+            let mut seen: std::collections::HashSet<String> = audience.iter().cloned().collect();
             for u in room.member_ids.iter().chain(msg.left.iter()) {
-                if !audience.contains(u) {
+                if seen.insert(u.clone()) {
                     audience.push(u.clone());
                 }
             }

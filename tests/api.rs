@@ -221,11 +221,7 @@ async fn access_tokens_expire() {
 async fn rooms_direct_group_roles_and_membership() {
     let server = Server::start();
     let api = rest(&server);
-    let (a, b, c) = (
-        api.register("a").await,
-        api.register("b").await,
-        api.register("c").await,
-    );
+    let [a, b, c] = api.register_all(["a", "b", "c"]).await;
 
     // Direct rooms are one per pair, from either side.
     let (s, r1) = api
@@ -426,12 +422,7 @@ async fn group_member_limit_at_and_past_the_edge() {
     std::fs::write(&cfg, "[limits]\nmax_group_members = 3\n").unwrap();
     let server = Server::start_with(&["--config", cfg.to_str().unwrap()], &[]);
     let api = rest(&server);
-    let (a, b, c, d) = (
-        api.register("a").await,
-        api.register("b").await,
-        api.register("c").await,
-        api.register("d").await,
-    );
+    let [a, b, c, d] = api.register_all(["a", "b", "c", "d"]).await;
     let (s, g) = api
         .post(
             "/api/chat-rooms",
@@ -463,11 +454,7 @@ async fn group_member_limit_at_and_past_the_edge() {
 async fn messages_history_edit_delete_reactions_replies_search() {
     let server = Server::start();
     let api = rest(&server);
-    let (a, b, c) = (
-        api.register("a").await,
-        api.register("b").await,
-        api.register("c").await,
-    );
+    let [a, b, c] = api.register_all(["a", "b", "c"]).await;
     let room = api.group(&a, &[&b]).await;
 
     let m1 = api.send(&a, &room, "hello #Rust and #dovie").await;
@@ -1026,11 +1013,7 @@ fn migrate_applies_the_schema_and_exits() {
 async fn profiles_are_visible_to_room_mates_only() {
     let server = Server::start();
     let api = rest(&server);
-    let (a, b, c) = (
-        api.register("a").await,
-        api.register("b").await,
-        api.register("c").await,
-    );
+    let [a, b, c] = api.register_all(["a", "b", "c"]).await;
     api.group(&a, &[&b]).await;
     let (s, u) = api.get(&format!("/api/users/{}", b.id), &a.token).await;
     assert_eq!((s, u["user"]["id"].as_str()), (200, Some(b.id.as_str())));

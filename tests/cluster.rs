@@ -222,11 +222,7 @@ async fn killing_a_rooms_owner_loses_nothing_acknowledged() {
     let redis = RedisServer::start();
     let mut cluster = start_cluster(&[&cql], &redis, 3);
     let api = rest(&cluster.nodes[0]);
-    let (a, b, c) = (
-        api.register("a").await,
-        api.register("b").await,
-        api.register("c").await,
-    );
+    let [a, b, c] = api.register_all(["a", "b", "c"]).await;
     // A room owned by n3, the node we kill.
     let ids = node_ids(3);
     let mut room = String::new();

@@ -68,11 +68,7 @@ async fn auth_by_query_header_and_first_frame_and_failures() {
 async fn messages_flow_to_every_session_of_every_member() {
     let server = Server::start();
     let api = rest(&server);
-    let (a, b, c) = (
-        api.register("a").await,
-        api.register("b").await,
-        api.register("c").await,
-    );
+    let [a, b, c] = api.register_all(["a", "b", "c"]).await;
     let room = api.group(&a, &[&b]).await;
     for (ca, cb) in [(Codec::Json, Codec::MsgPack), (Codec::MsgPack, Codec::Json)] {
         let mut a1 = Ws::connect(&server, ca, Auth::Query(&a.token)).await;
@@ -236,11 +232,7 @@ async fn typing_is_not_echoed_and_expires_on_its_own() {
 async fn presence_and_membership_events() {
     let server = Server::start();
     let api = rest(&server);
-    let (a, b, c) = (
-        api.register("a").await,
-        api.register("b").await,
-        api.register("c").await,
-    );
+    let [a, b, c] = api.register_all(["a", "b", "c"]).await;
     let room = api.group(&a, &[&b]).await;
     let mut a1 = Ws::connect(&server, Codec::MsgPack, Auth::Query(&a.token)).await;
     let b1 = Ws::connect(&server, Codec::Json, Auth::Query(&b.token)).await;
@@ -721,11 +713,7 @@ async fn both_upgrade_paths_speak_the_same_protocol_and_refuse_bad_upgrades() {
 async fn delivery_metrics_count_sessions_and_messages() {
     let server = Server::start();
     let api = rest(&server);
-    let (a, b, c) = (
-        api.register("a").await,
-        api.register("b").await,
-        api.register("c").await,
-    );
+    let [a, b, c] = api.register_all(["a", "b", "c"]).await;
     let room = api.group(&a, &[&b, &c]).await;
     let mut sessions = vec![
         Ws::connect(&server, Codec::MsgPack, Auth::Query(&a.token)).await,
@@ -772,12 +760,7 @@ async fn delivery_metrics_count_sessions_and_messages() {
 async fn a_new_room_is_one_room_updated_for_its_founders() {
     let server = Server::start();
     let api = rest(&server);
-    let (a, b, c, d) = (
-        api.register("a").await,
-        api.register("b").await,
-        api.register("c").await,
-        api.register("d").await,
-    );
+    let [a, b, c, d] = api.register_all(["a", "b", "c", "d"]).await;
     let mut b1 = Ws::connect(&server, Codec::MsgPack, Auth::Query(&b.token)).await;
     let room = api.group(&a, &[&b, &c]).await;
     let e = b1.expect("room_updated").await;

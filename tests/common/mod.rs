@@ -241,6 +241,18 @@ impl Rest {
     }
 
     /// Registers a user; answers (user id, access token, refresh token).
+    /// Registers one user per name, in order.
+    pub async fn register_all<const N: usize>(&self, names: [&str; N]) -> [User; N] {
+        let mut users = Vec::with_capacity(N);
+        for name in names {
+            users.push(self.register(name).await);
+        }
+        match users.try_into() {
+            Ok(users) => users,
+            Err(_) => unreachable!("one user per name"),
+        }
+    }
+
     pub async fn register(&self, name: &str) -> User {
         let email = format!("{}-{}@example.com", name, uuid_like());
         let (status, body) = self

@@ -7,31 +7,16 @@ use std::sync::Arc;
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use dovie_actors::Event;
-use dovie_protocol::model::{Message, MessageKind};
+use dovie_protocol::model::Message;
 use dovie_protocol::Codec;
 use dovie_transport::Outbox;
 
 /// Events per store batch in the benchmark.
 const BATCH: usize = 16;
 
-fn message(seq: u64) -> Message {
-    Message {
-        id: format!("0192f5d8-6c1e-7b3a-9f4e-{seq:012}"),
-        room_id: "0192f5d8-6c1e-7b3a-9f4e-2d7c1a5b0001".into(),
-        seq,
-        sender_id: "0192f5d8-6c1e-7b3a-9f4e-2d7c1a5b0002".into(),
-        kind: MessageKind::Text,
-        content: "Lunch at noon? Bring the #roadmap notes and the numbers from Tuesday.".into(),
-        nonce: Some(format!("c-{seq}")),
-        reply_to: None,
-        hashtags: vec!["roadmap".into()],
-        reactions: Default::default(),
-        attachments: Vec::new(),
-        created_at: 1_795_000_000_000,
-        edited_at: None,
-        deleted: false,
-    }
-}
+#[path = "../protocol/benches/support/sample.rs"]
+mod sample;
+use sample::message;
 
 #[derive(serde::Serialize)]
 struct Payload<'a> {

@@ -27,11 +27,11 @@ pub struct Metrics {
     pub ws_connections: IntGaugeVec,
     pub ws_commands: IntCounterVec,
     pub ws_events: IntCounterVec,
-    pub send_durable: HistogramVec,
-    pub send_delivered: HistogramVec,
+    pub send_durable: Histogram,
+    pub send_delivered: Histogram,
     pub store_ops: HistogramVec,
     pub store_writer: HistogramVec,
-    pub store_commit_jobs: HistogramVec,
+    pub store_commit_jobs: Histogram,
     pub room_actors: IntGauge,
     pub replays: IntCounterVec,
     pub http_requests: IntCounterVec,
@@ -46,6 +46,9 @@ fn build() -> Result<Metrics, prometheus::Error> {
             labels,
         )
     };
+    let plain = |name: &str, help: &str, buckets: &[f64]| {
+        Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
+    };
     let m = Metrics {
         ws_connections: IntGaugeVec::new(
             Opts::new("ws_connections", "Open WebSocket connections by codec"),
@@ -59,15 +62,15 @@ fn build() -> Result<Metrics, prometheus::Error> {
             Opts::new("ws_events_total", "Events written to sessions, by type"),
             &["type"],
         )?,
-        send_durable: hist(
+        send_durable: plain(
             "send_durable_seconds",
             "From a send arriving to its message being durably stored",
-            &[],
+            LATENCY_BUCKETS,
         )?,
-        send_delivered: hist(
+        send_delivered: plain(
             "send_delivered_seconds",
             "From a send arriving to its event being handed to every recipient session on this node (once per message and node)",
-            &[],
+            LATENCY_BUCKETS,
         )?,
         store_ops: hist(
             "store_op_seconds",
@@ -79,13 +82,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
             "Embedded store background work: time per group commit, full-text index step and WAL checkpoint",
             &["phase"],
         )?,
-        store_commit_jobs: HistogramVec::new(
-            HistogramOpts::new(
-                "store_commit_jobs",
-                "Embedded store: write operations per group commit",
-            )
-            .buckets(JOB_BUCKETS.to_vec()),
-            &[],
+        store_commit_jobs: plain(
+            "store_commit_jobs",
+            "Embedded store: write operations per group commit",
+            JOB_BUCKETS,
         )?,
         room_actors: IntGauge::new("room_actors", "Active room actors on this node")?,
         replays: IntCounterVec::new(
@@ -146,12 +146,6 @@ static COMMAND_COUNTERS: LazyLock<HashMap<&'static str, IntCounter>> = LazyLock:
         .collect()
 });
 
-/// The per-message histograms, resolved once.
-static SEND_DURABLE: LazyLock<Histogram> =
-    LazyLock::new(|| METRICS.send_durable.with_label_values(&[]));
-static SEND_DELIVERED: LazyLock<Histogram> =
-    LazyLock::new(|| METRICS.send_delivered.with_label_values(&[]));
-
 /// The Prometheus text exposition of every series.
 pub fn render() -> String {
     let mut buf = Vec::new();
@@ -176,10 +170,7 @@ pub fn store_writer(phase: &str, elapsed: Duration) {
 
 /// How many write operations one group commit carried.
 pub fn store_commit_jobs(jobs: usize) {
-    METRICS
-        .store_commit_jobs
-        .with_label_values(&[])
-        .observe(jobs as f64);
+    METRICS.store_commit_jobs.observe(jobs as f64);
 }
 
 pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
@@ -211,10 +202,10 @@ impl dovie_actors::Telemetry for PromTelemetry {
         }
     }
     fn send_durable(&self, elapsed: Duration) {
-        SEND_DURABLE.observe(elapsed.as_secs_f64());
+        METRICS.send_durable.observe(elapsed.as_secs_f64());
     }
     fn send_delivered(&self, elapsed: Duration) {
-        SEND_DELIVERED.observe(elapsed.as_secs_f64());
+        METRICS.send_delivered.observe(elapsed.as_secs_f64());
     }
     fn room_actor_started(&self) {
         METRICS.room_actors.inc();

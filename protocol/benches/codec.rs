@@ -4,35 +4,20 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use dovie_protocol::commands::Command;
 use dovie_protocol::events::MessagePayload;
-use dovie_protocol::model::{Message, MessageKind};
 use dovie_protocol::{Codec, Frame};
 use serde_json::json;
 
-fn message() -> Message {
-    Message {
-        id: "0192f5d8-6c1e-7b3a-9f4e-2d7c1a5b8e90".into(),
-        room_id: "0192f5d8-6c1e-7b3a-9f4e-2d7c1a5b0001".into(),
-        seq: 123_456,
-        sender_id: "0192f5d8-6c1e-7b3a-9f4e-2d7c1a5b0002".into(),
-        kind: MessageKind::Text,
-        content: "Lunch at noon? Bring the #roadmap notes and the numbers from Tuesday.".into(),
-        nonce: Some("c-7f3a9e".into()),
-        reply_to: None,
-        hashtags: vec!["roadmap".into()],
-        reactions: Default::default(),
-        attachments: Vec::new(),
-        created_at: 1_795_000_000_000,
-        edited_at: None,
-        deleted: false,
-    }
-}
+#[path = "support/sample.rs"]
+mod sample;
 
 fn bench(c: &mut Criterion) {
     let send = json!({"t": "send_message", "id": 42, "d": {
         "room_id": "0192f5d8-6c1e-7b3a-9f4e-2d7c1a5b0001",
         "content": "Lunch at noon? Bring the #roadmap notes and the numbers from Tuesday.",
-        "nonce": "c-7f3a9e"}});
-    let payload = MessagePayload { message: message() };
+        "nonce": "c-123456"}});
+    let payload = MessagePayload {
+        message: sample::message(123_456),
+    };
     let mut g = c.benchmark_group("codec");
     g.throughput(Throughput::Elements(1));
     for codec in [Codec::MsgPack, Codec::Json] {

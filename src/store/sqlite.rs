@@ -1019,9 +1019,6 @@ impl dovie_actors::RoomStore for SqliteStore {
                 let mut next = first_seq;
                 let mut out = Vec::with_capacity(drafts.len());
                 let mut read_upto: HashMap<String, u64> = HashMap::new();
-                let by_nonce = format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ?1 AND sender_id = ?2 AND nonce = ?3"
-                );
                 // A repeated nonce inserts nothing (the unique index answers it in the same
                 // probe as the insert); only then is the stored message looked up.
                 let mut insert = db(c.prepare_cached(
@@ -1049,6 +1046,10 @@ impl dovie_actors::RoomStore for SqliteStore {
                         d.id, room_id, next as i64, d.sender_id, d.content, d.nonce, d.reply_to, hashtags, d.created_at
                     ]))?;
                     if inserted == 0 {
+                        // The nonce was used before: answer the stored message.
+                        let by_nonce = format!(
+                            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ?1 AND sender_id = ?2 AND nonce = ?3"
+                        );
                         let found = query_messages(c, &by_nonce, params![room_id, d.sender_id, d.nonce])?;
                         match found.into_iter().next() {
                             Some(m) => out.push(AppendOutcome::Duplicate(m)),

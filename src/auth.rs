@@ -1,11 +1,13 @@
-//! Accounts and tokens: bcrypt password hashes, short-lived HS256 JWT access tokens, rotating
-//! refresh tokens (stored hashed), logout that revokes a login session's tokens at once.
+//! Accounts and tokens: bcrypt password hashes, short-lived HS256 JWT access tokens
+//! (`jsonwebtoken`), rotating refresh tokens (stored hashed), logout that revokes a login
+//! session's tokens at once.
 //!
 //! An access token carries `sub` (user id) and `sid` (login session). Verification checks the
-//! signature in constant time, the expiry, and the in-memory set of revoked sessions (warmed from
-//! the store at start, so a restart does not resurrect a logged-out token).
+//! signature, the algorithm (HS256 only), the expiry, and the in-memory set of revoked sessions
+//! (warmed from the store at start, so a restart does not resurrect a logged-out token). That set
+//! holds a session only while one of its access tokens could still be presented.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use base64::Engine;
 use dovie_actors::ports::{Authenticator, Identity};
 use dovie_protocol::error::{ErrorBody, ErrorCode};
 use dovie_protocol::model::User;
-use hmac::{Hmac, Mac};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use parking_lot::RwLock;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -23,12 +25,14 @@ use sha2::{Digest, Sha256};
 
 use crate::store::{AuthSession, Rotation, SharedStore, UserRecord};
 
-type HmacSha256 = Hmac<Sha256>;
-
-const JWT_HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 const MIN_PASSWORD_CHARS: usize = 8;
 const MAX_PASSWORD_BYTES: usize = 72; // bcrypt ignores what is past 72 bytes: refuse it instead
 const MAX_DISPLAY_NAME_CHARS: usize = 64;
+
+/// Slack for clocks a little apart between nodes when revoked sessions are forgotten.
+const REVOCATION_SLACK_MS: i64 = 60_000;
+/// Revocations recorded between two sweeps of the ones no token can use any more.
+const REVOCATIONS_PER_SWEEP: usize = 1024;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
@@ -47,12 +51,58 @@ pub struct Tokens {
 }
 
 pub struct AuthService {
-    secret: Vec<u8>,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
     access_ttl: Duration,
     refresh_ttl: Duration,
     bcrypt_cost: u32,
-    revoked: RwLock<HashSet<String>>,
+    /// A hash of a random password at the configured cost: an unknown email is checked against
+    /// it, so it takes as long as a wrong password.
+    dummy_hash: String,
+    revoked: RwLock<Revocations>,
     store: SharedStore,
+}
+
+/// Sessions revoked recently enough that one of their access tokens may still be presented, each
+/// with the time after which none can be (revocation + access-token lifetime + slack). Older
+/// ones are swept out as new ones arrive, so the set is bounded by the revocations of one
+/// access-token lifetime.
+#[derive(Debug, Default)]
+pub struct Revocations {
+    until: HashMap<String, i64>,
+    since_sweep: usize,
+}
+
+impl Revocations {
+    /// Records a revocation at `now` whose tokens live at most `ttl_ms`.
+    pub fn insert(&mut self, session_id: String, now: i64, ttl_ms: i64) {
+        let until = now + ttl_ms + REVOCATION_SLACK_MS;
+        let entry = self.until.entry(session_id).or_insert(until);
+        *entry = (*entry).max(until);
+        self.since_sweep += 1;
+        if self.since_sweep >= REVOCATIONS_PER_SWEEP {
+            self.sweep(now);
+        }
+    }
+
+    /// Forgets the revocations no token can use any more.
+    pub fn sweep(&mut self, now: i64) {
+        self.until.retain(|_, until| *until > now);
+        self.since_sweep = 0;
+    }
+
+    pub fn contains(&self, session_id: &str) -> bool {
+        self.until.contains_key(session_id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.until.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.until.is_empty()
+    }
 }
 
 fn now_ms() -> i64 {
@@ -129,49 +179,64 @@ impl AuthService {
         refresh_ttl: Duration,
         bcrypt_cost: u32,
         store: SharedStore,
-    ) -> Self {
-        AuthService {
-            secret,
+    ) -> Result<Self, String> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.validate_exp = true;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        let dummy_hash = bcrypt::hash(random_token(), bcrypt_cost)
+            .map_err(|e| format!("cannot hash with bcrypt cost {bcrypt_cost}: {e}"))?;
+        Ok(AuthService {
+            encoding: EncodingKey::from_secret(&secret),
+            decoding: DecodingKey::from_secret(&secret),
+            validation,
             access_ttl,
             refresh_ttl,
             bcrypt_cost,
-            revoked: RwLock::new(HashSet::new()),
+            dummy_hash,
+            revoked: RwLock::new(Revocations::default()),
             store,
-        }
+        })
     }
 
     /// Loads the sessions revoked recently enough that their access tokens could still be live.
     pub async fn warm_revocations(&self) -> Result<(), ErrorBody> {
-        let since = now_ms() - self.access_ttl.as_millis() as i64 - 60_000;
+        let now = now_ms();
+        let since = now - self.ttl_ms() - REVOCATION_SLACK_MS;
         let ids = self.store.revoked_since(since).await?;
-        self.revoked.write().extend(ids);
+        let mut revoked = self.revoked.write();
+        for id in ids {
+            revoked.insert(id, now, self.ttl_ms());
+        }
         Ok(())
     }
 
-    fn sign(&self, claims: &Claims) -> String {
-        let header = B64.encode(JWT_HEADER);
-        // unwrap-free: Claims always serializes.
-        let payload = B64.encode(serde_json::to_vec(claims).unwrap_or_default());
-        let signing_input = format!("{header}.{payload}");
-        let sig = self.mac(signing_input.as_bytes()).finalize().into_bytes();
-        format!("{signing_input}.{}", B64.encode(sig))
+    fn ttl_ms(&self) -> i64 {
+        self.access_ttl.as_millis() as i64
     }
 
-    fn mac(&self, data: &[u8]) -> HmacSha256 {
-        // unwrap: HMAC accepts keys of any length.
-        #[allow(clippy::unwrap_used)]
-        let mut mac = HmacSha256::new_from_slice(&self.secret).unwrap();
-        mac.update(data);
-        mac
+    fn revoke_cached(&self, session_id: String) {
+        self.revoked
+            .write()
+            .insert(session_id, now_ms(), self.ttl_ms());
     }
 
-    fn access_token(&self, user_id: &str, sid: &str) -> String {
+    /// How many revoked sessions this node keeps in memory (bounded; see [`Revocations`]).
+    pub fn revoked_in_memory(&self) -> usize {
+        self.revoked.read().len()
+    }
+
+    fn access_token(&self, user_id: &str, sid: &str) -> Result<String, ErrorBody> {
         let iat = now_ms() / 1000;
-        self.sign(&Claims {
+        let claims = Claims {
             sub: user_id.into(),
             sid: sid.into(),
             iat,
             exp: iat + self.access_ttl.as_secs() as i64,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(|e| {
+            tracing::error!(error = %e, "cannot sign an access token");
+            ErrorBody::new(ErrorCode::Internal, "cannot issue a token")
         })
     }
 
@@ -189,7 +254,7 @@ impl AuthService {
             .create_session(session.clone(), &sha256_hex(&refresh))
             .await?;
         Ok(Tokens {
-            access_token: self.access_token(user_id, &session.id),
+            access_token: self.access_token(user_id, &session.id)?,
             refresh_token: refresh,
             expires_in: self.access_ttl.as_secs(),
         })
@@ -235,6 +300,7 @@ impl AuthService {
             avatar_url: None,
             bio: None,
             created_at: now_ms(),
+            role: Default::default(),
         };
         let user = self
             .store
@@ -252,11 +318,9 @@ impl AuthService {
         let record = self.store.user_by_email(&email).await?;
         let (hash, user) = match record {
             Some(r) => (r.password_hash, Some(r.user)),
-            // Spend the same time on unknown emails, so timing does not tell which exist.
-            None => (
-                String::from("$2b$04$C6UzMDM.H6dfI/f/IKcEeO5/oYx9CwNuEi7dRk0nD3KGj/XKNjS3e"),
-                None,
-            ),
+            // Spend the same time on unknown emails (a hash of the same cost), so timing does
+            // not tell which exist.
+            None => (self.dummy_hash.clone(), None),
         };
         let ok = self.verify_password(password.to_string(), hash).await?;
         match (ok, user) {
@@ -283,13 +347,13 @@ impl AuthService {
             .await?
         {
             Rotation::Rotated(session) => Ok(Tokens {
-                access_token: self.access_token(&session.user_id, &session.id),
+                access_token: self.access_token(&session.user_id, &session.id)?,
                 refresh_token: new,
                 expires_in: self.access_ttl.as_secs(),
             }),
             Rotation::Reused(session) => {
                 tracing::warn!(session = %session.id, "refresh token reused; session revoked");
-                self.revoked.write().insert(session.id);
+                self.revoke_cached(session.id);
                 Err(unauthorized(
                     "refresh token already used; the session is revoked",
                 ))
@@ -301,13 +365,13 @@ impl AuthService {
     /// Revokes a login session: its refresh token and every access token issued to it.
     pub async fn logout(&self, session_id: &str) -> Result<(), ErrorBody> {
         self.store.revoke_session(session_id, now_ms()).await?;
-        self.revoked.write().insert(session_id.to_string());
+        self.revoke_cached(session_id.to_string());
         Ok(())
     }
 
     /// Marks a session revoked in this node's cache (another node revoked it in the store).
     pub fn revoke_local(&self, session_id: &str) {
-        self.revoked.write().insert(session_id.to_string());
+        self.revoke_cached(session_id.to_string());
     }
 
     async fn hash_password(&self, password: String) -> Result<String, ErrorBody> {
@@ -328,30 +392,15 @@ impl AuthService {
 
 impl Authenticator for AuthService {
     fn verify(&self, token: &str) -> Result<Identity, ErrorBody> {
-        let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(unauthorized("malformed token"));
-        };
-        let header = B64.decode(h).map_err(|_| unauthorized("malformed token"))?;
-        let header: serde_json::Value =
-            serde_json::from_slice(&header).map_err(|_| unauthorized("malformed token"))?;
-        if header.get("alg").and_then(|a| a.as_str()) != Some("HS256") {
-            return Err(unauthorized("unsupported token algorithm"));
-        }
-        let sig = B64.decode(s).map_err(|_| unauthorized("malformed token"))?;
-        let mut mac = self.mac(h.as_bytes());
-        mac.update(b".");
-        mac.update(p.as_bytes());
-        mac.verify_slice(&sig)
-            .map_err(|_| unauthorized("invalid token signature"))?;
-        let claims = B64.decode(p).map_err(|_| unauthorized("malformed token"))?;
-        let claims: Claims =
-            serde_json::from_slice(&claims).map_err(|_| unauthorized("malformed token"))?;
-        if claims.exp <= now_ms() / 1000 {
-            return Err(unauthorized("token expired"));
-        }
+        use jsonwebtoken::errors::ErrorKind;
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => unauthorized("token expired"),
+                ErrorKind::InvalidSignature => unauthorized("invalid token signature"),
+                ErrorKind::InvalidAlgorithm => unauthorized("unsupported token algorithm"),
+                _ => unauthorized("malformed token"),
+            })?
+            .claims;
         if self.revoked.read().contains(&claims.sid) {
             return Err(unauthorized("token revoked"));
         }
@@ -378,8 +427,24 @@ mod tests {
     }
 
     #[test]
-    fn the_timing_dummy_hash_is_a_valid_bcrypt_hash() {
-        let dummy = "$2b$04$C6UzMDM.H6dfI/f/IKcEeO5/oYx9CwNuEi7dRk0nD3KGj/XKNjS3e";
-        assert!(bcrypt::verify("x", dummy).is_ok());
+    fn revocations_are_kept_only_while_a_token_could_be_presented() {
+        let ttl = 900_000;
+        let mut r = Revocations::default();
+        // A day of revocations, one a minute: only those of the last ttl (+ slack) remain.
+        for i in 0..(24 * 60) {
+            r.insert(format!("s{i}"), i * 60_000, ttl);
+        }
+        let now = 24 * 60 * 60_000;
+        r.sweep(now);
+        let live = (ttl + REVOCATION_SLACK_MS) / 60_000;
+        assert!(r.len() as i64 <= live, "{} kept", r.len());
+        assert!(r.contains(&format!("s{}", 24 * 60 - 1)), "the newest stays");
+        assert!(!r.contains("s0"), "the oldest is gone");
+        // Sweeps happen on their own as revocations arrive.
+        let mut r = Revocations::default();
+        for i in 0..(10 * REVOCATIONS_PER_SWEEP as i64) {
+            r.insert(format!("s{i}"), i * 60_000, ttl);
+        }
+        assert!(r.len() <= REVOCATIONS_PER_SWEEP + live as usize);
     }
 }

@@ -1,13 +1,18 @@
-//! Configuration: built-in defaults < the TOML file (`--config`) < environment (`DOVIE_*`) <
-//! command-line flags. Every key is documented in `config/default.toml`; a test checks that the
-//! file parses into exactly these defaults, so the two cannot drift.
+//! Configuration, layered with `figment`: built-in defaults < the TOML file (`--config`) <
+//! environment < command-line flags. Every key is settable from the environment as
+//! `DOVIE_<SECTION>__<KEY>` (sections nested with `__`, e.g. `DOVIE_LIMITS__MAX_GROUP_MEMBERS`;
+//! top-level keys as `DOVIE_<KEY>`). An unknown key in the file, or under a known section in the
+//! environment, is an error naming it. Every key is documented in `config/default.toml`; a test
+//! checks that the file parses into exactly these defaults, so the two cannot drift.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use serde::Deserialize;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -26,16 +31,32 @@ pub enum CliCommand {
     Serve(Flags),
     /// Apply the schema of the configured store and exit.
     Migrate(Flags),
+    /// Administration from the command line (same store flags as `serve`).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Make the account with this email an administrator.
+    Grant {
+        /// The account's email.
+        email: String,
+        #[command(flatten)]
+        flags: Flags,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreKind {
     Embedded,
     Scylla,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BusKind {
     Local,
@@ -74,7 +95,7 @@ pub struct Flags {
     pub node_id: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -91,9 +112,42 @@ pub struct Config {
     pub http: HttpConfig,
     pub embedded: EmbeddedConfig,
     pub cql: CqlConfig,
+    /// The address clients reach this service at (links in QR codes and exports); empty means
+    /// `http://<listen>`.
+    pub public_url: String,
+    pub egress: EgressConfig,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// Outbound HTTP (link previews, push endpoints, providers): see `crate::egress`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EgressConfig {
+    /// Let outbound fetches reach loopback, private, link-local and metadata addresses (tests and
+    /// closed networks only).
+    pub allow_private_addresses: bool,
+    /// Whole-request time limit, milliseconds.
+    pub timeout_ms: u64,
+    /// Connect time limit, milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Largest response body read, bytes.
+    pub max_body_bytes: u64,
+    /// Redirects followed at most (each one re-checked).
+    pub max_redirects: usize,
+}
+
+impl Default for EgressConfig {
+    fn default() -> Self {
+        EgressConfig {
+            allow_private_addresses: false,
+            timeout_ms: 10_000,
+            connect_timeout_ms: 5_000,
+            max_body_bytes: 1024 * 1024,
+            max_redirects: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CqlConfig {
     /// Replication factor of the keyspace `dovie migrate` creates (SimpleStrategy).
@@ -108,7 +162,7 @@ impl Default for CqlConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// Shared HS256 signing secret; empty: generated once and kept in the data dir.
@@ -118,7 +172,7 @@ pub struct AuthConfig {
     pub bcrypt_cost: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     pub max_message_chars: usize,
@@ -135,7 +189,7 @@ pub struct LimitsConfig {
     pub user_sends_per_minute: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WsConfig {
     pub heartbeat_ms: u64,
@@ -143,7 +197,7 @@ pub struct WsConfig {
     pub auth_timeout_ms: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     /// Origins allowed by CORS; empty allows none (same-origin only). `*` allows any.
@@ -158,7 +212,7 @@ pub struct HttpConfig {
     pub backlog: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EmbeddedConfig {
     /// SQLite `synchronous`: FULL (fsync every batch; acks survive power loss) or NORMAL.
@@ -183,6 +237,8 @@ impl Default for Config {
             http: HttpConfig::default(),
             embedded: EmbeddedConfig::default(),
             cql: CqlConfig::default(),
+            public_url: String::new(),
+            egress: EgressConfig::default(),
         }
     }
 }
@@ -247,12 +303,16 @@ impl Default for EmbeddedConfig {
 }
 
 impl Config {
-    /// Builds the effective config: defaults, then the file, then env/flags (clap merged those).
+    /// Builds the effective config: defaults, then the file, then the environment, then flags.
     pub fn load(flags: &Flags) -> Result<Config, String> {
-        let mut config = match &flags.config {
-            Some(path) => Config::from_file(path)?,
-            None => Config::default(),
-        };
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = &flags.config {
+            figment = figment.merge(Toml::string(&read_file(path)?));
+        }
+        let mut config = figment
+            .merge(env_layer())
+            .extract::<Config>()
+            .map_err(|e| config_error(&e, flags.config.as_deref()))?;
         if let Some(v) = flags.listen {
             config.listen = v;
         }
@@ -277,7 +337,7 @@ impl Config {
         if let Some(v) = &flags.node_id {
             config.node_id = v.clone();
         }
-        // Secrets and tunables without a flag still come from the environment.
+        // The short names kept from before sections could be set from the environment.
         if let Ok(secret) = std::env::var("DOVIE_JWT_SECRET") {
             config.auth.jwt_secret = secret;
         }
@@ -289,16 +349,31 @@ impl Config {
         if config.node_id.is_empty() {
             config.node_id = format!("node-{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
         }
+        if config.public_url.is_empty() {
+            config.public_url = format!("http://{}", config.listen);
+        }
+        config.public_url = config.public_url.trim_end_matches('/').to_string();
         config.validate()?;
         Ok(config)
     }
 
     pub fn from_file(path: &Path) -> Result<Config, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+        Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(&read_file(path)?))
+            .extract()
+            .map_err(|e| config_error(&e, Some(path)))
     }
 
     fn validate(&self) -> Result<(), String> {
+        if !self.public_url.starts_with("http://") && !self.public_url.starts_with("https://") {
+            return Err(format!(
+                "public_url must be an http:// or https:// URL, not `{}`",
+                self.public_url
+            ));
+        }
+        if self.egress.timeout_ms == 0 || self.egress.connect_timeout_ms == 0 {
+            return Err("egress.timeout_ms and egress.connect_timeout_ms must be positive".into());
+        }
         if !(4..=31).contains(&self.auth.bcrypt_cost) {
             return Err("auth.bcrypt_cost must be between 4 and 31".into());
         }
@@ -322,6 +397,52 @@ impl Config {
     pub fn access_ttl(&self) -> Duration {
         Duration::from_secs(self.auth.access_ttl_secs)
     }
+}
+
+fn read_file(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The environment layer: `DOVIE_<KEY>` and `DOVIE_<SECTION>__<KEY>`, for the keys of the
+/// config only (other `DOVIE_*` variables — `DOVIE_LOG`, `DOVIE_CONFIG`, a test harness's own —
+/// are not config keys and are left alone).
+fn env_layer() -> Env {
+    let top: Vec<String> = match serde_json::to_value(Config::default()) {
+        Ok(serde_json::Value::Object(keys)) => keys.keys().cloned().collect(),
+        _ => Vec::new(),
+    };
+    Env::prefixed("DOVIE_").split("__").filter(move |key| {
+        // The key as the variable names it (`limits__max_group_members`) or already split.
+        let first = key
+            .as_str()
+            .split("__")
+            .next()
+            .and_then(|k| k.split('.').next())
+            .unwrap_or_default();
+        top.iter().any(|t| t.eq_ignore_ascii_case(first))
+    })
+}
+
+/// A config error naming the key and where its value came from.
+fn config_error(e: &figment::Error, file: Option<&Path>) -> String {
+    let mut out = String::new();
+    for err in e.clone() {
+        let key = err.path.join(".");
+        let from = match &err.metadata {
+            Some(m) if m.name.contains("TOML") => file
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| m.name.to_string()),
+            Some(m) => m.name.to_string(),
+            None => "config".to_string(),
+        };
+        let key = if key.is_empty() {
+            String::new()
+        } else {
+            format!(" (key `{key}`)")
+        };
+        out.push_str(&format!("{from}{key}: {}\n", err.kind));
+    }
+    out.trim_end().to_string()
 }
 
 #[cfg(test)]
@@ -360,6 +481,36 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "lisen = \"127.0.0.1:9000\"\n").expect("write");
-        assert!(Config::from_file(&path).is_err());
+        let err = Config::from_file(&path).expect_err("unknown keys");
+        assert!(err.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_in_a_section_name_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[egress]\nallow_private = true\n").expect("write");
+        let err = Config::from_file(&path).expect_err("unknown key");
+        assert!(err.contains("allow_private"), "{err}");
+    }
+
+    #[test]
+    fn every_key_comes_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("DOVIE_LIMITS__MAX_GROUP_MEMBERS", "42");
+            jail.set_env("DOVIE_EGRESS__ALLOW_PRIVATE_ADDRESSES", "true");
+            jail.set_env("DOVIE_PUBLIC_URL", "https://chat.example/");
+            jail.set_env("DOVIE_HTTP__CORS_ORIGINS", "[\"https://a.example\"]");
+            jail.set_env("DOVIE_LOG", "debug");
+            let c = Config::load(&Flags::default()).map_err(|e| e.to_string())?;
+            assert_eq!(c.limits.max_group_members, 42);
+            assert!(c.egress.allow_private_addresses);
+            assert_eq!(c.public_url, "https://chat.example");
+            assert_eq!(c.http.cors_origins, vec!["https://a.example".to_string()]);
+            jail.set_env("DOVIE_LIMITS__MAX_GRUP_MEMBERS", "42");
+            let err = Config::load(&Flags::default()).expect_err("unknown key");
+            assert!(err.contains("max_grup_members"), "{err}");
+            Ok(())
+        });
     }
 }

@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod cluster;
 pub mod config;
+pub mod egress;
 pub mod metrics;
 pub mod openapi;
 pub mod quota;

@@ -1,7 +1,15 @@
-//! The `dovie` binary: `dovie serve` runs a node, `dovie migrate` applies the schema.
+//! The `dovie` binary: `dovie serve` runs a node, `dovie migrate` applies the schema,
+//! `dovie admin grant EMAIL` makes an account an administrator.
 
 use clap::Parser;
-use dovie::config::{Cli, CliCommand, Config};
+use dovie::config::{AdminCommand, Cli, CliCommand, Config};
+
+/// What the binary was asked to do, once its flags are read.
+enum Task {
+    Serve,
+    Migrate,
+    Grant(String),
+}
 
 /// mimalloc instead of the system allocator: per-message work allocates small, short-lived
 /// buffers on several threads, where glibc's malloc spent about a seventh of the node's CPU in
@@ -22,10 +30,14 @@ fn init_logging() {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let (flags, serve) = match cli.command {
-        CliCommand::Serve(f) => (f, true),
-        CliCommand::Migrate(f) => (f, false),
+    let (flags, task) = match cli.command {
+        CliCommand::Serve(f) => (f, Task::Serve),
+        CliCommand::Migrate(f) => (f, Task::Migrate),
+        CliCommand::Admin {
+            command: AdminCommand::Grant { email, flags },
+        } => (flags, Task::Grant(email)),
     };
+    let serve = matches!(task, Task::Serve);
     let config = match Config::load(&flags) {
         Ok(c) => c,
         Err(e) => {
@@ -40,10 +52,10 @@ fn main() -> std::process::ExitCode {
         }
     }
     let result = actix_rt::System::new().block_on(async move {
-        if serve {
-            dovie::server::serve(config).await
-        } else {
-            dovie::server::migrate(&config).await
+        match task {
+            Task::Serve => dovie::server::serve(config).await,
+            Task::Migrate => dovie::server::migrate(&config).await,
+            Task::Grant(email) => dovie::server::grant_admin(&config, &email).await,
         }
     });
     match result {

@@ -173,10 +173,25 @@ pub fn store_commit_jobs(jobs: usize) {
     METRICS.store_commit_jobs.observe(jobs as f64);
 }
 
+/// The `method` label: the standard methods by name, anything else (any token a client may
+/// send) as `other`, so clients cannot create series.
+fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
+}
+
 pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
     METRICS
         .http_requests
-        .with_label_values(&[route, method, &status.to_string()])
+        .with_label_values(&[route, method_label(method), &status.to_string()])
         .inc();
     METRICS
         .http_latency

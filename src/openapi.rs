@@ -117,7 +117,15 @@ pub fn document() -> Value {
             "operationId": format!("{} {}", doc.method, doc.path),
             "responses": responses,
         });
-        let params = path_params(doc.path);
+        let mut params = path_params(doc.path);
+        for q in doc.query {
+            // unwrap-free: a bad schema text shows in the document as an empty schema, and the
+            // test below fails on it.
+            let schema: Value = serde_json::from_str(q.schema).unwrap_or_else(|_| json!({}));
+            params.push(
+                json!({ "name": q.name, "in": "query", "required": q.required, "schema": schema }),
+            );
+        }
         if !params.is_empty() {
             op["parameters"] = Value::Array(params);
         }
@@ -162,6 +170,25 @@ pub fn document() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_query_parameter_schema_parses() {
+        let mut api = Api::new(None);
+        api::register(&mut api);
+        for doc in &api.docs {
+            for q in doc.query {
+                let v: Result<Value, _> = serde_json::from_str(q.schema);
+                assert!(
+                    v.is_ok(),
+                    "{} {} ?{}: {}",
+                    doc.method,
+                    doc.path,
+                    q.name,
+                    q.schema
+                );
+            }
+        }
+    }
 
     #[test]
     fn every_referenced_schema_is_defined() {

@@ -16,7 +16,7 @@ use actix_web::dev::AppConfig;
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::Method;
-use actix_web::{web, App, HttpMessage, HttpResponse};
+use actix_web::{web, App, HttpMessage, HttpResponse, ResponseError};
 use dovie_actors::room::{Drain, Responder};
 use dovie_actors::session::Kick;
 use dovie_actors::{Ports, Registry, RoomDirectory, SessionConfig};
@@ -65,6 +65,23 @@ pub async fn open_store(config: &Config) -> Result<SharedStore, String> {
     }
 }
 
+/// `dovie admin grant EMAIL`: makes that account an administrator (on the configured store).
+pub async fn grant_admin(config: &Config, email: &str) -> Result<(), String> {
+    let store = open_store(config).await?;
+    let email = email.trim().to_lowercase();
+    let record = store
+        .user_by_email(&email)
+        .await
+        .map_err(|e| e.message)?
+        .ok_or_else(|| format!("no account with the email {email}"))?;
+    store
+        .set_user_role(&record.user.id, dovie_protocol::model::UserRole::Admin)
+        .await
+        .map_err(|e| e.message)?;
+    println!("{email} ({}) is now an admin", record.user.id);
+    Ok(())
+}
+
 /// `dovie migrate`: applies the schema of the configured store and exits.
 pub async fn migrate(config: &Config) -> Result<(), String> {
     match config.store {
@@ -97,6 +114,31 @@ fn cors_allows(config: &Config, origin: &str) -> bool {
         .any(|o| o == "*" || o == origin)
 }
 
+/// Every served path and its methods (built once).
+static ROUTES: std::sync::LazyLock<api::RouteTable> =
+    std::sync::LazyLock::new(|| api::RouteTable::new(&[("GET", crate::openapi::WS_PATH)]));
+
+/// What no route matched: a known path with another method is 405 with `Allow`, else 404.
+async fn unrouted(req: actix_web::HttpRequest) -> HttpResponse {
+    let allowed = ROUTES.allowed(req.path());
+    if allowed.is_empty() {
+        return ApiError::new(ErrorCode::NotFound, "no such route").error_response();
+    }
+    let mut res = ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!(
+            "{} is not served here; allowed: {}",
+            req.method(),
+            allowed.join(", ")
+        ),
+    )
+    .error_response();
+    if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+        res.headers_mut().insert(header::ALLOW, v);
+    }
+    res
+}
+
 /// Starts the node and runs it until SIGTERM/SIGINT has drained it.
 pub async fn serve(config: Config) -> Result<(), String> {
     if config.bus == BusKind::Redis && config.store == StoreKind::Embedded {
@@ -111,7 +153,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         Duration::from_secs(config.auth.refresh_ttl_secs),
         config.auth.bcrypt_cost,
         store.clone(),
-    ));
+    )?);
     auth.warm_revocations().await.map_err(|e| e.message)?;
     let telemetry: Arc<dyn dovie_actors::Telemetry> = Arc::new(PromTelemetry);
     let registry = Registry::new(telemetry.clone());
@@ -145,11 +187,8 @@ pub async fn serve(config: Config) -> Result<(), String> {
         quota,
     };
     let arbiters: Vec<actix::Arbiter> = (0..ROOM_ARBITERS).map(|_| actix::Arbiter::new()).collect();
-    let directory = RoomDirectory::new(
-        ports.clone(),
-        registry.clone(),
-        arbiters.iter().map(|a| a.handle()).collect(),
-    );
+    let directory =
+        RoomDirectory::new(ports.clone(), arbiters.iter().map(|a| a.handle()).collect());
     if let Some(c) = &cluster {
         directory.set_placement(c.clone());
         c.set_directory(directory.clone());
@@ -173,6 +212,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         registry,
         directory,
         session_config,
+        egress: crate::egress::Egress::new(&config.egress)?,
         cluster,
         draining: Default::default(),
     });
@@ -228,9 +268,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
                 api::register(&mut api);
                 cfg.route(crate::openapi::WS_PATH, web::get().to(crate::ws::upgrade));
             })
-            .default_service(web::to(|| async {
-                Err::<HttpResponse, ApiError>(ApiError::new(ErrorCode::NotFound, "no such route"))
-            }))
+            .default_service(web::to(unrouted))
     };
 
     let listener = dovie_transport::listen(config.listen, config.http.backlog)

@@ -1,5 +1,5 @@
-//! The state every handler shares: config, store, auth, the actor system's registry and room
-//! directory, and the drain flag.
+//! The state every handler shares: config, store, auth, the outbound client, the actor
+//! system's registry and room directory, and the drain flag.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,6 +18,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub directory: Arc<RoomDirectory>,
     pub session_config: SessionConfig,
+    /// The one outbound HTTP client, behind the SSRF guard.
+    pub egress: crate::egress::Egress,
     /// Cluster mode (`--bus redis`); `None` on a single node.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     pub draining: AtomicBool,

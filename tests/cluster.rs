@@ -614,3 +614,135 @@ async fn over_a_redis_cluster_pubsub_is_sharded() {
     wb.expect("force_logout").await;
     assert_eq!(until_refused(&nodes[0], &b.token).await, 401);
 }
+
+/// Joins, leaves and renames reach members on every node, once each, in order with the room's
+/// messages — whichever node takes the REST call and whichever owns the room.
+#[actix_rt::test]
+async fn membership_events_reach_every_node() {
+    let Some(cql) = cql() else { return };
+    let redis = RedisServer::start();
+    let cluster = start_cluster(&[&cql], &redis, 3);
+    let api = rest(&cluster.nodes[0]);
+    let [a, b, c] = api.register_all(["ma", "mb", "mc"]).await;
+    let room = api.group(&a, &[&b]).await;
+    let mut wa = Ws::connect(&cluster.nodes[0], Codec::Json, Auth::Query(&a.token)).await;
+    let mut wb = Ws::connect(&cluster.nodes[1], Codec::MsgPack, Auth::Query(&b.token)).await;
+    let mut wc = Ws::connect(&cluster.nodes[2], Codec::Json, Auth::Query(&c.token)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // room subscriptions settle
+    wa.clear();
+    wb.clear();
+    wc.clear();
+
+    // c is added through the third node.
+    let (s, body) = rest(&cluster.nodes[2])
+        .post(
+            &format!("/api/chat-rooms/{room}/participants"),
+            &a.token,
+            json!({"user_ids": [c.id]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    for ws in [&mut wa, &mut wb, &mut wc] {
+        let e = ws.expect("user_joined").await;
+        assert_eq!(e["d"]["user_id"], c.id.as_str());
+        assert_eq!(e["d"]["room_id"], room.as_str());
+        let e = ws.expect("room_updated").await;
+        assert_eq!(e["d"]["room"]["member_ids"].as_array().unwrap().len(), 3);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await; // c's node follows the room
+
+    // Renamed through the second node, then a message: everyone sees both, in that order.
+    let (s, body) = rest(&cluster.nodes[1])
+        .call(
+            "PATCH",
+            &format!("/api/chat-rooms/{room}"),
+            Some(&a.token),
+            Some(json!({"name": "renamed"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let r = wa
+        .request(
+            "send_message",
+            json!({"room_id": room, "content": "after the rename"}),
+        )
+        .await;
+    assert_eq!(r["t"], "reply", "{r}");
+    for ws in [&mut wa, &mut wb, &mut wc] {
+        let mut order = Vec::new();
+        while order.len() < 2 {
+            let f = ws.next().await;
+            if f["t"] == "room_updated" || f["t"] == "new_message" {
+                order.push(f);
+            }
+        }
+        assert_eq!(order[0]["t"], "room_updated");
+        assert_eq!(order[0]["d"]["room"]["name"], "renamed");
+        assert_eq!(order[1]["t"], "new_message");
+    }
+
+    // b leaves (through the first node): a, c and b himself hear it.
+    let (s, _) = rest(&cluster.nodes[0])
+        .call(
+            "DELETE",
+            &format!("/api/chat-rooms/{room}/participants/{}", b.id),
+            Some(&b.token),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    for ws in [&mut wa, &mut wb, &mut wc] {
+        let e = ws.expect("user_left").await;
+        assert_eq!(e["d"]["user_id"], b.id.as_str());
+    }
+    // Each event once.
+    for ws in [&mut wa, &mut wb, &mut wc] {
+        ws.expect_none("user_left", Duration::from_millis(600))
+            .await;
+        ws.expect_none("user_joined", Duration::from_millis(10))
+            .await;
+    }
+}
+
+/// Adds racing on two nodes never pass the member limit.
+#[actix_rt::test]
+async fn the_member_limit_holds_across_nodes() {
+    let Some(cql) = cql() else { return };
+    let redis = RedisServer::start();
+    let config = format!("{LIMITS}max_group_members = 8\n");
+    let cluster = start_nodes(&[&cql], &redis.url(), 2, &config);
+    let api = rest(&cluster.nodes[0]);
+    let owner = api.register("lim-owner").await;
+    let mut users = Vec::new();
+    for i in 0..16 {
+        users.push(api.register(&format!("lim{i}")).await);
+    }
+    let room = api.group(&owner, &[]).await;
+    let results = futures_util::future::join_all(users.iter().enumerate().map(|(i, u)| {
+        let node = &cluster.nodes[i % 2];
+        let (room, token, id) = (room.clone(), owner.token.clone(), u.id.clone());
+        async move {
+            rest(node)
+                .post(
+                    &format!("/api/chat-rooms/{room}/participants"),
+                    &token,
+                    json!({"user_ids": [id, id]}),
+                )
+                .await
+        }
+    }))
+    .await;
+    let ok = results.iter().filter(|(s, _)| *s == 200).count();
+    let full = results
+        .iter()
+        .filter(|(s, b)| *s == 400 && b["error"]["code"] == "room_full")
+        .count();
+    assert_eq!(ok + full, users.len(), "{results:?}");
+    let (s, body) = api
+        .get(&format!("/api/chat-rooms/{room}"), &owner.token)
+        .await;
+    assert_eq!(s, 200);
+    let members = body["room"]["member_ids"].as_array().unwrap().len();
+    assert_eq!(members, 8, "{body}");
+    assert_eq!(ok, 7, "the owner and seven more");
+}

@@ -50,6 +50,7 @@ async fn a_panicking_room_actor_restarts_without_loss_or_duplication() {
                 avatar_url: None,
                 bio: None,
                 created_at: 0,
+                role: Default::default(),
             },
             password_hash: "x".into(),
         })
@@ -75,7 +76,7 @@ async fn a_panicking_room_actor_restarts_without_loss_or_duplication() {
         fanout: registry.clone(),
         quota: dovie::quota::Quota::new(1_000_000),
     };
-    let directory = RoomDirectory::new(ports, registry, Vec::new());
+    let directory = RoomDirectory::new(ports, Vec::new());
     let room = directory.owned("r1").unwrap();
 
     const SENDS: usize = 600;

@@ -12,7 +12,6 @@ use actix::{Addr, ArbiterHandle, Handler, Supervisor};
 use parking_lot::{Mutex, RwLock};
 
 use crate::ports::Ports;
-use crate::registry::Registry;
 use crate::remote::{Placement, Remotable};
 use crate::room::{Leave, RoomActor};
 
@@ -52,18 +51,16 @@ pub struct RoomDirectory {
     rooms: Mutex<HashMap<Arc<str>, Addr<RoomActor>>>,
     arbiters: Vec<ArbiterHandle>,
     ports: Ports,
-    registry: Arc<Registry>,
     placement: RwLock<Option<Arc<dyn Placement>>>,
 }
 
 impl RoomDirectory {
     /// `arbiters` run the room actors; empty means "the current arbiter".
-    pub fn new(ports: Ports, registry: Arc<Registry>, arbiters: Vec<ArbiterHandle>) -> Arc<Self> {
+    pub fn new(ports: Ports, arbiters: Vec<ArbiterHandle>) -> Arc<Self> {
         Arc::new(RoomDirectory {
             rooms: Mutex::new(HashMap::new()),
             arbiters,
             ports,
-            registry,
             placement: RwLock::new(None),
         })
     }
@@ -107,14 +104,8 @@ impl RoomDirectory {
         }
         tracing::debug!(room = %room_id, "starting a room actor");
         let id: Arc<str> = Arc::from(room_id);
-        let (ports, registry, dir, rid) = (
-            self.ports.clone(),
-            self.registry.clone(),
-            self.clone(),
-            id.clone(),
-        );
-        let make =
-            move |_: &mut actix::Context<RoomActor>| RoomActor::new(rid, ports, registry, dir);
+        let (ports, dir, rid) = (self.ports.clone(), self.clone(), id.clone());
+        let make = move |_: &mut actix::Context<RoomActor>| RoomActor::new(rid, ports, dir);
         let addr = match self.arbiter_for(room_id) {
             Some(arbiter) => Supervisor::start_in_arbiter(arbiter, make),
             None => Supervisor::start(make),

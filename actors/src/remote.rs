@@ -89,6 +89,8 @@ pub enum RoomCall {
         room: Option<Room>,
         joined: Vec<String>,
         left: Vec<String>,
+        #[serde(default)]
+        created: bool,
     },
 }
 
@@ -245,6 +247,7 @@ impl Remotable for room::RoomChanged {
             room: self.room,
             joined: self.joined,
             left: self.left,
+            created: self.created,
         };
         (call, Box::new(|_| {}))
     }
@@ -328,8 +331,18 @@ pub fn dispatch(directory: &Arc<RoomDirectory>, room_id: &str, call: RoomCall, a
                 }))
             }),
         }),
-        RoomCall::Changed { room, joined, left } => {
-            addr.do_send(room::RoomChanged { room, joined, left });
+        RoomCall::Changed {
+            room,
+            joined,
+            left,
+            created,
+        } => {
+            addr.do_send(room::RoomChanged {
+                room,
+                joined,
+                left,
+                created,
+            });
             answer(Ok(RoomAnswer::Done));
         }
     }

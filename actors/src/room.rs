@@ -11,7 +11,7 @@
 //! claimed stored) and the new incarnation reloads from the store, so nothing acknowledged is
 //! lost and no seq is reused (the store rejects a stale `first_seq`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +24,6 @@ use dovie_protocol::model::{Message, Role, Room};
 use crate::directory::RoomDirectory;
 use crate::event::Event;
 use crate::ports::{AppendError, AppendOutcome, Draft, Ports, ReceiptKind, RoomSnapshot};
-use crate::registry::Registry;
 
 /// Recent messages kept in memory for resume.
 /// `ev::MessagePayload` by reference: the same encoding without cloning the message.
@@ -64,6 +63,27 @@ pub fn validate_content(content: &str, max_chars: usize) -> Result<(), ErrorBody
         ));
     }
     Ok(())
+}
+
+/// The longest idempotency nonce a send may carry, in bytes.
+pub const MAX_NONCE_BYTES: usize = 128;
+
+/// Checks what a send carries besides its text (REST and WebSocket alike) and normalises it:
+/// the nonce at most [`MAX_NONCE_BYTES`], empty `nonce` and `reply_to` mean none.
+pub fn validate_send_extras(
+    nonce: Option<String>,
+    reply_to: Option<String>,
+) -> Result<(Option<String>, Option<String>), ErrorBody> {
+    if nonce.as_ref().is_some_and(|n| n.len() > MAX_NONCE_BYTES) {
+        return Err(ErrorBody::new(
+            ErrorCode::ValidationFailed,
+            format!("nonce must be at most {MAX_NONCE_BYTES} bytes"),
+        ));
+    }
+    Ok((
+        nonce.filter(|n| !n.is_empty()),
+        reply_to.filter(|r| !r.is_empty()),
+    ))
 }
 
 type Answer<T> = Box<dyn FnOnce(Result<T, ErrorBody>) + Send>;
@@ -186,6 +206,9 @@ pub struct RoomChanged {
     pub room: Option<Room>,
     pub joined: Vec<String>,
     pub left: Vec<String>,
+    /// A new room: every founding member hears one `room_updated` addressed to them (their
+    /// nodes may not follow the room's channel yet).
+    pub created: bool,
 }
 
 /// Answers once every write in flight is done (drain on shutdown).
@@ -235,7 +258,6 @@ struct Pending {
 pub struct RoomActor {
     room_id: Arc<str>,
     ports: Ports,
-    registry: Arc<Registry>,
     directory: Arc<RoomDirectory>,
     state: State,
     pending: VecDeque<Pending>,
@@ -250,16 +272,10 @@ pub struct RoomActor {
 }
 
 impl RoomActor {
-    pub fn new(
-        room_id: Arc<str>,
-        ports: Ports,
-        registry: Arc<Registry>,
-        directory: Arc<RoomDirectory>,
-    ) -> Self {
+    pub fn new(room_id: Arc<str>, ports: Ports, directory: Arc<RoomDirectory>) -> Self {
         RoomActor {
             room_id,
             ports,
-            registry,
             directory,
             state: State::Loading,
             pending: VecDeque::new(),
@@ -351,13 +367,6 @@ impl RoomActor {
                 "you are not a member of this room",
             )),
             _ => Err(self.state_error()),
-        }
-    }
-
-    fn members(&self) -> Vec<String> {
-        match &self.state {
-            State::Ready(r) => r.room.member_ids.clone(),
-            _ => Vec::new(),
         }
     }
 
@@ -1000,20 +1009,38 @@ impl Handler<RoomChanged> for RoomActor {
                 ev::ROOM_UPDATED,
                 &ev::RoomPayload { room: room.clone() },
             )));
-            // Old members, new members, and whoever just left all hear about it (each once).
-            let mut audience = act.members();
-            let mut seen: std::collections::HashSet<String> = audience.iter().cloned().collect();
-            for u in room.member_ids.iter().chain(msg.left.iter()) {
-                if seen.insert(u.clone()) {
-                    audience.push(u.clone());
-                }
-            }
+            // Members who stay hear it on the room's way (in a cluster: its channel, in order
+            // with its messages); members who just joined or left are not on that way yet (or no
+            // longer), so they hear it addressed to them — every one of them exactly once.
+            let founders = if msg.created {
+                &room.member_ids[..]
+            } else {
+                &[]
+            };
+            let movers: HashSet<&str> = msg
+                .joined
+                .iter()
+                .chain(msg.left.iter())
+                .chain(founders.iter())
+                .map(String::as_str)
+                .collect();
+            let stayers: Vec<String> = room
+                .member_ids
+                .iter()
+                .filter(|u| !movers.contains(u.as_str()))
+                .cloned()
+                .collect();
+            let movers: Vec<String> = movers.into_iter().map(str::to_string).collect();
             if let State::Ready(r) = &mut act.state {
                 r.room = room;
             }
-            for e in &events {
-                act.registry
-                    .deliver_to_users(audience.iter().map(String::as_str), e);
+            act.ports
+                .fanout
+                .room_events(&act.room_id, &stayers, &events);
+            if !movers.is_empty() {
+                for e in events {
+                    act.ports.fanout.user_event(&movers, e);
+                }
             }
         });
     }

@@ -438,6 +438,10 @@ impl SessionActor {
                 if let Err(e) = room::validate_content(&c.content, self.config.max_message_chars) {
                     return self.write_error(ctx, id.as_ref(), &e);
                 }
+                let (nonce, reply_to) = match room::validate_send_extras(c.nonce, c.reply_to) {
+                    Ok(extras) => extras,
+                    Err(e) => return self.write_error(ctx, id.as_ref(), &e),
+                };
                 if !self.ports.quota.allow_send(&user_id) {
                     let err =
                         ErrorBody::new(ErrorCode::RateLimited, "too many messages; slow down");
@@ -449,8 +453,8 @@ impl SessionActor {
                     sender_id: user_id,
                     hashtags: extract_hashtags(&c.content),
                     content: c.content,
-                    nonce: c.nonce.filter(|n| !n.is_empty()),
-                    reply_to: c.reply_to,
+                    nonce,
+                    reply_to,
                     created_at: crate::now_ms(),
                 };
                 self.directory.room(&c.room_id).do_send(room::Post {

@@ -17,6 +17,16 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     RateLimited,
     RoomFull,
+    /// The path exists, the method does not (REST: 405 with `Allow`).
+    MethodNotAllowed,
+    /// The account needs a consent it has not given (AI, location, …).
+    ConsentRequired,
+    /// The account is suspended.
+    Suspended,
+    /// A wrong or expired code, a forged or expired invite.
+    VerificationFailed,
+    /// An external provider failed; its cause is logged, never echoed.
+    ProviderError,
     ProviderNotConfigured,
     StoreUnavailable,
     /// The node is draining or otherwise not taking this request: try another node.
@@ -26,6 +36,30 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, for documents that list them (the OpenAPI error schema).
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::BadRequest,
+        ErrorCode::ValidationFailed,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::Conflict,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::RateLimited,
+        ErrorCode::RoomFull,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::ConsentRequired,
+        ErrorCode::Suspended,
+        ErrorCode::VerificationFailed,
+        ErrorCode::ProviderError,
+        ErrorCode::ProviderNotConfigured,
+        ErrorCode::StoreUnavailable,
+        ErrorCode::Unavailable,
+        ErrorCode::ResyncRequired,
+        ErrorCode::Internal,
+    ];
+
     /// The snake_case code as sent on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -39,6 +73,11 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::RoomFull => "room_full",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::Suspended => "suspended",
+            ErrorCode::VerificationFailed => "verification_failed",
+            ErrorCode::ProviderError => "provider_error",
             ErrorCode::ProviderNotConfigured => "provider_not_configured",
             ErrorCode::StoreUnavailable => "store_unavailable",
             ErrorCode::Unavailable => "unavailable",
@@ -50,14 +89,19 @@ impl ErrorCode {
     /// The HTTP status that goes with the code on REST.
     pub fn http_status(self) -> u16 {
         match self {
-            ErrorCode::BadRequest | ErrorCode::ValidationFailed | ErrorCode::RoomFull => 400,
+            ErrorCode::BadRequest
+            | ErrorCode::ValidationFailed
+            | ErrorCode::RoomFull
+            | ErrorCode::VerificationFailed => 400,
             ErrorCode::Unauthorized => 401,
-            ErrorCode::Forbidden => 403,
+            ErrorCode::Forbidden | ErrorCode::ConsentRequired | ErrorCode::Suspended => 403,
             ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Conflict | ErrorCode::ResyncRequired => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::RateLimited => 429,
+            ErrorCode::ProviderError => 502,
             ErrorCode::ProviderNotConfigured
             | ErrorCode::StoreUnavailable
             | ErrorCode::Unavailable => 503,
@@ -79,5 +123,26 @@ impl ErrorBody {
             code,
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_speak_their_wire_names_and_statuses() {
+        let mut names = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            let wire = serde_json::to_value(code).unwrap_or_default();
+            assert_eq!(wire.as_str(), Some(code.as_str()));
+            assert!(names.insert(code.as_str()), "{} twice", code.as_str());
+            assert!((400..600).contains(&code.http_status()));
+        }
+        assert_eq!(ErrorCode::ProviderNotConfigured.http_status(), 503);
+        assert_eq!(ErrorCode::ProviderError.http_status(), 502);
+        assert_eq!(ErrorCode::ConsentRequired.http_status(), 403);
+        assert_eq!(ErrorCode::Suspended.http_status(), 403);
+        assert_eq!(ErrorCode::VerificationFailed.http_status(), 400);
     }
 }

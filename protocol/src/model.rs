@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// A public user profile. Never carries a password hash.
+/// An account as its owner sees it (`/api/auth/me`, login and register answers). Never carries
+/// a password hash; others see only its [`PublicUser`] part.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct User {
     pub id: String,
@@ -15,6 +16,59 @@ pub struct User {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bio: Option<String>,
     pub created_at: i64,
+    #[serde(default)]
+    pub role: UserRole,
+}
+
+impl User {
+    /// What anyone else may see of this account: no email, no phone.
+    pub fn public(&self) -> PublicUser {
+        PublicUser {
+            id: self.id.clone(),
+            display_name: self.display_name.clone(),
+            avatar_url: self.avatar_url.clone(),
+            bio: self.bio.clone(),
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// A user's public profile, as other users see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublicUser {
+    pub id: String,
+    pub display_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bio: Option<String>,
+    pub created_at: i64,
+}
+
+/// An account's role in the whole service (not in a room: see [`Role`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserRole {
+    #[default]
+    User,
+    Admin,
+}
+
+impl UserRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserRole::User => "user",
+            UserRole::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<UserRole> {
+        match s {
+            "user" => Some(UserRole::User),
+            "admin" => Some(UserRole::Admin),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -96,7 +96,11 @@ async fn user(
         return Err(not_found());
     }
     let user = state.store.user_by_id(&id).await?.ok_or_else(not_found)?;
-    Ok(out.ok(&serde_json::json!({ "user": user })))
+    // Email (and, later, phone) only on my own account.
+    if *id == who.user_id {
+        return Ok(out.ok(&serde_json::json!({ "user": user })));
+    }
+    Ok(out.ok(&serde_json::json!({ "user": user.public() })))
 }
 
 pub fn register(api: &mut Api) {
@@ -109,6 +113,7 @@ pub fn register(api: &mut Api) {
             body: Some("RegisterRequest"),
             ok: (201, Some("AuthResponse")),
             errors: &[400, 409, 413, 415],
+            query: &[],
         },
         register_user,
     );
@@ -121,6 +126,7 @@ pub fn register(api: &mut Api) {
             body: Some("LoginRequest"),
             ok: (200, Some("AuthResponse")),
             errors: &[400, 401],
+            query: &[],
         },
         login,
     );
@@ -134,6 +140,7 @@ pub fn register(api: &mut Api) {
             body: Some("RefreshRequest"),
             ok: (200, Some("Tokens")),
             errors: &[400, 401],
+            query: &[],
         },
         refresh,
     );
@@ -146,6 +153,7 @@ pub fn register(api: &mut Api) {
             body: None,
             ok: (204, None),
             errors: &[],
+            query: &[],
         },
         logout,
     );
@@ -158,6 +166,7 @@ pub fn register(api: &mut Api) {
             body: None,
             ok: (200, Some("UserResponse")),
             errors: &[],
+            query: &[],
         },
         me,
     );
@@ -170,6 +179,7 @@ pub fn register(api: &mut Api) {
             body: None,
             ok: (200, Some("UserResponse")),
             errors: &[404],
+            query: &[],
         },
         user,
     );

@@ -12,7 +12,9 @@ use dovie_protocol::model::{extract_hashtags, Message};
 use serde::Deserialize;
 
 use super::rooms::member_room;
-use super::{Api, ApiError, ApiResult, Authed, Body, Out, RouteDoc};
+use super::{
+    Api, ApiError, ApiResult, Authed, Body, Out, QueryParam, RouteDoc, LIMIT_CEILING, LIMIT_PARAM,
+};
 use crate::state::AppState;
 
 const DEFAULT_PAGE: usize = 50;
@@ -44,7 +46,7 @@ struct LikeBody {
 struct HistoryQuery {
     before: Option<u64>,
     after: Option<u64>,
-    limit: Option<usize>,
+    limit: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -55,7 +57,33 @@ struct SearchQuery {
     hashtag: Option<String>,
     #[serde(default)]
     room_id: Option<String>,
-    limit: Option<usize>,
+    limit: Option<u64>,
+}
+
+/// The highest `before`/`after` a history request may name (seqs are JSON-safe integers).
+const MAX_SEQ_PARAM: u64 = (1 << 53) - 1;
+
+/// A page size from `?limit=`: absent means the default; 1 to [`LIMIT_CEILING`] is taken (and
+/// answered with at most [`MAX_PAGE`]); anything else is refused.
+fn page_limit(limit: Option<u64>) -> ApiResult<usize> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(n) if (1..=LIMIT_CEILING).contains(&n) => Ok((n as usize).min(MAX_PAGE)),
+        Some(_) => Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            format!("limit must be 1 to {LIMIT_CEILING} (at most {MAX_PAGE} are answered)"),
+        )),
+    }
+}
+
+fn seq_param(name: &str, v: Option<u64>) -> ApiResult<Option<u64>> {
+    match v {
+        Some(n) if n > MAX_SEQ_PARAM => Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            format!("{name} must be at most {MAX_SEQ_PARAM}"),
+        )),
+        v => Ok(v),
+    }
 }
 
 async fn answer<T: Send + 'static>(
@@ -74,16 +102,11 @@ async fn send(
     Body(b): Body<SendBody>,
 ) -> ApiResult<HttpResponse> {
     room::validate_content(&b.content, state.config.limits.max_message_chars)?;
+    let (nonce, reply_to) = room::validate_send_extras(b.nonce, b.reply_to)?;
     if !state.ports.quota.allow_send(&who.user_id) {
         return Err(ApiError::new(
             ErrorCode::RateLimited,
             "too many messages; slow down",
-        ));
-    }
-    if b.nonce.as_ref().is_some_and(|n| n.len() > 128) {
-        return Err(ApiError::new(
-            ErrorCode::ValidationFailed,
-            "nonce must be at most 128 bytes",
         ));
     }
     let (reply, rx) = Responder::channel();
@@ -92,8 +115,8 @@ async fn send(
         sender_id: who.user_id,
         hashtags: extract_hashtags(&b.content),
         content: b.content,
-        nonce: b.nonce.filter(|n| !n.is_empty()),
-        reply_to: b.reply_to.filter(|r| !r.is_empty()),
+        nonce,
+        reply_to,
         created_at: dovie_actors::now_ms(),
     };
     state.directory.room(&id).do_send(room::Post {
@@ -117,18 +140,10 @@ async fn history(
     id: web::Path<String>,
     q: web::Query<HistoryQuery>,
 ) -> ApiResult<HttpResponse> {
+    let limit = page_limit(q.limit)?;
+    let (before, after) = (seq_param("before", q.before)?, seq_param("after", q.after)?);
     member_room(&state, &id, &who.user_id).await?;
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 {
-        return Err(ApiError::new(
-            ErrorCode::ValidationFailed,
-            "limit must be at least 1",
-        ));
-    }
-    let page = state
-        .store
-        .history(&id, q.before, q.after, limit.min(MAX_PAGE))
-        .await?;
+    let page = state.store.history(&id, before, after, limit).await?;
     Ok(out.ok(&serde_json::json!({ "messages": page.messages, "has_more": page.has_more })))
 }
 
@@ -275,9 +290,9 @@ async fn run_search(
     room_id: Option<String>,
     q: Option<String>,
     hashtag: Option<String>,
-    limit: Option<usize>,
+    limit: Option<u64>,
 ) -> ApiResult<HttpResponse> {
-    let limit = limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let limit = page_limit(limit)?;
     let messages = match (
         q.filter(|s| !s.trim().is_empty()),
         hashtag.filter(|s| !s.trim().is_empty()),
@@ -295,15 +310,37 @@ async fn run_search(
                 .search(user_id, room_id.as_deref(), &q, limit)
                 .await?
         }
-        (None, None) => {
-            return Err(ApiError::new(
-                ErrorCode::ValidationFailed,
-                "give q or hashtag",
-            ))
-        }
+        // Nothing to look for finds nothing.
+        (None, None) => Vec::new(),
     };
     Ok(out.ok(&serde_json::json!({ "messages": messages })))
 }
+
+const SEQ_BEFORE: QueryParam = QueryParam {
+    name: "before",
+    required: false,
+    schema: r#"{"type": "integer", "minimum": 0, "maximum": 9007199254740991, "description": "the messages right before this seq"}"#,
+};
+const SEQ_AFTER: QueryParam = QueryParam {
+    name: "after",
+    required: false,
+    schema: r#"{"type": "integer", "minimum": 0, "maximum": 9007199254740991, "description": "the messages right after this seq (wins over before)"}"#,
+};
+const SEARCH_Q: QueryParam = QueryParam {
+    name: "q",
+    required: false,
+    schema: r#"{"type": "string", "description": "words; all must match, the last as a prefix (hashtag wins when both are given; neither finds nothing)"}"#,
+};
+const SEARCH_HASHTAG: QueryParam = QueryParam {
+    name: "hashtag",
+    required: false,
+    schema: r#"{"type": "string", "description": "a tag, with or without #"}"#,
+};
+const SEARCH_ROOM: QueryParam = QueryParam {
+    name: "room_id",
+    required: false,
+    schema: r#"{"type": "string", "description": "only this room (one of mine)"}"#,
+};
 
 pub fn register(api: &mut Api) {
     api.route(
@@ -315,6 +352,7 @@ pub fn register(api: &mut Api) {
             body: Some("SendMessageRequest"),
             ok: (201, Some("MessageResponse")),
             errors: &[400, 403, 404, 413, 415, 503],
+            query: &[],
         },
         send,
     );
@@ -328,6 +366,7 @@ pub fn register(api: &mut Api) {
             body: None,
             ok: (200, Some("MessagePage")),
             errors: &[400, 403, 404],
+            query: &[SEQ_BEFORE, SEQ_AFTER, LIMIT_PARAM],
         },
         history,
     );
@@ -340,6 +379,7 @@ pub fn register(api: &mut Api) {
             body: None,
             ok: (200, Some("MessageList")),
             errors: &[400, 403, 404],
+            query: &[SEARCH_Q, SEARCH_HASHTAG, LIMIT_PARAM],
         },
         search_room,
     );
@@ -352,6 +392,7 @@ pub fn register(api: &mut Api) {
             body: None,
             ok: (200, Some("MessageList")),
             errors: &[400],
+            query: &[SEARCH_Q, SEARCH_HASHTAG, SEARCH_ROOM, LIMIT_PARAM],
         },
         search,
     );
@@ -364,6 +405,7 @@ pub fn register(api: &mut Api) {
             body: Some("EditMessageRequest"),
             ok: (200, Some("MessageResponse")),
             errors: &[400, 403, 404, 409],
+            query: &[],
         },
         edit,
     );
@@ -376,6 +418,7 @@ pub fn register(api: &mut Api) {
             body: None,
             ok: (204, None),
             errors: &[403, 404],
+            query: &[],
         },
         delete,
     );
@@ -388,6 +431,7 @@ pub fn register(api: &mut Api) {
             body: Some("LikeRequest"),
             ok: (200, Some("MessageResponse")),
             errors: &[400, 403, 404, 409],
+            query: &[],
         },
         like,
     );
@@ -400,6 +444,7 @@ pub fn register(api: &mut Api) {
             body: Some("LikeRequest"),
             ok: (200, Some("MessageResponse")),
             errors: &[400, 403, 404, 409],
+            query: &[],
         },
         unlike,
     );

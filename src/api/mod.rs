@@ -266,7 +266,28 @@ pub struct RouteDoc {
     pub ok: (u16, Option<&'static str>),
     /// Error codes this route documents beyond `unauthorized`/`internal`.
     pub errors: &'static [u16],
+    /// Query parameters: name, required, and the JSON Schema of the value.
+    pub query: &'static [QueryParam],
 }
+
+/// One documented query parameter.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryParam {
+    pub name: &'static str,
+    pub required: bool,
+    /// JSON Schema of the value, as JSON text.
+    pub schema: &'static str,
+}
+
+/// The largest `limit` a list call takes (larger pages are cut to the call's own maximum).
+pub const LIMIT_CEILING: u64 = 2_147_483_647;
+
+/// `?limit=`: 1 to [`LIMIT_CEILING`]; a call answers at most its own page maximum.
+pub const LIMIT_PARAM: QueryParam = QueryParam {
+    name: "limit",
+    required: false,
+    schema: r#"{"type": "integer", "minimum": 1, "maximum": 2147483647, "description": "at most 100 are answered"}"#,
+};
 
 /// Registers routes and records their docs; with no `ServiceConfig` it only records.
 pub struct Api<'a> {
@@ -297,10 +318,68 @@ impl<'a> Api<'a> {
     }
 }
 
+/// Which methods each served path answers, to tell "no such path" (404) from "no such method
+/// here" (405 with `Allow`).
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    routes: Vec<(Vec<&'static str>, &'static str)>,
+}
+
+impl RouteTable {
+    /// The table of every registered route, plus `extra` (`/ws`, served outside [`Api`]).
+    pub fn new(extra: &[(&'static str, &'static str)]) -> RouteTable {
+        let mut api = Api::new(None);
+        register(&mut api);
+        let routes = api
+            .docs
+            .iter()
+            .map(|d| (d.method, d.path))
+            .chain(extra.iter().copied())
+            .map(|(method, path)| (path.split('/').collect(), method))
+            .collect();
+        RouteTable { routes }
+    }
+
+    /// The methods served at `path` (`{param}` segments match any one non-empty segment).
+    pub fn allowed(&self, path: &str) -> Vec<&'static str> {
+        let segs: Vec<&str> = path.split('/').collect();
+        let mut out: Vec<&'static str> = Vec::new();
+        for (pattern, method) in &self.routes {
+            let fits = pattern.len() == segs.len()
+                && pattern.iter().zip(&segs).all(|(p, s)| {
+                    p == s || (p.starts_with('{') && p.ends_with('}') && !s.is_empty())
+                });
+            if fits && !out.contains(method) {
+                out.push(method);
+            }
+        }
+        out
+    }
+}
+
 /// Every route Dovie serves (REST and the operational endpoints; `/ws` is added by the server).
 pub fn register(api: &mut Api) {
     auth::register(api);
     rooms::register(api);
     messages::register(api);
     ops::register(api);
+}
+
+#[cfg(test)]
+mod route_table_tests {
+    use super::*;
+
+    #[test]
+    fn known_paths_answer_their_methods() {
+        let table = RouteTable::new(&[("GET", "/ws")]);
+        let allowed = table.allowed("/api/chat-rooms");
+        assert!(
+            allowed.contains(&"GET") && allowed.contains(&"POST"),
+            "{allowed:?}"
+        );
+        assert_eq!(table.allowed("/ws"), vec!["GET"]);
+        assert!(!table.allowed("/api/chat-rooms/abc").is_empty());
+        assert!(table.allowed("/api/chat-rooms//messages").is_empty());
+        assert!(table.allowed("/api/nothing-here").is_empty());
+    }
 }

@@ -49,6 +49,7 @@ pub fn register(api: &mut Api) {
             body: None,
             ok: (200, Some("Status")),
             errors: &[],
+            query: &[],
         },
         health,
     );
@@ -61,6 +62,7 @@ pub fn register(api: &mut Api) {
             body: None,
             ok: (200, Some("Status")),
             errors: &[503],
+            query: &[],
         },
         ready,
     );
@@ -73,6 +75,7 @@ pub fn register(api: &mut Api) {
             body: None,
             ok: (200, None),
             errors: &[],
+            query: &[],
         },
         metrics,
     );
@@ -85,6 +88,7 @@ pub fn register(api: &mut Api) {
             body: None,
             ok: (200, None),
             errors: &[],
+            query: &[],
         },
         openapi,
     );

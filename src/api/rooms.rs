@@ -117,6 +117,7 @@ fn notify_created(state: &AppState, room: &Room) {
         room: Some(room.clone()),
         joined: Vec::new(),
         left: Vec::new(),
+        created: true,
     });
 }
 
@@ -134,10 +135,12 @@ fn notify(
         c.membership_changed(room_id, joined.clone(), left.clone());
     }
     if room.is_some() {
-        return state
-            .directory
-            .room(room_id)
-            .do_send(RoomChanged { room, joined, left });
+        return state.directory.room(room_id).do_send(RoomChanged {
+            room,
+            joined,
+            left,
+            created: false,
+        });
     }
     let event = dovie_actors::Event::new(
         dovie_protocol::events::ROOM_DELETED,
@@ -154,6 +157,7 @@ fn notify(
         room: None,
         joined,
         left: Vec::new(),
+        created: false,
     };
     if state.cluster.is_some() {
         // The owner may be another node.
@@ -324,7 +328,9 @@ async fn add_participants(
     let mut ids: Vec<String> = b.user_ids;
     ids.extend(b.user_id);
     ids.retain(|u| !u.is_empty());
-    ids.dedup();
+    // Each user once, wherever they repeat (`[a, b, a]`), in the order first named.
+    let mut seen = std::collections::HashSet::new();
+    ids.retain(|u| seen.insert(u.clone()));
     if ids.is_empty() {
         return Err(ApiError::new(
             ErrorCode::ValidationFailed,
@@ -369,6 +375,13 @@ async fn remove_participant(
         }
     } else if my_role < Role::Admin || target_role >= my_role {
         return Err(forbidden("you cannot remove this member"));
+    }
+    if target == who.user_id && room.member_ids.len() == 1 {
+        // The last member leaving: a group nobody is in is deleted (nobody could ever delete it
+        // otherwise), and its history with it.
+        state.store.delete_room(&id).await?;
+        notify(&state, &id, None, Vec::new(), room.member_ids.clone());
+        return Ok(HttpResponse::NoContent().finish());
     }
     let room = state.store.remove_member(&id, &target).await?;
     notify(&state, &id, Some(room), Vec::new(), vec![target]);
@@ -452,6 +465,7 @@ pub fn register(api: &mut Api) {
             body: Some("CreateRoomRequest"),
             ok: (201, Some("RoomResponse")),
             errors: &[400, 413, 415],
+            query: &[],
         },
         create,
     );
@@ -465,6 +479,7 @@ pub fn register(api: &mut Api) {
             body: None,
             ok: (200, Some("RoomList")),
             errors: &[],
+            query: &[],
         },
         list,
     );
@@ -477,6 +492,7 @@ pub fn register(api: &mut Api) {
             body: None,
             ok: (200, Some("RoomResponse")),
             errors: &[403, 404],
+            query: &[],
         },
         get,
     );
@@ -489,6 +505,7 @@ pub fn register(api: &mut Api) {
             body: Some("UpdateRoomRequest"),
             ok: (200, Some("RoomResponse")),
             errors: &[400, 403, 404],
+            query: &[],
         },
         update,
     );
@@ -501,6 +518,7 @@ pub fn register(api: &mut Api) {
             body: None,
             ok: (204, None),
             errors: &[400, 403, 404],
+            query: &[],
         },
         delete,
     );
@@ -513,6 +531,7 @@ pub fn register(api: &mut Api) {
             body: Some("AddParticipantsRequest"),
             ok: (200, Some("RoomResponse")),
             errors: &[400, 403, 404],
+            query: &[],
         },
         add_participants,
     );
@@ -525,6 +544,7 @@ pub fn register(api: &mut Api) {
             body: None,
             ok: (204, None),
             errors: &[400, 403, 404, 409],
+            query: &[],
         },
         remove_participant,
     );
@@ -537,6 +557,7 @@ pub fn register(api: &mut Api) {
             body: Some("SetRoleRequest"),
             ok: (200, Some("RoomResponse")),
             errors: &[400, 403, 404],
+            query: &[],
         },
         set_role,
     );
@@ -549,6 +570,7 @@ pub fn register(api: &mut Api) {
             body: Some("ReadRequest"),
             ok: (204, None),
             errors: &[400, 403, 404],
+            query: &[],
         },
         read,
     );
@@ -561,6 +583,7 @@ pub fn register(api: &mut Api) {
             body: None,
             ok: (200, Some("UnreadCounts")),
             errors: &[],
+            query: &[],
         },
         unread_counts,
     );

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use dovie_protocol::error::{ErrorBody, ErrorCode};
-use dovie_protocol::model::{Message, Role, Room, User};
+use dovie_protocol::model::{Message, Role, Room, User, UserRole};
 
 pub type StoreResult<T> = Result<T, ErrorBody>;
 
@@ -34,6 +34,8 @@ pub trait UserStore: Send + Sync {
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
     /// The subset of `ids` that are existing users.
     async fn existing_users(&self, ids: &[String]) -> StoreResult<Vec<String>>;
+    /// Sets an account's role; `not_found` if there is no such account.
+    async fn set_user_role(&self, id: &str, role: UserRole) -> StoreResult<User>;
 }
 
 /// A login session: one refresh-token family.

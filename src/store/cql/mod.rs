@@ -1,0 +1,608 @@
+//! The cluster store: ScyllaDB over CQL (the `scylla` driver, 1.x API), portable to Apache
+//! Cassandra, which the test suite runs as the CQL server.
+//!
+//! Every statement is prepared once at connect and kept in [`Stmts`]; the driver routes each to a
+//! replica of its partition (token-aware by default). Writes run under a semaphore that bounds
+//! how many are in flight. Messages live in `((room_id, bucket), seq)` partitions of
+//! [`BUCKET_SIZE`] seqs. The room's owner is its single writer, so appends, nonces and read marks
+//! need no lightweight transactions; registration, direct-room creation and refresh-token
+//! rotation (rare, and racing across nodes) use them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use async_trait::async_trait;
+use dovie_actors::ports::{AppendError, AppendOutcome, Draft, ReceiptKind, RoomSnapshot};
+use dovie_protocol::error::{ErrorBody, ErrorCode};
+use dovie_protocol::model::{Message, MessageKind, Role, Room, RoomType, User};
+use futures_util::future::try_join_all;
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::statement::batch::{Batch, BatchType};
+use scylla::statement::prepared::PreparedStatement;
+use scylla::statement::Consistency;
+use tokio::sync::Semaphore;
+
+use super::*;
+
+mod auth;
+mod history;
+mod room_store;
+mod rooms;
+mod statements;
+mod users;
+
+use statements::Stmts;
+
+/// Seqs per message partition.
+pub const BUCKET_SIZE: u64 = 4096;
+/// Writes in flight at most, per node.
+const MAX_INFLIGHT_WRITES: usize = 256;
+/// Prefixes indexed for search, in characters.
+const MIN_PREFIX: usize = super::text::MIN_PREFIX_CHARS;
+const MAX_PREFIX: usize = 12;
+/// Attempts of a compare-and-set on a room's roster before answering `store_unavailable`.
+const ROSTER_ATTEMPTS: usize = 32;
+const DAY_MS: i64 = 86_400_000;
+
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../../../schema/scylla/0001_init.cql")),
+    (
+        2,
+        include_str!("../../../schema/scylla/0002_rosters_roles_terms.cql"),
+    ),
+];
+
+const MSG_COLS: &str =
+    "room_id, seq, id, sender_id, kind, content, nonce, reply_to, hashtags, reactions, \
+                        attachments, created_at, edited_at, deleted";
+
+type MsgRow = (
+    String,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<Vec<String>>,
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<i64>,
+    Option<bool>,
+);
+
+fn bucket(seq: u64) -> i64 {
+    (seq / BUCKET_SIZE) as i64
+}
+
+fn unavailable(cause: impl std::fmt::Display) -> ErrorBody {
+    super::unavailable_from("cql", cause)
+}
+
+fn to_message(r: MsgRow) -> Message {
+    Message {
+        room_id: r.0,
+        seq: r.1 as u64,
+        id: r.2,
+        sender_id: r.3,
+        kind: MessageKind::parse(&r.4).unwrap_or(MessageKind::Text),
+        content: r.5,
+        nonce: r.6,
+        reply_to: r.7,
+        hashtags: r.8.unwrap_or_default(),
+        reactions: r
+            .9
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default(),
+        attachments: r
+            .10
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default(),
+        created_at: r.11,
+        edited_at: r.12,
+        deleted: r.13.unwrap_or(false),
+    }
+}
+
+/// Checks a keyspace name: it is spliced into DDL, so only `[A-Za-z0-9_]`, 1..=48 characters.
+pub fn valid_keyspace(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 48
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+pub struct ScyllaStore {
+    session: Session,
+    st: Stmts,
+    writes: Semaphore,
+}
+
+/// Connects to the contact points (`HOST:PORT,..`) and opens a session without a keyspace.
+async fn connect(contact_points: &str) -> Result<Session, String> {
+    let mut builder = SessionBuilder::new();
+    for node in contact_points
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        builder = builder.known_node(node);
+    }
+    builder
+        .build()
+        .await
+        .map_err(|e| format!("cannot connect to the CQL cluster at {contact_points}: {e}"))
+}
+
+/// Splits a `.cql` file into statements (`;` ending a line), dropping `--` comment lines.
+fn statements(cql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in cql.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with("--") || trimmed.is_empty() {
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+        if trimmed.ends_with(';') {
+            out.push(current.trim().trim_end_matches(';').to_string());
+            current.clear();
+        }
+    }
+    out
+}
+
+/// Creates the keyspace if needed and applies every migration not yet applied.
+pub async fn migrate(
+    contact_points: &str,
+    keyspace: &str,
+    replication_factor: u32,
+) -> Result<usize, String> {
+    if !valid_keyspace(keyspace) {
+        return Err(format!(
+            "invalid keyspace name `{keyspace}`: use letters, digits and _"
+        ));
+    }
+    let session = connect(contact_points).await?;
+    let ddl = |cql: String| {
+        let session = &session;
+        async move {
+            session
+                .query_unpaged(cql.clone(), &[])
+                .await
+                .map_err(|e| format!("`{}`: {e}", cql.lines().next().unwrap_or("")))?;
+            session
+                .await_schema_agreement()
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(())
+        }
+    };
+    ddl(format!(
+        "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': {replication_factor}}}"
+    ))
+    .await?;
+    session
+        .use_keyspace(keyspace, false)
+        .await
+        .map_err(|e| e.to_string())?;
+    ddl(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, applied_at bigint)"
+            .into(),
+    )
+    .await?;
+    let mut ran = 0;
+    for (version, cql) in MIGRATIONS {
+        let done = session
+            .query_unpaged(
+                "SELECT version FROM schema_migrations WHERE version = ?",
+                (version,),
+            )
+            .await
+            .map_err(|e| e.to_string())?
+            .into_rows_result()
+            .map_err(|e| e.to_string())?
+            .rows_num()
+            > 0;
+        if done {
+            continue;
+        }
+        for stmt in statements(cql) {
+            ddl(stmt).await?;
+        }
+        session
+            .query_unpaged(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                (version, dovie_actors::now_ms()),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        ran += 1;
+    }
+    Ok(ran)
+}
+
+impl ScyllaStore {
+    /// Connects, applies migrations, prepares every statement.
+    pub async fn open(
+        contact_points: &str,
+        keyspace: &str,
+        replication_factor: u32,
+    ) -> Result<ScyllaStore, String> {
+        migrate(contact_points, keyspace, replication_factor).await?;
+        let session = connect(contact_points).await?;
+        let st = Stmts::prepare(&session, keyspace).await?;
+        Ok(ScyllaStore {
+            session,
+            st,
+            writes: Semaphore::new(MAX_INFLIGHT_WRITES),
+        })
+    }
+
+    /// Runs a prepared write, bounded by the in-flight semaphore.
+    async fn write(
+        &self,
+        st: &PreparedStatement,
+        values: impl ::scylla::serialize::row::SerializeRow,
+    ) -> StoreResult<()> {
+        let _permit = self.writes.acquire().await.map_err(unavailable)?;
+        self.session
+            .execute_unpaged(st, values)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Runs a lightweight transaction; answers whether it applied.
+    async fn lwt(
+        &self,
+        st: &PreparedStatement,
+        values: impl ::scylla::serialize::row::SerializeRow,
+    ) -> StoreResult<bool> {
+        let _permit = self.writes.acquire().await.map_err(unavailable)?;
+        let res = self
+            .session
+            .execute_unpaged(st, values)
+            .await
+            .map_err(unavailable)?;
+        let rows = res.into_rows_result().map_err(unavailable)?;
+        // An LWT answers `[applied]` first; when not applied, the existing values follow.
+        let row = rows
+            .rows::<::scylla::value::Row>()
+            .map_err(unavailable)?
+            .next()
+            .ok_or_else(|| unavailable("an LWT answered no row"))?
+            .map_err(unavailable)?;
+        match row.columns.first() {
+            Some(Some(::scylla::value::CqlValue::Boolean(applied))) => Ok(*applied),
+            _ => Err(unavailable("an LWT answered no [applied] column")),
+        }
+    }
+
+    /// Rows of a prepared read, deserialized as `R`.
+    async fn rows<R>(
+        &self,
+        st: &PreparedStatement,
+        values: impl ::scylla::serialize::row::SerializeRow,
+    ) -> StoreResult<Vec<R>>
+    where
+        R: for<'f, 'm> ::scylla::deserialize::row::DeserializeRow<'f, 'm>,
+    {
+        let res = self
+            .session
+            .execute_unpaged(st, values)
+            .await
+            .map_err(unavailable)?;
+        let rows = res.into_rows_result().map_err(unavailable)?;
+        let it = rows.rows::<R>().map_err(unavailable)?;
+        it.map(|r| r.map_err(unavailable)).collect()
+    }
+
+    async fn row<R>(
+        &self,
+        st: &PreparedStatement,
+        values: impl ::scylla::serialize::row::SerializeRow,
+    ) -> StoreResult<Option<R>>
+    where
+        R: for<'f, 'm> ::scylla::deserialize::row::DeserializeRow<'f, 'm>,
+    {
+        Ok(self.rows(st, values).await?.into_iter().next())
+    }
+
+    async fn load_room(&self, id: &str) -> StoreResult<Option<(Room, u64)>> {
+        type RoomRow = (String, String, Option<String>, String, i64, Option<i64>);
+        let Some((id, kind, name, created_by, created_at, last_seq)) =
+            self.row::<RoomRow>(&self.st.room_by_id, (id,)).await?
+        else {
+            return Ok(None);
+        };
+        let mut members = self
+            .rows::<(String, String, i64)>(&self.st.members_of, (&id,))
+            .await?;
+        members.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
+        let roles: BTreeMap<String, Role> = members
+            .iter()
+            .map(|(u, r, _)| (u.clone(), Role::parse(r).unwrap_or(Role::Member)))
+            .collect();
+        let room = Room {
+            id,
+            kind: RoomType::parse(&kind).unwrap_or(RoomType::Group),
+            name,
+            member_ids: members.into_iter().map(|m| m.0).collect(),
+            created_by,
+            created_at,
+            roles,
+        };
+        Ok(Some((room, last_seq.unwrap_or(0).max(0) as u64)))
+    }
+
+    async fn room_or_404(&self, id: &str) -> StoreResult<Room> {
+        Ok(self
+            .load_room(id)
+            .await?
+            .ok_or_else(|| not_found("room"))?
+            .0)
+    }
+
+    async fn last_seq(&self, room_id: &str) -> StoreResult<Option<u64>> {
+        Ok(self
+            .row::<(Option<i64>,)>(&self.st.room_last_seq, (room_id,))
+            .await?
+            .map(|(s,)| s.unwrap_or(0).max(0) as u64))
+    }
+
+    async fn message_at(&self, room_id: &str, seq: u64) -> StoreResult<Option<Message>> {
+        Ok(self
+            .row::<MsgRow>(&self.st.message_at, (room_id, bucket(seq), seq as i64))
+            .await?
+            .map(to_message))
+    }
+
+    async fn get_message_by_id(&self, id: &str) -> StoreResult<Option<Message>> {
+        Ok(self.locate(id).await?.map(|(m, _)| m))
+    }
+
+    /// The message with this id and the epoch of its row — only if it is its seq's message (the
+    /// location may outlive it: a deleted room, or a fenced owner's row that never counted).
+    async fn locate(&self, id: &str) -> StoreResult<Option<(Message, i64)>> {
+        let Some((room_id, seq, epoch)) = self
+            .row::<(String, i64, Option<i64>)>(&self.st.message_loc, (id,))
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(self
+            .message_at(&room_id, seq as u64)
+            .await?
+            .filter(|m| m.id == id)
+            .map(|m| (m, epoch.unwrap_or(0))))
+    }
+
+    /// Messages of a room with `lo < seq < hi`, at most `limit`, ascending or descending.
+    async fn range(
+        &self,
+        room_id: &str,
+        lo: u64,
+        hi: u64,
+        limit: usize,
+        ascending: bool,
+    ) -> StoreResult<Vec<Message>> {
+        let Some(last) = self.last_seq(room_id).await? else {
+            return Ok(Vec::new());
+        };
+        let hi = hi.min(last + 1);
+        if hi <= lo + 1 {
+            return Ok(Vec::new());
+        }
+        let (first_b, last_b) = (bucket(lo + 1), bucket(hi - 1));
+        let mut out = Vec::new();
+        let buckets: Vec<i64> = if ascending {
+            (first_b..=last_b).collect()
+        } else {
+            (first_b..=last_b).rev().collect()
+        };
+        let st = if ascending {
+            &self.st.messages_asc
+        } else {
+            &self.st.messages_desc
+        };
+        for b in buckets {
+            // A seq may have several rows (see the schema): its message is the highest epoch's,
+            // last in ascending order and first in descending order. Read a little more than
+            // needed and page on by seq while duplicates ate into the page.
+            let (mut from, mut to) = (lo, hi);
+            loop {
+                let want = limit - out.len();
+                let ask = (want * 2 + 16) as i32;
+                let rows = self
+                    .rows::<MsgRow>(st, (room_id, b, from as i64, to as i64, ask))
+                    .await?;
+                let full = rows.len() == ask as usize;
+                let mut page: Vec<Message> = Vec::new();
+                for m in rows.into_iter().map(to_message) {
+                    match page.last_mut() {
+                        Some(prev) if prev.seq == m.seq => {
+                            if ascending {
+                                *prev = m;
+                            }
+                        }
+                        _ => page.push(m),
+                    }
+                }
+                // The last seq of a full page may have more rows on the next page.
+                if full && page.len() > 1 {
+                    page.pop();
+                }
+                let Some(edge) = page.last().map(|m| m.seq) else {
+                    break;
+                };
+                out.extend(page.into_iter().take(want));
+                if out.len() >= limit || !full {
+                    break;
+                }
+                if ascending {
+                    from = edge;
+                } else {
+                    to = edge;
+                }
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn reactions_of(&self, message_id: &str) -> StoreResult<BTreeMap<String, Vec<String>>> {
+        let mut likes = self
+            .rows::<(String, String, i64)>(&self.st.likes_of, (message_id,))
+            .await?;
+        likes.sort_by(|a, b| (a.2, &a.1).cmp(&(b.2, &b.1)));
+        let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (emoji, user, _) in likes {
+            map.entry(emoji).or_default().push(user);
+        }
+        Ok(map)
+    }
+
+    /// Index rows for a message's words and their prefixes.
+    fn terms(content: &str) -> BTreeSet<String> {
+        let mut terms = BTreeSet::new();
+        for w in super::text::words(content) {
+            let chars: Vec<char> = w.chars().collect();
+            for n in MIN_PREFIX..=chars.len().min(MAX_PREFIX) {
+                terms.insert(chars[..n].iter().collect());
+            }
+            terms.insert(w);
+        }
+        terms
+    }
+
+    async fn index(&self, m: &Message) -> StoreResult<()> {
+        let terms = try_join_all(Self::terms(&m.content).into_iter().map(|t| {
+            self.write(
+                &self.st.insert_term,
+                (m.room_id.clone(), bucket(m.seq), t, m.seq as i64),
+            )
+        }));
+        let tags = try_join_all(m.hashtags.iter().map(|tag| {
+            self.write(
+                &self.st.insert_tag,
+                (tag.clone(), m.created_at, m.id.clone(), m.room_id.clone()),
+            )
+        }));
+        futures_util::future::try_join(terms, tags).await?;
+        Ok(())
+    }
+
+    async fn unindex_tags(&self, m: &Message) -> StoreResult<()> {
+        try_join_all(m.hashtags.iter().map(|tag| {
+            self.write(
+                &self.st.delete_tag,
+                (tag.clone(), m.created_at, m.id.clone()),
+            )
+        }))
+        .await?;
+        Ok(())
+    }
+
+    async fn epoch(&self, room_id: &str) -> StoreResult<u64> {
+        Ok(self
+            .row::<(Option<i64>,)>(&self.st.room_epoch, (room_id,))
+            .await?
+            .and_then(|(e,)| e)
+            .unwrap_or(0)
+            .max(0) as u64)
+    }
+
+    /// Claims the room for this node: the next ownership epoch, set with an LWT.
+    async fn claim(&self, room_id: &str) -> StoreResult<u64> {
+        for _ in 0..10 {
+            let current = self
+                .row::<(Option<i64>,)>(&self.st.room_epoch, (room_id,))
+                .await?
+                .and_then(|(e,)| e);
+            let applied = match current {
+                None => {
+                    self.lwt(&self.st.claim_first_epoch, (1i64, room_id))
+                        .await?
+                }
+                Some(e) => self.lwt(&self.st.claim_epoch, (e + 1, room_id, e)).await?,
+            };
+            if applied {
+                return Ok(current.unwrap_or(0).max(0) as u64 + 1);
+            }
+        }
+        Err(unavailable("cannot claim the room: too much contention"))
+    }
+
+    async fn my_rooms(&self, user_id: &str) -> StoreResult<Vec<String>> {
+        Ok(self
+            .rows::<(String,)>(&self.st.rooms_of_user, (user_id,))
+            .await?
+            .into_iter()
+            .map(|(r,)| r)
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::statements::qualify;
+    use super::*;
+
+    #[test]
+    fn statements_are_qualified_with_the_keyspace() {
+        assert_eq!(
+            qualify("UPDATE users SET a = ? WHERE id = ?", "ks"),
+            "UPDATE ks.users SET a = ? WHERE id = ?"
+        );
+        assert_eq!(
+            qualify("DELETE FROM users WHERE id = ?", "ks"),
+            "DELETE FROM ks.users WHERE id = ?"
+        );
+        assert_eq!(
+            qualify("SELECT a FROM users WHERE id = ?", "ks"),
+            "SELECT a FROM ks.users WHERE id = ?"
+        );
+        assert_eq!(
+            qualify("INSERT INTO users (a) VALUES (?)", "ks"),
+            "INSERT INTO ks.users (a) VALUES (?)"
+        );
+    }
+
+    #[test]
+    fn keyspace_names_are_checked() {
+        assert!(valid_keyspace("dovie_test_1"));
+        assert!(!valid_keyspace("x; DROP KEYSPACE y"));
+        assert!(!valid_keyspace(""));
+    }
+
+    #[test]
+    fn statements_split_on_line_ending_semicolons() {
+        let s = statements("-- c\nCREATE TABLE a (x int PRIMARY KEY);\n\nCREATE TABLE b (\n y int PRIMARY KEY\n) WITH x = 1;\n");
+        assert_eq!(s.len(), 2);
+        assert!(s[1].starts_with("CREATE TABLE b"));
+        assert!(!s[1].ends_with(';'));
+    }
+
+    #[test]
+    fn terms_hold_words_and_short_prefixes() {
+        let t = ScyllaStore::terms("Hello wonderful");
+        assert!(
+            t.contains("he")
+                && t.contains("hello")
+                && t.contains("wonderful")
+                && t.contains("wonderfu")
+        );
+        assert!(!t.contains("h"));
+        let long = ScyllaStore::terms("abcdefghijklmnopqrstu");
+        assert!(
+            long.contains("abcdefghijkl")
+                && !long.contains("abcdefghijklm")
+                && long.contains("abcdefghijklmnopqrstu")
+        );
+    }
+}

@@ -1,0 +1,364 @@
+//! The room actors' port on the cluster store: ownership epochs, conditional batch commits,
+//! edits, deletes, reactions, receipts and presence audiences.
+
+use super::*;
+
+#[async_trait]
+impl dovie_actors::RoomStore for ScyllaStore {
+    async fn load_room(
+        &self,
+        room_id: &str,
+        window: usize,
+    ) -> Result<Option<RoomSnapshot>, ErrorBody> {
+        let Some((room, last_seq)) = ScyllaStore::load_room(self, room_id).await? else {
+            return Ok(None);
+        };
+        let epoch = self.claim(room_id).await?;
+        // Read after the claim: whatever the previous owner acknowledged is visible now.
+        let last_seq = self.last_seq(room_id).await?.unwrap_or(last_seq);
+        let mut recent = self.range(room_id, 0, last_seq + 1, window, false).await?;
+        recent.reverse();
+        Ok(Some(RoomSnapshot {
+            room,
+            last_seq,
+            recent,
+            epoch,
+        }))
+    }
+
+    async fn append(
+        &self,
+        room_id: &str,
+        epoch: u64,
+        first_seq: u64,
+        drafts: Vec<Draft>,
+    ) -> Result<Vec<AppendOutcome>, AppendError> {
+        let failed = AppendError::Failed;
+        if self.epoch(room_id).await.map_err(failed)? != epoch {
+            return Err(AppendError::Fenced);
+        }
+        let stored_last = self
+            .last_seq(room_id)
+            .await
+            .map_err(failed)?
+            .ok_or_else(|| AppendError::Failed(not_found("room")))?;
+        if stored_last + 1 != first_seq {
+            return Err(AppendError::SeqMismatch {
+                last_seq: stored_last,
+            });
+        }
+        // Earlier messages with these nonces, looked up all at once.
+        let earlier = try_join_all(drafts.iter().map(|d| async move {
+            let Some(nonce) = &d.nonce else {
+                return Ok::<_, ErrorBody>(None);
+            };
+            // One row per epoch that stored the nonce; only a message that is really its seq's,
+            // committed (seq <= last) and the same counts.
+            let seqs = self
+                .rows::<(i64,)>(&self.st.nonce_seq, (room_id, &d.sender_id, nonce))
+                .await?;
+            for (seq,) in seqs {
+                let found = self.message_at(room_id, seq as u64).await?.filter(|m| {
+                    m.nonce.as_ref() == Some(nonce)
+                        && m.sender_id == d.sender_id
+                        && m.seq <= stored_last
+                });
+                if found.is_some() {
+                    return Ok(found);
+                }
+            }
+            Ok(None)
+        }))
+        .await
+        .map_err(failed)?;
+        let mut next = first_seq;
+        let mut out = Vec::with_capacity(drafts.len());
+        let mut batch_nonces: HashMap<(String, String), Message> = HashMap::new();
+        let mut stored = Vec::new();
+        for (d, earlier) in drafts.into_iter().zip(earlier) {
+            if let Some(m) = earlier {
+                out.push(AppendOutcome::Duplicate(m));
+                continue;
+            }
+            if let Some(nonce) = &d.nonce {
+                if let Some(m) = batch_nonces.get(&(d.sender_id.clone(), nonce.clone())) {
+                    out.push(AppendOutcome::Duplicate(m.clone()));
+                    continue;
+                }
+            }
+            if let Some(reply_to) = &d.reply_to {
+                let target = self.get_message_by_id(reply_to).await.map_err(failed)?;
+                let in_room = target.is_some_and(|m| m.room_id == room_id)
+                    || stored.iter().any(|m: &Message| &m.id == reply_to);
+                if !in_room {
+                    out.push(AppendOutcome::Rejected(ErrorBody::new(
+                        ErrorCode::ValidationFailed,
+                        "reply_to names no message of this room",
+                    )));
+                    continue;
+                }
+            }
+            let m = d.into_message(room_id, next);
+            if let Some(n) = &m.nonce {
+                batch_nonces.insert((m.sender_id.clone(), n.clone()), m.clone());
+            }
+            stored.push(m.clone());
+            out.push(AppendOutcome::Stored(m));
+            next += 1;
+        }
+        if stored.is_empty() {
+            return Ok(out);
+        }
+        // Rows of one partition go in one unlogged batch; the indexes in parallel; `last_seq`
+        // (what makes the messages count) only after all of them.
+        let mut by_bucket: BTreeMap<i64, Vec<&Message>> = BTreeMap::new();
+        for m in &stored {
+            by_bucket.entry(bucket(m.seq)).or_default().push(m);
+        }
+        let batches = by_bucket.into_iter().map(|(b, msgs)| async move {
+            let mut batch = Batch::new(BatchType::Unlogged);
+            batch.set_consistency(Consistency::Quorum);
+            let mut values = Vec::new();
+            for m in msgs {
+                batch.append_statement(self.st.insert_message.clone());
+                values.push((
+                    b,
+                    epoch as i64,
+                    m.room_id.clone(),
+                    m.seq as i64,
+                    m.id.clone(),
+                    m.sender_id.clone(),
+                    m.kind.as_str(),
+                    m.content.clone(),
+                    m.nonce.clone(),
+                    m.reply_to.clone(),
+                    m.hashtags.clone(),
+                    "{}",
+                    "[]",
+                    m.created_at,
+                    None::<i64>,
+                    false,
+                ));
+            }
+            let _permit = self.writes.acquire().await.map_err(unavailable)?;
+            self.session
+                .batch(&batch, values)
+                .await
+                .map_err(unavailable)?;
+            Ok::<_, ErrorBody>(())
+        });
+        try_join_all(batches).await.map_err(failed)?;
+        let side = stored.iter().map(|m| async move {
+            self.write(
+                &self.st.insert_message_id,
+                (&m.id, &m.room_id, m.seq as i64, epoch as i64),
+            )
+            .await?;
+            if let Some(n) = &m.nonce {
+                self.write(
+                    &self.st.insert_nonce,
+                    (&m.room_id, &m.sender_id, n, epoch as i64, m.seq as i64),
+                )
+                .await?;
+            }
+            self.index(m).await
+        });
+        try_join_all(side).await.map_err(failed)?;
+        // Senders have read up to their own message.
+        let mut last_by_sender: HashMap<&str, u64> = HashMap::new();
+        for m in &stored {
+            last_by_sender.insert(&m.sender_id, m.seq);
+        }
+        try_join_all(last_by_sender.into_iter().map(|(sender, seq)| async move {
+            self.set_receipt(room_id, sender, ReceiptKind::Read, seq)
+                .await
+        }))
+        .await
+        .map_err(failed)?;
+        // The batch counts only if this node still owns the room and nobody committed meanwhile:
+        // one conditional write per batch. Otherwise nothing here is acknowledged, and the rows
+        // left behind carry an epoch lower than any later owner's, so they never show.
+        let committed = self
+            .lwt(
+                &self.st.commit_last_seq,
+                ((next - 1) as i64, room_id, epoch as i64, stored_last as i64),
+            )
+            .await
+            .map_err(failed)?;
+        if !committed {
+            return Err(AppendError::Fenced);
+        }
+        Ok(out)
+    }
+
+    async fn messages_after(
+        &self,
+        room_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Message>, ErrorBody> {
+        self.range(room_id, after, u64::MAX / 2, limit, true).await
+    }
+
+    async fn get_message(&self, message_id: &str) -> Result<Option<Message>, ErrorBody> {
+        self.get_message_by_id(message_id).await
+    }
+
+    async fn edit_message(
+        &self,
+        id: &str,
+        content: &str,
+        hashtags: &[String],
+        at: i64,
+    ) -> Result<Message, ErrorBody> {
+        let (old, epoch) = self
+            .locate(id)
+            .await?
+            .filter(|(m, _)| !m.deleted)
+            .ok_or_else(|| not_found("message"))?;
+        self.unindex_tags(&old).await?;
+        self.write(
+            &self.st.edit_message,
+            (
+                content,
+                hashtags.to_vec(),
+                at,
+                &old.room_id,
+                bucket(old.seq),
+                old.seq as i64,
+                epoch,
+            ),
+        )
+        .await?;
+        let m = self
+            .message_at(&old.room_id, old.seq)
+            .await?
+            .ok_or_else(|| not_found("message"))?;
+        self.index(&m).await?;
+        Ok(m)
+    }
+
+    async fn delete_message(&self, id: &str, at: i64) -> Result<Message, ErrorBody> {
+        let (old, epoch) = self.locate(id).await?.ok_or_else(|| not_found("message"))?;
+        self.unindex_tags(&old).await?;
+        self.write(&self.st.delete_likes, (id,)).await?;
+        self.write(
+            &self.st.tombstone,
+            (at, &old.room_id, bucket(old.seq), old.seq as i64, epoch),
+        )
+        .await?;
+        self.message_at(&old.room_id, old.seq)
+            .await?
+            .ok_or_else(|| not_found("message"))
+    }
+
+    async fn set_reaction(
+        &self,
+        id: &str,
+        user_id: &str,
+        emoji: &str,
+        on: bool,
+    ) -> Result<Message, ErrorBody> {
+        let (m, epoch) = self.locate(id).await?.ok_or_else(|| not_found("message"))?;
+        if on {
+            let already = self
+                .reactions_of(id)
+                .await?
+                .get(emoji)
+                .is_some_and(|us| us.iter().any(|u| u == user_id));
+            if !already {
+                self.write(
+                    &self.st.insert_like,
+                    (id, emoji, user_id, dovie_actors::now_ms()),
+                )
+                .await?;
+            }
+        } else {
+            self.write(&self.st.delete_like, (id, emoji, user_id))
+                .await?;
+        }
+        let reactions = self.reactions_of(id).await?;
+        let json = serde_json::to_string(&reactions).unwrap_or_else(|_| "{}".into());
+        self.write(
+            &self.st.set_reactions,
+            (json, &m.room_id, bucket(m.seq), m.seq as i64, epoch),
+        )
+        .await?;
+        self.message_at(&m.room_id, m.seq)
+            .await?
+            .ok_or_else(|| not_found("message"))
+    }
+
+    async fn set_receipt(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        kind: ReceiptKind,
+        seq: u64,
+    ) -> Result<(), ErrorBody> {
+        // The room's owner serializes receipts, so read-then-raise needs no transaction.
+        let Some((read, delivered)) = self
+            .row::<(Option<i64>, Option<i64>)>(&self.st.member_marks, (room_id, user_id))
+            .await?
+        else {
+            return Ok(());
+        };
+        let (read, delivered) = (
+            read.unwrap_or(0).max(0) as u64,
+            delivered.unwrap_or(0).max(0) as u64,
+        );
+        match kind {
+            ReceiptKind::Read if seq > read || seq > delivered => {
+                self.write(
+                    &self.st.set_read,
+                    (
+                        seq.max(read) as i64,
+                        seq.max(delivered) as i64,
+                        room_id,
+                        user_id,
+                    ),
+                )
+                .await
+            }
+            ReceiptKind::Delivered if seq > delivered => {
+                self.write(&self.st.set_delivered, (seq as i64, room_id, user_id))
+                    .await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn current_epoch(&self, room_id: &str) -> Result<u64, ErrorBody> {
+        self.epoch(room_id).await
+    }
+
+    async fn co_members(&self, user_id: &str) -> Result<Vec<String>, ErrorBody> {
+        self.presence_audience(user_id, usize::MAX).await
+    }
+
+    async fn presence_audience(
+        &self,
+        user_id: &str,
+        max_room_members: usize,
+    ) -> Result<Vec<String>, ErrorBody> {
+        let rooms = self.my_rooms(user_id).await?;
+        let members = try_join_all(
+            rooms
+                .iter()
+                .map(|r| self.rows::<(String, String, i64)>(&self.st.members_of, (r,))),
+        )
+        .await?;
+        let set: BTreeSet<String> = members
+            .into_iter()
+            .filter(|m| m.len() <= max_room_members)
+            .flatten()
+            .map(|(u, _, _)| u)
+            .filter(|u| u != user_id)
+            .collect();
+        Ok(set.into_iter().collect())
+    }
+
+    async fn set_last_seen(&self, user_id: &str, at: i64) -> Result<(), ErrorBody> {
+        self.write(&self.st.set_last_seen, (at, user_id)).await
+    }
+}

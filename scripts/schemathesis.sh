@@ -57,6 +57,6 @@ log "fuzzing $BASE with $EXAMPLES examples per operation"
   --exclude-path /api/auth/logout \
   --exclude-path /api/auth/refresh \
   --request-timeout 10 \
-  --max-time 600 \
+  --max-time "${DOVIE_ST_MAX_TIME:-600}" \
   --no-color \
   --warnings off

@@ -42,3 +42,9 @@ fi
 
 echo "== tests"
 cargo test --workspace
+
+echo "== OpenAPI fuzzing (schemathesis)"
+command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
+python3 -m venv --help >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3-venv; }
+cargo build --quiet --bin dovie
+bash scripts/schemathesis.sh target/debug/dovie

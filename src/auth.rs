@@ -17,6 +17,7 @@ use base64::Engine;
 use dovie_actors::ports::{Authenticator, Identity};
 use dovie_protocol::error::{ErrorBody, ErrorCode};
 use dovie_protocol::model::User;
+use dovie_protocol::rules;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use parking_lot::RwLock;
 use rand::RngCore;
@@ -26,7 +27,10 @@ use sha2::{Digest, Sha256};
 use crate::store::{AuthSession, Rotation, SharedStore, UserRecord};
 
 const MIN_PASSWORD_CHARS: usize = 8;
-const MAX_PASSWORD_BYTES: usize = 72; // bcrypt ignores what is past 72 bytes: refuse it instead
+const MAX_PASSWORD_CHARS: usize = 72;
+/// bcrypt reads at most 72 bytes: a longer password (more than 72 bytes in at most 72
+/// characters) is hashed as the base64 of its SHA-256, so no part of it is ignored.
+const BCRYPT_MAX_BYTES: usize = 72;
 const MAX_DISPLAY_NAME_CHARS: usize = 64;
 
 /// Slack for clocks a little apart between nodes when revoked sessions are forgotten.
@@ -158,20 +162,6 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     opts.open(path)?.write_all(contents.as_bytes())
 }
 
-/// Validates an email address (shape only; lower-cased by the caller).
-pub fn valid_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && email.len() <= 254
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && !domain.contains('@')
-}
-
 impl AuthService {
     pub fn new(
         secret: Vec<u8>,
@@ -266,24 +256,31 @@ impl AuthService {
         password: &str,
         display_name: &str,
     ) -> Result<(User, Tokens), ErrorBody> {
-        let email = email.trim().to_lowercase();
-        let display_name = display_name.trim();
-        if !valid_email(&email) {
+        if !rules::valid_email(email) {
             return Err(ErrorBody::new(
                 ErrorCode::ValidationFailed,
                 "email is not a valid address",
             ));
         }
+        let email = email.to_lowercase();
+        if display_name.chars().count() > MAX_DISPLAY_NAME_CHARS || !rules::not_blank(display_name)
+        {
+            return Err(ErrorBody::new(
+                ErrorCode::ValidationFailed,
+                "display_name must be 1 to 64 characters, not all blank",
+            ));
+        }
+        let display_name = display_name.trim();
         if password.chars().count() < MIN_PASSWORD_CHARS {
             return Err(ErrorBody::new(
                 ErrorCode::ValidationFailed,
                 "password must be at least 8 characters",
             ));
         }
-        if password.len() > MAX_PASSWORD_BYTES {
+        if password.chars().count() > MAX_PASSWORD_CHARS {
             return Err(ErrorBody::new(
                 ErrorCode::ValidationFailed,
-                "password must be at most 72 bytes",
+                "password must be at most 72 characters",
             ));
         }
         if display_name.is_empty() || display_name.chars().count() > MAX_DISPLAY_NAME_CHARS {
@@ -376,7 +373,7 @@ impl AuthService {
 
     async fn hash_password(&self, password: String) -> Result<String, ErrorBody> {
         let cost = self.bcrypt_cost;
-        tokio::task::spawn_blocking(move || bcrypt::hash(password, cost))
+        tokio::task::spawn_blocking(move || bcrypt::hash(bcrypt_input(&password), cost))
             .await
             .ok()
             .and_then(Result::ok)
@@ -384,9 +381,11 @@ impl AuthService {
     }
 
     async fn verify_password(&self, password: String, hash: String) -> Result<bool, ErrorBody> {
-        tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
-            .await
-            .map_err(|_| ErrorBody::new(ErrorCode::Internal, "cannot verify the password"))
+        tokio::task::spawn_blocking(move || {
+            bcrypt::verify(bcrypt_input(&password), &hash).unwrap_or(false)
+        })
+        .await
+        .map_err(|_| ErrorBody::new(ErrorCode::Internal, "cannot verify the password"))
     }
 }
 
@@ -413,17 +412,28 @@ impl Authenticator for AuthService {
 
 pub type SharedAuth = Arc<AuthService>;
 
+/// What bcrypt hashes for a password: the password itself when bcrypt reads all of it, else the
+/// base64 of its SHA-256 (the same rule at registration and at login).
+fn bcrypt_input(password: &str) -> String {
+    if password.len() <= BCRYPT_MAX_BYTES {
+        return password.to_string();
+    }
+    B64.encode(Sha256::digest(password.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn emails_are_checked_for_shape() {
-        assert!(valid_email("a@b.co"));
-        assert!(!valid_email("a@b"));
-        assert!(!valid_email("@b.co"));
-        assert!(!valid_email("a b@c.de"));
-        assert!(!valid_email("a@.de"));
+    fn long_passwords_are_hashed_whole() {
+        let long = "ü".repeat(60); // 60 characters, 120 bytes
+        let other = format!("{}x", "ü".repeat(59));
+        assert_ne!(bcrypt_input(&long), bcrypt_input(&other));
+        assert_eq!(bcrypt_input("short one"), "short one");
+        let hash = bcrypt::hash(bcrypt_input(&long), 4).expect("hash");
+        assert!(bcrypt::verify(bcrypt_input(&long), &hash).expect("verify"));
+        assert!(!bcrypt::verify(bcrypt_input(&other), &hash).expect("verify"));
     }
 
     #[test]

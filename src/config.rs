@@ -495,6 +495,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's own test jail answers its own error type
     fn every_key_comes_from_the_environment() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("DOVIE_LIMITS__MAX_GROUP_MEMBERS", "42");

@@ -2,6 +2,8 @@
 //! that register the routes), so it lists exactly what the server serves. Schemas of the shared
 //! objects are written here, beside PROTOCOL.md's shapes.
 
+use dovie_protocol::error::ErrorCode;
+use dovie_protocol::rules;
 use serde_json::{json, Map, Value};
 
 use crate::api::{self, Api};
@@ -10,48 +12,75 @@ use crate::api::{self, Api};
 pub const WS_PATH: &str = "/ws";
 
 fn schemas() -> Value {
-    let s = |props: Value, required: &[&str]| json!({ "type": "object", "properties": props, "required": required });
+    // Answers: exactly these properties. Requests: unknown properties are ignored (clients may
+    // be newer than the server), the listed ones checked as the server checks them.
+    let out = |props: Value, required: &[&str]| json!({ "type": "object", "properties": props, "required": required, "additionalProperties": false });
+    let req = |props: Value, required: &[&str]| json!({ "type": "object", "properties": props, "required": required, "additionalProperties": true });
     let reference = |name: &str| json!({ "$ref": format!("#/components/schemas/{name}") });
+    let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    let not_blank = rules::NOT_BLANK_PATTERN;
+    let id = json!({ "type": "string", "minLength": 1 });
+    let seq = json!({ "type": "integer", "minimum": 0, "maximum": rules::MAX_SEQ });
+    let message_text =
+        json!({ "type": "string", "minLength": 1, "maxLength": 4000, "pattern": not_blank });
     json!({
-        "Error": s(json!({ "error": s(json!({
-            "code": { "type": "string", "enum": [
-                "bad_request", "validation_failed", "unauthorized", "forbidden", "not_found", "conflict",
-                "payload_too_large", "unsupported_media_type", "rate_limited", "room_full",
-                "provider_not_configured", "store_unavailable", "unavailable", "internal"] },
+        "Error": out(json!({ "error": out(json!({
+            "code": { "type": "string", "enum": codes },
             "message": { "type": "string" } }), &["code", "message"]) }), &["error"]),
-        "User": s(json!({
+        "User": out(json!({
             "id": { "type": "string" }, "email": { "type": "string" }, "display_name": { "type": "string" },
+            "avatar_url": { "type": "string" }, "bio": { "type": "string" }, "created_at": { "type": "integer" },
+            "role": { "type": "string", "enum": ["user", "admin"] } }),
+            &["id", "email", "display_name", "created_at", "role"]),
+        "PublicUser": out(json!({
+            "id": { "type": "string" }, "display_name": { "type": "string" },
             "avatar_url": { "type": "string" }, "bio": { "type": "string" }, "created_at": { "type": "integer" } }),
-            &["id", "email", "display_name", "created_at"]),
-        "Tokens": s(json!({ "access_token": { "type": "string" }, "refresh_token": { "type": "string" },
+            &["id", "display_name", "created_at"]),
+        "Tokens": out(json!({ "access_token": { "type": "string" }, "refresh_token": { "type": "string" },
             "expires_in": { "type": "integer", "description": "seconds" } }), &["access_token", "refresh_token", "expires_in"]),
-        "AuthResponse": s(json!({ "user": reference("User"), "access_token": { "type": "string" },
+        "AuthResponse": out(json!({ "user": reference("User"), "access_token": { "type": "string" },
             "refresh_token": { "type": "string" }, "expires_in": { "type": "integer" } }),
             &["user", "access_token", "refresh_token", "expires_in"]),
-        "UserResponse": s(json!({ "user": reference("User") }), &["user"]),
-        "RegisterRequest": s(json!({ "email": { "type": "string" }, "password": { "type": "string", "minLength": 8 },
-            "display_name": { "type": "string" } }), &["email", "password", "display_name"]),
-        "LoginRequest": s(json!({ "email": { "type": "string" }, "password": { "type": "string" } }), &["email", "password"]),
-        "RefreshRequest": s(json!({ "refresh_token": { "type": "string" } }), &["refresh_token"]),
-        "Room": s(json!({
+        "UserResponse": out(json!({ "user": reference("User") }), &["user"]),
+        "ProfileResponse": out(json!({ "user": { "oneOf": [reference("User"), reference("PublicUser")],
+            "description": "my own account (with email), or another user's public profile" } }), &["user"]),
+        "RegisterRequest": req(json!({
+            "email": { "type": "string", "maxLength": rules::MAX_EMAIL_CHARS, "pattern": rules::EMAIL_PATTERN },
+            "password": { "type": "string", "minLength": 8, "maxLength": 72 },
+            "display_name": { "type": "string", "minLength": 1, "maxLength": 64, "pattern": not_blank } }),
+            &["email", "password", "display_name"]),
+        "LoginRequest": req(json!({ "email": { "type": "string" }, "password": { "type": "string" } }), &["email", "password"]),
+        "RefreshRequest": req(json!({ "refresh_token": { "type": "string" } }), &["refresh_token"]),
+        "Room": out(json!({
             "id": { "type": "string" }, "type": { "type": "string", "enum": ["direct", "group"] },
             "name": { "type": "string" }, "member_ids": { "type": "array", "items": { "type": "string" } },
             "created_by": { "type": "string" }, "created_at": { "type": "integer" },
             "roles": { "type": "object", "additionalProperties": { "type": "string", "enum": ["owner", "admin", "member"] } } }),
             &["id", "type", "member_ids", "created_by", "created_at"]),
-        "RoomResponse": s(json!({ "room": reference("Room") }), &["room"]),
-        "RoomList": s(json!({ "rooms": { "type": "array", "items": s(json!({ "room": reference("Room"),
+        "RoomResponse": out(json!({ "room": reference("Room") }), &["room"]),
+        "RoomList": out(json!({ "rooms": { "type": "array", "items": out(json!({ "room": reference("Room"),
             "last_message": reference("Message"), "unread_count": { "type": "integer" } }), &["room", "unread_count"]) } }), &["rooms"]),
-        "CreateRoomRequest": s(json!({ "type": { "type": "string", "enum": ["direct", "group"] },
-            "member_ids": { "type": "array", "items": { "type": "string" }, "maxItems": 100 }, "name": { "type": "string" } }),
-            &["type", "member_ids"]),
-        "UpdateRoomRequest": s(json!({ "name": { "type": "string" } }), &[]),
-        "AddParticipantsRequest": s(json!({ "user_ids": { "type": "array", "items": { "type": "string" } },
+        "CreateRoomRequest": { "oneOf": [
+            req(json!({ "type": { "type": "string", "enum": ["direct"] },
+                "member_ids": { "type": "array", "items": id, "minItems": 1, "maxItems": 1,
+                    "description": "the other user" },
+                "name": { "type": ["string", "null"], "description": "ignored for direct rooms" } }),
+                &["type", "member_ids"]),
+            req(json!({ "type": { "type": "string", "enum": ["group"] },
+                "member_ids": { "type": "array", "items": id, "maxItems": 99,
+                    "description": "the other founding members (repeats count once; with the creator at most limits.max_group_members, 100 by default: more is 400 room_full)" },
+                "name": { "type": ["string", "null"], "maxLength": 100 } }),
+                &["type"]) ] },
+        "UpdateRoomRequest": req(json!({ "name": { "type": ["string", "null"], "maxLength": 100,
+            "description": "absent: unchanged; null or blank: no name" } }), &[]),
+        "AddParticipantsRequest": req(json!({
+            "user_ids": { "type": "array", "items": id, "minItems": 1, "maxItems": 100,
+                "description": "repeats count once" },
             "role": { "type": "string", "enum": ["member", "admin"] } }), &["user_ids"]),
-        "SetRoleRequest": s(json!({ "role": { "type": "string", "enum": ["owner", "admin", "member"] } }), &["role"]),
-        "ReadRequest": s(json!({ "seq": { "type": "integer", "minimum": 0 } }), &["seq"]),
-        "UnreadCounts": s(json!({ "counts": { "type": "object", "additionalProperties": { "type": "integer" } } }), &["counts"]),
-        "Message": s(json!({
+        "SetRoleRequest": req(json!({ "role": { "type": "string", "enum": ["owner", "admin", "member"] } }), &["role"]),
+        "ReadRequest": req(json!({ "seq": seq }), &["seq"]),
+        "UnreadCounts": out(json!({ "counts": { "type": "object", "additionalProperties": { "type": "integer" } } }), &["counts"]),
+        "Message": out(json!({
             "id": { "type": "string" }, "room_id": { "type": "string" }, "seq": { "type": "integer", "minimum": 1 },
             "sender_id": { "type": "string" },
             "kind": { "type": "string", "enum": ["text", "image", "video", "voice", "file", "location", "system"] },
@@ -61,15 +90,18 @@ fn schemas() -> Value {
             "attachments": { "type": "array", "items": {} },
             "created_at": { "type": "integer" }, "edited_at": { "type": "integer" }, "deleted": { "type": "boolean" } }),
             &["id", "room_id", "seq", "sender_id", "kind", "content", "hashtags", "reactions", "attachments", "created_at", "deleted"]),
-        "MessageResponse": s(json!({ "message": reference("Message") }), &["message"]),
-        "MessageList": s(json!({ "messages": { "type": "array", "items": reference("Message") } }), &["messages"]),
-        "MessagePage": s(json!({ "messages": { "type": "array", "items": reference("Message") }, "has_more": { "type": "boolean" } }),
+        "MessageResponse": out(json!({ "message": reference("Message") }), &["message"]),
+        "MessageList": out(json!({ "messages": { "type": "array", "items": reference("Message") } }), &["messages"]),
+        "MessagePage": out(json!({ "messages": { "type": "array", "items": reference("Message") }, "has_more": { "type": "boolean" } }),
             &["messages", "has_more"]),
-        "SendMessageRequest": s(json!({ "content": { "type": "string", "maxLength": 4000 }, "nonce": { "type": "string" },
-            "reply_to": { "type": "string" } }), &["content"]),
-        "EditMessageRequest": s(json!({ "content": { "type": "string", "maxLength": 4000 } }), &["content"]),
-        "LikeRequest": s(json!({ "emoji": { "type": "string", "default": "👍" } }), &[]),
-        "Status": s(json!({ "status": { "type": "string" } }), &["status"]),
+        "SendMessageRequest": req(json!({ "content": message_text,
+            "nonce": { "type": "string", "pattern": rules::NONCE_PATTERN,
+                "description": "idempotency key: up to 128 printable ASCII characters; empty means none" },
+            "reply_to": { "type": "string", "description": "a message id; empty means none" } }), &["content"]),
+        "EditMessageRequest": req(json!({ "content": message_text }), &["content"]),
+        "LikeRequest": req(json!({ "emoji": { "type": "string", "minLength": 1, "maxLength": 16, "pattern": not_blank,
+            "default": "👍" } }), &[]),
+        "Status": { "type": "object", "properties": { "status": { "type": "string" } }, "required": ["status"] },
     })
 }
 
@@ -89,7 +121,18 @@ fn error_response(status: u16) -> (String, Value) {
 }
 
 /// The whole document.
+/// Whether a request schema names required fields (in itself or in every `oneOf` branch).
+fn body_has_required_fields(components: &Value, name: &str) -> bool {
+    let schema = &components[name];
+    let own = |s: &Value| s["required"].as_array().is_some_and(|r| !r.is_empty());
+    match schema["oneOf"].as_array() {
+        Some(branches) => branches.iter().all(own),
+        None => own(schema),
+    }
+}
+
 pub fn document() -> Value {
+    let components = schemas();
     let mut api = Api::new(None);
     api::register(&mut api);
     let mut paths = Map::new();
@@ -107,7 +150,15 @@ pub fn document() -> Value {
         if doc.auth {
             errors.push(401);
         }
-        errors.push(500);
+        // What any route of its kind may answer: a bad parameter or body (400), a body too
+        // large or of another type (413, 415), the store down (503), a fault (500).
+        if doc.body.is_some() || !doc.query.is_empty() || doc.path.contains('{') {
+            errors.push(400);
+        }
+        if doc.body.is_some() {
+            errors.extend([413, 415]);
+        }
+        errors.extend([500, 503]);
         for e in errors {
             let (k, v) = error_response(e);
             responses.entry(k).or_insert(v);
@@ -134,7 +185,9 @@ pub fn document() -> Value {
         }
         if let Some(body) = doc.body {
             let schema = json!({ "$ref": format!("#/components/schemas/{body}") });
-            op["requestBody"] = json!({ "required": true, "content": {
+            // A body whose every field is optional may be left out (it reads as `{}`).
+            let required = body_has_required_fields(&components, body);
+            op["requestBody"] = json!({ "required": required, "content": {
                 "application/json": { "schema": schema }, "application/msgpack": { "schema": schema } } });
         }
         let entry = paths
@@ -142,26 +195,20 @@ pub fn document() -> Value {
             .or_insert_with(|| json!({}));
         entry[doc.method.to_ascii_lowercase()] = op;
     }
-    paths.insert(
-        WS_PATH.into(),
-        json!({ "get": {
-            "summary": "WebSocket upgrade (subprotocols dovie.msgpack.v1, dovie.json.v1; ?token= or a first auth frame). See docs/protocol.md",
-            "operationId": "GET /ws",
-            "parameters": [
-                { "name": "token", "in": "query", "required": false, "schema": { "type": "string" } },
-                { "name": "format", "in": "query", "required": false, "schema": { "type": "string", "enum": ["json", "msgpack"] } }],
-            "responses": {
-                "101": { "description": "switching protocols" },
-                "400": { "description": "not a WebSocket upgrade, an unknown format, or a request head over 8 KB (error body)" },
-                "503": { "description": "this node is draining; connect to another (error body)" } } } }),
-    );
     json!({
         "openapi": "3.1.0",
         "info": { "title": "Dovie", "version": env!("CARGO_PKG_VERSION"),
-                  "description": "Dovie messenger REST API. Bodies are JSON, or MessagePack with Content-Type/Accept application/msgpack." },
+                  "description": "Dovie messenger REST API. Bodies are JSON, or MessagePack with Content-Type/Accept application/msgpack. A known path asked with a method it does not serve answers 405 with Allow. The WebSocket gateway is not a REST operation: see x-websocket and docs/protocol.md." },
+        "x-websocket": {
+            "path": WS_PATH,
+            "summary": "GET upgrade to WebSocket: subprotocol dovie.msgpack.v1 or dovie.json.v1 (or ?format=json|msgpack); authenticate with ?token= or a first auth frame",
+            "responses": {
+                "101": "switching protocols",
+                "400": "not a WebSocket upgrade, an unknown format, or a request head over 8 KB (error body)",
+                "503": "this node is draining; connect to another (error body)" } },
         "paths": paths,
         "components": {
-            "schemas": schemas(),
+            "schemas": components,
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" } }
         }
     })

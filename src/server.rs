@@ -222,6 +222,12 @@ pub async fn serve(config: Config) -> Result<(), String> {
         let state = app_state.clone();
         App::new()
             .app_data(state.clone())
+            .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                ApiError::new(ErrorCode::ValidationFailed, format!("bad query: {e}")).into()
+            }))
+            .app_data(web::PathConfig::default().error_handler(|e, _| {
+                ApiError::new(ErrorCode::ValidationFailed, format!("bad path: {e}")).into()
+            }))
             .wrap_fn(move |req, srv| {
                 let started = Instant::now();
                 let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());

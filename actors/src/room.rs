@@ -20,6 +20,7 @@ use actix::prelude::*;
 use dovie_protocol::error::{ErrorBody, ErrorCode};
 use dovie_protocol::events::{self as ev};
 use dovie_protocol::model::{Message, Role, Room};
+use dovie_protocol::rules;
 
 use crate::directory::RoomDirectory;
 use crate::event::Event;
@@ -50,7 +51,7 @@ pub const MAX_REPLAY: usize = 2000;
 
 /// Checks message text: not blank, at most `max_chars` characters.
 pub fn validate_content(content: &str, max_chars: usize) -> Result<(), ErrorBody> {
-    if content.trim().is_empty() {
+    if !rules::not_blank(content) {
         return Err(ErrorBody::new(
             ErrorCode::ValidationFailed,
             "content must not be empty",
@@ -65,19 +66,20 @@ pub fn validate_content(content: &str, max_chars: usize) -> Result<(), ErrorBody
     Ok(())
 }
 
-/// The longest idempotency nonce a send may carry, in bytes.
-pub const MAX_NONCE_BYTES: usize = 128;
-
 /// Checks what a send carries besides its text (REST and WebSocket alike) and normalises it:
-/// the nonce at most [`MAX_NONCE_BYTES`], empty `nonce` and `reply_to` mean none.
+/// the nonce at most 128 printable ASCII characters (so at most 128 bytes), empty `nonce` and
+/// `reply_to` mean none.
 pub fn validate_send_extras(
     nonce: Option<String>,
     reply_to: Option<String>,
 ) -> Result<(Option<String>, Option<String>), ErrorBody> {
-    if nonce.as_ref().is_some_and(|n| n.len() > MAX_NONCE_BYTES) {
+    if nonce.as_ref().is_some_and(|n| !rules::valid_nonce(n)) {
         return Err(ErrorBody::new(
             ErrorCode::ValidationFailed,
-            format!("nonce must be at most {MAX_NONCE_BYTES} bytes"),
+            format!(
+                "nonce must be at most {} printable ASCII characters",
+                rules::MAX_NONCE_CHARS
+            ),
         ));
     }
     Ok((

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod error;
 pub mod events;
 pub mod model;
+pub mod rules;
 
 pub use codec::{Codec, DecodeError, Frame};
 pub use error::ErrorCode;

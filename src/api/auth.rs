@@ -177,7 +177,7 @@ pub fn register(api: &mut Api) {
             summary: "A user's profile (yourself, or someone you share a room with)",
             auth: true,
             body: None,
-            ok: (200, Some("UserResponse")),
+            ok: (200, Some("ProfileResponse")),
             errors: &[404],
             query: &[],
         },

@@ -16,6 +16,8 @@ use crate::state::AppState;
 use crate::store::Created;
 
 const MAX_ROOM_NAME_CHARS: usize = 100;
+/// Ids one request may name (a group holds at most `limits.max_group_members`).
+const MAX_MEMBER_IDS: usize = 100;
 
 #[derive(Deserialize)]
 struct CreateRoom {
@@ -29,7 +31,18 @@ struct CreateRoom {
 
 #[derive(Deserialize)]
 struct UpdateRoom {
-    name: Option<String>,
+    /// Absent: unchanged; `null` or blank: no name; else the new name.
+    #[serde(default, deserialize_with = "present")]
+    name: Option<Option<String>>,
+}
+
+/// A field that is present (even as `null`) deserializes as `Some`.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize)]
@@ -65,7 +78,6 @@ fn forbidden(msg: &str) -> ApiError {
 }
 
 fn validate_name(name: Option<String>) -> ApiResult<Option<String>> {
-    let name = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
     if name
         .as_ref()
         .is_some_and(|n| n.chars().count() > MAX_ROOM_NAME_CHARS)
@@ -75,7 +87,7 @@ fn validate_name(name: Option<String>) -> ApiResult<Option<String>> {
             "name must be at most 100 characters",
         ));
     }
-    Ok(name)
+    Ok(name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()))
 }
 
 /// The room, if it exists (404) and the caller is a member (403).
@@ -98,7 +110,7 @@ fn role_of(room: &Room, user_id: &str) -> Role {
 fn group_only(room: &Room) -> ApiResult<()> {
     if room.kind == RoomType::Direct {
         return Err(ApiError::new(
-            ErrorCode::BadRequest,
+            ErrorCode::Conflict,
             "a direct room has exactly its two members",
         ));
     }
@@ -179,9 +191,27 @@ async fn create(
             "type must be \"direct\" or \"group\"",
         )
     })?;
+    if b.member_ids.iter().any(String::is_empty) {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "member_ids must not hold empty ids",
+        ));
+    }
+    if kind == RoomType::Direct && b.member_ids.len() != 1 {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "a direct room names exactly one other user",
+        ));
+    }
+    if b.member_ids.len() > MAX_MEMBER_IDS {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            format!("member_ids holds at most {MAX_MEMBER_IDS} ids"),
+        ));
+    }
     let mut members: Vec<String> = Vec::new();
     for id in std::iter::once(&who.user_id).chain(b.member_ids.iter()) {
-        if !id.is_empty() && !members.contains(id) {
+        if !members.contains(id) {
             members.push(id.clone());
         }
     }
@@ -189,8 +219,8 @@ async fn create(
     match kind {
         RoomType::Direct if members.len() != 2 => {
             return Err(ApiError::new(
-                ErrorCode::ValidationFailed,
-                "a direct room names exactly one other user",
+                ErrorCode::Conflict,
+                "a direct room is with another user",
             ));
         }
         RoomType::Group if members.len() > max => {
@@ -206,7 +236,7 @@ async fn create(
     if existing.len() != others.len() {
         let missing: Vec<&String> = others.iter().filter(|id| !existing.contains(id)).collect();
         return Err(ApiError::new(
-            ErrorCode::ValidationFailed,
+            ErrorCode::NotFound,
             format!("unknown users: {missing:?}"),
         ));
     }
@@ -278,9 +308,12 @@ async fn update(
     if role_of(&room, &who.user_id) < Role::Admin {
         return Err(forbidden("only the owner or an admin can change the room"));
     }
+    let Some(name) = b.name else {
+        return Ok(out.ok(&serde_json::json!({ "room": room })));
+    };
     let room = state
         .store
-        .rename_room(&id, validate_name(b.name)?.as_deref())
+        .rename_room(&id, validate_name(name)?.as_deref())
         .await?;
     notify(&state, &id, Some(room.clone()), Vec::new(), Vec::new());
     Ok(out.ok(&serde_json::json!({ "room": room })))
@@ -327,7 +360,18 @@ async fn add_participants(
     };
     let mut ids: Vec<String> = b.user_ids;
     ids.extend(b.user_id);
-    ids.retain(|u| !u.is_empty());
+    if ids.iter().any(String::is_empty) {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "user ids must not be empty",
+        ));
+    }
+    if ids.len() > MAX_MEMBER_IDS {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            format!("user_ids holds at most {MAX_MEMBER_IDS} ids"),
+        ));
+    }
     // Each user once, wherever they repeat (`[a, b, a]`), in the order first named.
     let mut seen = std::collections::HashSet::new();
     ids.retain(|u| seen.insert(u.clone()));
@@ -340,7 +384,7 @@ async fn add_participants(
     let existing = state.store.existing_users(&ids).await?;
     if existing.len() != ids.len() {
         return Err(ApiError::new(
-            ErrorCode::ValidationFailed,
+            ErrorCode::NotFound,
             "unknown user in user_ids",
         ));
     }
@@ -415,7 +459,7 @@ async fn set_role(
     })?;
     if target == who.user_id {
         return Err(ApiError::new(
-            ErrorCode::BadRequest,
+            ErrorCode::Conflict,
             "hand ownership over by making another member owner",
         ));
     }
@@ -434,6 +478,12 @@ async fn read(
     id: web::Path<String>,
     Body(b): Body<ReadBody>,
 ) -> ApiResult<HttpResponse> {
+    if b.seq > dovie_protocol::rules::MAX_SEQ {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            format!("seq must be at most {}", dovie_protocol::rules::MAX_SEQ),
+        ));
+    }
     let (reply, rx) = Responder::channel();
     state.directory.room(&id).do_send(Receipt {
         user_id: who.user_id,

@@ -185,6 +185,18 @@ impl Rest {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
+        let (status, value, _) = self.call_full(method, path, token, body).await;
+        (status, value)
+    }
+
+    /// JSON request; answers (status, body as JSON or Null, response headers).
+    pub async fn call_full(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value, awc::http::header::HeaderMap) {
         let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = self
             .client
@@ -198,6 +210,7 @@ impl Rest {
         }
         .expect("request");
         let status = res.status().as_u16();
+        let headers = res.headers().clone();
         let bytes = res.body().limit(16 * 1024 * 1024).await.expect("body");
         let value = if bytes.is_empty() {
             Value::Null
@@ -205,7 +218,7 @@ impl Rest {
             serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
         };
-        (status, value)
+        (status, value, headers)
     }
 
     /// A raw request with explicit headers and body bytes; answers (status, content-type, body).

@@ -154,6 +154,40 @@ fn statements(cql: &str) -> Vec<String> {
     out
 }
 
+/// `ALTER TABLE t ADD c …`: the table and the column it adds.
+fn added_column(stmt: &str) -> Option<(String, String)> {
+    let words: Vec<&str> = stmt.split_whitespace().collect();
+    match words.as_slice() {
+        [alter, table, t, add, c, ..]
+            if alter.eq_ignore_ascii_case("ALTER")
+                && table.eq_ignore_ascii_case("TABLE")
+                && add.eq_ignore_ascii_case("ADD") =>
+        {
+            Some((t.to_lowercase(), c.to_lowercase()))
+        }
+        _ => None,
+    }
+}
+
+async fn column_exists(
+    session: &Session,
+    keyspace: &str,
+    table: &str,
+    column: &str,
+) -> Result<bool, String> {
+    Ok(session
+        .query_unpaged(
+            "SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ? AND column_name = ?",
+            (keyspace, table, column),
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .into_rows_result()
+        .map_err(|e| e.to_string())?
+        .rows_num()
+        > 0)
+}
+
 /// Creates the keyspace if needed and applies every migration not yet applied.
 pub async fn migrate(
     contact_points: &str,
@@ -210,7 +244,21 @@ pub async fn migrate(
             continue;
         }
         for stmt in statements(cql) {
-            ddl(stmt).await?;
+            // Nodes starting together run the same migration: a column another node added
+            // meanwhile is not an error (CQL has no `ADD IF NOT EXISTS` on every server).
+            let added = added_column(&stmt);
+            if let Some((table, column)) = &added {
+                if column_exists(&session, keyspace, table, column).await? {
+                    continue;
+                }
+            }
+            if let Err(e) = ddl(stmt).await {
+                match &added {
+                    Some((table, column))
+                        if column_exists(&session, keyspace, table, column).await? => {}
+                    _ => return Err(e),
+                }
+            }
         }
         session
             .query_unpaged(
@@ -571,6 +619,15 @@ mod tests {
             qualify("INSERT INTO users (a) VALUES (?)", "ks"),
             "INSERT INTO ks.users (a) VALUES (?)"
         );
+    }
+
+    #[test]
+    fn added_columns_are_recognised() {
+        assert_eq!(
+            added_column("ALTER TABLE users ADD role text"),
+            Some(("users".into(), "role".into()))
+        );
+        assert_eq!(added_column("CREATE TABLE IF NOT EXISTS x (a int)"), None);
     }
 
     #[test]

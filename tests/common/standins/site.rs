@@ -40,7 +40,7 @@ async fn redirect(req: HttpRequest, log: web::Data<Log>, body: Bytes) -> HttpRes
     let to = req
         .query_string()
         .strip_prefix("to=")
-        .map(|t| percent_decode(t))
+        .map(percent_decode)
         .unwrap_or_default();
     HttpResponse::Found()
         .insert_header(("location", to))

@@ -8,7 +8,9 @@
 #
 #   scripts/schemathesis.sh [path/to/dovie]     (default: target/debug/dovie)
 #
-# Env: DOVIE_CACHE (virtualenv cache), DOVIE_ST_EXAMPLES (examples per operation, default 25).
+# Env: DOVIE_CACHE (virtualenv cache), DOVIE_ST_EXAMPLES (examples per operation, default 10),
+# DOVIE_ST_MAX_TIME (time budget in seconds, default 180: the run stops there, passing if it found
+# nothing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +18,7 @@ VERSION=4.32.5
 CACHE=${DOVIE_CACHE:-$HOME/.cache/dovie}
 VENV=$CACHE/schemathesis-$VERSION
 BIN=${1:-target/debug/dovie}
-EXAMPLES=${DOVIE_ST_EXAMPLES:-25}
+EXAMPLES=${DOVIE_ST_EXAMPLES:-10}
 
 log() { echo "schemathesis.sh: $*" >&2; }
 
@@ -57,6 +59,6 @@ log "fuzzing $BASE with $EXAMPLES examples per operation"
   --exclude-path /api/auth/logout \
   --exclude-path /api/auth/refresh \
   --request-timeout 10 \
-  --max-time "${DOVIE_ST_MAX_TIME:-600}" \
+  --max-time "${DOVIE_ST_MAX_TIME:-180}" \
   --no-color \
   --warnings off

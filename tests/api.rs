@@ -1052,8 +1052,109 @@ async fn profiles_are_visible_to_room_mates_only() {
     api.group(&a, &[&b]).await;
     let (s, u) = api.get(&format!("/api/users/{}", b.id), &a.token).await;
     assert_eq!((s, u["user"]["id"].as_str()), (200, Some(b.id.as_str())));
-    let (s, _) = api.get(&format!("/api/users/{}", a.id), &a.token).await;
+    // Someone else's profile is public: no email, no phone, no role.
+    for private in ["email", "phone", "role"] {
+        assert!(u["user"].get(private).is_none(), "{private} shown: {u}");
+    }
+    assert_eq!(u["user"]["display_name"], "b");
+    // My own carries them.
+    let (s, me) = api.get(&format!("/api/users/{}", a.id), &a.token).await;
     assert_eq!(s, 200);
+    assert_eq!(me["user"]["email"], a.email.as_str());
+    assert_eq!(me["user"]["role"], "user");
     let (s, _) = api.get(&format!("/api/users/{}", c.id), &a.token).await;
     assert_eq!(s, 404, "strangers are not found");
+}
+
+#[test]
+fn admin_grant_makes_an_account_admin() {
+    let server = Server::start();
+    let rt = actix_rt::System::new();
+    let user = rt.block_on(async { rest(&server).register("boss").await });
+    let grant = |email: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dovie"))
+            .args(["admin", "grant", email, "--data-dir"])
+            .arg(server.dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = grant(&user.email.to_uppercase());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let me = rt.block_on(async { rest(&server).get("/api/auth/me", &user.token).await });
+    assert_eq!(me.1["user"]["role"], "admin", "{}", me.1);
+    let missing = grant("nobody@example.com");
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no account"));
+}
+
+#[actix_rt::test]
+async fn repeated_participants_and_the_last_member_leaving() {
+    let server = Server::start();
+    let api = rest(&server);
+    let [a, b, c] = api.register_all(["a", "b", "c"]).await;
+    let room = api.group(&a, &[]).await;
+    // [b, c, b]: each once, no store error.
+    let (s, r) = api
+        .post(
+            &format!("/api/chat-rooms/{room}/participants"),
+            &a.token,
+            json!({"user_ids": [b.id, c.id, b.id, c.id]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["room"]["member_ids"].as_array().unwrap().len(), 3);
+    // An empty id is refused, and changes nothing.
+    let (s, _) = api
+        .post(
+            &format!("/api/chat-rooms/{room}/participants"),
+            &a.token,
+            json!({"user_ids": [""]}),
+        )
+        .await;
+    assert_eq!(s, 400);
+    // Everyone but the owner leaves; then the owner, the last member: the group is gone.
+    for u in [&b, &c] {
+        let (s, _) = api
+            .call(
+                "DELETE",
+                &format!("/api/chat-rooms/{room}/participants/{}", u.id),
+                Some(&u.token),
+                None,
+            )
+            .await;
+        assert_eq!(s, 204);
+    }
+    let (s, _) = api
+        .call(
+            "DELETE",
+            &format!("/api/chat-rooms/{room}/participants/{}", a.id),
+            Some(&a.token),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (s, _) = api.get(&format!("/api/chat-rooms/{room}"), &a.token).await;
+    assert_eq!(s, 404, "nobody is left to delete it: it is deleted");
+    let (_, rooms) = api.get("/api/chat-rooms", &a.token).await;
+    assert!(rooms["rooms"].as_array().unwrap().is_empty());
+}
+
+#[actix_rt::test]
+async fn http_series_have_a_fixed_method_label() {
+    let server = Server::start();
+    let api = rest(&server);
+    for method in ["FROB", "X-CUSTOM", "BREW"] {
+        let (s, _) = api.call(method, "/health", None, None).await;
+        assert_eq!(s, 405);
+    }
+    let (_, metrics) = api.call("GET", "/metrics", None, None).await;
+    let text = metrics.as_str().unwrap_or_default().to_string();
+    assert!(text.contains("method=\"other\""), "{text}");
+    for method in ["FROB", "X-CUSTOM", "BREW"] {
+        assert!(!text.contains(method), "a series for {method}");
+    }
 }

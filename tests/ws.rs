@@ -779,3 +779,51 @@ async fn a_new_room_is_one_room_updated_for_its_founders() {
     let e = b1.expect("user_joined").await;
     assert_eq!(e["d"], json!({"room_id": room, "user_id": d.id}));
 }
+
+/// `send_message` on the WebSocket checks what REST checks: a nonce over 128 bytes (or not
+/// printable ASCII) is refused and stores nothing; an empty `reply_to` means no reply.
+#[actix_rt::test]
+async fn ws_sends_are_checked_like_rest_sends() {
+    let server = Server::start();
+    let api = rest(&server);
+    let [a, b] = api.register_all(["a", "b"]).await;
+    let room = api.group(&a, &[&b]).await;
+    for codec in CODECS {
+        let mut ws = Ws::connect(&server, codec, Auth::Query(&a.token)).await;
+        for nonce in ["x".repeat(129), "é".repeat(65)] {
+            let r = ws
+                .request(
+                    "send_message",
+                    json!({"room_id": room, "content": "hi", "nonce": nonce}),
+                )
+                .await;
+            assert_eq!(r["t"], "error", "{r}");
+            assert_eq!(r["d"]["code"], "validation_failed");
+        }
+        let r = ws
+            .request(
+                "send_message",
+                json!({"room_id": room, "content": "hi", "nonce": "x".repeat(128), "reply_to": ""}),
+            )
+            .await;
+        assert_eq!(r["t"], "reply", "{r}");
+        assert!(
+            r["d"]["message"].get("reply_to").is_none_or(Value::is_null),
+            "{r}"
+        );
+        let (s, _) = api
+            .post(
+                &format!("/api/chat-rooms/{room}/messages"),
+                &a.token,
+                json!({"content": "hi", "nonce": "x".repeat(129)}),
+            )
+            .await;
+        assert_eq!(s, 400);
+    }
+    // The accepted sends (one per codec, the same nonce) are one message; the refused ones none.
+    assert_eq!(
+        api.all_messages(&a, &room).await.len(),
+        1,
+        "same nonce: one message"
+    );
+}

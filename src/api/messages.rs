@@ -351,7 +351,7 @@ pub fn register(api: &mut Api) {
             auth: true,
             body: Some("SendMessageRequest"),
             ok: (201, Some("MessageResponse")),
-            errors: &[400, 403, 404, 413, 415, 503],
+            errors: &[400, 403, 404, 413, 415, 429, 503],
             query: &[],
         },
         send,

@@ -340,16 +340,27 @@ impl RouteTable {
         RouteTable { routes }
     }
 
-    /// The methods served at `path` (`{param}` segments match any one non-empty segment).
+    /// The methods served at `path`: those of the most specific patterns that fit it (`{param}`
+    /// segments fit any one non-empty segment; a literal segment is more specific, so
+    /// `/api/messages/search` answers for itself, not for `/api/messages/{id}`).
     pub fn allowed(&self, path: &str) -> Vec<&'static str> {
         let segs: Vec<&str> = path.split('/').collect();
+        let mut best = 0;
         let mut out: Vec<&'static str> = Vec::new();
         for (pattern, method) in &self.routes {
             let fits = pattern.len() == segs.len()
                 && pattern.iter().zip(&segs).all(|(p, s)| {
                     p == s || (p.starts_with('{') && p.ends_with('}') && !s.is_empty())
                 });
-            if fits && !out.contains(method) {
+            if !fits {
+                continue;
+            }
+            let literal = pattern.iter().filter(|p| !p.starts_with('{')).count();
+            if literal > best {
+                best = literal;
+                out.clear();
+            }
+            if literal == best && !out.contains(method) {
                 out.push(method);
             }
         }
@@ -381,5 +392,8 @@ mod route_table_tests {
         assert!(!table.allowed("/api/chat-rooms/abc").is_empty());
         assert!(table.allowed("/api/chat-rooms//messages").is_empty());
         assert!(table.allowed("/api/nothing-here").is_empty());
+        assert_eq!(table.allowed("/api/messages/search"), vec!["GET"]);
+        let by_id = table.allowed("/api/messages/m1");
+        assert!(by_id.contains(&"PUT") && by_id.contains(&"DELETE") && !by_id.contains(&"GET"));
     }
 }

@@ -62,7 +62,21 @@ struct SetRole {
 
 #[derive(Deserialize)]
 struct ReadBody {
+    #[serde(deserialize_with = "integral")]
     seq: u64,
+}
+
+/// A JSON number that is a whole non-negative integer, written with or without a fraction
+/// (`5` or `5.0`: JSON Schema's `integer`), as `u64`.
+fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    use serde::de::Error;
+    match serde_json::Number::deserialize(d)? {
+        n if n.is_u64() => n.as_u64().ok_or_else(|| D::Error::custom("not an integer")),
+        n => match n.as_f64() {
+            Some(f) if f >= 0.0 && f.fract() == 0.0 && f <= u64::MAX as f64 => Ok(f as u64),
+            _ => Err(D::Error::custom("expected a whole number at least 0")),
+        },
+    }
 }
 
 #[derive(Serialize)]
@@ -514,7 +528,7 @@ pub fn register(api: &mut Api) {
             auth: true,
             body: Some("CreateRoomRequest"),
             ok: (201, Some("RoomResponse")),
-            errors: &[400, 413, 415],
+            errors: &[400, 404, 409, 413, 415],
             query: &[],
         },
         create,
@@ -554,7 +568,7 @@ pub fn register(api: &mut Api) {
             auth: true,
             body: Some("UpdateRoomRequest"),
             ok: (200, Some("RoomResponse")),
-            errors: &[400, 403, 404],
+            errors: &[400, 403, 404, 409],
             query: &[],
         },
         update,
@@ -567,7 +581,7 @@ pub fn register(api: &mut Api) {
             auth: true,
             body: None,
             ok: (204, None),
-            errors: &[400, 403, 404],
+            errors: &[400, 403, 404, 409],
             query: &[],
         },
         delete,
@@ -580,7 +594,7 @@ pub fn register(api: &mut Api) {
             auth: true,
             body: Some("AddParticipantsRequest"),
             ok: (200, Some("RoomResponse")),
-            errors: &[400, 403, 404],
+            errors: &[400, 403, 404, 409],
             query: &[],
         },
         add_participants,
@@ -606,7 +620,7 @@ pub fn register(api: &mut Api) {
             auth: true,
             body: Some("SetRoleRequest"),
             ok: (200, Some("RoomResponse")),
-            errors: &[400, 403, 404],
+            errors: &[400, 403, 404, 409],
             query: &[],
         },
         set_role,

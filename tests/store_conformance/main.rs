@@ -517,3 +517,58 @@ async fn embedded_checkpoints_beside_the_writer() {
     sorted.sort_unstable();
     assert_eq!(sorted, (1..=500).collect::<Vec<u64>>());
 }
+
+/// CQL only: the migration that introduced `search_terms` indexes the history already stored
+/// (simulated: the index emptied and the migration recorded as not applied, then run again).
+#[actix_rt::test]
+async fn cql_search_index_is_rebuilt_by_its_migration() {
+    let Some(nodes) = cql_contact_points() else {
+        return;
+    };
+    let keyspace = unique_keyspace();
+    let store: SharedStore = std::sync::Arc::new(
+        dovie::store::cql::ScyllaStore::open(&nodes, &keyspace, 1)
+            .await
+            .unwrap(),
+    );
+    seed(&store).await;
+    append_ok(
+        &store,
+        "g",
+        1,
+        vec![
+            draft("r1", "u1", "ancient wisdom", None),
+            draft("r2", "u2", "modern wisdom", None),
+        ],
+    )
+    .await;
+    store.delete_message("r2", 500).await.unwrap();
+    let session = scylla::client::session_builder::SessionBuilder::new()
+        .known_nodes(nodes.split(','))
+        .build()
+        .await
+        .unwrap();
+    for cql in [
+        format!("TRUNCATE {keyspace}.search_terms"),
+        format!("DELETE FROM {keyspace}.schema_migrations WHERE version = 2"),
+    ] {
+        session.query_unpaged(cql, &[]).await.unwrap();
+    }
+    assert!(store
+        .search("u1", None, "wisdom", 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let ran = dovie::store::cql::migrate(&nodes, &keyspace, 1)
+        .await
+        .unwrap();
+    assert_eq!(ran, 1);
+    let found: Vec<String> = store
+        .search("u1", None, "wisd", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(found, ["r1"], "the deleted message stays out");
+}

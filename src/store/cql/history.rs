@@ -138,3 +138,53 @@ impl ScyllaStore {
         Ok(out)
     }
 }
+
+/// Indexes every stored message into `search_terms` (once, when the migration that created it
+/// runs on a keyspace with history). The session is in the store's keyspace.
+pub(super) async fn reindex_search(session: &Session) -> Result<(), String> {
+    use futures_util::StreamExt;
+    let err = |e: &dyn std::fmt::Display| format!("re-indexing search: {e}");
+    let insert = session
+        .prepare("INSERT INTO search_terms (room_id, bucket, term, seq) VALUES (?, ?, ?, ?)")
+        .await
+        .map_err(|e| err(&e))?;
+    let messages = session
+        .prepare("SELECT seq, content, deleted FROM messages WHERE room_id = ? AND bucket = ?")
+        .await
+        .map_err(|e| err(&e))?;
+    let mut rooms = session
+        .query_iter("SELECT id, last_seq FROM chat_rooms", &[])
+        .await
+        .map_err(|e| err(&e))?
+        .rows_stream::<(String, Option<i64>)>()
+        .map_err(|e| err(&e))?;
+    let mut indexed = 0usize;
+    while let Some(room) = rooms.next().await {
+        let (room_id, last) = room.map_err(|e| err(&e))?;
+        for b in 0..=bucket(last.unwrap_or(0).max(0) as u64) {
+            let mut rows = session
+                .execute_iter(messages.clone(), (&room_id, b))
+                .await
+                .map_err(|e| err(&e))?
+                .rows_stream::<(i64, Option<String>, Option<bool>)>()
+                .map_err(|e| err(&e))?;
+            while let Some(row) = rows.next().await {
+                let (seq, content, deleted) = row.map_err(|e| err(&e))?;
+                if deleted.unwrap_or(false) {
+                    continue;
+                }
+                for term in ScyllaStore::terms(content.as_deref().unwrap_or_default()) {
+                    session
+                        .execute_unpaged(&insert, (&room_id, b, term, seq))
+                        .await
+                        .map_err(|e| err(&e))?;
+                }
+                indexed += 1;
+            }
+        }
+    }
+    if indexed > 0 {
+        tracing::info!(messages = indexed, "search index rebuilt");
+    }
+    Ok(())
+}

@@ -40,6 +40,9 @@ const MAX_INFLIGHT_WRITES: usize = 256;
 /// Prefixes indexed for search, in characters.
 const MIN_PREFIX: usize = super::text::MIN_PREFIX_CHARS;
 const MAX_PREFIX: usize = 12;
+/// The migration that moved the search index to `search_terms`: existing messages are indexed
+/// again when it runs.
+const SEARCH_TERMS_VERSION: i32 = 2;
 /// Attempts of a compare-and-set on a room's roster before answering `store_unavailable`.
 const ROSTER_ATTEMPTS: usize = 32;
 const DAY_MS: i64 = 86_400_000;
@@ -259,6 +262,9 @@ pub async fn migrate(
                     _ => return Err(e),
                 }
             }
+        }
+        if *version == SEARCH_TERMS_VERSION {
+            history::reindex_search(&session).await?;
         }
         session
             .query_unpaged(

@@ -659,7 +659,7 @@ async fn membership_events_reach_every_node() {
     // Renamed through the second node, then a message: everyone sees both, in that order.
     let (s, body) = rest(&cluster.nodes[1])
         .call(
-            "PATCH",
+            "PUT",
             &format!("/api/chat-rooms/{room}"),
             Some(&a.token),
             Some(json!({"name": "renamed"})),

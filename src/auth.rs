@@ -426,6 +426,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_unknown_email_costs_a_hash_of_the_configured_cost() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            crate::store::sqlite::SqliteStore::open(dir.path(), "NORMAL", 1).expect("store");
+        let store: SharedStore = Arc::new(store);
+        for cost in [4, 6] {
+            let ttl = Duration::from_secs(900);
+            let auth = AuthService::new(vec![7; 32], ttl, ttl, cost, store.clone()).expect("auth");
+            // bcrypt's `$2b$NN$`: the work factor a verification against it spends.
+            assert!(
+                auth.dummy_hash.starts_with(&format!("$2b${cost:02}$")),
+                "{}",
+                auth.dummy_hash
+            );
+        }
+    }
+
+    #[test]
     fn long_passwords_are_hashed_whole() {
         let long = "ü".repeat(60); // 60 characters, 120 bytes
         let other = format!("{}x", "ü".repeat(59));

@@ -3,7 +3,10 @@
 //! these concerns. Everything returns `ErrorBody` errors the API can speak directly
 //! (`store_unavailable` for an unreachable or failing database, never a leaked cause).
 //!
-//! The conformance tests in `tests/store_conformance.rs` run against every implementation.
+//! Each implementation is a folder with one module per concern (`sqlite/users.rs`,
+//! `cql/rooms.rs`, …) beside its plumbing (`mod.rs`); a new concern adds its trait here and a
+//! file to each folder. The conformance tests in `tests/store_conformance/` (one file per
+//! concern) run against every implementation.
 
 pub mod cql;
 pub mod sqlite;

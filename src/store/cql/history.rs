@@ -76,12 +76,8 @@ impl History for ScyllaStore {
         let mut out = Vec::new();
         // Newest first; the driver pages through the tag's partition.
         let mut pager = self
-            .session
-            .execute_iter(self.st.messages_by_tag.clone(), (&tag,))
-            .await
-            .map_err(unavailable)?
-            .rows_stream::<(String, String)>()
-            .map_err(unavailable)?;
+            .paged::<(String, String)>(&self.st.messages_by_tag, (&tag,))
+            .await?;
         use futures_util::StreamExt;
         while let Some(row) = pager.next().await {
             let (message_id, room) = row.map_err(unavailable)?;
@@ -101,6 +97,9 @@ impl History for ScyllaStore {
     }
 }
 
+/// Search candidates read at once.
+const CANDIDATE_READS: usize = 32;
+
 impl ScyllaStore {
     /// The newest `limit` messages of one room matching `words`, from the candidates of `term`:
     /// newest bucket first, every candidate of a bucket paged through, until `limit` match.
@@ -115,22 +114,24 @@ impl ScyllaStore {
         let last = self.last_seq(room).await?.unwrap_or(0);
         let mut out = Vec::new();
         for b in (0..=bucket(last)).rev() {
+            // Candidates newest first, read CANDIDATE_READS at a time.
             let mut seqs = self
-                .session
-                .execute_iter(self.st.term_seqs.clone(), (room, b, term))
-                .await
-                .map_err(unavailable)?
-                .rows_stream::<(i64,)>()
-                .map_err(unavailable)?;
-            while let Some(row) = seqs.next().await {
-                let (seq,) = row.map_err(unavailable)?;
-                let Some(m) = self.message_at(room, seq as u64).await? else {
-                    continue;
-                };
-                if !m.deleted && super::text::matches(&m.content, words) {
-                    out.push(m);
-                    if out.len() >= limit {
-                        return Ok(out);
+                .paged::<(i64,)>(&self.st.term_seqs, (room, b, term))
+                .await?
+                .chunks(CANDIDATE_READS);
+            while let Some(rows) = seqs.next().await {
+                let seqs: Vec<u64> = rows
+                    .into_iter()
+                    .map(|r| r.map(|(seq,)| seq as u64).map_err(unavailable))
+                    .collect::<StoreResult<_>>()?;
+                let found =
+                    try_join_all(seqs.iter().map(|&seq| self.message_at(room, seq))).await?;
+                for m in found.into_iter().flatten() {
+                    if !m.deleted && super::text::matches(&m.content, words) {
+                        out.push(m);
+                        if out.len() >= limit {
+                            return Ok(out);
+                        }
                     }
                 }
             }

@@ -5,8 +5,12 @@
 //! replica of its partition (token-aware by default). Writes run under a semaphore that bounds
 //! how many are in flight. Messages live in `((room_id, bucket), seq)` partitions of
 //! [`BUCKET_SIZE`] seqs. The room's owner is its single writer, so appends, nonces and read marks
-//! need no lightweight transactions; registration, direct-room creation and refresh-token
-//! rotation (rare, and racing across nodes) use them.
+//! need no lightweight transactions; registration, direct-room creation, refresh-token rotation
+//! and group rosters (rare, and racing across nodes) use them.
+//!
+//! This module is the plumbing (connection, migrations, the shared helpers); the statements are
+//! in `statements`, and each storage concern is a module of its own: `users`, `auth`, `rooms`,
+//! `history`, and `room_store` (the room actors' port).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -333,6 +337,23 @@ impl ScyllaStore {
             Some(Some(::scylla::value::CqlValue::Boolean(applied))) => Ok(*applied),
             _ => Err(unavailable("an LWT answered no [applied] column")),
         }
+    }
+
+    /// Every row of a prepared read as a stream, fetched page by page by the driver.
+    async fn paged<R>(
+        &self,
+        st: &PreparedStatement,
+        values: impl ::scylla::serialize::row::SerializeRow,
+    ) -> StoreResult<::scylla::client::pager::TypedRowStream<R>>
+    where
+        R: for<'f, 'm> ::scylla::deserialize::row::DeserializeRow<'f, 'm>,
+    {
+        self.session
+            .execute_iter(st.clone(), values)
+            .await
+            .map_err(unavailable)?
+            .rows_stream::<R>()
+            .map_err(unavailable)
     }
 
     /// Rows of a prepared read, deserialized as `R`.

@@ -260,12 +260,8 @@ impl ScyllaStore {
     async fn delete_bucket(&self, room_id: &str, b: i64) -> StoreResult<()> {
         type Keys = (String, String, Option<String>, Option<Vec<String>>, i64);
         let mut pager = self
-            .session
-            .execute_iter(self.st.bucket_keys.clone(), (room_id, b))
-            .await
-            .map_err(unavailable)?
-            .rows_stream::<Keys>()
-            .map_err(unavailable)?;
+            .paged::<Keys>(&self.st.bucket_keys, (room_id, b))
+            .await?;
         use futures_util::StreamExt;
         let mut seen = BTreeSet::new();
         while let Some(row) = pager.next().await {

@@ -5,8 +5,12 @@
 //! (fsync once, with `synchronous = FULL`), then answers all of them. A job's answer is sent only
 //! after the commit, so an `Ok` always means durable. A checkpoint thread with its own
 //! connection copies the write-ahead log back into the database beside it, so commits never
-//! wait for a checkpoint. Reads run on a small pool of read
-//! connections via `spawn_blocking`, never on the async runtime's threads.
+//! wait for a checkpoint. Reads run on a small pool of read connections, never on the async
+//! runtime's threads.
+//!
+//! This module is the plumbing (writer, readers, checkpointer, migrations, row mapping); each
+//! storage concern is a module of its own: `users`, `auth`, `rooms`, `history`, and
+//! `room_store` (the room actors' port).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;

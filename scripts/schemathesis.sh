@@ -34,7 +34,16 @@ BASE=http://127.0.0.1:$PORT
 DOVIE_BCRYPT_COST=4 DOVIE_LOG=warn "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$DATA" \
   > "$DATA/node.log" 2>&1 &
 NODE=$!
-cleanup() { kill "$NODE" 2>/dev/null || true; wait "$NODE" 2>/dev/null || true; rm -rf "$DATA"; }
+cleanup() {
+  status=$?
+  kill "$NODE" 2>/dev/null || true
+  wait "$NODE" 2>/dev/null || true
+  if [ "$status" != 0 ]; then
+    log "the node's errors and warnings:"
+    grep -E "ERROR|WARN" "$DATA/node.log" | tail -40 >&2 || true
+  fi
+  rm -rf "$DATA"
+}
 trap cleanup EXIT
 
 for _ in $(seq 1 100); do

@@ -95,12 +95,12 @@ fn schemas() -> Value {
         "MessagePage": out(json!({ "messages": { "type": "array", "items": reference("Message") }, "has_more": { "type": "boolean" } }),
             &["messages", "has_more"]),
         "SendMessageRequest": req(json!({ "content": message_text,
-            "nonce": { "type": "string", "pattern": rules::NONCE_PATTERN,
-                "description": "idempotency key: up to 128 printable ASCII characters; empty means none" },
-            "reply_to": { "type": "string", "description": "a message id; empty means none" } }), &["content"]),
+            "nonce": { "type": ["string", "null"], "pattern": rules::NONCE_PATTERN,
+                "description": "idempotency key: up to 128 printable ASCII characters; empty or null means none" },
+            "reply_to": { "type": ["string", "null"], "description": "a message id of this room (else 404); empty or null means none" } }), &["content"]),
         "EditMessageRequest": req(json!({ "content": message_text }), &["content"]),
-        "LikeRequest": req(json!({ "emoji": { "type": "string", "minLength": 1, "maxLength": 16, "pattern": not_blank,
-            "default": "👍" } }), &[]),
+        "LikeRequest": req(json!({ "emoji": { "type": ["string", "null"], "minLength": 1, "maxLength": 16, "pattern": not_blank,
+            "default": "👍", "description": "absent or null: 👍" } }), &[]),
         "Status": { "type": "object", "properties": { "status": { "type": "string" } }, "required": ["status"] },
     })
 }
@@ -145,6 +145,9 @@ pub fn document() -> Value {
                 "application/msgpack": { "schema": { "$ref": format!("#/components/schemas/{name}") } } } }),
             None => json!({ "description": "success" }),
         };
+        for also in doc.also_ok {
+            responses.insert(also.to_string(), ok.clone());
+        }
         responses.insert(status.to_string(), ok);
         let mut errors: Vec<u16> = doc.errors.to_vec();
         if doc.auth {

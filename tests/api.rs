@@ -533,7 +533,7 @@ async fn messages_history_edit_delete_reactions_replies_search() {
             json!({"content": "re", "reply_to": "nope"}),
         )
         .await;
-    assert_eq!(s, 400);
+    assert_eq!(s, 404, "a reply to no message of the room");
 
     // Edit: sender only.
     let (s, e) = api

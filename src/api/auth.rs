@@ -114,6 +114,7 @@ pub fn register(api: &mut Api) {
             ok: (201, Some("AuthResponse")),
             errors: &[400, 409, 413, 415],
             query: &[],
+            also_ok: &[],
         },
         register_user,
     );
@@ -127,6 +128,7 @@ pub fn register(api: &mut Api) {
             ok: (200, Some("AuthResponse")),
             errors: &[400, 401],
             query: &[],
+            also_ok: &[],
         },
         login,
     );
@@ -141,6 +143,7 @@ pub fn register(api: &mut Api) {
             ok: (200, Some("Tokens")),
             errors: &[400, 401],
             query: &[],
+            also_ok: &[],
         },
         refresh,
     );
@@ -154,6 +157,7 @@ pub fn register(api: &mut Api) {
             ok: (204, None),
             errors: &[],
             query: &[],
+            also_ok: &[],
         },
         logout,
     );
@@ -167,6 +171,7 @@ pub fn register(api: &mut Api) {
             ok: (200, Some("UserResponse")),
             errors: &[],
             query: &[],
+            also_ok: &[],
         },
         me,
     );
@@ -180,6 +185,7 @@ pub fn register(api: &mut Api) {
             ok: (200, Some("ProfileResponse")),
             errors: &[404],
             query: &[],
+            also_ok: &[],
         },
         user,
     );

@@ -353,6 +353,7 @@ pub fn register(api: &mut Api) {
             ok: (201, Some("MessageResponse")),
             errors: &[400, 403, 404, 413, 415, 429, 503],
             query: &[],
+            also_ok: &[200],
         },
         send,
     );
@@ -367,6 +368,7 @@ pub fn register(api: &mut Api) {
             ok: (200, Some("MessagePage")),
             errors: &[400, 403, 404],
             query: &[SEQ_BEFORE, SEQ_AFTER, LIMIT_PARAM],
+            also_ok: &[],
         },
         history,
     );
@@ -380,6 +382,7 @@ pub fn register(api: &mut Api) {
             ok: (200, Some("MessageList")),
             errors: &[400, 403, 404],
             query: &[SEARCH_Q, SEARCH_HASHTAG, LIMIT_PARAM],
+            also_ok: &[],
         },
         search_room,
     );
@@ -393,6 +396,7 @@ pub fn register(api: &mut Api) {
             ok: (200, Some("MessageList")),
             errors: &[400],
             query: &[SEARCH_Q, SEARCH_HASHTAG, SEARCH_ROOM, LIMIT_PARAM],
+            also_ok: &[],
         },
         search,
     );
@@ -406,6 +410,7 @@ pub fn register(api: &mut Api) {
             ok: (200, Some("MessageResponse")),
             errors: &[400, 403, 404, 409],
             query: &[],
+            also_ok: &[],
         },
         edit,
     );
@@ -419,6 +424,7 @@ pub fn register(api: &mut Api) {
             ok: (204, None),
             errors: &[403, 404],
             query: &[],
+            also_ok: &[],
         },
         delete,
     );
@@ -432,6 +438,7 @@ pub fn register(api: &mut Api) {
             ok: (200, Some("MessageResponse")),
             errors: &[400, 403, 404, 409],
             query: &[],
+            also_ok: &[],
         },
         like,
     );
@@ -445,6 +452,7 @@ pub fn register(api: &mut Api) {
             ok: (200, Some("MessageResponse")),
             errors: &[400, 403, 404, 409],
             query: &[],
+            also_ok: &[],
         },
         unlike,
     );

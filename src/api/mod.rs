@@ -128,7 +128,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
                 }
                 buf.extend_from_slice(&chunk);
             }
-            if buf.iter().all(u8::is_ascii_whitespace) {
+            if buf.is_empty() {
                 let empty: &[u8] = match codec {
                     Codec::Json => b"{}",
                     Codec::MsgPack => &[0x80],
@@ -268,6 +268,8 @@ pub struct RouteDoc {
     pub errors: &'static [u16],
     /// Query parameters: name, required, and the JSON Schema of the value.
     pub query: &'static [QueryParam],
+    /// Other success statuses, with the same body (e.g. 200 for an idempotent repeat of a 201).
+    pub also_ok: &'static [u16],
 }
 
 /// One documented query parameter.

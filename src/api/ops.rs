@@ -50,6 +50,7 @@ pub fn register(api: &mut Api) {
             ok: (200, Some("Status")),
             errors: &[],
             query: &[],
+            also_ok: &[],
         },
         health,
     );
@@ -63,6 +64,7 @@ pub fn register(api: &mut Api) {
             ok: (200, Some("Status")),
             errors: &[503],
             query: &[],
+            also_ok: &[],
         },
         ready,
     );
@@ -76,6 +78,7 @@ pub fn register(api: &mut Api) {
             ok: (200, None),
             errors: &[],
             query: &[],
+            also_ok: &[],
         },
         metrics,
     );
@@ -89,6 +92,7 @@ pub fn register(api: &mut Api) {
             ok: (200, None),
             errors: &[],
             query: &[],
+            also_ok: &[],
         },
         openapi,
     );

@@ -530,6 +530,7 @@ pub fn register(api: &mut Api) {
             ok: (201, Some("RoomResponse")),
             errors: &[400, 404, 409, 413, 415],
             query: &[],
+            also_ok: &[200],
         },
         create,
     );
@@ -544,6 +545,7 @@ pub fn register(api: &mut Api) {
             ok: (200, Some("RoomList")),
             errors: &[],
             query: &[],
+            also_ok: &[],
         },
         list,
     );
@@ -557,6 +559,7 @@ pub fn register(api: &mut Api) {
             ok: (200, Some("RoomResponse")),
             errors: &[403, 404],
             query: &[],
+            also_ok: &[],
         },
         get,
     );
@@ -570,6 +573,7 @@ pub fn register(api: &mut Api) {
             ok: (200, Some("RoomResponse")),
             errors: &[400, 403, 404, 409],
             query: &[],
+            also_ok: &[],
         },
         update,
     );
@@ -583,6 +587,7 @@ pub fn register(api: &mut Api) {
             ok: (204, None),
             errors: &[400, 403, 404, 409],
             query: &[],
+            also_ok: &[],
         },
         delete,
     );
@@ -596,6 +601,7 @@ pub fn register(api: &mut Api) {
             ok: (200, Some("RoomResponse")),
             errors: &[400, 403, 404, 409],
             query: &[],
+            also_ok: &[],
         },
         add_participants,
     );
@@ -609,6 +615,7 @@ pub fn register(api: &mut Api) {
             ok: (204, None),
             errors: &[400, 403, 404, 409],
             query: &[],
+            also_ok: &[],
         },
         remove_participant,
     );
@@ -622,6 +629,7 @@ pub fn register(api: &mut Api) {
             ok: (200, Some("RoomResponse")),
             errors: &[400, 403, 404, 409],
             query: &[],
+            also_ok: &[],
         },
         set_role,
     );
@@ -635,6 +643,7 @@ pub fn register(api: &mut Api) {
             ok: (204, None),
             errors: &[400, 403, 404],
             query: &[],
+            also_ok: &[],
         },
         read,
     );
@@ -648,6 +657,7 @@ pub fn register(api: &mut Api) {
             ok: (200, Some("UnreadCounts")),
             errors: &[],
             query: &[],
+            also_ok: &[],
         },
         unread_counts,
     );

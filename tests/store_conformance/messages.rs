@@ -133,7 +133,7 @@ pub async fn messages(store: SharedStore) {
     let mut good = draft("m5", "u2", "re", None);
     good.reply_to = Some("m1".into());
     let out = append_ok(&store, "g", 3, vec![bad, good]).await;
-    assert!(matches!(&out[0], AppendOutcome::Rejected(e) if e.code == ErrorCode::ValidationFailed));
+    assert!(matches!(&out[0], AppendOutcome::Rejected(e) if e.code == ErrorCode::NotFound));
     assert!(
         matches!(&out[1], AppendOutcome::Stored(m) if m.seq == 3 && m.reply_to.as_deref() == Some("m1"))
     );

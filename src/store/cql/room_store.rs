@@ -92,7 +92,7 @@ impl dovie_actors::RoomStore for ScyllaStore {
                     || stored.iter().any(|m: &Message| &m.id == reply_to);
                 if !in_room {
                     out.push(AppendOutcome::Rejected(ErrorBody::new(
-                        ErrorCode::ValidationFailed,
+                        ErrorCode::NotFound,
                         "reply_to names no message of this room",
                     )));
                     continue;

@@ -58,7 +58,7 @@ impl dovie_actors::RoomStore for SqliteStore {
                     if let Some(reply_to) = &d.reply_to {
                         if !db(reply_exists.exists(params![reply_to, room_id]))? {
                             out.push(AppendOutcome::Rejected(ErrorBody::new(
-                                ErrorCode::ValidationFailed,
+                                ErrorCode::NotFound,
                                 "reply_to names no message of this room",
                             )));
                             continue;

@@ -312,6 +312,12 @@ macro_rules! backends {
                 }
 
                 #[actix_rt::test]
+                async fn search_survives_deleting_the_newest_messages() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::messages::search_survives_deleting_the_newest_messages(s).await;
+                }
+
+                #[actix_rt::test]
                 async fn user_roles() {
                     let Some((s, _guard, _probe)) = open().await else { return };
                     crate::users::user_roles(s).await;

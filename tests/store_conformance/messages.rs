@@ -315,3 +315,50 @@ pub async fn search_finds_old_messages_and_every_word(store: SharedStore) {
         .unwrap()
         .is_empty());
 }
+
+/// A room delete that removes the newest messages does not confuse the search index: messages
+/// sent after it (which may take the deleted rows' places) are found, and can be edited and
+/// deleted.
+pub async fn search_survives_deleting_the_newest_messages(store: SharedStore) {
+    seed(&store).await;
+    store
+        .create_room(room("x", RoomType::Group, &["u1", "u2"]))
+        .await
+        .unwrap();
+    append_ok(&store, "g", 1, vec![draft("a1", "u1", "kiwi one", None)]).await;
+    let newest: Vec<Draft> = (0..3)
+        .map(|i| draft(&format!("x{i}"), "u2", &format!("kiwi x{i}"), None))
+        .collect();
+    append_ok(&store, "x", 1, newest).await;
+    assert_eq!(store.search("u1", None, "kiwi", 10).await.unwrap().len(), 4);
+    store.delete_room("x").await.unwrap();
+    append_ok(
+        &store,
+        "g",
+        2,
+        vec![
+            draft("a2", "u1", "kiwi two", None),
+            draft("a3", "u2", "kiwi three", None),
+        ],
+    )
+    .await;
+    store
+        .edit_message("a2", "mango two", &[], 300)
+        .await
+        .unwrap();
+    assert_eq!(store.search("u1", None, "kiwi", 10).await.unwrap().len(), 2);
+    store.delete_message("a3", 400).await.unwrap();
+    let found: Vec<String> = store
+        .search("u1", None, "mango", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(found, ["a2"]);
+    store
+        .edit_message("a2", "papaya two", &[], 500)
+        .await
+        .unwrap();
+    store.delete_room("g").await.unwrap();
+}

@@ -41,6 +41,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../../schema/sqlite/0002_deferred_fts.sql"),
     ),
     (3, include_str!("../../../schema/sqlite/0003_roles.sql")),
+    (
+        4,
+        include_str!("../../../schema/sqlite/0004_fts_watermark.sql"),
+    ),
 ];
 /// How long new messages may wait for the full-text index while writes keep coming (search
 /// catches the index up itself, so this bounds work, not visibility).

@@ -1158,3 +1158,46 @@ async fn http_series_have_a_fixed_method_label() {
         assert!(!text.contains(method), "a series for {method}");
     }
 }
+
+#[actix_rt::test]
+async fn bodies_must_be_objects() {
+    let server = Server::start();
+    let api = rest(&server);
+    let a = api.register("a").await;
+    let room = api.group(&a, &[]).await;
+    let (s, _) = api
+        .call(
+            "PUT",
+            &format!("/api/chat-rooms/{room}"),
+            Some(&a.token),
+            Some(json!(["renamed"])),
+        )
+        .await;
+    assert_eq!(
+        s, 400,
+        "an array is not an object (serde would read it by position)"
+    );
+    let (s, r) = api
+        .call(
+            "PUT",
+            &format!("/api/chat-rooms/{room}"),
+            Some(&a.token),
+            Some(json!({"name": "renamed"})),
+        )
+        .await;
+    assert_eq!((s, r["room"]["name"].as_str()), (200, Some("renamed")));
+    // MessagePack: a map is an object, an array is not.
+    let array = rmp_serde::to_vec(&json!(["x"])).unwrap();
+    let (s, _, _) = api
+        .raw(
+            "PUT",
+            &format!("/api/chat-rooms/{room}"),
+            &[
+                ("authorization", &format!("Bearer {}", a.token)),
+                ("content-type", "application/msgpack"),
+            ],
+            array,
+        )
+        .await;
+    assert_eq!(s, 400);
+}

@@ -137,6 +137,17 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
                     ApiError::new(ErrorCode::ValidationFailed, "a request body is required")
                 });
             }
+            // Every body is an object: serde would also read a struct from an array, by position.
+            let object = match codec {
+                Codec::Json => buf.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'),
+                Codec::MsgPack => matches!(buf[0], 0x80..=0x8f | 0xde | 0xdf),
+            };
+            if !object {
+                return Err(ApiError::new(
+                    ErrorCode::ValidationFailed,
+                    "the body must be an object",
+                ));
+            }
             match codec {
                 Codec::Json => serde_json::from_slice(&buf).map(Body).map_err(|e| {
                     let code = if e.is_data() {

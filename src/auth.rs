@@ -73,14 +73,14 @@ pub struct AuthService {
 /// ones are swept out as new ones arrive, so the set is bounded by the revocations of one
 /// access-token lifetime.
 #[derive(Debug, Default)]
-pub struct Revocations {
+struct Revocations {
     until: HashMap<String, i64>,
     since_sweep: usize,
 }
 
 impl Revocations {
     /// Records a revocation at `now` whose tokens live at most `ttl_ms`.
-    pub fn insert(&mut self, session_id: String, now: i64, ttl_ms: i64) {
+    fn insert(&mut self, session_id: String, now: i64, ttl_ms: i64) {
         let until = now + ttl_ms + REVOCATION_SLACK_MS;
         let entry = self.until.entry(session_id).or_insert(until);
         *entry = (*entry).max(until);
@@ -91,21 +91,18 @@ impl Revocations {
     }
 
     /// Forgets the revocations no token can use any more.
-    pub fn sweep(&mut self, now: i64) {
+    fn sweep(&mut self, now: i64) {
         self.until.retain(|_, until| *until > now);
         self.since_sweep = 0;
     }
 
-    pub fn contains(&self, session_id: &str) -> bool {
+    fn contains(&self, session_id: &str) -> bool {
         self.until.contains_key(session_id)
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.until.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.until.is_empty()
     }
 }
 
@@ -211,11 +208,6 @@ impl AuthService {
             .insert(session_id, now_ms(), self.ttl_ms());
     }
 
-    /// How many revoked sessions this node keeps in memory (bounded; see [`Revocations`]).
-    pub fn revoked_in_memory(&self) -> usize {
-        self.revoked.read().len()
-    }
-
     fn access_token(&self, user_id: &str, sid: &str) -> Result<String, ErrorBody> {
         let iat = now_ms() / 1000;
         let claims = Claims {
@@ -281,12 +273,6 @@ impl AuthService {
             return Err(ErrorBody::new(
                 ErrorCode::ValidationFailed,
                 "password must be at most 72 characters",
-            ));
-        }
-        if display_name.is_empty() || display_name.chars().count() > MAX_DISPLAY_NAME_CHARS {
-            return Err(ErrorBody::new(
-                ErrorCode::ValidationFailed,
-                "display_name must be 1 to 64 characters",
             ));
         }
         let hash = self.hash_password(password.to_string()).await?;

@@ -367,23 +367,9 @@ async fn rooms_direct_group_roles_and_membership() {
         (s, r["room"]["roles"][&b.id].as_str()),
         (200, Some("admin"))
     );
-    let (s, _) = api
-        .call(
-            "DELETE",
-            &format!("/api/chat-rooms/{gid}/participants/{}", a.id),
-            Some(&b.token),
-            None,
-        )
-        .await;
+    let s = api.remove_participant(&gid, &a.id, &b).await;
     assert_eq!(s, 403, "an admin cannot remove the owner");
-    let (s, _) = api
-        .call(
-            "DELETE",
-            &format!("/api/chat-rooms/{gid}/participants/{}", c.id),
-            Some(&b.token),
-            None,
-        )
-        .await;
+    let s = api.remove_participant(&gid, &c.id, &b).await;
     assert_eq!(s, 204);
     let (s, _) = api
         .get(&format!("/api/chat-rooms/{gid}/messages"), &c.token)
@@ -1118,24 +1104,10 @@ async fn repeated_participants_and_the_last_member_leaving() {
     assert_eq!(s, 400);
     // Everyone but the owner leaves; then the owner, the last member: the group is gone.
     for u in [&b, &c] {
-        let (s, _) = api
-            .call(
-                "DELETE",
-                &format!("/api/chat-rooms/{room}/participants/{}", u.id),
-                Some(&u.token),
-                None,
-            )
-            .await;
+        let s = api.remove_participant(&room, &u.id, u).await;
         assert_eq!(s, 204);
     }
-    let (s, _) = api
-        .call(
-            "DELETE",
-            &format!("/api/chat-rooms/{room}/participants/{}", a.id),
-            Some(&a.token),
-            None,
-        )
-        .await;
+    let s = api.remove_participant(&room, &a.id, &a).await;
     assert_eq!(s, 204);
     let (s, _) = api.get(&format!("/api/chat-rooms/{room}"), &a.token).await;
     assert_eq!(s, 404, "nobody is left to delete it: it is deleted");

@@ -687,13 +687,8 @@ async fn membership_events_reach_every_node() {
     }
 
     // b leaves (through the first node): a, c and b himself hear it.
-    let (s, _) = rest(&cluster.nodes[0])
-        .call(
-            "DELETE",
-            &format!("/api/chat-rooms/{room}/participants/{}", b.id),
-            Some(&b.token),
-            None,
-        )
+    let s = rest(&cluster.nodes[0])
+        .remove_participant(&room, &b.id, &b)
         .await;
     assert_eq!(s, 204);
     for ws in [&mut wa, &mut wb, &mut wc] {

@@ -261,13 +261,7 @@ async fn presence_and_membership_events() {
     assert_eq!(e["d"], json!({"room_id": room, "user_id": c.id}));
     let e = c1.expect("room_updated").await;
     assert_eq!(e["d"]["room"]["member_ids"].as_array().unwrap().len(), 3);
-    api.call(
-        "DELETE",
-        &format!("/api/chat-rooms/{room}/participants/{}", c.id),
-        Some(&c.token),
-        None,
-    )
-    .await;
+    api.remove_participant(&room, &c.id, &c).await;
     let e = a1.expect("user_left").await;
     assert_eq!(e["d"]["user_id"], c.id.as_str());
     c1.expect("user_left").await;

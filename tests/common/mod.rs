@@ -287,6 +287,13 @@ impl Rest {
         }
     }
 
+    /// `DELETE /api/chat-rooms/{room}/participants/{user_id}` as `by` (yourself: leaving);
+    /// answers the status.
+    pub async fn remove_participant(&self, room: &str, user_id: &str, by: &User) -> u16 {
+        let path = format!("/api/chat-rooms/{room}/participants/{user_id}");
+        self.call("DELETE", &path, Some(&by.token), None).await.0
+    }
+
     pub async fn group(&self, owner: &User, members: &[&User]) -> String {
         let ids: Vec<&str> = members.iter().map(|u| u.id.as_str()).collect();
         let (status, body) = self

@@ -26,6 +26,38 @@ use sha2::{Digest, Sha256};
 
 use crate::store::{AuthSession, Rotation, SharedStore, UserRecord};
 
+/// What a login records about the client (AUTH-6).
+#[derive(Debug, Clone, Default)]
+pub struct SessionMeta {
+    pub device: Option<String>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// Longest device name and user agent kept, in characters.
+const MAX_DEVICE_CHARS: usize = 64;
+const MAX_USER_AGENT_CHARS: usize = 256;
+
+impl SessionMeta {
+    /// The meta of a request: the client's device name (trimmed, cut), user agent and address.
+    pub fn new(device: Option<&str>, user_agent: Option<&str>, ip: Option<String>) -> SessionMeta {
+        let cut = |s: &str, n: usize| -> Option<String> {
+            let t: String = s
+                .trim()
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(n)
+                .collect();
+            (!t.is_empty()).then_some(t)
+        };
+        SessionMeta {
+            device: device.and_then(|d| cut(d, MAX_DEVICE_CHARS)),
+            user_agent: user_agent.and_then(|u| cut(u, MAX_USER_AGENT_CHARS)),
+            ip,
+        }
+    }
+}
+
 const MIN_PASSWORD_CHARS: usize = 8;
 const MAX_PASSWORD_CHARS: usize = 72;
 /// bcrypt reads at most 72 bytes: a longer password (more than 72 bytes in at most 72
@@ -55,6 +87,8 @@ pub struct Tokens {
 }
 
 pub struct AuthService {
+    /// The signing secret, also the root of the keyed hashes (invites, SMS codes).
+    secret: Vec<u8>,
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -175,6 +209,7 @@ impl AuthService {
             .map_err(|e| format!("cannot hash with bcrypt cost {bcrypt_cost}: {e}"))?;
         Ok(AuthService {
             encoding: EncodingKey::from_secret(&secret),
+            secret: secret.clone(),
             decoding: DecodingKey::from_secret(&secret),
             validation,
             access_ttl,
@@ -222,7 +257,29 @@ impl AuthService {
         })
     }
 
-    async fn start_session(&self, user_id: &str) -> Result<Tokens, ErrorBody> {
+    /// HMAC-SHA256 of `data` under a key derived from the secret for `purpose`, hex.
+    pub fn keyed_hash(&self, purpose: &str, data: &[u8]) -> String {
+        use hmac::{Hmac, Mac};
+        let mut derive = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        derive.update(purpose.as_bytes());
+        let key = derive.finalize().into_bytes();
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(data);
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Opens a login session for the user (a refresh-token family) and answers its tokens.
+    pub async fn start_session(
+        &self,
+        user_id: &str,
+        meta: SessionMeta,
+    ) -> Result<Tokens, ErrorBody> {
         let now = now_ms();
         let session = AuthSession {
             id: uuid::Uuid::now_v7().to_string(),
@@ -230,6 +287,10 @@ impl AuthService {
             created_at: now,
             expires_at: now + self.refresh_ttl.as_millis() as i64,
             revoked_at: None,
+            device: meta.device,
+            user_agent: meta.user_agent,
+            ip: meta.ip,
+            last_seen_at: now,
         };
         let refresh = random_token();
         self.store
@@ -247,6 +308,7 @@ impl AuthService {
         email: &str,
         password: &str,
         display_name: &str,
+        meta: SessionMeta,
     ) -> Result<(User, Tokens), ErrorBody> {
         if !rules::valid_email(email) {
             return Err(ErrorBody::new(
@@ -276,15 +338,12 @@ impl AuthService {
             ));
         }
         let hash = self.hash_password(password.to_string()).await?;
-        let user = User {
-            id: uuid::Uuid::now_v7().to_string(),
-            email,
-            display_name: display_name.into(),
-            avatar_url: None,
-            bio: None,
-            created_at: now_ms(),
-            role: Default::default(),
-        };
+        let mut user = User::new(
+            uuid::Uuid::now_v7().to_string(),
+            display_name.into(),
+            now_ms(),
+        );
+        user.email = Some(email);
         let user = self
             .store
             .create_user(UserRecord {
@@ -292,14 +351,32 @@ impl AuthService {
                 password_hash: hash,
             })
             .await?;
-        let tokens = self.start_session(&user.id).await?;
+        let tokens = self.start_session(&user.id, meta).await?;
         Ok((user, tokens))
     }
 
-    pub async fn login(&self, email: &str, password: &str) -> Result<(User, Tokens), ErrorBody> {
+    /// Creates an account with no password (social or phone login).
+    pub async fn create_passwordless(&self, user: User) -> Result<User, ErrorBody> {
+        self.store
+            .create_user(UserRecord {
+                user,
+                password_hash: String::new(),
+            })
+            .await
+    }
+
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        meta: SessionMeta,
+    ) -> Result<(User, Tokens), ErrorBody> {
         let email = email.trim().to_lowercase();
         let record = self.store.user_by_email(&email).await?;
         let (hash, user) = match record {
+            // An account without a password (social or phone login) is checked against the
+            // dummy hash too: it cannot be logged into with a password, and takes as long.
+            Some(r) if r.password_hash.is_empty() => (self.dummy_hash.clone(), None),
             Some(r) => (r.password_hash, Some(r.user)),
             // Spend the same time on unknown emails (a hash of the same cost), so timing does
             // not tell which exist.
@@ -308,7 +385,7 @@ impl AuthService {
         let ok = self.verify_password(password.to_string(), hash).await?;
         match (ok, user) {
             (true, Some(user)) => {
-                let tokens = self.start_session(&user.id).await?;
+                let tokens = self.start_session(&user.id, meta).await?;
                 Ok((user, tokens))
             }
             _ => Err(unauthorized("wrong email or password")),
@@ -316,6 +393,14 @@ impl AuthService {
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens, ErrorBody> {
+        Ok(self.refresh_session(refresh_token).await?.0)
+    }
+
+    /// Rotates a refresh token; answers the new tokens and their login session.
+    pub async fn refresh_session(
+        &self,
+        refresh_token: &str,
+    ) -> Result<(Tokens, String), ErrorBody> {
         let new = random_token();
         let now = now_ms();
         let expires_at = now + self.refresh_ttl.as_millis() as i64;
@@ -329,11 +414,14 @@ impl AuthService {
             )
             .await?
         {
-            Rotation::Rotated(session) => Ok(Tokens {
-                access_token: self.access_token(&session.user_id, &session.id)?,
-                refresh_token: new,
-                expires_in: self.access_ttl.as_secs(),
-            }),
+            Rotation::Rotated(session) => Ok((
+                Tokens {
+                    access_token: self.access_token(&session.user_id, &session.id)?,
+                    refresh_token: new,
+                    expires_in: self.access_ttl.as_secs(),
+                },
+                session.id,
+            )),
             Rotation::Reused(session) => {
                 tracing::warn!(session = %session.id, "refresh token reused; session revoked");
                 self.revoke_cached(session.id);

@@ -120,6 +120,11 @@ enum BusMsg {
     Revoke {
         session_id: String,
     },
+    Block {
+        user_id: String,
+        other: String,
+        on: bool,
+    },
 }
 
 enum SubCmd {
@@ -536,6 +541,9 @@ impl Cluster {
                 self.auth.revoke_local(&session_id);
                 self.registry.kick_auth_session(&session_id, "logged out");
             }
+            BusMsg::Block { user_id, other, on } => {
+                self.registry.block_changed(&user_id, &other, on);
+            }
         }
     }
 
@@ -590,6 +598,36 @@ impl Cluster {
             .filter(|(node, n)| *node != self.node_id && live.contains(node) && *n > 0)
             .map(|(_, n)| n)
             .sum()
+    }
+
+    /// Which of `ids` hold a session on some live node (`dovie:presence:<user>` counts).
+    /// Unreachable Redis: none.
+    pub async fn online_users(&self, ids: &[String]) -> HashSet<String> {
+        let live: HashSet<String> = self.live.read().iter().cloned().collect();
+        let counts = futures_util::future::join_all(ids.iter().map(|id| async move {
+            let mut pipe = redis::pipe();
+            pipe.cmd("HGETALL").arg(format!("dovie:presence:{id}"));
+            let res: Result<(HashMap<String, i64>,), _> = self.conn.query(&pipe).await;
+            (id, res.map(|(c,)| c).unwrap_or_default())
+        }))
+        .await;
+        counts
+            .into_iter()
+            .filter(|(_, c)| c.iter().any(|(node, n)| *n > 0 && live.contains(node)))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// A user blocked or unblocked another: every node's fan-out learns it.
+    pub fn block_changed(&self, user_id: &str, other: &str, on: bool) {
+        self.publish(
+            BROADCAST.to_string(),
+            &BusMsg::Block {
+                user_id: user_id.to_string(),
+                other: other.to_string(),
+                on,
+            },
+        );
     }
 
     /// A room's members changed (REST, on any node): every node follows it for its local users.

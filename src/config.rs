@@ -116,6 +116,131 @@ pub struct Config {
     /// `http://<listen>`.
     pub public_url: String,
     pub egress: EgressConfig,
+    pub providers: ProvidersConfig,
+    pub rate_limits: RateLimitsConfig,
+    pub privacy: PrivacyConfig,
+}
+
+/// External services, each off until configured (calls then answer 503
+/// `provider_not_configured`); every `*_url` defaults to the real service.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProvidersConfig {
+    pub google: GoogleConfig,
+    pub facebook: FacebookConfig,
+    pub twilio: TwilioConfig,
+}
+
+/// Google Sign-In: ID tokens verified against Google's keys.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GoogleConfig {
+    /// OAuth client ids whose ID tokens are accepted (`aud`); empty: Google login is off.
+    pub client_ids: Vec<String>,
+    /// The JWKS with Google's signing keys.
+    pub certs_url: String,
+}
+
+impl Default for GoogleConfig {
+    fn default() -> Self {
+        GoogleConfig {
+            client_ids: Vec::new(),
+            certs_url: "https://www.googleapis.com/oauth2/v3/certs".into(),
+        }
+    }
+}
+
+/// Facebook Login: user tokens checked with the Graph API.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FacebookConfig {
+    /// The app's id and secret; empty: Facebook login is off.
+    pub app_id: String,
+    pub app_secret: String,
+    pub graph_url: String,
+}
+
+impl Default for FacebookConfig {
+    fn default() -> Self {
+        FacebookConfig {
+            app_id: String::new(),
+            app_secret: String::new(),
+            graph_url: "https://graph.facebook.com".into(),
+        }
+    }
+}
+
+/// Twilio's Messages API, for SMS codes.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TwilioConfig {
+    pub base_url: String,
+    /// Account SID and auth token; empty: SMS is off.
+    pub account_sid: String,
+    pub auth_token: String,
+    /// The sending number (E.164) or messaging service.
+    pub from: String,
+}
+
+impl Default for TwilioConfig {
+    fn default() -> Self {
+        TwilioConfig {
+            base_url: "https://api.twilio.com".into(),
+            account_sid: String::new(),
+            auth_token: String::new(),
+            from: String::new(),
+        }
+    }
+}
+
+/// Rate limits of the sensitive calls; shared by every node of a cluster (Redis).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitsConfig {
+    /// Login and social-login attempts per minute, per client address and per account.
+    pub login_per_minute: u64,
+    /// Registrations per hour per client address.
+    pub register_per_hour: u64,
+    /// SMS codes per hour per phone.
+    pub sms_per_hour: u64,
+    /// SMS codes per hour per client address.
+    pub sms_per_hour_per_ip: u64,
+    /// Seconds between two codes to one phone.
+    pub sms_resend_secs: u64,
+    /// Code checks (verify-sms) per hour per client address.
+    pub verify_per_hour: u64,
+    /// Authenticated REST calls per minute per user.
+    pub api_per_minute: u64,
+}
+
+impl Default for RateLimitsConfig {
+    fn default() -> Self {
+        RateLimitsConfig {
+            login_per_minute: 10,
+            register_per_hour: 20,
+            sms_per_hour: 5,
+            sms_per_hour_per_ip: 20,
+            sms_resend_secs: 30,
+            verify_per_hour: 60,
+            api_per_minute: 600,
+        }
+    }
+}
+
+/// What Dovie keeps about people, and how long.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// Days a session's client address is kept after its last use.
+    pub ip_retention_days: u64,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        PrivacyConfig {
+            ip_retention_days: 30,
+        }
+    }
 }
 
 /// Outbound HTTP (link previews, push endpoints, providers): see `crate::egress`.
@@ -210,6 +335,10 @@ pub struct HttpConfig {
     pub max_connections_per_worker: usize,
     /// The listen backlog.
     pub backlog: u32,
+    /// Addresses of reverse proxies (load balancers, ingress) whose `X-Forwarded-For` is
+    /// believed: the client is the right-most address in it that is not one of these. Empty:
+    /// the peer address is the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -239,6 +368,9 @@ impl Default for Config {
             cql: CqlConfig::default(),
             public_url: String::new(),
             egress: EgressConfig::default(),
+            providers: ProvidersConfig::default(),
+            rate_limits: RateLimitsConfig::default(),
+            privacy: PrivacyConfig::default(),
         }
     }
 }
@@ -289,6 +421,7 @@ impl Default for HttpConfig {
             shutdown_timeout_secs: 10,
             max_connections_per_worker: 250_000,
             backlog: 4096,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -373,6 +506,22 @@ impl Config {
         }
         if self.egress.timeout_ms == 0 || self.egress.connect_timeout_ms == 0 {
             return Err("egress.timeout_ms and egress.connect_timeout_ms must be positive".into());
+        }
+        let r = &self.rate_limits;
+        if [
+            r.login_per_minute,
+            r.register_per_hour,
+            r.sms_per_hour,
+            r.sms_per_hour_per_ip,
+            r.verify_per_hour,
+            r.api_per_minute,
+        ]
+        .contains(&0)
+        {
+            return Err("rate_limits: every limit must be at least 1".into());
+        }
+        if self.privacy.ip_retention_days == 0 {
+            return Err("privacy.ip_retention_days must be at least 1".into());
         }
         if !(4..=31).contains(&self.auth.bcrypt_cost) {
             return Err("auth.bcrypt_cost must be between 4 and 31".into());

@@ -2,6 +2,8 @@
 //! adapters, authentication, metrics and the node lifecycle. The actor system lives in
 //! `dovie-actors`, the wire contract in `dovie-protocol`.
 
+#![recursion_limit = "512"]
+
 pub mod api;
 pub mod auth;
 pub mod cluster;
@@ -9,7 +11,10 @@ pub mod config;
 pub mod egress;
 pub mod metrics;
 pub mod openapi;
+pub mod people;
+pub mod providers;
 pub mod quota;
+pub mod ratelimit;
 pub mod server;
 pub mod state;
 pub mod store;

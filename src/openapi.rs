@@ -21,6 +21,9 @@ fn schemas() -> Value {
     let not_blank = rules::NOT_BLANK_PATTERN;
     let id = json!({ "type": "string", "minLength": 1 });
     let seq = json!({ "type": "integer", "minimum": 0, "maximum": rules::MAX_SEQ });
+    let locales = dovie_protocol::model::LOCALES;
+    let cursor = json!({ "type": ["string", "null"], "description": "pass as ?cursor= for the next page; null: no more" });
+    let device = json!({ "type": ["string", "null"], "maxLength": 256, "description": "a name for this device, shown in the session list (cut to 64 characters)" });
     let message_text =
         json!({ "type": "string", "minLength": 1, "maxLength": 4000, "pattern": not_blank });
     json!({
@@ -28,14 +31,56 @@ fn schemas() -> Value {
             "code": { "type": "string", "enum": codes },
             "message": { "type": "string" } }), &["code", "message"]) }), &["error"]),
         "User": out(json!({
-            "id": { "type": "string" }, "email": { "type": "string" }, "display_name": { "type": "string" },
-            "avatar_url": { "type": "string" }, "bio": { "type": "string" }, "created_at": { "type": "integer" },
-            "role": { "type": "string", "enum": ["user", "admin"] } }),
-            &["id", "email", "display_name", "created_at", "role"]),
+            "id": { "type": "string" }, "email": { "type": ["string", "null"], "description": "null for an account made by phone or by a provider without a verified email" },
+            "phone": { "type": "string" }, "display_name": { "type": "string" },
+            "avatar_url": { "type": "string" }, "bio": { "type": "string" }, "status_message": { "type": "string" },
+            "theme": { "type": "string", "enum": ["light", "dark", "system"] }, "locale": { "type": "string", "enum": locales },
+            "presence_visible": { "type": "boolean" }, "discoverable": { "type": "boolean" },
+            "created_at": { "type": "integer" }, "role": { "type": "string", "enum": ["user", "admin"] } }),
+            &["id", "email", "display_name", "theme", "locale", "presence_visible", "discoverable", "created_at", "role"]),
         "PublicUser": out(json!({
             "id": { "type": "string" }, "display_name": { "type": "string" },
-            "avatar_url": { "type": "string" }, "bio": { "type": "string" }, "created_at": { "type": "integer" } }),
+            "avatar_url": { "type": "string" }, "bio": { "type": "string" }, "status_message": { "type": "string" },
+            "created_at": { "type": "integer" },
+            "online": { "type": "boolean", "description": "only when the user shows their presence to me" },
+            "last_seen_at": { "type": ["integer", "null"], "description": "only when the user shows their presence to me" } }),
             &["id", "display_name", "created_at"]),
+        "PatchMeRequest": req(json!({
+            "display_name": { "type": "string", "minLength": 1, "maxLength": 64, "pattern": not_blank },
+            "bio": { "type": ["string", "null"], "maxLength": 500, "description": "null or blank clears it" },
+            "status_message": { "type": ["string", "null"], "maxLength": 140, "description": "null or blank clears it" },
+            "theme": { "type": "string", "enum": ["light", "dark", "system"] },
+            "locale": { "type": "string", "enum": locales },
+            "presence_visible": { "type": "boolean" }, "discoverable": { "type": "boolean" } }), &[]),
+        "UserList": out(json!({ "users": { "type": "array", "items": reference("PublicUser") }, "next_cursor": cursor }), &["users", "next_cursor"]),
+        "Presence": out(json!({ "online": { "type": "boolean" }, "last_seen_at": { "type": ["integer", "null"] } }), &["online", "last_seen_at"]),
+        "PresenceMap": out(json!({ "presence": { "type": "object", "additionalProperties": reference("Presence") } }), &["presence"]),
+        "UserRefRequest": req(json!({ "user_id": { "type": "string" } }), &["user_id"]),
+        "Contact": out(json!({ "user": reference("PublicUser"), "mutual": { "type": "boolean" }, "added_at": { "type": "integer" } }), &["user", "mutual", "added_at"]),
+        "ContactResponse": out(json!({ "contact": reference("Contact") }), &["contact"]),
+        "ContactList": out(json!({ "contacts": { "type": "array", "items": reference("Contact") }, "next_cursor": cursor }), &["contacts", "next_cursor"]),
+        "InviteResponse": out(json!({ "invite": out(json!({ "token": { "type": "string" }, "url": { "type": "string" },
+            "expires_at": { "type": "integer" } }), &["token", "url", "expires_at"]) }), &["invite"]),
+        "Block": out(json!({ "user": reference("PublicUser"), "blocked_at": { "type": "integer" } }), &["user", "blocked_at"]),
+        "BlockResponse": out(json!({ "block": reference("Block") }), &["block"]),
+        "BlockList": out(json!({ "blocks": { "type": "array", "items": reference("Block") }, "next_cursor": cursor }), &["blocks", "next_cursor"]),
+        "Session": out(json!({ "id": { "type": "string" }, "device": { "type": ["string", "null"] },
+            "user_agent": { "type": ["string", "null"] }, "ip": { "type": ["string", "null"], "description": "forgotten privacy.ip_retention_days after the last use" },
+            "created_at": { "type": "integer" }, "last_seen_at": { "type": "integer" }, "current": { "type": "boolean" } }),
+            &["id", "device", "user_agent", "ip", "created_at", "last_seen_at", "current"]),
+        "SessionList": out(json!({ "sessions": { "type": "array", "items": reference("Session") } }), &["sessions"]),
+        "SocialLoginRequest": req(json!({ "provider": { "type": "string", "enum": ["google", "facebook"] },
+            "token": { "type": "string", "description": "Google: an ID token; Facebook: a user access token" },
+            "device": device }), &["provider", "token"]),
+        "SendSmsRequest": req(json!({ "phone": { "type": "string", "pattern": rules::PHONE_PATTERN, "description": "E.164" } }), &["phone"]),
+        "SmsSent": out(json!({ "verification_id": { "type": "string" }, "expires_at": { "type": "integer" },
+            "resend_after": { "type": "integer" } }), &["verification_id", "expires_at", "resend_after"]),
+        "VerifySmsRequest": req(json!({ "verification_id": { "type": "string" }, "code": { "type": "string" }, "device": device }),
+            &["verification_id", "code"]),
+        "VerifySmsResponse": { "oneOf": [reference("AuthResponse"), reference("UserResponse")],
+            "description": "without a bearer token: the login shape; with one: the account the phone is now linked to" },
+        "Png": { "type": "string", "format": "binary" },
+        "Svg": { "type": "string" },
         "Tokens": out(json!({ "access_token": { "type": "string" }, "refresh_token": { "type": "string" },
             "expires_in": { "type": "integer", "description": "seconds" } }), &["access_token", "refresh_token", "expires_in"]),
         "AuthResponse": out(json!({ "user": reference("User"), "access_token": { "type": "string" },
@@ -47,9 +92,10 @@ fn schemas() -> Value {
         "RegisterRequest": req(json!({
             "email": { "type": "string", "maxLength": rules::MAX_EMAIL_CHARS, "pattern": rules::EMAIL_PATTERN },
             "password": { "type": "string", "minLength": 8, "maxLength": 72 },
-            "display_name": { "type": "string", "minLength": 1, "maxLength": 64, "pattern": not_blank } }),
+            "display_name": { "type": "string", "minLength": 1, "maxLength": 64, "pattern": not_blank },
+            "device": device }),
             &["email", "password", "display_name"]),
-        "LoginRequest": req(json!({ "email": { "type": "string" }, "password": { "type": "string" } }), &["email", "password"]),
+        "LoginRequest": req(json!({ "email": { "type": "string" }, "password": { "type": "string" }, "device": device }), &["email", "password"]),
         "RefreshRequest": req(json!({ "refresh_token": { "type": "string" } }), &["refresh_token"]),
         "Room": out(json!({
             "id": { "type": "string" }, "type": { "type": "string", "enum": ["direct", "group"] },
@@ -140,6 +186,10 @@ pub fn document() -> Value {
         let mut responses = Map::new();
         let (status, schema) = doc.ok;
         let ok = match schema {
+            Some("Png") => json!({ "description": "success", "content": {
+                "image/png": { "schema": { "$ref": "#/components/schemas/Png" } } } }),
+            Some("Svg") => json!({ "description": "success", "content": {
+                "image/svg+xml": { "schema": { "$ref": "#/components/schemas/Svg" } } } }),
             Some(name) => json!({ "description": "success", "content": {
                 "application/json": { "schema": { "$ref": format!("#/components/schemas/{name}") } },
                 "application/msgpack": { "schema": { "$ref": format!("#/components/schemas/{name}") } } } }),
@@ -151,7 +201,8 @@ pub fn document() -> Value {
         responses.insert(status.to_string(), ok);
         let mut errors: Vec<u16> = doc.errors.to_vec();
         if doc.auth {
-            errors.push(401);
+            // And the per-user bucket of every authenticated call.
+            errors.extend([401, 429]);
         }
         // What any route of its kind may answer: a bad parameter or body (400), a body too
         // large or of another type (413, 415), the store down (503), a fault (500).

@@ -34,6 +34,8 @@ struct Count {
 
 /// A fixed-window quota, local or shared through Redis.
 pub struct Quota {
+    /// Names the shared counters: `dovie:<name>:<window>:<user>`.
+    name: &'static str,
     limit: u64,
     counts: Mutex<HashMap<String, Count>>,
     /// Woken when a user is first counted in a window: reconcile at once, not at the next tick.
@@ -42,7 +44,13 @@ pub struct Quota {
 
 impl Quota {
     pub fn new(limit_per_minute: u64) -> Arc<Quota> {
+        Quota::named("quota", limit_per_minute)
+    }
+
+    /// A quota of its own counters (the per-user REST bucket is `api`).
+    pub fn named(name: &'static str, limit_per_minute: u64) -> Arc<Quota> {
         Arc::new(Quota {
+            name,
             limit: limit_per_minute,
             counts: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
@@ -81,7 +89,7 @@ impl Quota {
         }
         // One pipeline per user (its key's slot), all at once.
         let totals = futures_util::future::join_all(batch.iter().map(|(user, n)| {
-            let key = format!("dovie:quota:{window}:{user}");
+            let key = format!("dovie:{}:{window}:{user}", self.name);
             let mut pipe = redis::pipe();
             pipe.cmd("INCRBY").arg(&key).arg(*n);
             pipe.cmd("EXPIRE")
@@ -116,6 +124,13 @@ impl Quota {
             }
         }
     }
+}
+
+/// Seconds until the current quota window ends (a refused caller's `Retry-After`).
+pub fn retry_after_secs() -> u64 {
+    let now = dovie_actors::now_ms();
+    let ends = (now / WINDOW_MS + 1) * WINDOW_MS;
+    ((ends - now + 999) / 1000).max(1) as u64
 }
 
 impl SendQuota for Quota {

@@ -204,6 +204,13 @@ pub async fn serve(config: Config) -> Result<(), String> {
         max_message_chars: limits.max_message_chars,
         presence_max_room_members: limits.presence_max_room_members,
     };
+    let egress = crate::egress::Egress::new(&config.egress)?;
+    let limiter = crate::ratelimit::Limiter::new();
+    let api_quota = crate::quota::Quota::named("api", config.rate_limits.api_per_minute);
+    if let Some(c) = &cluster {
+        limiter.share(c.connection());
+        api_quota.share(c.connection());
+    }
     let state = web::Data::new(AppState {
         config: config.clone(),
         store,
@@ -212,11 +219,25 @@ pub async fn serve(config: Config) -> Result<(), String> {
         registry,
         directory,
         session_config,
-        egress: crate::egress::Egress::new(&config.egress)?,
+        egress: egress.clone(),
+        providers: crate::state::Providers {
+            google: crate::providers::google::Google::new(
+                config.providers.google.clone(),
+                egress.clone(),
+            ),
+            facebook: crate::providers::facebook::Facebook::new(
+                config.providers.facebook.clone(),
+                egress.clone(),
+            ),
+            twilio: crate::providers::twilio::Twilio::new(config.providers.twilio.clone(), egress),
+        },
+        limiter,
+        api_quota,
         cluster,
         draining: Default::default(),
     });
 
+    spawn_ip_sweeper(state.clone());
     let app_state = state.clone();
     let make_app = move || {
         let state = app_state.clone();
@@ -243,7 +264,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
                     let mut res = HttpResponse::NoContent().finish();
                     add_cors(res.headers_mut(), origin.as_deref());
                     let h = res.headers_mut();
-                    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"));
+                    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE, OPTIONS"));
                     h.insert(
                         header::ACCESS_CONTROL_ALLOW_HEADERS,
                         HeaderValue::from_static("authorization, content-type, accept"),
@@ -312,6 +333,26 @@ pub async fn serve(config: Config) -> Result<(), String> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often session addresses past `privacy.ip_retention_days` are forgotten.
+const IP_SWEEP_EVERY: Duration = Duration::from_secs(3600);
+
+/// Forgets the client addresses of sessions unused for longer than the retention, at start and
+/// every [`IP_SWEEP_EVERY`].
+fn spawn_ip_sweeper(state: web::Data<AppState>) {
+    actix_rt::spawn(async move {
+        let keep_ms = state.config.privacy.ip_retention_days as i64 * 86_400_000;
+        loop {
+            let before = dovie_actors::now_ms() - keep_ms;
+            match state.store.forget_session_ips(before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(sessions = n, "forgot old session addresses"),
+                Err(e) => tracing::warn!(error = %e.message, "cannot forget old session addresses"),
+            }
+            tokio::time::sleep(IP_SWEEP_EVERY).await;
+        }
+    });
 }
 
 /// One worker's connection service: a fresh connection whose first request is `GET /ws` goes to

@@ -20,9 +20,22 @@ pub struct AppState {
     pub session_config: SessionConfig,
     /// The one outbound HTTP client, behind the SSRF guard.
     pub egress: crate::egress::Egress,
+    /// The identity and SMS providers.
+    pub providers: Providers,
+    /// Rate limits of the sensitive calls.
+    pub limiter: crate::ratelimit::Limiter,
+    /// The per-user bucket of every authenticated REST call.
+    pub api_quota: Arc<crate::quota::Quota>,
     /// Cluster mode (`--bus redis`); `None` on a single node.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     pub draining: AtomicBool,
+}
+
+/// The external services people features use.
+pub struct Providers {
+    pub google: crate::providers::google::Google,
+    pub facebook: crate::providers::facebook::Facebook,
+    pub twilio: crate::providers::twilio::Twilio,
 }
 
 impl AppState {

@@ -44,13 +44,8 @@ async fn a_panicking_room_actor_restarts_without_loss_or_duplication() {
     store
         .create_user(UserRecord {
             user: User {
-                id: "u1".into(),
-                email: "u1@example.com".into(),
-                display_name: "U".into(),
-                avatar_url: None,
-                bio: None,
-                created_at: 0,
-                role: Default::default(),
+                email: Some("u1@example.com".into()),
+                ..User::new("u1".into(), "U".into(), 0)
             },
             password_hash: "x".into(),
         })

@@ -18,6 +18,9 @@ pub struct Event {
     pub seq: Option<u64>,
     /// Sessions of this user do not receive the event (typing is never echoed).
     pub skip_user: Option<Arc<str>>,
+    /// The user whose action this is (sender, reactor, typer, reader): users who blocked them
+    /// do not receive it.
+    pub actor: Option<Arc<str>>,
     /// When the client's send that caused this event arrived (send→delivered latency).
     pub origin: Option<Instant>,
     /// The payload as a value: given, or (for a typed event) decoded from the MessagePack frame
@@ -44,6 +47,7 @@ impl Event {
             room_id: None,
             seq: None,
             skip_user: None,
+            actor: None,
             origin: None,
             payload,
             json: OnceLock::new(),
@@ -67,8 +71,16 @@ impl Event {
         self
     }
 
+    /// Not for this user's own sessions (and, being theirs, not for those who blocked them).
     pub fn skipping(mut self, user_id: Arc<str>) -> Event {
+        self.actor = Some(user_id.clone());
         self.skip_user = Some(user_id);
+        self
+    }
+
+    /// Caused by this user.
+    pub fn by(mut self, user_id: &str) -> Event {
+        self.actor = Some(Arc::from(user_id));
         self
     }
 

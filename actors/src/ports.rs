@@ -83,6 +83,8 @@ pub struct RoomSnapshot {
     pub recent: Vec<Message>,
     /// The ownership epoch this load claimed (cluster stores); appends carry it back.
     pub epoch: u64,
+    /// A direct room whose members blocked one another: nothing can be sent in it.
+    pub blocked: bool,
 }
 
 /// The storage a room actor needs. Implementations must make `append` atomic per batch and
@@ -145,7 +147,8 @@ pub trait RoomStore: Send + Sync + 'static {
     /// Every user who shares at least one room with `user_id`.
     async fn co_members(&self, user_id: &str) -> Result<Vec<String>, ErrorBody>;
     /// Who hears `user_id`'s presence: every user sharing a room of at most `max_room_members`
-    /// members with them (large rooms carry no presence: it would cost members² events).
+    /// members with them (large rooms carry no presence: it would cost members² events), none
+    /// when the user hides their presence, and no one either of them blocked.
     async fn presence_audience(
         &self,
         user_id: &str,
@@ -153,6 +156,8 @@ pub trait RoomStore: Send + Sync + 'static {
     ) -> Result<Vec<String>, ErrorBody>;
     /// Records when the user was last online.
     async fn set_last_seen(&self, user_id: &str, at: i64) -> Result<(), ErrorBody>;
+    /// Everyone `user_id` blocked: their sessions get none of those users' events.
+    async fn blocked_users(&self, user_id: &str) -> Result<Vec<String>, ErrorBody>;
 }
 
 /// Who a token belongs to.

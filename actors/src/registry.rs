@@ -7,7 +7,7 @@
 //! while a `resume` replay is pending, or while earlier events still wait in its mailbox (so a
 //! room's events never overtake each other).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -77,6 +77,12 @@ struct Entry {
 /// uses a fast hasher: fan-out looks a user up once per recipient.
 pub struct Registry {
     by_user: RwLock<HashMap<Arc<str>, Vec<Entry>, foldhash::fast::RandomState>>,
+    /// Whom each local user blocked (only users who blocked someone): their sessions get no
+    /// event of those users. Loaded when a user's first session here registers, kept current by
+    /// the blocks API (on every node).
+    blocks: RwLock<HashMap<Arc<str>, HashSet<Arc<str>>>>,
+    /// Whether `blocks` holds anyone (the fan-out skips its lock when not).
+    any_blocks: AtomicBool,
     telemetry: Arc<dyn Telemetry>,
 }
 
@@ -84,6 +90,8 @@ impl Registry {
     pub fn new(telemetry: Arc<dyn Telemetry>) -> Arc<Registry> {
         Arc::new(Registry {
             by_user: RwLock::new(HashMap::default()),
+            blocks: RwLock::new(HashMap::new()),
+            any_blocks: AtomicBool::new(false),
             telemetry,
         })
     }
@@ -131,9 +139,57 @@ impl Registry {
         let removed = list.len() < before;
         if list.is_empty() {
             map.remove(user_id);
+            drop(map);
+            self.set_blocks(user_id, Vec::new());
             return removed;
         }
         false
+    }
+
+    /// Records whom a local user blocked (replacing what was known).
+    pub fn set_blocks(&self, user_id: &str, blocked: Vec<String>) {
+        let mut blocks = self.blocks.write();
+        if blocked.is_empty() {
+            blocks.remove(user_id);
+        } else {
+            blocks.insert(
+                Arc::from(user_id),
+                blocked.iter().map(|b| Arc::from(b.as_str())).collect(),
+            );
+        }
+        self.any_blocks.store(!blocks.is_empty(), Ordering::SeqCst);
+    }
+
+    /// `user_id` blocked (`on`) or unblocked `other`; kept only while the user has sessions here.
+    pub fn block_changed(&self, user_id: &str, other: &str, on: bool) {
+        if !self.is_online(user_id) {
+            return;
+        }
+        let mut blocks = self.blocks.write();
+        if on {
+            blocks
+                .entry(Arc::from(user_id))
+                .or_default()
+                .insert(Arc::from(other));
+        } else if let Some(set) = blocks.get_mut(user_id) {
+            set.remove(other);
+            if set.is_empty() {
+                blocks.remove(user_id);
+            }
+        }
+        self.any_blocks.store(!blocks.is_empty(), Ordering::SeqCst);
+    }
+
+    /// Whether `recipient` blocked whoever caused `event`.
+    fn blocked_for(
+        blocks: Option<&HashMap<Arc<str>, HashSet<Arc<str>>>>,
+        recipient: &str,
+        event: &Event,
+    ) -> bool {
+        match (blocks, event.actor.as_deref()) {
+            (Some(b), Some(actor)) => b.get(recipient).is_some_and(|s| s.contains(actor)),
+            _ => false,
+        }
     }
 
     pub fn is_online(&self, user_id: &str) -> bool {
@@ -154,9 +210,13 @@ impl Registry {
         let skip = event.skip_user.as_deref();
         let (mut direct, mut reached) = (0u64, false);
         {
+            let blocks = self
+                .any_blocks
+                .load(Ordering::Relaxed)
+                .then(|| self.blocks.read());
             let map = self.by_user.read();
             for user_id in users {
-                if skip == Some(user_id) {
+                if skip == Some(user_id) || Self::blocked_for(blocks.as_deref(), user_id, event) {
                     continue;
                 }
                 if let Some(list) = map.get(user_id) {
@@ -178,7 +238,9 @@ impl Registry {
         users: impl IntoIterator<Item = &'a str>,
         events: &[Arc<Event>],
     ) {
-        if events.iter().any(|e| e.skip_user.is_some()) {
+        let filtered =
+            self.any_blocks.load(Ordering::Relaxed) && events.iter().any(|e| e.actor.is_some());
+        if filtered || events.iter().any(|e| e.skip_user.is_some()) {
             let users: Vec<&str> = users.into_iter().collect();
             for e in events {
                 self.deliver_to_users(users.iter().copied(), e);

@@ -22,6 +22,8 @@ pub struct WireEvent {
     pub room_id: Option<String>,
     pub seq: Option<u64>,
     pub skip_user: Option<String>,
+    #[serde(default)]
+    pub actor: Option<String>,
     pub payload: serde_json::Value,
 }
 
@@ -32,6 +34,7 @@ impl Event {
             room_id: self.room_id.as_deref().map(str::to_string),
             seq: self.seq,
             skip_user: self.skip_user.as_deref().map(str::to_string),
+            actor: self.actor.as_deref().map(str::to_string),
             payload: self.payload().clone(),
         }
     }
@@ -45,6 +48,9 @@ impl Event {
         }
         if let Some(u) = w.skip_user {
             e = e.skipping(Arc::from(u.as_str()));
+        }
+        if let Some(a) = w.actor {
+            e = e.by(&a);
         }
         Some(e)
     }
@@ -91,6 +97,9 @@ pub enum RoomCall {
         left: Vec<String>,
         #[serde(default)]
         created: bool,
+    },
+    Blocked {
+        blocked: bool,
     },
 }
 
@@ -253,6 +262,17 @@ impl Remotable for room::RoomChanged {
     }
 }
 
+impl Remotable for room::SetBlocked {
+    fn into_call(self) -> (RoomCall, AnswerFn) {
+        (
+            RoomCall::Blocked {
+                blocked: self.blocked,
+            },
+            Box::new(|_| {}),
+        )
+    }
+}
+
 /// On the owner: runs a call that came from another node on the local room actor.
 pub fn dispatch(directory: &Arc<RoomDirectory>, room_id: &str, call: RoomCall, answer: AnswerFn) {
     let Some(addr) = directory.owned(room_id) else {
@@ -345,6 +365,10 @@ pub fn dispatch(directory: &Arc<RoomDirectory>, room_id: &str, call: RoomCall, a
             });
             answer(Ok(RoomAnswer::Done));
         }
+        RoomCall::Blocked { blocked } => {
+            addr.do_send(room::SetBlocked { blocked });
+            answer(Ok(RoomAnswer::Done));
+        }
     }
 }
 
@@ -371,6 +395,7 @@ mod tests {
             room_id: None,
             seq: None,
             skip_user: None,
+            actor: None,
             payload: serde_json::Value::Null,
         };
         assert!(Event::from_wire(unknown).is_none());

@@ -213,6 +213,14 @@ pub struct RoomChanged {
     pub created: bool,
 }
 
+/// Members of a direct room blocked one another, or unblocked (sent by the blocks API to the
+/// room's owner).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetBlocked {
+    pub blocked: bool,
+}
+
 /// Answers once every write in flight is done (drain on shutdown).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -241,6 +249,8 @@ struct Ready {
     room: Room,
     last_seq: u64,
     epoch: u64,
+    /// A direct room whose two members blocked one another: no sends, reactions or typing.
+    blocked: bool,
     window: VecDeque<Entry>,
 }
 
@@ -328,13 +338,15 @@ impl RoomActor {
             room: snap.room,
             last_seq: snap.last_seq,
             epoch: snap.epoch,
+            blocked: snap.blocked,
             window,
         }
     }
 
     fn message_event(&self, m: &Message, origin: Option<Instant>) -> Arc<Event> {
         let mut e = Event::typed(ev::NEW_MESSAGE, &MessageRef { message: m })
-            .in_room(self.room_id.clone(), Some(m.seq));
+            .in_room(self.room_id.clone(), Some(m.seq))
+            .by(&m.sender_id);
         e.origin = origin;
         Arc::new(e)
     }
@@ -361,6 +373,19 @@ impl RoomActor {
     }
 
     /// The loaded room, after checking that `user_id` is a member.
+    /// The room for a member who may act in it: not in a direct room whose members blocked
+    /// one another.
+    fn open_room(&self, user_id: &str) -> Result<&Ready, ErrorBody> {
+        let r = self.member_room(user_id)?;
+        if r.blocked {
+            return Err(ErrorBody::new(
+                ErrorCode::Forbidden,
+                "you cannot message this user (blocked)",
+            ));
+        }
+        Ok(r)
+    }
+
     fn member_room(&self, user_id: &str) -> Result<&Ready, ErrorBody> {
         match &self.state {
             State::Ready(r) if r.room.is_member(user_id) => Ok(r),
@@ -677,7 +702,7 @@ impl Handler<Post> for RoomActor {
         }
         self.touch();
         guarded(self, ctx, move |act, ctx| {
-            if let Err(e) = act.member_room(&msg.draft.sender_id) {
+            if let Err(e) = act.open_room(&msg.draft.sender_id) {
                 return msg.reply.send(Err(e));
             }
             act.stop_typing(ctx, &msg.draft.sender_id.clone());
@@ -736,6 +761,7 @@ impl Handler<Edit> for RoomActor {
                             ev::MESSAGE_EDITED,
                             &ev::MessagePayload { message: m.clone() },
                         )
+                        .by(&m.sender_id)
                     });
                 },
             );
@@ -804,6 +830,9 @@ impl Handler<React> for RoomActor {
             reply,
         } = msg;
         guarded(self, ctx, move |act, ctx| {
+            if let Err(e) = act.open_room(&user_id) {
+                return reply.send(Err(e));
+            }
             act.with_message(
                 ctx,
                 &user_id.clone(),
@@ -820,6 +849,7 @@ impl Handler<React> for RoomActor {
                     let (uid, em) = (user_id.clone(), emoji.clone());
                     let change = async move { store.set_reaction(&m.id, &uid, &em, on).await };
                     act.change_message(ctx, reply, change, move |act, m| {
+                        let by = user_id.clone();
                         let liked = ev::MessageLiked {
                             room_id: m.room_id.clone(),
                             message_id: m.id.clone(),
@@ -827,7 +857,7 @@ impl Handler<React> for RoomActor {
                             emoji,
                             reactions: m.reactions.clone(),
                         };
-                        act.room_event(ev::MESSAGE_LIKED, &liked)
+                        act.room_event(ev::MESSAGE_LIKED, &liked).by(&by)
                     });
                 },
             );
@@ -844,7 +874,12 @@ impl Handler<Typing> for RoomActor {
         }
         self.touch();
         guarded(self, ctx, move |act, ctx| {
-            if let Err(e) = act.member_room(&msg.user_id) {
+            let check = if msg.start {
+                act.open_room(&msg.user_id).map(|_| ())
+            } else {
+                act.member_room(&msg.user_id).map(|_| ())
+            };
+            if let Err(e) = check {
                 return msg.reply.send(Err(e));
             }
             msg.reply.send(Ok(()));
@@ -901,14 +936,16 @@ impl Handler<Receipt> for RoomActor {
                         ReceiptKind::Read => ev::MESSAGE_READ,
                         ReceiptKind::Delivered => ev::MESSAGE_DELIVERED,
                     };
-                    let e = act.room_event(
-                        t,
-                        &ev::Receipt {
-                            room_id: act.room_id.to_string(),
-                            user_id,
-                            seq,
-                        },
-                    );
+                    let e = act
+                        .room_event(
+                            t,
+                            &ev::Receipt {
+                                room_id: act.room_id.to_string(),
+                                user_id: user_id.clone(),
+                                seq,
+                            },
+                        )
+                        .by(&user_id);
                     act.publish(Arc::new(e));
                 }
                 Err(e) => reply.send(Err(e)),
@@ -977,6 +1014,22 @@ impl Handler<Replay> for RoomActor {
                 });
                 reply.send(answer);
             }));
+        });
+    }
+}
+
+impl Handler<SetBlocked> for RoomActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetBlocked, ctx: &mut Context<Self>) {
+        if self.passivated {
+            return self.forward(msg);
+        }
+        self.touch();
+        guarded(self, ctx, move |act, _| {
+            if let State::Ready(r) = &mut act.state {
+                r.blocked = msg.blocked;
+            }
         });
     }
 }

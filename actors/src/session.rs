@@ -281,6 +281,7 @@ impl SessionActor {
                 self.identity = Some(identity);
                 self.write_frame(ctx, ev::AUTH_SUCCESS, id, &ok);
                 if first {
+                    self.load_blocks();
                     self.announce_presence(true);
                 }
             }
@@ -289,6 +290,22 @@ impl SessionActor {
                 self.close(ctx, CLOSE_AUTH_FAILED, "authentication failed");
             }
         }
+    }
+
+    /// Loads whom this user blocked, so the fan-out holds back those users' events.
+    fn load_blocks(&self) {
+        let store = self.ports.store.clone();
+        let registry = self.registry.clone();
+        let user_id = self.user_id.to_string();
+        actix::spawn(async move {
+            match store.blocked_users(&user_id).await {
+                Ok(blocked) if registry.is_online(&user_id) => {
+                    registry.set_blocks(&user_id, blocked)
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e.message, "cannot load the user's blocks"),
+            }
+        });
     }
 
     /// Tells everyone who shares a room with this user that they came online or went offline.

@@ -115,6 +115,11 @@ impl Target {
             .arg(addr.to_string())
             .arg("--data-dir")
             .arg(&data_dir)
+            // The load tool registers and logs in thousands of users from one address: the
+            // per-address limits of a public node are not what it measures.
+            .env("DOVIE_RATE_LIMITS__REGISTER_PER_HOUR", "100000000")
+            .env("DOVIE_RATE_LIMITS__LOGIN_PER_MINUTE", "100000000")
+            .env("DOVIE_RATE_LIMITS__API_PER_MINUTE", "100000000")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

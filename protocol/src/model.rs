@@ -5,35 +5,116 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// An account as its owner sees it (`/api/auth/me`, login and register answers). Never carries
-/// a password hash; others see only its [`PublicUser`] part.
+/// a password hash; others see only its [`PublicUser`] part. An account made by phone (or by a
+/// provider that shared no verified email) has no email.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct User {
     pub id: String,
-    pub email: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
     pub display_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avatar_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bio: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+    #[serde(default)]
+    pub theme: Theme,
+    #[serde(default = "default_locale")]
+    pub locale: String,
+    /// Others may see `online` and `last_seen_at`.
+    #[serde(default = "yes")]
+    pub presence_visible: bool,
+    /// Found by display-name search.
+    #[serde(default = "yes")]
+    pub discoverable: bool,
     pub created_at: i64,
     #[serde(default)]
     pub role: UserRole,
 }
 
+fn yes() -> bool {
+    true
+}
+
+fn default_locale() -> String {
+    DEFAULT_LOCALE.to_string()
+}
+
+/// The languages Dovie speaks (BCP 47 tags).
+pub const LOCALES: &[&str] = &["ko", "en", "ja", "zh-Hans", "zh-Hant", "es", "fr", "de"];
+pub const DEFAULT_LOCALE: &str = "en";
+
+/// The colour scheme a user's clients show.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Theme {
+    Light,
+    Dark,
+    #[default]
+    System,
+}
+
+impl Theme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Theme::Light => "light",
+            Theme::Dark => "dark",
+            Theme::System => "system",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Theme> {
+        match s {
+            "light" => Some(Theme::Light),
+            "dark" => Some(Theme::Dark),
+            "system" => Some(Theme::System),
+            _ => None,
+        }
+    }
+}
+
 impl User {
-    /// What anyone else may see of this account: no email, no phone.
+    /// A new account with the given id, name and creation time, and every setting at its default.
+    pub fn new(id: String, display_name: String, created_at: i64) -> User {
+        User {
+            id,
+            email: None,
+            phone: None,
+            display_name,
+            avatar_url: None,
+            bio: None,
+            status_message: None,
+            theme: Theme::default(),
+            locale: default_locale(),
+            presence_visible: true,
+            discoverable: true,
+            created_at,
+            role: UserRole::default(),
+        }
+    }
+
+    /// What anyone else may see of this account: no email, no phone, no settings. Presence is
+    /// added by whoever knows it and may show it.
     pub fn public(&self) -> PublicUser {
         PublicUser {
             id: self.id.clone(),
             display_name: self.display_name.clone(),
             avatar_url: self.avatar_url.clone(),
             bio: self.bio.clone(),
+            status_message: self.status_message.clone(),
             created_at: self.created_at,
+            online: None,
+            last_seen_at: None,
         }
     }
 }
 
-/// A user's public profile, as other users see it.
+/// A user's public profile, as other users see it. `online` and `last_seen_at` are present only
+/// when the user shows their presence to the viewer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PublicUser {
     pub id: String,
@@ -42,7 +123,13 @@ pub struct PublicUser {
     pub avatar_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bio: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
     pub created_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen_at: Option<i64>,
 }
 
 /// An account's role in the whole service (not in a room: see [`Role`]).

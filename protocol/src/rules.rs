@@ -55,6 +55,20 @@ pub fn valid_nonce(nonce: &str) -> bool {
     nonce.len() <= MAX_NONCE_CHARS && nonce.bytes().all(|b| (b' '..=b'~').contains(&b))
 }
 
+/// JSON Schema pattern of a phone number in E.164: `+`, a country code that does not start with
+/// 0, and 8 to 15 digits in all.
+pub const PHONE_PATTERN: &str = r"^\+[1-9][0-9]{7,14}$";
+
+/// Whether `phone` is an E.164 number ([`PHONE_PATTERN`]).
+pub fn valid_phone(phone: &str) -> bool {
+    let Some(digits) = phone.strip_prefix('+') else {
+        return false;
+    };
+    (8..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
+}
+
 /// The largest seq a request may name: the largest integer every JSON client holds exactly.
 pub const MAX_SEQ: u64 = (1 << 53) - 1;
 
@@ -100,6 +114,24 @@ mod tests {
             assert!(!valid_email(bad), "{bad:?}");
         }
         assert!(!valid_email(&format!("{}@b.co", "a".repeat(250))));
+    }
+
+    #[test]
+    fn phones() {
+        assert!(valid_phone("+821012345678"));
+        assert!(valid_phone("+14155550100"));
+        for bad in [
+            "821012345678",
+            "+0123456789",
+            "+1234567",
+            "+1234567890123456",
+            "+82 10 1234",
+            "+82-10-1234-5678",
+            "",
+            "+",
+        ] {
+            assert!(!valid_phone(bad), "{bad:?}");
+        }
     }
 
     #[test]

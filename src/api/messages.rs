@@ -91,7 +91,7 @@ async fn answer<T: Send + 'static>(
 ) -> ApiResult<T> {
     rx.await
         .map_err(|_| ApiError::new(ErrorCode::Internal, "the room did not answer"))?
-        .map_err(ApiError)
+        .map_err(ApiError::from)
 }
 
 async fn send(

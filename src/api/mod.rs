@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod messages;
 pub mod ops;
+pub mod people;
 pub mod rooms;
 
 use std::future::Future;
@@ -26,19 +27,37 @@ use crate::state::AppState;
 
 pub const MSGPACK: &str = "application/msgpack";
 
-/// The error every handler returns: a code, a human message, the status the code implies.
+/// The error every handler returns: a code, a human message, the status the code implies —
+/// and, for `rate_limited`, the seconds to wait (`Retry-After`).
 #[derive(Debug, Clone)]
-pub struct ApiError(pub ErrorBody);
+pub struct ApiError(pub ErrorBody, pub Option<u64>);
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError(ErrorBody::new(code, message))
+        ApiError(ErrorBody::new(code, message), None)
+    }
+
+    /// 429 `rate_limited`, retry after `secs`.
+    pub fn rate_limited(secs: u64) -> Self {
+        ApiError(
+            ErrorBody::new(
+                ErrorCode::RateLimited,
+                format!("too many requests; try again in {secs} s"),
+            ),
+            Some(secs),
+        )
     }
 }
 
 impl From<ErrorBody> for ApiError {
     fn from(e: ErrorBody) -> Self {
-        ApiError(e)
+        ApiError(e, None)
+    }
+}
+
+impl From<crate::ratelimit::Limited> for ApiError {
+    fn from(l: crate::ratelimit::Limited) -> Self {
+        ApiError::rate_limited(l.retry_after_secs)
     }
 }
 
@@ -54,7 +73,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(serde_json::json!({ "error": self.0 }))
+        let mut res = HttpResponse::build(self.status_code());
+        if let Some(secs) = self.1 {
+            res.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        res.json(serde_json::json!({ "error": self.0 }))
     }
 }
 
@@ -228,6 +251,33 @@ pub struct Authed {
     pub auth_session_id: String,
 }
 
+/// The client's address: the peer, or — behind a trusted proxy (`http.trusted_proxies`) — the
+/// right-most `X-Forwarded-For` address that is not one of those proxies.
+pub fn client_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let trusted = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.config.http.trusted_proxies.clone())
+        .unwrap_or_default();
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<std::net::IpAddr> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse().ok())
+        .collect();
+    Some(
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|a| !trusted.contains(a))
+            .unwrap_or(peer),
+    )
+}
+
 /// The bearer token of a request, if any.
 pub fn bearer(req: &HttpRequest) -> Option<&str> {
     bearer_token(req.headers().get(header::AUTHORIZATION)?.to_str().ok()?)
@@ -254,6 +304,10 @@ impl FromRequest for Authed {
                 ApiError::new(ErrorCode::Unauthorized, "a bearer token is required")
             })?;
             let id = state.auth.verify(token)?;
+            use dovie_actors::SendQuota;
+            if !state.api_quota.allow_send(&id.user_id) {
+                return Err(ApiError::rate_limited(crate::quota::retry_after_secs()));
+            }
             Ok(Authed {
                 user_id: id.user_id,
                 auth_session_id: id.auth_session_id,
@@ -384,6 +438,7 @@ impl RouteTable {
 /// Every route Dovie serves (REST and the operational endpoints; `/ws` is added by the server).
 pub fn register(api: &mut Api) {
     auth::register(api);
+    people::register(api);
     rooms::register(api);
     messages::register(api);
     ops::register(api);

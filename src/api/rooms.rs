@@ -104,6 +104,17 @@ fn validate_name(name: Option<String>) -> ApiResult<Option<String>> {
     Ok(name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()))
 }
 
+/// 403 if the caller and any of `others` blocked one another: a blocked user cannot open a
+/// direct room with the blocker or add them to a group (nor the blocker them, until unblocked).
+async fn refuse_blocked(state: &AppState, me: &str, others: &[String]) -> ApiResult<()> {
+    for other in others {
+        if state.store.blocked_either(me, other).await? {
+            return Err(forbidden("you cannot add this user (blocked)"));
+        }
+    }
+    Ok(())
+}
+
 /// The room, if it exists (404) and the caller is a member (403).
 pub async fn member_room(state: &AppState, room_id: &str, user_id: &str) -> ApiResult<Room> {
     let room = state
@@ -254,6 +265,7 @@ async fn create(
             format!("unknown users: {missing:?}"),
         ));
     }
+    refuse_blocked(&state, &who.user_id, &others).await?;
     let mut roles = BTreeMap::new();
     for (i, m) in members.iter().enumerate() {
         let role = if i == 0 && kind == RoomType::Group {
@@ -403,6 +415,7 @@ async fn add_participants(
         ));
     }
     let joined: Vec<String> = ids.iter().filter(|u| !room.is_member(u)).cloned().collect();
+    refuse_blocked(&state, &who.user_id, &joined).await?;
     let members: Vec<(String, Role)> = ids.into_iter().map(|u| (u, role)).collect();
     let room = state
         .store

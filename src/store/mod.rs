@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use dovie_protocol::error::{ErrorBody, ErrorCode};
-use dovie_protocol::model::{Message, Role, Room, User, UserRole};
+use dovie_protocol::model::{Message, Role, Room, Theme, User, UserRole};
 
 pub type StoreResult<T> = Result<T, ErrorBody>;
 
@@ -39,6 +39,128 @@ pub trait UserStore: Send + Sync {
     async fn existing_users(&self, ids: &[String]) -> StoreResult<Vec<String>>;
     /// Sets an account's role; `not_found` if there is no such account.
     async fn set_user_role(&self, id: &str, role: UserRole) -> StoreResult<User>;
+    /// The accounts of these ids that exist, in the order asked.
+    async fn users_by_ids(&self, ids: &[String]) -> StoreResult<Vec<User>>;
+    async fn user_by_phone(&self, phone: &str) -> StoreResult<Option<User>>;
+    /// Changes the profile fields the patch names (and the name index with the name or
+    /// `discoverable`); `not_found` for no such account.
+    async fn update_profile(&self, id: &str, patch: &ProfilePatch) -> StoreResult<User>;
+    /// Gives the account this phone (replacing its old one); `conflict` if another account
+    /// has it.
+    async fn set_phone(&self, id: &str, phone: &str) -> StoreResult<User>;
+    /// Discoverable accounts one of whose name prefixes (see [`text::name_prefixes`]) is
+    /// `prefix`, ascending by id after `after`, at most `limit`.
+    async fn search_users(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<User>>;
+    /// When the account was last online (`None`: never, or no such account).
+    async fn last_seen(&self, id: &str) -> StoreResult<Option<i64>>;
+}
+
+/// A profile change: `None` leaves a field alone; `Some(None)` clears an optional one.
+#[derive(Debug, Clone, Default)]
+pub struct ProfilePatch {
+    pub display_name: Option<String>,
+    pub bio: Option<Option<String>>,
+    pub status_message: Option<Option<String>>,
+    pub theme: Option<Theme>,
+    pub locale: Option<String>,
+    pub presence_visible: Option<bool>,
+    pub discoverable: Option<bool>,
+}
+
+/// Accounts at external identity providers, each linked to one Dovie account.
+#[async_trait]
+pub trait IdentityStore: Send + Sync {
+    /// The account linked to `subject` at `provider`.
+    async fn identity(&self, provider: &str, subject: &str) -> StoreResult<Option<String>>;
+    /// Links `subject` at `provider` to the account; answers the account it is linked to
+    /// afterwards (another one if it was linked before: the first link holds).
+    async fn link_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+        user_id: &str,
+        at: i64,
+    ) -> StoreResult<String>;
+}
+
+/// One SMS code sent to a phone (the code is kept only as a keyed hash).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhoneVerification {
+    pub id: String,
+    pub phone: String,
+    pub code_hash: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// Wrong codes tried so far.
+    pub attempts: u32,
+    pub consumed_at: Option<i64>,
+}
+
+/// Phone verifications (`phone_verifications`).
+#[async_trait]
+pub trait PhoneStore: Send + Sync {
+    async fn create_verification(&self, v: PhoneVerification) -> StoreResult<()>;
+    async fn verification(&self, id: &str) -> StoreResult<Option<PhoneVerification>>;
+    /// When codes were sent to `phone` at or after `since`, newest first.
+    async fn verifications_since(&self, phone: &str, since: i64) -> StoreResult<Vec<i64>>;
+    /// Counts one wrong code if `attempts` is still `seen` (compare-and-set: parallel guesses
+    /// each count); answers whether it counted.
+    async fn count_attempt(&self, id: &str, seen: u32) -> StoreResult<bool>;
+    /// Spends the code: true the first time only.
+    async fn consume_verification(&self, id: &str, at: i64) -> StoreResult<bool>;
+}
+
+/// One entry of my contacts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContactEntry {
+    pub user_id: String,
+    pub added_at: i64,
+}
+
+/// Contacts (one-way: mine are whom I added) and blocks.
+#[async_trait]
+pub trait ContactStore: Send + Sync {
+    /// Adds `contact` to `owner`'s contacts; answers the entry and whether it is new.
+    async fn add_contact(
+        &self,
+        owner: &str,
+        contact: &str,
+        at: i64,
+    ) -> StoreResult<(ContactEntry, bool)>;
+    /// Answers whether there was such a contact.
+    async fn remove_contact(&self, owner: &str, contact: &str) -> StoreResult<bool>;
+    /// `owner`'s contacts ascending by user id after `after`, at most `limit`.
+    async fn contacts(
+        &self,
+        owner: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<ContactEntry>>;
+    /// Which of `others` are among `owner`'s contacts.
+    async fn has_contacts(&self, owner: &str, others: &[String]) -> StoreResult<Vec<String>>;
+    /// Which of `others` have `user` among their contacts.
+    async fn contact_of(&self, user: &str, others: &[String]) -> StoreResult<Vec<String>>;
+    /// `blocker` blocks `blocked`; answers whether it is new.
+    async fn block(&self, blocker: &str, blocked: &str, at: i64) -> StoreResult<bool>;
+    async fn unblock(&self, blocker: &str, blocked: &str) -> StoreResult<bool>;
+    /// Whom `blocker` blocked, ascending by user id after `after`, at most `limit`.
+    async fn blocks(
+        &self,
+        blocker: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<ContactEntry>>;
+    /// Every user `blocker` blocked (for filtering events).
+    async fn blocked_by(&self, blocker: &str) -> StoreResult<Vec<String>>;
+    /// Every user who blocked `user`.
+    async fn blockers_of(&self, user: &str) -> StoreResult<Vec<String>>;
+    /// Whether either of the two blocked the other.
+    async fn blocked_either(&self, a: &str, b: &str) -> StoreResult<bool>;
 }
 
 /// A login session: one refresh-token family.
@@ -49,6 +171,13 @@ pub struct AuthSession {
     pub created_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// The device name the client gave at login.
+    pub device: Option<String>,
+    pub user_agent: Option<String>,
+    /// The client's address at login or last use (forgotten after `privacy.ip_retention_days`).
+    pub ip: Option<String>,
+    /// The last login, refresh or socket connect of this session.
+    pub last_seen_at: i64,
 }
 
 /// What rotating a refresh token found.
@@ -78,6 +207,13 @@ pub trait AuthStore: Send + Sync {
     /// Sessions revoked at or after `since` (to warm the revocation cache at start). Callers ask
     /// for recent history only — about one access-token lifetime back — never all time.
     async fn revoked_since(&self, since: i64) -> StoreResult<Vec<String>>;
+    /// The user's sessions that are neither revoked nor expired at `now`, newest first.
+    async fn sessions_of(&self, user_id: &str, now: i64) -> StoreResult<Vec<AuthSession>>;
+    async fn session(&self, id: &str) -> StoreResult<Option<AuthSession>>;
+    /// Records a use of the session (and the address it came from).
+    async fn touch_session(&self, id: &str, at: i64, ip: Option<&str>) -> StoreResult<()>;
+    /// Forgets the addresses of sessions last used before `before`; answers how many.
+    async fn forget_session_ips(&self, before: i64) -> StoreResult<u64>;
 }
 
 /// How a create of a room ended.
@@ -118,6 +254,15 @@ pub trait RoomRecords: Send + Sync {
     async fn unread_counts(&self, user_id: &str) -> StoreResult<HashMap<String, u64>>;
     /// The ids of my rooms (cheap: no room records).
     async fn room_ids_of(&self, user_id: &str) -> StoreResult<Vec<String>>;
+    /// The direct room of two users, if they have one.
+    async fn direct_room(&self, a: &str, b: &str) -> StoreResult<Option<String>>;
+}
+
+/// The key of a direct room's pair: both ids, sorted, joined by `:`.
+pub fn pair_key(a: &str, b: &str) -> String {
+    let mut pair = [a, b];
+    pair.sort();
+    pair.join(":")
 }
 
 /// A page of history.
@@ -153,9 +298,29 @@ pub trait History: Send + Sync {
 }
 
 /// Everything a node's store provides.
-pub trait Store: UserStore + AuthStore + RoomRecords + History + dovie_actors::RoomStore {}
+pub trait Store:
+    UserStore
+    + AuthStore
+    + IdentityStore
+    + PhoneStore
+    + ContactStore
+    + RoomRecords
+    + History
+    + dovie_actors::RoomStore
+{
+}
 
-impl<T: UserStore + AuthStore + RoomRecords + History + dovie_actors::RoomStore> Store for T {}
+impl<T> Store for T where
+    T: UserStore
+        + AuthStore
+        + IdentityStore
+        + PhoneStore
+        + ContactStore
+        + RoomRecords
+        + History
+        + dovie_actors::RoomStore
+{
+}
 
 pub type SharedStore = Arc<dyn Store>;
 

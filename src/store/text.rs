@@ -44,9 +44,57 @@ pub fn matches(content: &str, query: &[String]) -> bool {
         }
 }
 
+/// Longest name prefix indexed for user search, in characters.
+pub const MAX_NAME_PREFIX_CHARS: usize = 32;
+
+/// The normalized form of a name or a name query: lower-cased, runs of white space as one
+/// space, trimmed, cut to [`MAX_NAME_PREFIX_CHARS`].
+pub fn normalize_name(name: &str) -> String {
+    let joined = name
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
+    joined.chars().take(MAX_NAME_PREFIX_CHARS).collect()
+}
+
+/// What a display name is found by: every prefix (1 to [`MAX_NAME_PREFIX_CHARS`] characters) of
+/// the whole normalized name and of each of its words, so "Kim Min-jun" is found by "ki",
+/// "kim m", "mi" and "min-j". Both stores index exactly these.
+pub fn name_prefixes(name: &str) -> std::collections::BTreeSet<String> {
+    let name = normalize_name(name);
+    let mut out = std::collections::BTreeSet::new();
+    let mut add = |s: &str| {
+        let mut p = String::new();
+        for c in s.chars().take(MAX_NAME_PREFIX_CHARS) {
+            p.push(c);
+            out.insert(p.clone());
+        }
+    };
+    add(&name);
+    for word in name.split(' ') {
+        add(word);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_found_by_prefixes_of_the_name_and_its_words() {
+        let p = name_prefixes("  Kim   Min-jun ");
+        for q in ["k", "kim", "kim m", "kim min-jun", "mi", "min-jun"] {
+            assert!(p.contains(q), "{q}");
+        }
+        assert!(!p.contains("jun") && !p.contains("im"));
+        assert_eq!(normalize_name(" KIM  m "), "kim m");
+        let long = "x".repeat(50);
+        assert!(name_prefixes(&long)
+            .iter()
+            .all(|p| p.chars().count() <= MAX_NAME_PREFIX_CHARS));
+    }
 
     #[test]
     fn words_and_matching() {

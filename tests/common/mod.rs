@@ -60,6 +60,10 @@ impl Server {
             .arg(self.dir.path())
             .args(&self.args)
             .env("DOVIE_BCRYPT_COST", "4")
+            // Tests not about limits must not meet them (those that are set their own).
+            .env("DOVIE_RATE_LIMITS__REGISTER_PER_HOUR", "100000000")
+            .env("DOVIE_RATE_LIMITS__LOGIN_PER_MINUTE", "100000000")
+            .env("DOVIE_RATE_LIMITS__API_PER_MINUTE", "100000000")
             .env("DOVIE_LOG", "info")
             .env_remove("DOVIE_JWT_SECRET")
             .stdout(Stdio::piped())

@@ -14,13 +14,9 @@ use dovie_protocol::model::{Role, Room, RoomType, User, UserRole};
 fn user(id: &str) -> UserRecord {
     UserRecord {
         user: User {
-            id: id.into(),
-            email: format!("{id}@example.com"),
-            display_name: id.to_uppercase(),
-            avatar_url: None,
+            email: Some(format!("{id}@example.com")),
             bio: Some("bio".into()),
-            created_at: 1,
-            role: Default::default(),
+            ..User::new(id.into(), id.to_uppercase(), 1)
         },
         password_hash: format!("hash-{id}"),
     }
@@ -90,6 +86,7 @@ async fn append_ok(
 }
 
 mod messages;
+mod people;
 mod rooms;
 mod users;
 
@@ -321,6 +318,42 @@ macro_rules! backends {
                 async fn user_roles() {
                     let Some((s, _guard, _probe)) = open().await else { return };
                     crate::users::user_roles(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn profiles_and_search() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::people::profiles_and_search(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn phones_and_identities() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::people::phones_and_identities(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn sessions_and_addresses() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::people::sessions_and_addresses(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn phone_verifications() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::people::phone_verifications(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn contacts() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::people::contacts(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn blocks_hide_presence_and_close_direct_rooms() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::people::blocks_hide_presence_and_close_direct_rooms(s).await;
                 }
 
                 #[actix_rt::test]

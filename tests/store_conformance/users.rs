@@ -4,11 +4,11 @@ use super::*;
 
 pub async fn users(store: SharedStore) {
     let created = store.create_user(user("a")).await.unwrap();
-    assert_eq!(created.email, "a@example.com");
+    assert_eq!(created.email.as_deref(), Some("a@example.com"));
     let err = store.create_user(user("a")).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::Conflict);
     let mut other = user("b");
-    other.user.email = "a@example.com".into();
+    other.user.email = Some("a@example.com".into());
     assert_eq!(
         store.create_user(other).await.unwrap_err().code,
         ErrorCode::Conflict
@@ -46,6 +46,10 @@ pub async fn auth_sessions(store: SharedStore) {
         created_at: t,
         expires_at: t + 1_000,
         revoked_at: None,
+        device: None,
+        user_agent: None,
+        ip: None,
+        last_seen_at: t,
     };
     store.create_session(s, "h1").await.unwrap();
     assert!(matches!(
@@ -93,6 +97,10 @@ pub async fn auth_sessions(store: SharedStore) {
         created_at: t,
         expires_at: t + 50,
         revoked_at: None,
+        device: None,
+        user_agent: None,
+        ip: None,
+        last_seen_at: t,
     };
     store.create_session(s2, "e1").await.unwrap();
     assert!(matches!(

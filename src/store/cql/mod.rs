@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use async_trait::async_trait;
 use dovie_actors::ports::{AppendError, AppendOutcome, Draft, ReceiptKind, RoomSnapshot};
 use dovie_protocol::error::{ErrorBody, ErrorCode};
-use dovie_protocol::model::{Message, MessageKind, Role, Room, RoomType, User};
+use dovie_protocol::model::{Message, MessageKind, Role, Room, RoomType, Theme, User};
 use futures_util::future::try_join_all;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
@@ -30,6 +30,7 @@ use super::*;
 
 mod auth;
 mod history;
+mod people;
 mod room_store;
 mod rooms;
 mod users;
@@ -54,6 +55,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
         2,
         include_str!("../../../schema/scylla/0002_rosters_roles_terms.cql"),
     ),
+    (3, include_str!("../../../schema/scylla/0003_people.cql")),
 ];
 
 const MSG_COLS: &str =
@@ -690,6 +692,47 @@ struct Stmts {
     create_roster: PreparedStatement,
     swap_roster: PreparedStatement,
     delete_roster: PreparedStatement,
+    claim_phone: PreparedStatement,
+    take_phone: PreparedStatement,
+    release_phone: PreparedStatement,
+    release_email: PreparedStatement,
+    user_id_by_phone: PreparedStatement,
+    update_profile: PreparedStatement,
+    set_phone: PreparedStatement,
+    insert_name_prefix: PreparedStatement,
+    delete_name_prefix: PreparedStatement,
+    name_prefix_users: PreparedStatement,
+    last_seen_of: PreparedStatement,
+    insert_user_session: PreparedStatement,
+    sessions_of_user: PreparedStatement,
+    touch_session: PreparedStatement,
+    touch_session_ip: PreparedStatement,
+    insert_ip_day: PreparedStatement,
+    ips_in_day: PreparedStatement,
+    delete_ip_day: PreparedStatement,
+    clear_ip: PreparedStatement,
+    identity_of: PreparedStatement,
+    claim_identity: PreparedStatement,
+    insert_verification: PreparedStatement,
+    insert_verification_by_phone: PreparedStatement,
+    verification_by_id: PreparedStatement,
+    verifications_since: PreparedStatement,
+    count_attempt: PreparedStatement,
+    consume_verification: PreparedStatement,
+    insert_contact: PreparedStatement,
+    insert_contact_of: PreparedStatement,
+    contact_added: PreparedStatement,
+    delete_contact: PreparedStatement,
+    delete_contact_of: PreparedStatement,
+    contacts_page: PreparedStatement,
+    insert_block: PreparedStatement,
+    insert_blocked_by: PreparedStatement,
+    block_at: PreparedStatement,
+    delete_block: PreparedStatement,
+    delete_blocked_by: PreparedStatement,
+    blocks_page: PreparedStatement,
+    blocked_of: PreparedStatement,
+    blockers: PreparedStatement,
 }
 
 /// Qualifies the table of a statement with the keyspace (no session-wide `USE`: servers warn
@@ -722,20 +765,20 @@ impl Stmts {
             Ok::<_, String>(st)
         };
         Ok(Stmts {
-            insert_user: p("INSERT INTO users (id, email, password_hash, display_name, avatar_url, bio, created_at, role) VALUES (?, ?, ?, ?, ?, ?, ?, ?)".into()).await?,
+            insert_user: p("INSERT INTO users (id, email, password_hash, display_name, avatar_url, bio, created_at, role, phone, status_message, theme, locale, presence_visible, discoverable) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)".into()).await?,
             claim_email: p("INSERT INTO users_by_email (email, user_id) VALUES (?, ?) IF NOT EXISTS".into()).await?,
-            user_by_id: p("SELECT id, email, display_name, avatar_url, bio, created_at, role FROM users WHERE id = ?".into()).await?,
+            user_by_id: p("SELECT id, email, display_name, avatar_url, bio, created_at, role, phone, status_message, theme, locale, presence_visible, discoverable FROM users WHERE id = ?".into()).await?,
             set_user_role: p("UPDATE users SET role = ? WHERE id = ?".into()).await?,
             user_exists: p("SELECT id FROM users WHERE id = ?".into()).await?,
             user_id_by_email: p("SELECT user_id FROM users_by_email WHERE email = ?".into()).await?,
             password_of: p("SELECT password_hash FROM users WHERE id = ?".into()).await?,
             set_last_seen: p("UPDATE users SET last_seen_at = ? WHERE id = ?".into()).await?,
-            insert_session: p("INSERT INTO auth_sessions (id, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)".into()).await?,
+            insert_session: p("INSERT INTO auth_sessions (id, user_id, created_at, expires_at, device, user_agent, ip, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)".into()).await?,
             insert_refresh: p("INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES (?, ?, ?, ?)".into()).await?,
             refresh_by_hash: p("SELECT session_id, expires_at, used_at FROM refresh_tokens WHERE token_hash = ?".into()).await?,
-            session_by_id: p("SELECT id, user_id, created_at, expires_at, revoked_at FROM auth_sessions WHERE id = ?".into()).await?,
+            session_by_id: p("SELECT id, user_id, created_at, expires_at, revoked_at, device, user_agent, ip, last_seen_at FROM auth_sessions WHERE id = ?".into()).await?,
             use_refresh: p("UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? IF used_at = null".into()).await?,
-            set_session_expiry: p("UPDATE auth_sessions SET expires_at = ? WHERE id = ?".into()).await?,
+            set_session_expiry: p("UPDATE auth_sessions SET expires_at = ?, last_seen_at = ? WHERE id = ?".into()).await?,
             revoke_session: p("UPDATE auth_sessions SET revoked_at = ? WHERE id = ?".into()).await?,
             insert_revoked: p("INSERT INTO revoked_sessions (day, revoked_at, session_id) VALUES (?, ?, ?)".into()).await?,
             revoked_in_day: p("SELECT session_id FROM revoked_sessions WHERE day = ? AND revoked_at >= ?".into()).await?,
@@ -790,6 +833,47 @@ impl Stmts {
             create_roster: p("INSERT INTO room_rosters (room_id, members) VALUES (?, ?) IF NOT EXISTS".into()).await?,
             swap_roster: p("UPDATE room_rosters SET members = ? WHERE room_id = ? IF members = ?".into()).await?,
             delete_roster: p("DELETE FROM room_rosters WHERE room_id = ?".into()).await?,
+            claim_phone: p("INSERT INTO users_by_phone (phone, user_id) VALUES (?, ?) IF NOT EXISTS".into()).await?,
+            take_phone: p("UPDATE users_by_phone SET user_id = ? WHERE phone = ? IF user_id = ?".into()).await?,
+            release_phone: p("DELETE FROM users_by_phone WHERE phone = ? IF user_id = ?".into()).await?,
+            release_email: p("DELETE FROM users_by_email WHERE email = ? IF user_id = ?".into()).await?,
+            user_id_by_phone: p("SELECT user_id FROM users_by_phone WHERE phone = ?".into()).await?,
+            update_profile: p("UPDATE users SET display_name = ?, bio = ?, status_message = ?, theme = ?, locale = ?, presence_visible = ?, discoverable = ? WHERE id = ?".into()).await?,
+            set_phone: p("UPDATE users SET phone = ? WHERE id = ?".into()).await?,
+            insert_name_prefix: p("INSERT INTO user_name_prefixes (prefix, user_id) VALUES (?, ?)".into()).await?,
+            delete_name_prefix: p("DELETE FROM user_name_prefixes WHERE prefix = ? AND user_id = ?".into()).await?,
+            name_prefix_users: p("SELECT user_id FROM user_name_prefixes WHERE prefix = ? AND user_id > ? LIMIT ?".into()).await?,
+            last_seen_of: p("SELECT last_seen_at FROM users WHERE id = ?".into()).await?,
+            insert_user_session: p("INSERT INTO sessions_by_user (user_id, session_id) VALUES (?, ?)".into()).await?,
+            sessions_of_user: p("SELECT session_id FROM sessions_by_user WHERE user_id = ?".into()).await?,
+            touch_session: p("UPDATE auth_sessions SET last_seen_at = ? WHERE id = ?".into()).await?,
+            touch_session_ip: p("UPDATE auth_sessions SET last_seen_at = ?, ip = ? WHERE id = ?".into()).await?,
+            insert_ip_day: p("INSERT INTO session_ips_by_day (day, session_id) VALUES (?, ?)".into()).await?,
+            ips_in_day: p("SELECT session_id FROM session_ips_by_day WHERE day = ?".into()).await?,
+            delete_ip_day: p("DELETE FROM session_ips_by_day WHERE day = ? AND session_id = ?".into()).await?,
+            clear_ip: p("UPDATE auth_sessions SET ip = null WHERE id = ?".into()).await?,
+            identity_of: p("SELECT user_id FROM user_identities WHERE provider = ? AND subject = ?".into()).await?,
+            claim_identity: p("INSERT INTO user_identities (provider, subject, user_id, linked_at) VALUES (?, ?, ?, ?) IF NOT EXISTS".into()).await?,
+            insert_verification: p("INSERT INTO phone_verifications (id, phone, code_hash, created_at, expires_at, attempts, consumed_at) VALUES (?, ?, ?, ?, ?, ?, ?)".into()).await?,
+            insert_verification_by_phone: p("INSERT INTO verifications_by_phone (phone, created_at, id) VALUES (?, ?, ?)".into()).await?,
+            verification_by_id: serial(p("SELECT id, phone, code_hash, created_at, expires_at, attempts, consumed_at FROM phone_verifications WHERE id = ?".into()).await?),
+            verifications_since: p("SELECT created_at FROM verifications_by_phone WHERE phone = ? AND created_at >= ?".into()).await?,
+            count_attempt: p("UPDATE phone_verifications SET attempts = ? WHERE id = ? IF attempts = ?".into()).await?,
+            consume_verification: p("UPDATE phone_verifications SET consumed_at = ? WHERE id = ? IF consumed_at = null".into()).await?,
+            insert_contact: p("INSERT INTO contacts (owner_id, contact_id, added_at) VALUES (?, ?, ?) IF NOT EXISTS".into()).await?,
+            insert_contact_of: p("INSERT INTO contacts_of (contact_id, owner_id) VALUES (?, ?)".into()).await?,
+            contact_added: p("SELECT added_at FROM contacts WHERE owner_id = ? AND contact_id = ?".into()).await?,
+            delete_contact: p("DELETE FROM contacts WHERE owner_id = ? AND contact_id = ?".into()).await?,
+            delete_contact_of: p("DELETE FROM contacts_of WHERE contact_id = ? AND owner_id = ?".into()).await?,
+            contacts_page: p("SELECT contact_id, added_at FROM contacts WHERE owner_id = ? AND contact_id > ? LIMIT ?".into()).await?,
+            insert_block: p("INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES (?, ?, ?) IF NOT EXISTS".into()).await?,
+            insert_blocked_by: p("INSERT INTO blocked_by (blocked_id, blocker_id) VALUES (?, ?)".into()).await?,
+            block_at: p("SELECT created_at FROM blocks WHERE blocker_id = ? AND blocked_id = ?".into()).await?,
+            delete_block: p("DELETE FROM blocks WHERE blocker_id = ? AND blocked_id = ?".into()).await?,
+            delete_blocked_by: p("DELETE FROM blocked_by WHERE blocked_id = ? AND blocker_id = ?".into()).await?,
+            blocks_page: p("SELECT blocked_id, created_at FROM blocks WHERE blocker_id = ? AND blocked_id > ? LIMIT ?".into()).await?,
+            blocked_of: p("SELECT blocked_id FROM blocks WHERE blocker_id = ?".into()).await?,
+            blockers: p("SELECT blocker_id FROM blocked_by WHERE blocked_id = ?".into()).await?,
         })
     }
 }

@@ -18,11 +18,16 @@ impl dovie_actors::RoomStore for ScyllaStore {
         let last_seq = self.last_seq(room_id).await?.unwrap_or(last_seq);
         let mut recent = self.range(room_id, 0, last_seq + 1, window, false).await?;
         recent.reverse();
+        let blocked = match room.member_ids.as_slice() {
+            [a, b] if room.kind == RoomType::Direct => self.blocked_either(a, b).await?,
+            _ => false,
+        };
         Ok(Some(RoomSnapshot {
             room,
             last_seq,
             recent,
             epoch,
+            blocked,
         }))
     }
 
@@ -333,10 +338,43 @@ impl dovie_actors::RoomStore for ScyllaStore {
     }
 
     async fn co_members(&self, user_id: &str) -> Result<Vec<String>, ErrorBody> {
-        self.presence_audience(user_id, usize::MAX).await
+        self.room_mates(user_id, usize::MAX).await
     }
 
     async fn presence_audience(
+        &self,
+        user_id: &str,
+        max_room_members: usize,
+    ) -> Result<Vec<String>, ErrorBody> {
+        if !self
+            .user_by_id(user_id)
+            .await?
+            .is_none_or(|u| u.presence_visible)
+        {
+            return Ok(Vec::new());
+        }
+        let (mates, blocked, blockers) = futures_util::future::try_join3(
+            self.room_mates(user_id, max_room_members),
+            ContactStore::blocked_by(self, user_id),
+            self.blockers_of(user_id),
+        )
+        .await?;
+        let hidden: BTreeSet<String> = blocked.into_iter().chain(blockers).collect();
+        Ok(mates.into_iter().filter(|m| !hidden.contains(m)).collect())
+    }
+
+    async fn blocked_users(&self, user_id: &str) -> Result<Vec<String>, ErrorBody> {
+        ContactStore::blocked_by(self, user_id).await
+    }
+
+    async fn set_last_seen(&self, user_id: &str, at: i64) -> Result<(), ErrorBody> {
+        self.write(&self.st.set_last_seen, (at, user_id)).await
+    }
+}
+
+impl ScyllaStore {
+    /// Everyone sharing a room of at most `max_room_members` members with the user.
+    async fn room_mates(
         &self,
         user_id: &str,
         max_room_members: usize,
@@ -356,9 +394,5 @@ impl dovie_actors::RoomStore for ScyllaStore {
             .filter(|u| u != user_id)
             .collect();
         Ok(set.into_iter().collect())
-    }
-
-    async fn set_last_seen(&self, user_id: &str, at: i64) -> Result<(), ErrorBody> {
-        self.write(&self.st.set_last_seen, (at, user_id)).await
     }
 }

@@ -220,6 +220,18 @@ impl RoomRecords for ScyllaStore {
             .map(|s| (s.room.id, s.unread_count))
             .collect())
     }
+
+    async fn direct_room(&self, a: &str, b: &str) -> StoreResult<Option<String>> {
+        let key = crate::store::pair_key(a, b);
+        let Some((id,)) = self
+            .row::<(String,)>(&self.st.room_of_pair, (&key,))
+            .await?
+        else {
+            return Ok(None);
+        };
+        // The claim outlives nothing: a deleted room's pair row goes with it, but check.
+        Ok(self.load_room(&id).await?.map(|(r, _)| r.id))
+    }
 }
 
 impl ScyllaStore {

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use dovie_actors::ports::{AppendError, AppendOutcome, Draft, ReceiptKind, RoomSnapshot};
 use dovie_protocol::error::{ErrorBody, ErrorCode};
-use dovie_protocol::model::{Message, MessageKind, Role, Room, RoomType, User};
+use dovie_protocol::model::{Message, MessageKind, Role, Room, RoomType, Theme, User};
 use parking_lot::{Condvar, Mutex};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
@@ -29,6 +29,7 @@ use super::*;
 
 mod auth;
 mod history;
+mod people;
 mod room_store;
 mod rooms;
 mod users;
@@ -45,7 +46,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../../../schema/sqlite/0004_fts_watermark.sql"),
     ),
+    (5, include_str!("../../../schema/sqlite/0005_people.sql")),
 ];
+/// A migration that rebuilds a table says so with this line: foreign keys are turned off
+/// around its transaction (they cannot be inside one) and checked before it commits.
+const FOREIGN_KEYS_OFF: &str = "-- dovie: foreign_keys off";
 /// How long new messages may wait for the full-text index while writes keep coming (search
 /// catches the index up itself, so this bounds work, not visibility).
 const INDEX_EVERY: Duration = Duration::from_millis(250);
@@ -64,6 +69,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// WAL pages after which the writer checkpoints itself anyway (a backstop for a checkpointer
 /// that cannot keep up: 16,384 pages of 4 KiB, 64 MiB).
 const WRITER_CHECKPOINT_PAGES: i64 = 16_384;
+const DAY_MS: i64 = 86_400_000;
 const MESSAGE_COLUMNS: &str =
     "id, room_id, seq, sender_id, kind, content, nonce, reply_to, hashtags, \
      reactions, attachments, created_at, edited_at, deleted";
@@ -129,6 +135,28 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<usize> {
     )?;
     let mut ran = 0;
     for (version, sql) in MIGRATIONS {
+        let rebuilds = sql.lines().any(|l| l.trim() == FOREIGN_KEYS_OFF);
+        if rebuilds {
+            conn.pragma_update(None, "foreign_keys", "OFF")?;
+        }
+        let result = migrate_one(conn, *version, sql, rebuilds);
+        if rebuilds {
+            conn.pragma_update(None, "foreign_keys", "ON")?;
+        }
+        ran += result?;
+    }
+    Ok(ran)
+}
+
+/// Runs one migration in its own transaction unless it ran before; answers 1 if it ran.
+fn migrate_one(
+    conn: &mut Connection,
+    version: i64,
+    sql: &str,
+    check_keys: bool,
+) -> rusqlite::Result<usize> {
+    let mut ran = 0;
+    {
         let tx = conn.transaction()?;
         let done: Option<i64> = tx
             .query_row(
@@ -139,6 +167,19 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<usize> {
             .optional()?;
         if done.is_none() {
             tx.execute_batch(sql)?;
+            if check_keys {
+                let broken: Option<String> = tx
+                    .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+                    .optional()?;
+                if let Some(table) = broken {
+                    return Err(rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+                        Some(format!(
+                            "migration {version} broke a foreign key of {table}"
+                        )),
+                    ));
+                }
+            }
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
                 params![version, dovie_actors::now_ms()],
@@ -430,10 +471,18 @@ fn user_from_row(r: &Row) -> rusqlite::Result<User> {
         bio: r.get(4)?,
         created_at: r.get(5)?,
         role: UserRole::parse(&r.get::<_, String>(6)?).unwrap_or_default(),
+        phone: r.get(7)?,
+        status_message: r.get(8)?,
+        theme: Theme::parse(&r.get::<_, String>(9)?).unwrap_or_default(),
+        locale: r.get(10)?,
+        presence_visible: r.get::<_, i64>(11)? != 0,
+        discoverable: r.get::<_, i64>(12)? != 0,
     })
 }
 
-const USER_COLUMNS: &str = "id, email, display_name, avatar_url, bio, created_at, role";
+/// The columns [`user_from_row`] reads, in its order.
+const USER_COLUMNS: &str = "id, email, display_name, avatar_url, bio, created_at, role, phone, \
+     status_message, theme, locale, presence_visible, discoverable";
 
 fn query_messages(
     conn: &Connection,

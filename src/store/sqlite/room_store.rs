@@ -3,6 +3,21 @@
 
 use super::*;
 
+/// Whether the room is a direct room one of whose two members blocked the other.
+fn direct_pair_blocked(c: &Connection, room: &Room) -> StoreResult<bool> {
+    let [a, b] = room.member_ids.as_slice() else {
+        return Ok(false);
+    };
+    if room.kind != RoomType::Direct {
+        return Ok(false);
+    }
+    db(c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM blocks WHERE (blocker_id = ?1 AND blocked_id = ?2) OR (blocker_id = ?2 AND blocked_id = ?1))",
+        params![a, b],
+        |r| r.get::<_, bool>(0),
+    ))
+}
+
 #[async_trait]
 impl dovie_actors::RoomStore for SqliteStore {
     async fn load_room(
@@ -19,8 +34,9 @@ impl dovie_actors::RoomStore for SqliteStore {
             let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ?1 ORDER BY seq DESC LIMIT ?2");
             let mut recent = query_messages(c, &sql, params![room_id, window as i64])?;
             recent.reverse();
+            let blocked = direct_pair_blocked(c, &room)?;
             // One process owns an embedded store: no epochs to claim.
-            Ok(Some(RoomSnapshot { room, last_seq, recent, epoch: 0 }))
+            Ok(Some(RoomSnapshot { room, last_seq, recent, epoch: 0, blocked }))
         })
         .await
     }
@@ -244,7 +260,10 @@ impl dovie_actors::RoomStore for SqliteStore {
                      AND (SELECT COUNT(*) FROM (SELECT 1 FROM chat_participants n \
                           WHERE n.room_id = m.room_id LIMIT ?2 + 1)) <= ?2) \
                  SELECT DISTINCT b.user_id FROM chat_participants b JOIN small s ON s.room_id = b.room_id \
-                 WHERE b.user_id != ?1",
+                 WHERE b.user_id != ?1 \
+                 AND (SELECT presence_visible FROM users WHERE id = ?1) != 0 \
+                 AND NOT EXISTS (SELECT 1 FROM blocks k WHERE (k.blocker_id = ?1 AND k.blocked_id = b.user_id) \
+                                 OR (k.blocker_id = b.user_id AND k.blocked_id = ?1))",
             ))?;
             let rows = db(stmt.query_map(params![user_id, max_room_members as i64], |r| {
                 r.get::<_, String>(0)
@@ -264,5 +283,9 @@ impl dovie_actors::RoomStore for SqliteStore {
             Ok(())
         })
         .await
+    }
+
+    async fn blocked_users(&self, user_id: &str) -> Result<Vec<String>, ErrorBody> {
+        ContactStore::blocked_by(self, user_id).await
     }
 }

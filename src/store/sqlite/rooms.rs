@@ -192,4 +192,17 @@ impl RoomRecords for SqliteStore {
         })
         .await
     }
+
+    async fn direct_room(&self, a: &str, b: &str) -> StoreResult<Option<String>> {
+        let key = crate::store::pair_key(a, b);
+        self.read(move |c| {
+            db(c.query_row(
+                "SELECT id FROM chat_rooms WHERE direct_key = ?1",
+                [&key],
+                |r| r.get(0),
+            )
+            .optional())
+        })
+        .await
+    }
 }

@@ -442,8 +442,11 @@ impl Config {
         if let Some(path) = &flags.config {
             figment = figment.merge(Toml::string(&read_file(path)?));
         }
+        figment = figment.merge(env_layer());
+        for (key, value) in signed_number_strings() {
+            figment = figment.merge(Serialized::default(&key, value));
+        }
         let mut config = figment
-            .merge(env_layer())
             .extract::<Config>()
             .map_err(|e| config_error(&e, flags.config.as_deref()))?;
         if let Some(v) = flags.listen {
@@ -572,6 +575,29 @@ fn env_layer() -> Env {
     })
 }
 
+/// Environment values that read as signed numbers but are text — an E.164 phone number such as
+/// `DOVIE_PROVIDERS__TWILIO__FROM=+15005550006` — as (dotted key, text). The environment layer
+/// parses values, which would turn `+15005550006` into the number 15005550006; no config key
+/// is a signed number, so these are kept as the text they are.
+fn signed_number_strings() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter_map(|(k, v)| {
+            let key = k.strip_prefix("DOVIE_")?;
+            let digits = v.strip_prefix('+')?;
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let dotted = key.to_ascii_lowercase().replace("__", ".");
+            let first = dotted.split('.').next().unwrap_or_default().to_string();
+            let known = serde_json::to_value(Config::default())
+                .ok()
+                .and_then(|c| c.get(&first).cloned())
+                .is_some();
+            known.then_some((dotted, v))
+        })
+        .collect()
+}
+
 /// A config error naming the key and where its value came from.
 fn config_error(e: &figment::Error, file: Option<&Path>) -> String {
     let mut out = String::new();
@@ -652,11 +678,16 @@ mod tests {
             jail.set_env("DOVIE_PUBLIC_URL", "https://chat.example/");
             jail.set_env("DOVIE_HTTP__CORS_ORIGINS", "[\"https://a.example\"]");
             jail.set_env("DOVIE_LOG", "debug");
+            jail.set_env("DOVIE_PROVIDERS__TWILIO__FROM", "+15005550006");
             let c = Config::load(&Flags::default()).map_err(|e| e.to_string())?;
             assert_eq!(c.limits.max_group_members, 42);
             assert!(c.egress.allow_private_addresses);
             assert_eq!(c.public_url, "https://chat.example");
             assert_eq!(c.http.cors_origins, vec!["https://a.example".to_string()]);
+            assert_eq!(
+                c.providers.twilio.from, "+15005550006",
+                "a phone stays text"
+            );
             jail.set_env("DOVIE_LIMITS__MAX_GRUP_MEMBERS", "42");
             let err = Config::load(&Flags::default()).expect_err("unknown key");
             assert!(err.contains("max_grup_members"), "{err}");

@@ -1031,7 +1031,7 @@ fn migrate_applies_the_schema_and_exits() {
 }
 
 #[actix_rt::test]
-async fn profiles_are_visible_to_room_mates_only() {
+async fn profiles_are_public_without_private_fields_and_hidden_when_not_discoverable() {
     let server = Server::start();
     let api = rest(&server);
     let [a, b, c] = api.register_all(["a", "b", "c"]).await;
@@ -1048,8 +1048,29 @@ async fn profiles_are_visible_to_room_mates_only() {
     assert_eq!(s, 200);
     assert_eq!(me["user"]["email"], a.email.as_str());
     assert_eq!(me["user"]["role"], "user");
+    // A discoverable stranger's public profile shows; an undiscoverable one is not found,
+    // except to room mates.
+    let (s, u) = api.get(&format!("/api/users/{}", c.id), &a.token).await;
+    assert_eq!(s, 200);
+    assert!(
+        u["user"].get("email").is_none() && u["user"].get("online").is_none(),
+        "{u}"
+    );
+    for (who, token) in [(&c, &c.token), (&b, &b.token)] {
+        let (s, body) = api
+            .call(
+                "PATCH",
+                "/api/users/me",
+                Some(token),
+                Some(serde_json::json!({"discoverable": false})),
+            )
+            .await;
+        assert_eq!(s, 200, "{} {body}", who.id);
+    }
     let (s, _) = api.get(&format!("/api/users/{}", c.id), &a.token).await;
-    assert_eq!(s, 404, "strangers are not found");
+    assert_eq!(s, 404, "undiscoverable strangers are not found");
+    let (s, _) = api.get(&format!("/api/users/{}", b.id), &a.token).await;
+    assert_eq!(s, 200, "room mates are");
 }
 
 #[test]

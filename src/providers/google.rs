@@ -48,7 +48,8 @@ struct Claims {
 struct Cached {
     keys: JwkSet,
     until: Instant,
-    fetched: Instant,
+    /// When a token's unknown `kid` last made Dovie fetch the keys again.
+    missed: Option<Instant>,
 }
 
 pub struct Google {
@@ -101,11 +102,10 @@ impl Google {
             .map_err(|e| failed("google", e))?;
         let keys: JwkSet =
             serde_json::from_slice(&body).map_err(|e| failed("google", format!("JWKS: {e}")))?;
-        let now = Instant::now();
         Ok(Cached {
             keys,
-            until: now + ttl,
-            fetched: now,
+            until: Instant::now() + ttl,
+            missed: None,
         })
     }
 
@@ -118,9 +118,14 @@ impl Google {
         let missing = cache.as_ref().is_some_and(|c| c.keys.find(kid).is_none());
         let may_refetch = cache
             .as_ref()
-            .is_none_or(|c| now.duration_since(c.fetched) >= REFETCH_FLOOR);
-        if stale || (missing && may_refetch) {
+            .and_then(|c| c.missed)
+            .is_none_or(|at| now.duration_since(at) >= REFETCH_FLOOR);
+        if stale {
             *cache = Some(self.fetch().await?);
+        } else if missing && may_refetch {
+            let mut fresh = self.fetch().await?;
+            fresh.missed = Some(now);
+            *cache = Some(fresh);
         }
         let jwk = cache
             .as_ref()

@@ -53,9 +53,12 @@ pub struct Limited {
     pub retry_after_secs: u64,
 }
 
+/// Local counters: (rule, key) → (window, hits in it).
+type Counters = HashMap<(&'static str, String), (i64, u64)>;
+
 #[derive(Default)]
 pub struct Limiter {
-    local: Mutex<HashMap<(&'static str, String), (i64, u64)>>,
+    local: Mutex<Counters>,
     shared: OnceLock<RedisConn>,
 }
 

@@ -51,6 +51,17 @@ fn keyspace() -> String {
 
 /// `n` nodes (`n1`, `n2`…) on the run's keyspace with a config file holding `config`.
 fn start_nodes(cql: &[&str], redis_url: &str, n: usize, config: &str) -> Cluster {
+    start_nodes_env(cql, redis_url, n, config, &[])
+}
+
+/// [`start_nodes`] with environment of its own (which, unlike the file, outranks the harness's).
+fn start_nodes_env(
+    cql: &[&str],
+    redis_url: &str,
+    n: usize,
+    config: &str,
+    env: &[(&str, &str)],
+) -> Cluster {
     let keyspace = keyspace();
     let cfg_dir = tempfile::tempdir().unwrap();
     let cfg = cfg_dir.path().join("c.toml");
@@ -76,7 +87,7 @@ fn start_nodes(cql: &[&str], redis_url: &str, n: usize, config: &str) -> Cluster
                 "--node-id",
                 &node_id,
             ],
-            &[("DOVIE_JWT_SECRET", SECRET)],
+            &[&[("DOVIE_JWT_SECRET", SECRET)], env].concat(),
         ));
     }
     // Every node sees every other before the test starts.
@@ -745,4 +756,133 @@ async fn the_member_limit_holds_across_nodes() {
     let members = body["room"]["member_ids"].as_array().unwrap().len();
     assert_eq!(members, 8, "{body}");
     assert_eq!(ok, 7, "the owner and seven more");
+}
+
+#[actix_rt::test]
+async fn people_work_from_any_node() {
+    let Some(cql) = cql() else { return };
+    let redis = RedisServer::start();
+    let cluster = start_nodes_env(
+        &[&cql],
+        &redis.url(),
+        2,
+        LIMITS,
+        &[("DOVIE_RATE_LIMITS__LOGIN_PER_MINUTE", "4")],
+    );
+    let (api1, api2) = (rest(&cluster.nodes[0]), rest(&cluster.nodes[1]));
+    let (a, b) = (api1.register("a").await, api1.register("b").await);
+    // A session of b's logged in on n2, revoked from n1: its socket on n2 is kicked, its token
+    // refused on n2.
+    let (s, phone) = api2
+        .call(
+            "POST",
+            "/api/auth/login",
+            None,
+            Some(json!({"email": b.email, "password": "correct horse", "device": "phone"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{phone}");
+    let phone_token = phone["access_token"].as_str().unwrap().to_string();
+    let mut ws = Ws::connect(&cluster.nodes[1], Codec::Json, Auth::Query(&phone_token)).await;
+    let (_, list) = api1.get("/api/auth/sessions", &b.token).await;
+    let id = list["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["device"] == "phone")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, _) = api1
+        .call(
+            "DELETE",
+            &format!("/api/auth/sessions/{id}"),
+            Some(&b.token),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    ws.expect("force_logout").await;
+    assert_eq!(ws.expect_close().await, 4003);
+    assert_eq!(until_refused(&cluster.nodes[1], &phone_token).await, 401);
+    // Presence of a user connected to n2, asked on n1.
+    api1.group(&a, &[&b]).await;
+    let _wb = Ws::connect(&cluster.nodes[1], Codec::Json, Auth::Query(&b.token)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, p) = api1
+            .get(&format!("/api/presence?user_ids={}", b.id), &a.token)
+            .await;
+        if p["presence"][&b.id]["online"] == true {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "b never showed online on n1: {p}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A block made on n1 holds on n2, whichever node owns the direct room.
+    let (_, direct) = api1
+        .post(
+            "/api/chat-rooms",
+            &a.token,
+            json!({"type": "direct", "member_ids": [b.id]}),
+        )
+        .await;
+    let direct = direct["room"]["id"].as_str().unwrap().to_string();
+    let (s, _) = api2
+        .post(
+            &format!("/api/chat-rooms/{direct}/messages"),
+            &b.token,
+            json!({"content": "before"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, _) = api1
+        .post("/api/blocks", &a.token, json!({"user_id": b.id}))
+        .await;
+    assert_eq!(s, 201);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (s, _) = api2
+            .post(
+                &format!("/api/chat-rooms/{direct}/messages"),
+                &b.token,
+                json!({"content": "after"}),
+            )
+            .await;
+        if s == 403 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the block never reached the room's owner ({s})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (s, _) = api2
+        .post(
+            "/api/chat-rooms",
+            &b.token,
+            json!({"type": "direct", "member_ids": [a.id]}),
+        )
+        .await;
+    assert_eq!(s, 403);
+    // Login limits are one limit over the cluster (shared through Redis).
+    let mut statuses = Vec::new();
+    for api in [&api1, &api2, &api1, &api2, &api1, &api2] {
+        let body = json!({"email": a.email, "password": "wrong"});
+        statuses.push(
+            api.call("POST", "/api/auth/login", None, Some(body))
+                .await
+                .0,
+        );
+    }
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert!(
+        refused >= 2,
+        "the account's limit of 4 a minute holds across nodes: {statuses:?}"
+    );
 }

@@ -212,11 +212,11 @@ async fn user(
     let related = target.discoverable
         || store.co_members(&who.user_id).await?.contains(&target.id)
         || !store
-            .has_contacts(&who.user_id, &[target.id.clone()])
+            .has_contacts(&who.user_id, std::slice::from_ref(&target.id))
             .await?
             .is_empty()
         || !store
-            .contact_of(&who.user_id, &[target.id.clone()])
+            .contact_of(&who.user_id, std::slice::from_ref(&target.id))
             .await?
             .is_empty();
     if !related {

@@ -63,6 +63,11 @@ register() {
 TOKEN=$(register fuzzer | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 register fuzz-peer >/dev/null
 
+# Left out, by what they answer by contract: social login and SMS are 503 on a node with no
+# providers configured (the fuzzer calls every 5xx a fault), and a token or code is only valid
+# with the server's signature or the code it texted, which no schema can generate (so every
+# schema-valid one is refused with 400 verification_failed). tests/people.rs drives all of them
+# against provider stand-ins.
 log "fuzzing $BASE with $EXAMPLES examples per operation"
 "$VENV/bin/st" run "$BASE/api/openapi.json" \
   --checks all \
@@ -71,6 +76,10 @@ log "fuzzing $BASE with $EXAMPLES examples per operation"
   --header "Authorization: Bearer $TOKEN" \
   --exclude-path /api/auth/logout \
   --exclude-path /api/auth/logout-all \
+  --exclude-path /api/auth/social-login \
+  --exclude-path /api/auth/send-sms \
+  --exclude-path /api/auth/verify-sms \
+  --exclude-path-regex '^/api/contacts/invites/\{token\}/' \
   --exclude-path /api/auth/refresh \
   --request-timeout 10 \
   --max-time "${DOVIE_ST_MAX_TIME:-180}" \

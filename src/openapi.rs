@@ -23,7 +23,9 @@ fn schemas() -> Value {
     let seq = json!({ "type": "integer", "minimum": 0, "maximum": rules::MAX_SEQ });
     let locales = dovie_protocol::model::LOCALES;
     let cursor = json!({ "type": ["string", "null"], "description": "pass as ?cursor= for the next page; null: no more" });
-    let device = json!({ "type": ["string", "null"], "maxLength": 256, "description": "a name for this device, shown in the session list (cut to 64 characters)" });
+    let device = json!({ "type": ["string", "null"], "description": "a name for this device, shown in the session list (cut to 64 characters)" });
+    let mut locales_or_null: Vec<Value> = locales.iter().map(|l| json!(l)).collect();
+    locales_or_null.push(Value::Null);
     let message_text =
         json!({ "type": "string", "minLength": 1, "maxLength": 4000, "pattern": not_blank });
     json!({
@@ -46,12 +48,13 @@ fn schemas() -> Value {
             "last_seen_at": { "type": ["integer", "null"], "description": "only when the user shows their presence to me" } }),
             &["id", "display_name", "created_at"]),
         "PatchMeRequest": req(json!({
-            "display_name": { "type": "string", "minLength": 1, "maxLength": 64, "pattern": not_blank },
+            "display_name": { "type": ["string", "null"], "minLength": 1, "maxLength": 64, "pattern": not_blank, "description": "null: unchanged" },
             "bio": { "type": ["string", "null"], "maxLength": 500, "description": "null or blank clears it" },
             "status_message": { "type": ["string", "null"], "maxLength": 140, "description": "null or blank clears it" },
-            "theme": { "type": "string", "enum": ["light", "dark", "system"] },
-            "locale": { "type": "string", "enum": locales },
-            "presence_visible": { "type": "boolean" }, "discoverable": { "type": "boolean" } }), &[]),
+            "theme": { "type": ["string", "null"], "enum": ["light", "dark", "system", null], "description": "null: unchanged" },
+            "locale": { "type": ["string", "null"], "enum": locales_or_null, "description": "null: unchanged" },
+            "presence_visible": { "type": ["boolean", "null"], "description": "null: unchanged" },
+            "discoverable": { "type": ["boolean", "null"], "description": "null: unchanged" } }), &[]),
         "UserList": out(json!({ "users": { "type": "array", "items": reference("PublicUser") }, "next_cursor": cursor }), &["users", "next_cursor"]),
         "Presence": out(json!({ "online": { "type": "boolean" }, "last_seen_at": { "type": ["integer", "null"] } }), &["online", "last_seen_at"]),
         "PresenceMap": out(json!({ "presence": { "type": "object", "additionalProperties": reference("Presence") } }), &["presence"]),

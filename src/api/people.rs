@@ -32,11 +32,22 @@ struct Page {
 }
 
 impl Page {
-    fn limit(&self) -> usize {
-        self.limit
-            .map_or(DEFAULT_PAGE, |l| (l as usize).clamp(1, MAX_PAGE))
+    fn limit(&self) -> ApiResult<usize> {
+        page_limit(self.limit)
     }
 }
+
+/// `?limit=`: absent is [`DEFAULT_PAGE`]; 0 is refused; more than [`MAX_PAGE`] answers that many.
+fn page_limit(limit: Option<u64>) -> ApiResult<usize> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(0) => Err(invalid("limit must be at least 1")),
+        Some(l) => Ok(l.min(MAX_PAGE as u64) as usize),
+    }
+}
+
+/// The longest search query, in characters.
+const MAX_QUERY_CHARS: usize = 256;
 
 #[derive(Deserialize)]
 struct SearchQuery {
@@ -234,10 +245,13 @@ async fn search(
     who: Authed,
     q: web::Query<SearchQuery>,
 ) -> ApiResult<HttpResponse> {
+    if q.q.chars().count() > MAX_QUERY_CHARS {
+        return Err(invalid(format!(
+            "q must be at most {MAX_QUERY_CHARS} characters"
+        )));
+    }
     let query = q.q.trim();
-    let limit = q
-        .limit
-        .map_or(DEFAULT_PAGE, |l| (l as usize).clamp(1, MAX_PAGE));
+    let limit = page_limit(q.limit)?;
     let store = &state.store;
     let blockers = store.blockers_of(&who.user_id).await?;
     let (found, next): (Vec<User>, Option<String>) = if query.is_empty() {
@@ -326,7 +340,7 @@ async fn list_contacts(
     who: Authed,
     page: web::Query<Page>,
 ) -> ApiResult<HttpResponse> {
-    let limit = page.limit();
+    let limit = page.limit()?;
     let entries = state
         .store
         .contacts(&who.user_id, page.cursor.as_deref(), limit)
@@ -478,7 +492,7 @@ async fn list_blocks(
     who: Authed,
     page: web::Query<Page>,
 ) -> ApiResult<HttpResponse> {
-    let limit = page.limit();
+    let limit = page.limit()?;
     let entries = state
         .store
         .blocks(&who.user_id, page.cursor.as_deref(), limit)

@@ -10,6 +10,7 @@
 mod report;
 mod scan;
 mod scenario;
+mod spray;
 mod targets;
 mod traffic;
 mod wire;
@@ -106,6 +107,26 @@ async fn run(
 ) -> Result<(), String> {
     let mut results: Vec<Value> = Vec::new();
     // The relay first, then Dovie: each alone on the machine with the client.
+    if sc.kind == Kind::Spray {
+        // Against the node's own login limits (the other scenarios lift them).
+        let dovie = Target::start_dovie_with(bins, config, true).await?;
+        let result = spray::run(sc, &dovie).await?;
+        drop(dovie);
+        let command = std::env::args().collect::<Vec<_>>().join(" ");
+        let summary = json!({
+            "scenario": sc.name, "kind": "spray", "scenario_file": scenario_path,
+            "command": command, "machine": report::machine(), "targets": [result],
+        });
+        let table = format!(
+            "### {} (spray)\n\nMachine: {} × {} cores, {} GiB. Command: `{command}`\n\n{}",
+            sc.name,
+            summary["machine"]["cpu"].as_str().unwrap_or("?"),
+            summary["machine"]["cores"],
+            summary["machine"]["memory_gib"],
+            spray::table(&summary)
+        );
+        return report::write(out, &sc.name, &summary, &table);
+    }
     if sc.relay && sc.kind != Kind::Storm {
         let relay = Target::start_relay(bins).await?;
         results.push(traffic::run_target(sc, &relay).await?);

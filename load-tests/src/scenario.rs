@@ -12,6 +12,8 @@ pub enum Kind {
     Rooms,
     /// Every session of `rooms` × `members` drops at once and resumes.
     Storm,
+    /// A password-spraying client against the login limits, beside users logging in.
+    Spray,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -19,6 +21,19 @@ pub enum Kind {
 pub struct Scenario {
     pub name: String,
     pub kind: Kind,
+    /// Spray: wrong logins in all, the accounts they go over, how many at once.
+    #[serde(default)]
+    pub attempts: usize,
+    #[serde(default)]
+    pub accounts: usize,
+    #[serde(default)]
+    pub concurrency: usize,
+    /// Spray: users logging in correctly meanwhile (each from its own address), and for how
+    /// long in each phase.
+    #[serde(default)]
+    pub legit_users: usize,
+    #[serde(default)]
+    pub legit_secs: u64,
     /// Idle: sessions to open.
     #[serde(default)]
     pub sessions: usize,
@@ -132,6 +147,7 @@ impl Scenario {
         match self.kind {
             Kind::Idle => self.sessions,
             Kind::Rooms | Kind::Storm => self.rooms * self.members,
+            Kind::Spray => self.concurrency + self.legit_users,
         }
     }
 }

@@ -104,6 +104,16 @@ impl Target {
     }
 
     pub async fn start_dovie(bins: &Bins, config: &str) -> Result<Target, String> {
+        Target::start_dovie_with(bins, config, false).await
+    }
+
+    /// A node; `real_login_limits` keeps its login limits (the spray scenario measures them).
+    pub async fn start_dovie_with(
+        bins: &Bins,
+        config: &str,
+        real_login_limits: bool,
+    ) -> Result<Target, String> {
+        let login_limit = if real_login_limits { "10" } else { "100000000" };
         let addr = free_port()?;
         let data_dir =
             std::env::temp_dir().join(format!("dovie-load-{}-{}", std::process::id(), addr.port()));
@@ -118,7 +128,7 @@ impl Target {
             // The load tool registers and logs in thousands of users from one address: the
             // per-address limits of a public node are not what it measures.
             .env("DOVIE_RATE_LIMITS__REGISTER_PER_HOUR", "100000000")
-            .env("DOVIE_RATE_LIMITS__LOGIN_PER_MINUTE", "100000000")
+            .env("DOVIE_RATE_LIMITS__LOGIN_PER_MINUTE", login_limit)
             .env("DOVIE_RATE_LIMITS__API_PER_MINUTE", "100000000")
             .stdout(Stdio::null())
             .stderr(log)

@@ -595,6 +595,7 @@ pub async fn run_target(sc: &Scenario, target: &Target) -> Result<Value, String>
         Kind::Idle => idle(sc, target).await?,
         Kind::Rooms => rooms(sc, target).await?,
         Kind::Storm => storm(sc, target).await?,
+        Kind::Spray => crate::spray::run(sc, target).await?,
     };
     out["target"] = json!(target.kind.label());
     Ok(out)
@@ -927,6 +928,7 @@ pub fn table(sc: &Scenario, summary: &Value, command: &str) -> String {
                 );
             }
         }
+        Kind::Spray => t += &crate::spray::table(summary),
         Kind::Storm => {
             t += "| sessions | all resumed in | resume p50 ms | p99 ms | replayed events | exact sessions | failed |\n|---|---|---|---|---|---|---|\n";
             for r in &targets {

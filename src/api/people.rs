@@ -42,6 +42,10 @@ fn page_limit(limit: Option<u64>) -> ApiResult<usize> {
     match limit {
         None => Ok(DEFAULT_PAGE),
         Some(0) => Err(invalid("limit must be at least 1")),
+        Some(l) if l > super::LIMIT_CEILING => Err(invalid(format!(
+            "limit must be at most {}",
+            super::LIMIT_CEILING
+        ))),
         Some(l) => Ok(l.min(MAX_PAGE as u64) as usize),
     }
 }

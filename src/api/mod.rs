@@ -278,6 +278,16 @@ pub fn client_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {
     )
 }
 
+/// A field that is present (even as `null`) deserializes as `Some`: with `#[serde(default)]`,
+/// absent is `None`, `null` is `Some(None)`.
+pub(crate) fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
 /// The bearer token of a request, if any.
 pub fn bearer(req: &HttpRequest) -> Option<&str> {
     bearer_token(req.headers().get(header::AUTHORIZATION)?.to_str().ok()?)

@@ -50,6 +50,13 @@ fn page_limit(limit: Option<u64>) -> ApiResult<usize> {
     }
 }
 
+/// The cursor of the page after `page` (its last item's id), or `None` when `page` was not full.
+fn next_cursor<T>(page: &[T], limit: usize, id: impl Fn(&T) -> &str) -> Option<String> {
+    (page.len() == limit)
+        .then(|| page.last().map(|t| id(t).to_string()))
+        .flatten()
+}
+
 /// The longest search query, in characters.
 const MAX_QUERY_CHARS: usize = 256;
 
@@ -69,22 +76,13 @@ struct PresenceQuery {
     user_ids: String,
 }
 
-/// A field that is present (even as `null`) deserializes as `Some`.
-fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    T::deserialize(d).map(Some)
-}
-
 #[derive(Deserialize)]
 struct PatchMe {
     #[serde(default)]
     display_name: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     bio: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     status_message: Option<Option<String>>,
     #[serde(default)]
     theme: Option<String>,
@@ -273,9 +271,7 @@ async fn search(
         let page = store
             .search_users(&prefix, q.cursor.as_deref(), limit)
             .await?;
-        let next = (page.len() == limit)
-            .then(|| page.last().map(|u| u.id.clone()))
-            .flatten();
+        let next = next_cursor(&page, limit, |u| &u.id);
         (page, next)
     };
     let found: Vec<User> = found
@@ -349,9 +345,7 @@ async fn list_contacts(
         .store
         .contacts(&who.user_id, page.cursor.as_deref(), limit)
         .await?;
-    let next = (entries.len() == limit)
-        .then(|| entries.last().map(|e| e.user_id.clone()))
-        .flatten();
+    let next = next_cursor(&entries, limit, |e| &e.user_id);
     let contacts = contact_views(&state, &who.user_id, entries).await?;
     Ok(out.ok(&serde_json::json!({ "contacts": contacts, "next_cursor": next })))
 }
@@ -501,9 +495,7 @@ async fn list_blocks(
         .store
         .blocks(&who.user_id, page.cursor.as_deref(), limit)
         .await?;
-    let next = (entries.len() == limit)
-        .then(|| entries.last().map(|e| e.user_id.clone()))
-        .flatten();
+    let next = next_cursor(&entries, limit, |e| &e.user_id);
     let ids: Vec<String> = entries.iter().map(|e| e.user_id.clone()).collect();
     let users: HashMap<String, User> = state
         .store

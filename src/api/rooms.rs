@@ -32,17 +32,8 @@ struct CreateRoom {
 #[derive(Deserialize)]
 struct UpdateRoom {
     /// Absent: unchanged; `null` or blank: no name; else the new name.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     name: Option<Option<String>>,
-}
-
-/// A field that is present (even as `null`) deserializes as `Some`.
-fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    T::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize)]

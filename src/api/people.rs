@@ -523,17 +523,12 @@ async fn block(
     Body(b): Body<UserRef>,
 ) -> ApiResult<HttpResponse> {
     let other = other_user(&state, &who.user_id, &b.user_id).await?;
-    let now = dovie_actors::now_ms();
-    let new = state.store.block(&who.user_id, &other.id, now).await?;
-    blocks_changed(&state, &who.user_id, &other.id, true).await?;
-    let at = state
+    let (entry, new) = state
         .store
-        .blocks(&who.user_id, None, MAX_PAGE)
-        .await?
-        .into_iter()
-        .find(|e| e.user_id == other.id)
-        .map_or(now, |e| e.added_at);
-    let body = serde_json::json!({ "block": BlockView { user: other.public(), blocked_at: at } });
+        .block(&who.user_id, &other.id, dovie_actors::now_ms())
+        .await?;
+    blocks_changed(&state, &who.user_id, &other.id, true).await?;
+    let body = serde_json::json!({ "block": BlockView { user: other.public(), blocked_at: entry.added_at } });
     Ok(if new {
         out.created(&body)
     } else {

@@ -145,8 +145,14 @@ pub trait ContactStore: Send + Sync {
     async fn has_contacts(&self, owner: &str, others: &[String]) -> StoreResult<Vec<String>>;
     /// Which of `others` have `user` among their contacts.
     async fn contact_of(&self, user: &str, others: &[String]) -> StoreResult<Vec<String>>;
-    /// `blocker` blocks `blocked`; answers whether it is new.
-    async fn block(&self, blocker: &str, blocked: &str, at: i64) -> StoreResult<bool>;
+    /// `blocker` blocks `blocked`; answers the block (a repeat keeps the first time) and
+    /// whether it is new.
+    async fn block(
+        &self,
+        blocker: &str,
+        blocked: &str,
+        at: i64,
+    ) -> StoreResult<(ContactEntry, bool)>;
     async fn unblock(&self, blocker: &str, blocked: &str) -> StoreResult<bool>;
     /// Whom `blocker` blocked, ascending by user id after `after`, at most `limit`.
     async fn blocks(

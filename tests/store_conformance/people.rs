@@ -361,8 +361,10 @@ pub async fn blocks_hide_presence_and_close_direct_rooms(store: SharedStore) {
     assert!(!store.load_room("d", 1).await.unwrap().unwrap().blocked);
     assert_eq!(store.presence_audience("a", 100).await.unwrap(), ["b", "c"]);
 
-    assert!(store.block("b", "a", 5).await.unwrap());
-    assert!(!store.block("b", "a", 6).await.unwrap());
+    let (e, new) = store.block("b", "a", 5).await.unwrap();
+    assert!(new && e.user_id == "a" && e.added_at == 5);
+    let (e, new) = store.block("b", "a", 6).await.unwrap();
+    assert!(!new && e.added_at == 5, "a repeat keeps the first");
     assert!(store.blocked_either("a", "b").await.unwrap());
     assert!(store.blocked_either("b", "a").await.unwrap());
     assert!(!store.blocked_either("a", "c").await.unwrap());

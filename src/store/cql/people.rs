@@ -188,13 +188,28 @@ impl ContactStore for ScyllaStore {
         self.existing_contacts(pairs).await
     }
 
-    async fn block(&self, blocker: &str, blocked: &str, at: i64) -> StoreResult<bool> {
+    async fn block(
+        &self,
+        blocker: &str,
+        blocked: &str,
+        at: i64,
+    ) -> StoreResult<(ContactEntry, bool)> {
         let new = self
             .lwt(&self.st.insert_block, (blocker, blocked, at))
             .await?;
         self.write(&self.st.insert_blocked_by, (blocked, blocker))
             .await?;
-        Ok(new)
+        let added_at = self
+            .row::<(i64,)>(&self.st.block_at, (blocker, blocked))
+            .await?
+            .map_or(at, |(t,)| t);
+        Ok((
+            ContactEntry {
+                user_id: blocked.to_string(),
+                added_at,
+            },
+            new,
+        ))
     }
 
     async fn unblock(&self, blocker: &str, blocked: &str) -> StoreResult<bool> {

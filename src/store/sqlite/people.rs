@@ -243,13 +243,30 @@ impl ContactStore for SqliteStore {
         .await
     }
 
-    async fn block(&self, blocker: &str, blocked: &str, at: i64) -> StoreResult<bool> {
+    async fn block(
+        &self,
+        blocker: &str,
+        blocked: &str,
+        at: i64,
+    ) -> StoreResult<(ContactEntry, bool)> {
         let (blocker, blocked) = (blocker.to_string(), blocked.to_string());
         self.write(move |c| {
-            Ok(db(c.execute(
+            let new = db(c.execute(
                 "INSERT OR IGNORE INTO blocks (blocker_id, blocked_id, created_at) VALUES (?1, ?2, ?3)",
                 params![blocker, blocked, at],
-            ))? == 1)
+            ))? == 1;
+            let added_at = db(c.query_row(
+                "SELECT created_at FROM blocks WHERE blocker_id = ?1 AND blocked_id = ?2",
+                params![blocker, blocked],
+                |r| r.get(0),
+            ))?;
+            Ok((
+                ContactEntry {
+                    user_id: blocked,
+                    added_at,
+                },
+                new,
+            ))
         })
         .await
     }

@@ -119,6 +119,7 @@ pub struct Config {
     pub providers: ProvidersConfig,
     pub rate_limits: RateLimitsConfig,
     pub privacy: PrivacyConfig,
+    pub files: FilesConfig,
 }
 
 /// External services, each off until configured (calls then answer 503
@@ -239,6 +240,143 @@ impl Default for PrivacyConfig {
     fn default() -> Self {
         PrivacyConfig {
             ip_retention_days: 30,
+        }
+    }
+}
+
+/// Where file bytes live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileBackend {
+    /// A directory on this machine (`files.local_dir`).
+    Local,
+    /// An S3-compatible object store (`[files.s3]`): what a cluster's nodes share.
+    S3,
+}
+
+/// Files: storage, encryption at rest, limits and previews (see `crate::files`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilesConfig {
+    pub backend: FileBackend,
+    /// Directory of the local backend; empty means `<data_dir>/files`.
+    pub local_dir: String,
+    pub s3: S3Config,
+    /// The master key (base64 of 32 bytes) that wraps every file's data key; empty: one is
+    /// generated once and kept in the store (shared by every node of a cluster).
+    pub master_key: String,
+    /// The id recorded with each wrapped key; empty: derived from the key.
+    pub master_key_id: String,
+    /// Earlier master keys still accepted for reading (id → base64 key), after a rotation.
+    pub previous_master_keys: std::collections::BTreeMap<String, String>,
+    /// Plaintext bytes per encrypted chunk of new files (a range read decrypts whole chunks).
+    pub chunk_bytes: u32,
+    /// Largest upload per kind for ordinary users.
+    pub limits: FileLimits,
+    /// Largest upload per kind for admins.
+    pub admin_limits: FileLimits,
+    /// Bytes of files (not deleted) one user may keep; 0: no quota. Admins have none.
+    pub user_quota_bytes: u64,
+    /// Largest profile image.
+    pub profile_image_bytes: u64,
+    /// Lifetime of signed file and preview links.
+    pub link_ttl_secs: u64,
+    /// Largest image (pixels) thumbnails are made of; larger ones get no preview.
+    pub max_image_pixels: u64,
+    /// Memory the image decoder may use for one preview.
+    pub max_image_alloc_bytes: u64,
+    /// The ffmpeg program for video poster frames; empty or not installed: a placeholder.
+    pub ffmpeg: String,
+    /// The pdftoppm program (poppler) for a PDF's first page; empty or missing: a card.
+    pub pdftoppm: String,
+    /// Preview jobs run at once.
+    pub preview_workers: usize,
+    /// Uploads received at once by this node; more wait.
+    pub max_concurrent_uploads: usize,
+}
+
+/// Upload limits per kind, bytes.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileLimits {
+    pub image: u64,
+    pub audio: u64,
+    pub video: u64,
+    pub document: u64,
+    pub archive: u64,
+}
+
+const MB: u64 = 1024 * 1024;
+
+impl Default for FileLimits {
+    fn default() -> Self {
+        FileLimits {
+            image: 20 * MB,
+            audio: 50 * MB,
+            video: 500 * MB,
+            document: 100 * MB,
+            archive: 100 * MB,
+        }
+    }
+}
+
+/// An S3-compatible object store.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// Endpoint URL; empty: AWS itself (by region).
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Allow a plain-http endpoint (a store on a private network).
+    pub allow_http: bool,
+    /// Path-style requests (`endpoint/bucket/key`), as most self-hosted stores want.
+    pub path_style: bool,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        S3Config {
+            endpoint: String::new(),
+            bucket: String::new(),
+            region: "us-east-1".into(),
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            allow_http: false,
+            path_style: true,
+        }
+    }
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        FilesConfig {
+            backend: FileBackend::Local,
+            local_dir: String::new(),
+            s3: S3Config::default(),
+            master_key: String::new(),
+            master_key_id: String::new(),
+            previous_master_keys: Default::default(),
+            chunk_bytes: 64 * 1024,
+            limits: FileLimits::default(),
+            admin_limits: FileLimits {
+                image: 50 * MB,
+                audio: 200 * MB,
+                video: 2048 * MB,
+                document: 500 * MB,
+                archive: 500 * MB,
+            },
+            user_quota_bytes: 10 * 1024 * MB,
+            profile_image_bytes: 5 * MB,
+            link_ttl_secs: 3600,
+            max_image_pixels: 64_000_000,
+            max_image_alloc_bytes: 512 * MB,
+            ffmpeg: "ffmpeg".into(),
+            pdftoppm: "pdftoppm".into(),
+            preview_workers: 2,
+            max_concurrent_uploads: 256,
         }
     }
 }
@@ -371,6 +509,7 @@ impl Default for Config {
             providers: ProvidersConfig::default(),
             rate_limits: RateLimitsConfig::default(),
             privacy: PrivacyConfig::default(),
+            files: FilesConfig::default(),
         }
     }
 }
@@ -525,6 +664,20 @@ impl Config {
         }
         if self.privacy.ip_retention_days == 0 {
             return Err("privacy.ip_retention_days must be at least 1".into());
+        }
+        let f = &self.files;
+        if !(4096..=4 * 1024 * 1024).contains(&f.chunk_bytes) {
+            return Err("files.chunk_bytes must be between 4096 and 4194304".into());
+        }
+        if f.preview_workers == 0 || f.max_concurrent_uploads == 0 || f.link_ttl_secs < 60 {
+            return Err(
+                "files.preview_workers and files.max_concurrent_uploads must be positive, \
+                 files.link_ttl_secs at least 60"
+                    .into(),
+            );
+        }
+        if f.backend == FileBackend::S3 && f.s3.bucket.is_empty() {
+            return Err("files.backend = \"s3\" needs files.s3.bucket".into());
         }
         if !(4..=31).contains(&self.auth.bcrypt_cost) {
             return Err("auth.bcrypt_cost must be between 4 and 31".into());

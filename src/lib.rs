@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod egress;
+pub mod files;
 pub mod metrics;
 pub mod openapi;
 pub mod people;

@@ -36,6 +36,11 @@ pub struct Metrics {
     pub replays: IntCounterVec,
     pub http_requests: IntCounterVec,
     pub http_latency: HistogramVec,
+    pub file_bytes: IntCounterVec,
+    pub file_uploads: IntCounterVec,
+    pub file_previews: IntCounterVec,
+    pub file_integrity_errors: IntCounter,
+    pub link_previews: IntCounterVec,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -107,6 +112,38 @@ fn build() -> Result<Metrics, prometheus::Error> {
             "HTTP request latency by route",
             &["route"],
         )?,
+        file_bytes: IntCounterVec::new(
+            Opts::new(
+                "file_bytes_total",
+                "File plaintext bytes by direction: in (uploads stored), out (downloads served)",
+            ),
+            &["direction"],
+        )?,
+        file_uploads: IntCounterVec::new(
+            Opts::new(
+                "file_uploads_total",
+                "Uploads by kind (unknown before the type is told) and result: stored, too_large, quota, refused_type, aborted, failed",
+            ),
+            &["kind", "result"],
+        )?,
+        file_previews: IntCounterVec::new(
+            Opts::new(
+                "file_preview_jobs_total",
+                "Preview jobs by result: done (previews made), none (nothing to show), failed",
+            ),
+            &["result"],
+        )?,
+        file_integrity_errors: IntCounter::new(
+            "file_integrity_errors_total",
+            "Stored file chunks or keys that failed to authenticate (tampering, corruption, a wrong key): never served",
+        )?,
+        link_previews: IntCounterVec::new(
+            Opts::new(
+                "link_preview_fetches_total",
+                "Link preview fetches by result: ok, none (no metadata), refused (egress guard), failed, cached",
+            ),
+            &["result"],
+        )?,
         registry,
     };
     m.registry.register(Box::new(m.ws_connections.clone()))?;
@@ -121,6 +158,12 @@ fn build() -> Result<Metrics, prometheus::Error> {
     m.registry.register(Box::new(m.room_actors.clone()))?;
     m.registry.register(Box::new(m.http_requests.clone()))?;
     m.registry.register(Box::new(m.http_latency.clone()))?;
+    m.registry.register(Box::new(m.file_bytes.clone()))?;
+    m.registry.register(Box::new(m.file_uploads.clone()))?;
+    m.registry.register(Box::new(m.file_previews.clone()))?;
+    m.registry
+        .register(Box::new(m.file_integrity_errors.clone()))?;
+    m.registry.register(Box::new(m.link_previews.clone()))?;
     Ok(m)
 }
 
@@ -151,6 +194,29 @@ pub fn render() -> String {
     let mut buf = Vec::new();
     let _ = TextEncoder::new().encode(&METRICS.registry.gather(), &mut buf);
     String::from_utf8(buf).unwrap_or_default()
+}
+
+pub fn file_bytes(direction: &'static str, n: u64) {
+    METRICS.file_bytes.with_label_values(&[direction]).inc_by(n);
+}
+
+pub fn file_upload(kind: &str, result: &'static str) {
+    METRICS
+        .file_uploads
+        .with_label_values(&[kind, result])
+        .inc();
+}
+
+pub fn file_preview(result: &'static str) {
+    METRICS.file_previews.with_label_values(&[result]).inc();
+}
+
+pub fn file_integrity_error() {
+    METRICS.file_integrity_errors.inc();
+}
+
+pub fn link_preview(result: &'static str) {
+    METRICS.link_previews.with_label_values(&[result]).inc();
 }
 
 pub fn store_op(kind: &str, elapsed: Duration) {

@@ -179,12 +179,21 @@ pub async fn serve(config: Config) -> Result<(), String> {
     if let Some(c) = &cluster {
         quota.share(c.connection());
     }
+    let egress = crate::egress::Egress::new(&config.egress)?;
+    let files = crate::files::Files::open(&config, store.as_ref()).await?;
+    let links = Arc::new(crate::files::links::LinkPreviewer {
+        egress: egress.clone(),
+        files: files.clone(),
+        store: store.clone(),
+    });
+    let extras = crate::files::attach::ServerExtras::new(files.clone(), store.clone(), links);
     let ports = Ports {
         store: store.clone(),
         auth: auth.clone(),
         telemetry,
         fanout,
         quota,
+        extras: extras.clone(),
     };
     let arbiters: Vec<actix::Arbiter> = (0..ROOM_ARBITERS).map(|_| actix::Arbiter::new()).collect();
     let directory =
@@ -193,6 +202,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         directory.set_placement(c.clone());
         c.set_directory(directory.clone());
     }
+    extras.set_directory(directory.clone());
     let limits = &config.limits;
     let session_config = SessionConfig {
         heartbeat: Duration::from_millis(config.ws.heartbeat_ms),
@@ -204,7 +214,6 @@ pub async fn serve(config: Config) -> Result<(), String> {
         max_message_chars: limits.max_message_chars,
         presence_max_room_members: limits.presence_max_room_members,
     };
-    let egress = crate::egress::Egress::new(&config.egress)?;
     let limiter = crate::ratelimit::Limiter::new();
     let api_quota = crate::quota::Quota::named("api", config.rate_limits.api_per_minute);
     if let Some(c) = &cluster {
@@ -233,11 +242,14 @@ pub async fn serve(config: Config) -> Result<(), String> {
         },
         limiter,
         api_quota,
+        files: files.clone(),
+        extras: extras.clone(),
         cluster,
         draining: Default::default(),
     });
 
     spawn_ip_sweeper(state.clone());
+
     let app_state = state.clone();
     let make_app = move || {
         let state = app_state.clone();
@@ -303,6 +315,13 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot read the listen address: {e}"))?;
+    let on_done_extras = extras.clone();
+    crate::files::previews::start(crate::files::previews::Worker {
+        files,
+        store: state.store.clone(),
+        self_url: format!("http://{}", loopback_of(addr)),
+        on_done: Arc::new(move |f| on_done_extras.refresh(&f)),
+    });
     let workers = match config.http.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -405,6 +424,19 @@ where
     })
 }
 
+/// This node's own address as a local client reaches it (a wildcard listen address becomes
+/// loopback).
+fn loopback_of(listen: std::net::SocketAddr) -> std::net::SocketAddr {
+    let mut a = listen;
+    if a.ip().is_unspecified() {
+        a.set_ip(match a.ip() {
+            std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    a
+}
+
 fn add_cors(h: &mut actix_web::http::header::HeaderMap, origin: Option<&str>) {
     if let Some(v) = origin.and_then(|o| HeaderValue::from_str(o).ok()) {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
@@ -422,10 +454,13 @@ fn add_security_headers(h: &mut actix_web::http::header::HeaderMap) {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-    );
+    // A response that set its own policy (served files: a sandbox) keeps it.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+    }
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

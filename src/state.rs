@@ -26,6 +26,10 @@ pub struct AppState {
     pub limiter: crate::ratelimit::Limiter,
     /// The per-user bucket of every authenticated REST call.
     pub api_quota: Arc<crate::quota::Quota>,
+    /// Files: storage, encryption, links, previews.
+    pub files: Arc<crate::files::Files>,
+    /// Attachments and link previews of messages (the actors' `MessageExtras` port).
+    pub extras: Arc<crate::files::attach::ServerExtras>,
     /// Cluster mode (`--bus redis`); `None` on a single node.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     pub draining: AtomicBool,

@@ -34,6 +34,8 @@ fn draft(i: usize) -> Draft {
         reply_to: None,
         hashtags: Vec::new(),
         created_at: dovie_actors::now_ms(),
+        kind: dovie_protocol::model::MessageKind::Text,
+        attachments: Vec::new(),
     }
 }
 
@@ -70,6 +72,7 @@ async fn a_panicking_room_actor_restarts_without_loss_or_duplication() {
         telemetry: Arc::new(PromTelemetry),
         fanout: registry.clone(),
         quota: dovie::quota::Quota::new(1_000_000),
+        extras: Arc::new(dovie_actors::ports::NoExtras),
     };
     let directory = RoomDirectory::new(ports, Vec::new());
     let room = directory.owned("r1").unwrap();

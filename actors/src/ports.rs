@@ -19,6 +19,16 @@ pub struct Draft {
     pub reply_to: Option<String>,
     pub hashtags: Vec<String>,
     pub created_at: i64,
+    /// `text`, or what the first attachment is.
+    #[serde(default = "text_kind")]
+    pub kind: dovie_protocol::model::MessageKind,
+    /// The attached files' objects (as stored: without signed links).
+    #[serde(default)]
+    pub attachments: Vec<serde_json::Value>,
+}
+
+fn text_kind() -> dovie_protocol::model::MessageKind {
+    dovie_protocol::model::MessageKind::Text
 }
 
 impl Draft {
@@ -29,13 +39,14 @@ impl Draft {
             room_id: room_id.to_string(),
             seq,
             sender_id: self.sender_id,
-            kind: dovie_protocol::model::MessageKind::Text,
+            kind: self.kind,
             content: self.content,
             nonce: self.nonce,
             reply_to: self.reply_to,
             hashtags: self.hashtags,
             reactions: Default::default(),
-            attachments: Vec::new(),
+            attachments: self.attachments,
+            link_previews: Vec::new(),
             created_at: self.created_at,
             edited_at: None,
             deleted: false,
@@ -123,6 +134,15 @@ pub trait RoomStore: Send + Sync + 'static {
         content: &str,
         hashtags: &[String],
         at: i64,
+    ) -> Result<Message, ErrorBody>;
+    /// Replaces what the server fills in after a send — the attachments' objects (a file was
+    /// deleted) and the link previews — leaving content and `edited_at` alone; returns the
+    /// message as stored.
+    async fn amend_message(
+        &self,
+        message_id: &str,
+        attachments: Option<&[serde_json::Value]>,
+        link_previews: Option<&[serde_json::Value]>,
     ) -> Result<Message, ErrorBody>;
     /// Turns the message into a tombstone; returns it as stored.
     async fn delete_message(&self, message_id: &str, at: i64) -> Result<Message, ErrorBody>;
@@ -247,6 +267,55 @@ pub trait SendQuota: Send + Sync + 'static {
     fn allow_send(&self, user_id: &str) -> bool;
 }
 
+/// What the server adds around messages beyond the room's own work: attachments, links that
+/// expire, and work that follows a stored message (link previews).
+#[async_trait]
+pub trait MessageExtras: Send + Sync + 'static {
+    /// Checks a send's attachments (the sender's own files, not deleted, at most the limit) and
+    /// shares each into the room; answers their objects in order. Called before the send
+    /// reaches the room.
+    async fn attach(
+        &self,
+        sender_id: &str,
+        room_id: &str,
+        message_id: &str,
+        file_ids: &[String],
+        hashtags: &[String],
+    ) -> Result<Vec<serde_json::Value>, ErrorBody>;
+    /// A new message was stored.
+    fn stored(&self, message: &Message);
+    /// Adds to a message what it carries only when shown (signed links of its attachments).
+    fn present(&self, message: &mut Message);
+}
+
+/// No attachments, nothing after a store: for tests of the actors alone.
+pub struct NoExtras;
+
+#[async_trait]
+impl MessageExtras for NoExtras {
+    async fn attach(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        file_ids: &[String],
+        _: &[String],
+    ) -> Result<Vec<serde_json::Value>, ErrorBody> {
+        if file_ids.is_empty() {
+            Ok(Vec::new())
+        } else {
+            Err(ErrorBody::new(
+                dovie_protocol::error::ErrorCode::ValidationFailed,
+                "attachments are not available here",
+            ))
+        }
+    }
+
+    fn stored(&self, _: &Message) {}
+
+    fn present(&self, _: &mut Message) {}
+}
+
 /// Everything the actors need from the outside, shared.
 #[derive(Clone)]
 pub struct Ports {
@@ -255,4 +324,5 @@ pub struct Ports {
     pub telemetry: Arc<dyn Telemetry>,
     pub fanout: Arc<dyn Fanout>,
     pub quota: Arc<dyn SendQuota>,
+    pub extras: Arc<dyn MessageExtras>,
 }

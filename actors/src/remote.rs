@@ -72,6 +72,11 @@ pub enum RoomCall {
         user_id: String,
         message_id: String,
     },
+    Amend {
+        message_id: String,
+        attachment: Option<serde_json::Value>,
+        link_previews: Option<Vec<serde_json::Value>>,
+    },
     React {
         user_id: String,
         message_id: String,
@@ -190,6 +195,17 @@ impl Remotable for room::Delete {
     }
 }
 
+impl Remotable for room::Amend {
+    fn into_call(self) -> (RoomCall, AnswerFn) {
+        let call = RoomCall::Amend {
+            message_id: self.message_id,
+            attachment: self.attachment,
+            link_previews: self.link_previews,
+        };
+        (call, message_answer(self.reply))
+    }
+}
+
 impl Remotable for room::React {
     fn into_call(self) -> (RoomCall, AnswerFn) {
         let call = RoomCall::React {
@@ -299,6 +315,18 @@ pub fn dispatch(directory: &Arc<RoomDirectory>, room_id: &str, call: RoomCall, a
             message_id,
             content,
             hashtags,
+            reply: Responder::new(move |r| {
+                answer(r.map(|message| RoomAnswer::Message { message }))
+            }),
+        }),
+        RoomCall::Amend {
+            message_id,
+            attachment,
+            link_previews,
+        } => addr.do_send(room::Amend {
+            message_id,
+            attachment,
+            link_previews,
             reply: Responder::new(move |r| {
                 answer(r.map(|message| RoomAnswer::Message { message }))
             }),

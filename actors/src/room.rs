@@ -49,6 +49,44 @@ const FAILED_LINGER: Duration = Duration::from_secs(1);
 /// A resume further behind than this many messages gets `resync_required` instead of a replay.
 pub const MAX_REPLAY: usize = 2000;
 
+/// Checks what a send carries: text of at most `max_chars` characters — which may be blank only
+/// when files are attached — and at most [`rules::MAX_ATTACHMENTS`] files.
+pub fn validate_send(content: &str, attachments: usize, max_chars: usize) -> Result<(), ErrorBody> {
+    if attachments == 0 {
+        return validate_content(content, max_chars);
+    }
+    if attachments > rules::MAX_ATTACHMENTS {
+        return Err(ErrorBody::new(
+            ErrorCode::ValidationFailed,
+            format!("at most {} attachments", rules::MAX_ATTACHMENTS),
+        ));
+    }
+    if content.chars().count() > max_chars {
+        return Err(ErrorBody::new(
+            ErrorCode::ValidationFailed,
+            format!("content exceeds {max_chars} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// A message's kind from its attachments: what the first file is (`audio` makes a `voice`
+/// message, documents and archives a `file` one); `text` with none.
+pub fn kind_of_attachments(files: &[serde_json::Value]) -> dovie_protocol::model::MessageKind {
+    use dovie_protocol::model::MessageKind;
+    match files
+        .first()
+        .and_then(|f| f.get("kind"))
+        .and_then(|k| k.as_str())
+    {
+        None => MessageKind::Text,
+        Some("image") => MessageKind::Image,
+        Some("video") => MessageKind::Video,
+        Some("audio") => MessageKind::Voice,
+        Some(_) => MessageKind::File,
+    }
+}
+
 /// Checks message text: not blank, at most `max_chars` characters.
 pub fn validate_content(content: &str, max_chars: usize) -> Result<(), ErrorBody> {
     if !rules::not_blank(content) {
@@ -233,6 +271,18 @@ pub struct Drain {
 #[rtype(result = "()")]
 pub struct Leave;
 
+/// The server changes what it fills in after a send: one attachment's object (its previews are
+/// ready, or it was deleted: replaced by id) or the link previews. Members get
+/// `message_edited`; content and `edited_at` stay. Amends of a room run one at a time.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Amend {
+    pub message_id: String,
+    pub attachment: Option<serde_json::Value>,
+    pub link_previews: Option<Vec<serde_json::Value>>,
+    pub reply: Responder<Message>,
+}
+
 /// Test hook: panics inside the actor, to prove supervision restarts it without loss.
 #[doc(hidden)]
 #[derive(Message)]
@@ -343,7 +393,23 @@ impl RoomActor {
         }
     }
 
+    /// The message as members see it: with the signed links of its attachments.
+    fn shown(&self, m: &Message) -> Message {
+        let mut m = m.clone();
+        if !m.attachments.is_empty() {
+            self.ports.extras.present(&mut m);
+        }
+        m
+    }
+
     fn message_event(&self, m: &Message, origin: Option<Instant>) -> Arc<Event> {
+        let shown;
+        let m = if m.attachments.is_empty() {
+            m
+        } else {
+            shown = self.shown(m);
+            &shown
+        };
         let mut e = Event::typed(ev::NEW_MESSAGE, &MessageRef { message: m })
             .in_room(self.room_id.clone(), Some(m.seq))
             .by(&m.sender_id);
@@ -443,7 +509,7 @@ impl RoomActor {
                 for (p, outcome) in batch.into_iter().zip(outcomes) {
                     match outcome {
                         AppendOutcome::Stored(m) => events.push(self.on_stored(p, m)),
-                        AppendOutcome::Duplicate(m) => p.reply.send(Ok((m, false))),
+                        AppendOutcome::Duplicate(m) => p.reply.send(Ok((self.shown(&m), false))),
                         AppendOutcome::Rejected(e) => p.reply.send(Err(e)),
                     }
                 }
@@ -503,7 +569,8 @@ impl RoomActor {
                 r.window.pop_front();
             }
         }
-        p.reply.send(Ok((m, true)));
+        self.ports.extras.stored(&m);
+        p.reply.send(Ok((self.shown(&m), true)));
         event
     }
 
@@ -597,6 +664,7 @@ impl RoomActor {
         ctx.spawn(change.into_actor(self).map(move |res, act, _| match res {
             Ok(m) => {
                 act.update_window(&m);
+                let m = act.shown(&m);
                 let e = event(act, &m);
                 reply.send(Ok(m));
                 act.publish(Arc::new(e));
@@ -765,6 +833,73 @@ impl Handler<Edit> for RoomActor {
                     });
                 },
             );
+        });
+    }
+}
+
+impl Handler<Amend> for RoomActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Amend, ctx: &mut Context<Self>) {
+        if self.passivated {
+            return self.forward(msg);
+        }
+        self.touch();
+        let Amend {
+            message_id,
+            attachment,
+            link_previews,
+            reply,
+        } = msg;
+        guarded(self, ctx, move |act, ctx| {
+            if !matches!(act.state, State::Ready(_)) {
+                return reply.send(Err(act.state_error()));
+            }
+            let store = act.ports.store.clone();
+            let room_id = act.room_id.clone();
+            let change = async move {
+                let m = store
+                    .get_message(&message_id)
+                    .await?
+                    .filter(|m| *m.room_id == *room_id)
+                    .ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, "no such message"))?;
+                if m.deleted {
+                    return Ok(None);
+                }
+                let attachments = attachment.map(|new| {
+                    let mut all = m.attachments.clone();
+                    for a in all.iter_mut() {
+                        if a.get("id").is_some() && a.get("id") == new.get("id") {
+                            *a = new.clone();
+                        }
+                    }
+                    all
+                });
+                store
+                    .amend_message(&m.id, attachments.as_deref(), link_previews.as_deref())
+                    .await
+                    .map(Some)
+            };
+            // `wait`: the read-modify-write of one amend ends before the next starts.
+            ctx.wait(change.into_actor(act).map(move |res, act, _| match res {
+                Ok(Some(m)) => {
+                    act.update_window(&m);
+                    let m = act.shown(&m);
+                    let e = act
+                        .room_event(
+                            ev::MESSAGE_EDITED,
+                            &ev::MessagePayload { message: m.clone() },
+                        )
+                        .by(&m.sender_id);
+                    reply.send(Ok(m));
+                    act.publish(Arc::new(e));
+                }
+                Ok(None) => reply.send(Err(ErrorBody::new(
+                    ErrorCode::Conflict,
+                    "the message was deleted",
+                ))),
+                Err(e) => reply.send(Err(e)),
+            }));
         });
     }
 }
@@ -990,7 +1125,14 @@ impl Handler<Replay> for RoomActor {
                     .window
                     .iter()
                     .filter(|e| e.message.seq > after)
-                    .map(|e| e.event.clone())
+                    .map(|e| {
+                        // Signed links expire: a message with attachments is shown anew.
+                        if e.message.attachments.is_empty() {
+                            e.event.clone()
+                        } else {
+                            act.message_event(&e.message, None)
+                        }
+                    })
                     .collect();
                 return reply.send(Ok(ReplayAnswer::Events { upto, events }));
             }

@@ -452,7 +452,12 @@ impl SessionActor {
         let user_id = self.user_id.to_string();
         match command {
             Command::SendMessage(c) => {
-                if let Err(e) = room::validate_content(&c.content, self.config.max_message_chars) {
+                let check = room::validate_send(
+                    &c.content,
+                    c.attachments.len(),
+                    self.config.max_message_chars,
+                );
+                if let Err(e) = check {
                     return self.write_error(ctx, id.as_ref(), &e);
                 }
                 let (nonce, reply_to) = match room::validate_send_extras(c.nonce, c.reply_to) {
@@ -465,19 +470,52 @@ impl SessionActor {
                     return self.write_error(ctx, id.as_ref(), &err);
                 }
                 let reply = self.reply_with(ctx, id, |(m, _)| ReplyBody::Message(Box::new(m)));
+                let hashtags = extract_hashtags(&c.content);
                 let draft = Draft {
                     id: uuid::Uuid::now_v7().to_string(),
                     sender_id: user_id,
-                    hashtags: extract_hashtags(&c.content),
+                    hashtags,
                     content: c.content,
                     nonce,
                     reply_to,
                     created_at: crate::now_ms(),
+                    kind: dovie_protocol::model::MessageKind::Text,
+                    attachments: Vec::new(),
                 };
-                self.directory.room(&c.room_id).do_send(room::Post {
-                    draft,
-                    reply,
-                    started: Instant::now(),
+                let room = self.directory.room(&c.room_id);
+                if c.attachments.is_empty() {
+                    return room.do_send(room::Post {
+                        draft,
+                        reply,
+                        started: Instant::now(),
+                    });
+                }
+                let (extras, room_id, files) =
+                    (self.ports.extras.clone(), c.room_id, c.attachments);
+                let started = Instant::now();
+                actix::spawn(async move {
+                    let mut draft = draft;
+                    match extras
+                        .attach(
+                            &draft.sender_id,
+                            &room_id,
+                            &draft.id,
+                            &files,
+                            &draft.hashtags,
+                        )
+                        .await
+                    {
+                        Ok(objects) => {
+                            draft.kind = room::kind_of_attachments(&objects);
+                            draft.attachments = objects;
+                            room.do_send(room::Post {
+                                draft,
+                                reply,
+                                started,
+                            });
+                        }
+                        Err(e) => reply.send(Err(e)),
+                    }
                 });
             }
             Command::EditMessage(c) => {

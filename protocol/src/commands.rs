@@ -11,10 +11,14 @@ use crate::codec::Frame;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SendMessage {
     pub room_id: String,
+    #[serde(default)]
     pub content: String,
     pub nonce: Option<String>,
     #[serde(default)]
     pub reply_to: Option<String>,
+    /// Ids of the sender's uploaded files (at most `rules::MAX_ATTACHMENTS`).
+    #[serde(default)]
+    pub attachments: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

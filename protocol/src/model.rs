@@ -293,6 +293,9 @@ pub struct Message {
     pub reactions: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub attachments: Vec<serde_json::Value>,
+    /// Previews of the links in `content`, filled in after the message is stored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub link_previews: Vec<serde_json::Value>,
     pub created_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edited_at: Option<i64>,

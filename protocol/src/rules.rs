@@ -47,6 +47,9 @@ pub fn valid_email(email: &str) -> bool {
 /// The longest idempotency nonce, in characters (printable ASCII, so also in bytes).
 pub const MAX_NONCE_CHARS: usize = 128;
 
+/// Files one message may carry.
+pub const MAX_ATTACHMENTS: usize = 10;
+
 /// JSON Schema pattern of a nonce: up to 128 printable ASCII characters (empty means none).
 pub const NONCE_PATTERN: &str = r"^[ -~]{0,128}$";
 

@@ -24,7 +24,10 @@ const MAX_EMOJI_CHARS: usize = 16;
 
 #[derive(Deserialize)]
 struct SendBody {
+    #[serde(default)]
     content: String,
+    #[serde(default)]
+    attachments: Vec<String>,
     #[serde(default)]
     nonce: Option<String>,
     #[serde(default)]
@@ -98,10 +101,14 @@ async fn send(
     state: web::Data<AppState>,
     out: Out,
     who: Authed,
-    id: web::Path<String>,
+    path: web::Path<String>,
     Body(b): Body<SendBody>,
 ) -> ApiResult<HttpResponse> {
-    room::validate_content(&b.content, state.config.limits.max_message_chars)?;
+    room::validate_send(
+        &b.content,
+        b.attachments.len(),
+        state.config.limits.max_message_chars,
+    )?;
     let (nonce, reply_to) = room::validate_send_extras(b.nonce, b.reply_to)?;
     if !state.ports.quota.allow_send(&who.user_id) {
         return Err(ApiError::new(
@@ -110,16 +117,34 @@ async fn send(
         ));
     }
     let (reply, rx) = Responder::channel();
+    let id = uuid::Uuid::now_v7().to_string();
+    let hashtags = extract_hashtags(&b.content);
+    let attachments = if b.attachments.is_empty() {
+        Vec::new()
+    } else {
+        let room_id = path.as_str();
+        super::files::attach(
+            &state,
+            &who.user_id,
+            room_id,
+            &id,
+            &b.attachments,
+            &hashtags,
+        )
+        .await?
+    };
     let draft = Draft {
-        id: uuid::Uuid::now_v7().to_string(),
+        id,
         sender_id: who.user_id,
-        hashtags: extract_hashtags(&b.content),
+        hashtags,
         content: b.content,
         nonce,
         reply_to,
         created_at: dovie_actors::now_ms(),
+        kind: room::kind_of_attachments(&attachments),
+        attachments,
     };
-    state.directory.room(&id).do_send(room::Post {
+    state.directory.room(&path).do_send(room::Post {
         draft,
         reply,
         started: Instant::now(),

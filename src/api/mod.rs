@@ -4,6 +4,7 @@
 //! each route's documentation, so `/api/openapi.json` lists exactly the routes served.
 
 pub mod auth;
+pub mod files;
 pub mod messages;
 pub mod ops;
 pub mod people;
@@ -451,6 +452,7 @@ pub fn register(api: &mut Api) {
     people::register(api);
     rooms::register(api);
     messages::register(api);
+    files::register(api);
     ops::register(api);
 }
 

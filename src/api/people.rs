@@ -170,6 +170,7 @@ fn patch_of(b: PatchMe) -> ApiResult<ProfilePatch> {
         locale: b.locale,
         presence_visible: b.presence_visible,
         discoverable: b.discoverable,
+        avatar_url: None,
     })
 }
 

@@ -70,6 +70,8 @@ pub struct ProfilePatch {
     pub locale: Option<String>,
     pub presence_visible: Option<bool>,
     pub discoverable: Option<bool>,
+    /// The profile image's link (`/api/profile-images/…`), or none.
+    pub avatar_url: Option<Option<String>>,
 }
 
 /// Accounts at external identity providers, each linked to one Dovie account.
@@ -303,9 +305,187 @@ pub trait History: Send + Sync {
         -> StoreResult<Vec<Message>>;
 }
 
+/// What a file is, by its sniffed type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    Image,
+    Video,
+    Audio,
+    Document,
+    Archive,
+}
+
+impl FileKind {
+    pub const ALL: [FileKind; 5] = [
+        FileKind::Image,
+        FileKind::Video,
+        FileKind::Audio,
+        FileKind::Document,
+        FileKind::Archive,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::Image => "image",
+            FileKind::Video => "video",
+            FileKind::Audio => "audio",
+            FileKind::Document => "document",
+            FileKind::Archive => "archive",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<FileKind> {
+        FileKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// One stored preview image of a file (encrypted like the file, under its own data key).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PreviewObject {
+    /// `small`, `medium` or `large`.
+    pub size: String,
+    pub object: String,
+    pub wrapped_key: String,
+    pub key_id: String,
+    pub content_type: String,
+    /// Plaintext bytes.
+    pub bytes: u64,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// What the preview jobs learn of a file: dimensions, duration, pages, title, previews.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FileMeta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pages: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previews: Vec<PreviewObject>,
+}
+
+/// Where a file's preview work stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PreviewState {
+    /// Queued (or interrupted: picked up again at start).
+    Pending,
+    /// Done: `meta` holds what could be learnt.
+    Done,
+}
+
+impl PreviewState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PreviewState::Pending => "pending",
+            PreviewState::Done => "done",
+        }
+    }
+
+    pub fn parse(s: &str) -> PreviewState {
+        if s == "done" {
+            PreviewState::Done
+        } else {
+            PreviewState::Pending
+        }
+    }
+}
+
+/// A stored file: what it is, where its encrypted bytes are, and under which wrapped key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileRecord {
+    pub id: String,
+    pub uploader_id: String,
+    /// The original name (only ever sent back in `Content-Disposition` and the file object).
+    pub filename: String,
+    pub content_type: String,
+    pub kind: FileKind,
+    /// Plaintext bytes.
+    pub size: u64,
+    pub sha256: String,
+    /// The object's random name in the object store.
+    pub object: String,
+    pub key_id: String,
+    pub wrapped_key: String,
+    pub chunk_bytes: u32,
+    pub hashtags: Vec<String>,
+    pub room_id: Option<String>,
+    /// Readable by anyone (profile images).
+    pub public: bool,
+    pub meta: FileMeta,
+    pub preview_state: PreviewState,
+    pub created_at: i64,
+    pub deleted_at: Option<i64>,
+}
+
+/// Which files a listing wants. `rooms`: the caller's rooms (files shared there are readable);
+/// files the caller uploaded are always in.
+#[derive(Debug, Clone, Default)]
+pub struct FileQuery {
+    pub user_id: String,
+    pub rooms: Vec<String>,
+    /// Only files shared in this room (it must be one of `rooms`).
+    pub room_id: Option<String>,
+    pub hashtag: Option<String>,
+    pub kind: Option<FileKind>,
+    /// Ids below this one (ids are time-ordered), newest first.
+    pub before: Option<String>,
+    pub limit: usize,
+}
+
+/// A cached link preview.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkPreviewRecord {
+    pub url: String,
+    /// The preview object (`url`, `title`, `description`, `image_url`, `site_name`), or `null`
+    /// when the page had none (cached too, so a page is not fetched again and again).
+    pub preview: serde_json::Value,
+    pub fetched_at: i64,
+}
+
+/// Files, their room shares, link previews and the store's generated secrets.
+#[async_trait]
+pub trait FileStore: Send + Sync {
+    /// Records a new file (and its hashtags, and its first room share when `room_id` is set).
+    async fn insert_file(&self, f: &FileRecord) -> StoreResult<()>;
+    /// The file, deleted ones included (`deleted_at` set).
+    async fn file(&self, id: &str) -> StoreResult<Option<FileRecord>>;
+    /// Stores what the preview jobs learnt and marks the file done.
+    async fn set_file_meta(&self, id: &str, meta: &FileMeta) -> StoreResult<()>;
+    /// Adds hashtags (from a message that carries the file).
+    async fn add_file_hashtags(&self, id: &str, tags: &[String]) -> StoreResult<()>;
+    /// Marks the file deleted (its bytes go separately); answers the record as it was, `None` if
+    /// there is no such file or it was deleted already.
+    async fn delete_file(&self, id: &str, at: i64) -> StoreResult<Option<FileRecord>>;
+    /// Records that the file was shared in a room (by a message, or `""` for an upload to it).
+    async fn share_file(&self, id: &str, room_id: &str, message_id: &str) -> StoreResult<()>;
+    /// The rooms and messages the file was shared in.
+    async fn file_shares(&self, id: &str) -> StoreResult<Vec<(String, String)>>;
+    /// Files the query allows, newest first.
+    async fn list_files(&self, q: &FileQuery) -> StoreResult<Vec<FileRecord>>;
+    /// Plaintext bytes of the user's files not deleted.
+    async fn storage_used(&self, user_id: &str) -> StoreResult<u64>;
+    /// Files whose previews are still to be made (after a restart), oldest first.
+    async fn pending_previews(&self, limit: usize) -> StoreResult<Vec<FileRecord>>;
+    async fn link_preview(&self, url: &str) -> StoreResult<Option<LinkPreviewRecord>>;
+    async fn put_link_preview(&self, p: &LinkPreviewRecord) -> StoreResult<()>;
+    /// The secret stored under `name`, storing `candidate` if there is none yet: every node of a
+    /// cluster ends up with the same value (the first one stored wins).
+    async fn secret_or_insert(&self, name: &str, candidate: &str) -> StoreResult<String>;
+}
+
 /// Everything a node's store provides.
 pub trait Store:
     UserStore
+    + FileStore
     + AuthStore
     + IdentityStore
     + PhoneStore
@@ -318,6 +498,7 @@ pub trait Store:
 
 impl<T> Store for T where
     T: UserStore
+        + FileStore
         + AuthStore
         + IdentityStore
         + PhoneStore

@@ -57,6 +57,8 @@ fn draft(id: &str, sender: &str, content: &str, nonce: Option<&str>) -> Draft {
         reply_to: None,
         hashtags: dovie_protocol::model::extract_hashtags(content),
         created_at: 100,
+        kind: dovie_protocol::model::MessageKind::Text,
+        attachments: Vec::new(),
     }
 }
 

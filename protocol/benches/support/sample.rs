@@ -17,6 +17,7 @@ pub fn message(seq: u64) -> Message {
         hashtags: vec!["roadmap".into()],
         reactions: Default::default(),
         attachments: Vec::new(),
+        link_previews: Vec::new(),
         created_at: 1_795_000_000_000,
         edited_at: None,
         deleted: false,

@@ -29,6 +29,7 @@ use tokio::sync::Semaphore;
 use super::*;
 
 mod auth;
+mod files;
 mod history;
 mod people;
 mod room_store;
@@ -56,9 +57,14 @@ const MIGRATIONS: &[(i32, &str)] = &[
         include_str!("../../../schema/scylla/0002_rosters_roles_terms.cql"),
     ),
     (3, include_str!("../../../schema/scylla/0003_people.cql")),
+    (4, include_str!("../../../schema/scylla/0004_files.cql")),
 ];
 
 const MSG_COLS: &str =
+    "room_id, seq, id, sender_id, kind, content, nonce, reply_to, hashtags, reactions, \
+                        attachments, created_at, edited_at, deleted, link_previews";
+/// What an append writes (link previews come later, by amendment).
+const MSG_INSERT_COLS: &str =
     "room_id, seq, id, sender_id, kind, content, nonce, reply_to, hashtags, reactions, \
                         attachments, created_at, edited_at, deleted";
 
@@ -77,6 +83,7 @@ type MsgRow = (
     i64,
     Option<i64>,
     Option<bool>,
+    Option<String>,
 );
 
 fn bucket(seq: u64) -> i64 {
@@ -109,6 +116,10 @@ fn to_message(r: MsgRow) -> Message {
         created_at: r.11,
         edited_at: r.12,
         deleted: r.13.unwrap_or(false),
+        link_previews: r
+            .14
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default(),
     }
 }
 
@@ -624,10 +635,12 @@ impl ScyllaStore {
 
 /// Every statement, prepared once.
 struct Stmts {
+    files: files::FileStmts,
     insert_user: PreparedStatement,
     claim_email: PreparedStatement,
     user_by_id: PreparedStatement,
     set_user_role: PreparedStatement,
+    set_avatar: PreparedStatement,
     user_exists: PreparedStatement,
     user_id_by_email: PreparedStatement,
     password_of: PreparedStatement,
@@ -674,6 +687,8 @@ struct Stmts {
     messages_asc: PreparedStatement,
     edit_message: PreparedStatement,
     tombstone: PreparedStatement,
+    amend_attachments: PreparedStatement,
+    amend_link_previews: PreparedStatement,
     set_reactions: PreparedStatement,
     insert_like: PreparedStatement,
     delete_like: PreparedStatement,
@@ -765,10 +780,12 @@ impl Stmts {
             Ok::<_, String>(st)
         };
         Ok(Stmts {
+            files: files::FileStmts::prepare(s, keyspace).await?,
             insert_user: p("INSERT INTO users (id, email, password_hash, display_name, avatar_url, bio, created_at, role, phone, status_message, theme, locale, presence_visible, discoverable) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)".into()).await?,
             claim_email: p("INSERT INTO users_by_email (email, user_id) VALUES (?, ?) IF NOT EXISTS".into()).await?,
             user_by_id: p("SELECT id, email, display_name, avatar_url, bio, created_at, role, phone, status_message, theme, locale, presence_visible, discoverable FROM users WHERE id = ?".into()).await?,
             set_user_role: p("UPDATE users SET role = ? WHERE id = ?".into()).await?,
+            set_avatar: p("UPDATE users SET avatar_url = ? WHERE id = ?".into()).await?,
             user_exists: p("SELECT id FROM users WHERE id = ?".into()).await?,
             user_id_by_email: p("SELECT user_id FROM users_by_email WHERE email = ?".into()).await?,
             password_of: p("SELECT password_hash FROM users WHERE id = ?".into()).await?,
@@ -805,7 +822,7 @@ impl Stmts {
             insert_user_room: p("INSERT INTO user_rooms (user_id, room_id) VALUES (?, ?)".into()).await?,
             delete_user_room: p("DELETE FROM user_rooms WHERE user_id = ? AND room_id = ?".into()).await?,
             rooms_of_user: p("SELECT room_id FROM user_rooms WHERE user_id = ?".into()).await?,
-            insert_message: p(format!("INSERT INTO messages (bucket, epoch, {MSG_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")).await?,
+            insert_message: p(format!("INSERT INTO messages (bucket, epoch, {MSG_INSERT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")).await?,
             insert_message_id: p("INSERT INTO messages_by_id (id, room_id, seq, epoch) VALUES (?, ?, ?, ?)".into()).await?,
             insert_nonce: p("INSERT INTO message_nonces (room_id, sender_id, nonce, epoch, seq) VALUES (?, ?, ?, ?, ?)".into()).await?,
             nonce_seq: p("SELECT seq FROM message_nonces WHERE room_id = ? AND sender_id = ? AND nonce = ?".into()).await?,
@@ -814,7 +831,9 @@ impl Stmts {
             messages_desc: p(format!("SELECT {MSG_COLS} FROM messages WHERE room_id = ? AND bucket = ? AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?")).await?,
             messages_asc: p(format!("SELECT {MSG_COLS} FROM messages WHERE room_id = ? AND bucket = ? AND seq > ? AND seq < ? ORDER BY seq ASC LIMIT ?")).await?,
             edit_message: p("UPDATE messages SET content = ?, hashtags = ?, edited_at = ? WHERE room_id = ? AND bucket = ? AND seq = ? AND epoch = ?".into()).await?,
-            tombstone: p("UPDATE messages SET content = '', hashtags = [], reactions = '{}', attachments = '[]', deleted = true, edited_at = ? WHERE room_id = ? AND bucket = ? AND seq = ? AND epoch = ?".into()).await?,
+            tombstone: p("UPDATE messages SET content = '', hashtags = [], reactions = '{}', attachments = '[]', link_previews = '[]', deleted = true, edited_at = ? WHERE room_id = ? AND bucket = ? AND seq = ? AND epoch = ?".into()).await?,
+            amend_attachments: p("UPDATE messages SET attachments = ? WHERE room_id = ? AND bucket = ? AND seq = ? AND epoch = ?".into()).await?,
+            amend_link_previews: p("UPDATE messages SET link_previews = ? WHERE room_id = ? AND bucket = ? AND seq = ? AND epoch = ?".into()).await?,
             set_reactions: p("UPDATE messages SET reactions = ? WHERE room_id = ? AND bucket = ? AND seq = ? AND epoch = ?".into()).await?,
             insert_like: p("INSERT INTO message_likes (message_id, emoji, user_id, created_at) VALUES (?, ?, ?, ?)".into()).await?,
             delete_like: p("DELETE FROM message_likes WHERE message_id = ? AND emoji = ? AND user_id = ?".into()).await?,

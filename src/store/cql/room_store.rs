@@ -139,7 +139,7 @@ impl dovie_actors::RoomStore for ScyllaStore {
                     m.reply_to.clone(),
                     m.hashtags.clone(),
                     "{}",
-                    "[]",
+                    serde_json::to_string(&m.attachments).unwrap_or_else(|_| "[]".into()),
                     m.created_at,
                     None::<i64>,
                     false,
@@ -253,6 +253,35 @@ impl dovie_actors::RoomStore for ScyllaStore {
         )
         .await?;
         self.message_at(&old.room_id, old.seq)
+            .await?
+            .ok_or_else(|| not_found("message"))
+    }
+
+    async fn amend_message(
+        &self,
+        id: &str,
+        attachments: Option<&[serde_json::Value]>,
+        link_previews: Option<&[serde_json::Value]>,
+    ) -> Result<Message, ErrorBody> {
+        let (m, epoch) = self.locate(id).await?.ok_or_else(|| not_found("message"))?;
+        let at = (&m.room_id, bucket(m.seq), m.seq as i64, epoch);
+        let json =
+            |v: &[serde_json::Value]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+        if let Some(a) = attachments {
+            self.write(
+                &self.st.amend_attachments,
+                (json(a), at.0, at.1, at.2, at.3),
+            )
+            .await?;
+        }
+        if let Some(l) = link_previews {
+            self.write(
+                &self.st.amend_link_previews,
+                (json(l), at.0, at.1, at.2, at.3),
+            )
+            .await?;
+        }
+        self.message_at(&m.room_id, m.seq)
             .await?
             .ok_or_else(|| not_found("message"))
     }

@@ -220,6 +220,10 @@ impl UserStore for ScyllaStore {
         if let Some(v) = p.discoverable {
             after.discoverable = v;
         }
+        if let Some(v) = &p.avatar_url {
+            after.avatar_url = v.clone();
+            self.write(&self.st.set_avatar, (v, id)).await?;
+        }
         self.write(
             &self.st.update_profile,
             (

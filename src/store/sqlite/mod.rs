@@ -28,6 +28,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use super::*;
 
 mod auth;
+mod files;
 mod history;
 mod people;
 mod room_store;
@@ -47,6 +48,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../../schema/sqlite/0004_fts_watermark.sql"),
     ),
     (5, include_str!("../../../schema/sqlite/0005_people.sql")),
+    (6, include_str!("../../../schema/sqlite/0006_files.sql")),
 ];
 /// A migration that rebuilds a table says so with this line: foreign keys are turned off
 /// around its transaction (they cannot be inside one) and checked before it commits.
@@ -72,7 +74,7 @@ const WRITER_CHECKPOINT_PAGES: i64 = 16_384;
 const DAY_MS: i64 = 86_400_000;
 const MESSAGE_COLUMNS: &str =
     "id, room_id, seq, sender_id, kind, content, nonce, reply_to, hashtags, \
-     reactions, attachments, created_at, edited_at, deleted";
+     reactions, attachments, created_at, edited_at, deleted, link_previews";
 
 type Done = Box<dyn FnOnce(StoreResult<()>) + Send>;
 type Job = Box<dyn FnOnce(Option<&mut Transaction>) -> Done + Send>;
@@ -459,6 +461,7 @@ fn message_from_row(r: &Row) -> rusqlite::Result<Message> {
         created_at: r.get(11)?,
         edited_at: r.get(12)?,
         deleted: r.get::<_, i64>(13)? != 0,
+        link_previews: serde_json::from_str(&r.get::<_, String>(14)?).unwrap_or_default(),
     })
 }
 

@@ -61,8 +61,8 @@ impl dovie_actors::RoomStore for SqliteStore {
                 // A repeated nonce inserts nothing (the unique index answers it in the same
                 // probe as the insert); only then is the stored message looked up.
                 let mut insert = db(c.prepare_cached(
-                    "INSERT INTO messages (id, room_id, seq, sender_id, kind, content, nonce, reply_to, hashtags, created_at) \
-                     VALUES (?1, ?2, ?3, ?4, 'text', ?5, ?6, ?7, ?8, ?9) \
+                    "INSERT INTO messages (id, room_id, seq, sender_id, kind, content, nonce, reply_to, hashtags, created_at, attachments) \
+                     VALUES (?1, ?2, ?3, ?4, ?10, ?5, ?6, ?7, ?8, ?9, ?11) \
                      ON CONFLICT (room_id, sender_id, nonce) WHERE nonce IS NOT NULL DO NOTHING",
                 ))?;
                 let mut reply_exists = db(c.prepare_cached("SELECT 1 FROM messages WHERE id = ?1 AND room_id = ?2"))?;
@@ -81,8 +81,10 @@ impl dovie_actors::RoomStore for SqliteStore {
                         }
                     }
                     let hashtags = serde_json::to_string(&d.hashtags).unwrap_or_else(|_| "[]".into());
+                    let attachments = serde_json::to_string(&d.attachments).unwrap_or_else(|_| "[]".into());
                     let inserted = db(insert.execute(params![
-                        d.id, room_id, next as i64, d.sender_id, d.content, d.nonce, d.reply_to, hashtags, d.created_at
+                        d.id, room_id, next as i64, d.sender_id, d.content, d.nonce, d.reply_to, hashtags, d.created_at,
+                        d.kind.as_str(), attachments
                     ]))?;
                     if inserted == 0 {
                         // The nonce was used before: answer the stored message.
@@ -166,7 +168,7 @@ impl dovie_actors::RoomStore for SqliteStore {
         self.write(move |c| {
             let n = db(c.execute(
                 "UPDATE messages SET content = '', hashtags = '[]', reactions = '{}', attachments = '[]', \
-                 deleted = 1, edited_at = ?2 WHERE id = ?1",
+                 link_previews = '[]', deleted = 1, edited_at = ?2 WHERE id = ?1",
                 params![id, at],
             ))?;
             if n == 0 {
@@ -174,6 +176,33 @@ impl dovie_actors::RoomStore for SqliteStore {
             }
             db(c.execute("DELETE FROM message_hashtags WHERE message_id = ?1", [&id]))?;
             db(c.execute("DELETE FROM message_likes WHERE message_id = ?1", [&id]))?;
+            get_message(c, &id)?.ok_or_else(|| not_found("message"))
+        })
+        .await
+    }
+
+    async fn amend_message(
+        &self,
+        id: &str,
+        attachments: Option<&[serde_json::Value]>,
+        link_previews: Option<&[serde_json::Value]>,
+    ) -> Result<Message, ErrorBody> {
+        let json =
+            |v: &[serde_json::Value]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+        let (id, attachments, link_previews) = (
+            id.to_string(),
+            attachments.map(json),
+            link_previews.map(json),
+        );
+        self.write(move |c| {
+            let n = db(c.execute(
+                "UPDATE messages SET attachments = COALESCE(?2, attachments), \
+                 link_previews = COALESCE(?3, link_previews) WHERE id = ?1",
+                params![id, attachments, link_previews],
+            ))?;
+            if n == 0 {
+                return Err(not_found("message"));
+            }
             get_message(c, &id)?.ok_or_else(|| not_found("message"))
         })
         .await

@@ -187,6 +187,9 @@ impl UserStore for SqliteStore {
             if let Some(v) = p.discoverable {
                 set("discoverable", &v)?;
             }
+            if let Some(v) = &p.avatar_url {
+                set("avatar_url", v)?;
+            }
             if p.display_name.is_some() || p.discoverable.is_some() {
                 reindex_name(c, &id)?;
             }

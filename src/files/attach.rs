@@ -1,0 +1,179 @@
+//! Files in messages: the server's side of the actors' `MessageExtras` port. A send's
+//! attachments are checked (the sender's own files, not deleted, the sender a member of the
+//! room) and shared into the room before the send reaches it; stored messages with links get
+//! their link previews; messages are shown with fresh signed links; and when a file changes
+//! after it was sent (previews ready, or deleted) the messages carrying it are amended.
+
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use dovie_actors::ports::MessageExtras;
+use dovie_actors::room::{Amend, Responder};
+use dovie_actors::RoomDirectory;
+use dovie_protocol::error::{ErrorBody, ErrorCode};
+use dovie_protocol::model::Message;
+use serde_json::Value;
+
+use super::links::{urls_in, LinkPreviewer};
+use super::{object_of, Files};
+use crate::store::{FileRecord, SharedStore};
+
+pub struct ServerExtras {
+    files: Arc<Files>,
+    store: SharedStore,
+    links: Arc<LinkPreviewer>,
+    directory: OnceLock<Arc<RoomDirectory>>,
+}
+
+impl ServerExtras {
+    pub fn new(files: Arc<Files>, store: SharedStore, links: Arc<LinkPreviewer>) -> Arc<Self> {
+        Arc::new(ServerExtras {
+            files,
+            store,
+            links,
+            directory: OnceLock::new(),
+        })
+    }
+
+    /// The room directory (made after the ports that hold this).
+    pub fn set_directory(&self, d: Arc<RoomDirectory>) {
+        let _ = self.directory.set(d);
+    }
+
+    /// Amends every message that carries `f` with its object as it is now.
+    pub fn refresh(&self, f: &FileRecord) {
+        let Some(directory) = self.directory.get().cloned() else {
+            return;
+        };
+        let (store, f) = (self.store.clone(), f.clone());
+        tokio::spawn(async move {
+            let shares = match store.file_shares(&f.id).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(file = %f.id, error = %e.message, "cannot list a file's shares");
+                    return;
+                }
+            };
+            let object = object_of(&f);
+            for (room, message) in shares.into_iter().filter(|(_, m)| !m.is_empty()) {
+                let (reply, rx) = Responder::channel();
+                directory.room(&room).do_send(Amend {
+                    message_id: message,
+                    attachment: Some(object.clone()),
+                    link_previews: None,
+                    reply,
+                });
+                let _ = rx.await;
+            }
+        });
+    }
+}
+
+#[async_trait]
+impl MessageExtras for ServerExtras {
+    async fn attach(
+        &self,
+        sender_id: &str,
+        room_id: &str,
+        message_id: &str,
+        file_ids: &[String],
+        hashtags: &[String],
+    ) -> Result<Vec<Value>, ErrorBody> {
+        if file_ids.len() > dovie_protocol::rules::MAX_ATTACHMENTS {
+            return Err(ErrorBody::new(
+                ErrorCode::ValidationFailed,
+                format!(
+                    "at most {} attachments",
+                    dovie_protocol::rules::MAX_ATTACHMENTS
+                ),
+            ));
+        }
+        let room = self
+            .store
+            .get_room(room_id)
+            .await?
+            .ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, "no such room"))?;
+        if !room.member_ids.iter().any(|m| m == sender_id) {
+            return Err(ErrorBody::new(
+                ErrorCode::Forbidden,
+                "you are not a member of this room",
+            ));
+        }
+        let mut files = Vec::with_capacity(file_ids.len());
+        for id in file_ids {
+            let f = self
+                .store
+                .file(id)
+                .await?
+                .filter(|f| f.deleted_at.is_none())
+                .ok_or_else(|| {
+                    ErrorBody::new(ErrorCode::NotFound, format!("no such file: {id}"))
+                })?;
+            if f.uploader_id != sender_id {
+                return Err(ErrorBody::new(
+                    ErrorCode::Forbidden,
+                    "only files you uploaded can be attached",
+                ));
+            }
+            if files.iter().any(|g: &FileRecord| g.id == f.id) {
+                return Err(ErrorBody::new(
+                    ErrorCode::ValidationFailed,
+                    "a file is attached twice",
+                ));
+            }
+            files.push(f);
+        }
+        let mut objects = Vec::with_capacity(files.len());
+        for mut f in files {
+            self.store.share_file(&f.id, room_id, message_id).await?;
+            let new: Vec<String> = hashtags
+                .iter()
+                .filter(|t| !f.hashtags.contains(t))
+                .take(super::MAX_FILE_HASHTAGS.saturating_sub(f.hashtags.len()))
+                .cloned()
+                .collect();
+            if !new.is_empty() {
+                self.store.add_file_hashtags(&f.id, &new).await?;
+                f.hashtags.extend(new);
+            }
+            objects.push(object_of(&f));
+        }
+        Ok(objects)
+    }
+
+    fn stored(&self, m: &Message) {
+        let urls = urls_in(&m.content);
+        if urls.is_empty() {
+            return;
+        }
+        let Some(directory) = self.directory.get().cloned() else {
+            return;
+        };
+        let (links, room_id, message_id) = (self.links.clone(), m.room_id.clone(), m.id.clone());
+        tokio::spawn(async move {
+            let mut previews = Vec::new();
+            for url in urls {
+                if let Some(p) = links.preview(&url).await {
+                    previews.push(p);
+                }
+            }
+            if previews.is_empty() {
+                return;
+            }
+            let (reply, rx) = Responder::channel();
+            directory.room(&room_id).do_send(Amend {
+                message_id,
+                attachment: None,
+                link_previews: Some(previews),
+                reply,
+            });
+            let _ = rx.await;
+        });
+    }
+
+    fn present(&self, message: &mut Message) {
+        for a in message.attachments.iter_mut() {
+            self.files.sign(a);
+        }
+    }
+}

@@ -785,7 +785,16 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's own test jail answers its own error type
     fn flags_override_the_file() {
+        // In a jail: the environment test beside this one sets DOVIE_* variables meanwhile.
+        figment::Jail::expect_with(|_| {
+            flags_override_the_file_body();
+            Ok(())
+        });
+    }
+
+    fn flags_override_the_file_body() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("c.toml");
         std::fs::write(

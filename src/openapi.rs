@@ -136,17 +136,44 @@ fn schemas() -> Value {
             "content": { "type": "string" }, "nonce": { "type": "string" }, "reply_to": { "type": "string" },
             "hashtags": { "type": "array", "items": { "type": "string" } },
             "reactions": { "type": "object", "additionalProperties": { "type": "array", "items": { "type": "string" } } },
-            "attachments": { "type": "array", "items": {} },
+            "attachments": { "type": "array", "items": reference("File") },
+            "link_previews": { "type": "array", "items": reference("LinkPreview") },
             "created_at": { "type": "integer" }, "edited_at": { "type": "integer" }, "deleted": { "type": "boolean" } }),
             &["id", "room_id", "seq", "sender_id", "kind", "content", "hashtags", "reactions", "attachments", "created_at", "deleted"]),
         "MessageResponse": out(json!({ "message": reference("Message") }), &["message"]),
         "MessageList": out(json!({ "messages": { "type": "array", "items": reference("Message") } }), &["messages"]),
         "MessagePage": out(json!({ "messages": { "type": "array", "items": reference("Message") }, "has_more": { "type": "boolean" } }),
             &["messages", "has_more"]),
-        "SendMessageRequest": req(json!({ "content": message_text,
+        "File": json!({ "type": "object", "additionalProperties": false,
+            "required": ["id", "filename", "content_type", "kind", "size", "sha256", "hashtags", "uploader_id", "created_at"],
+            "properties": {
+                "id": { "type": "string" }, "filename": { "type": "string" }, "content_type": { "type": "string" },
+                "kind": { "type": "string", "enum": ["image", "video", "audio", "document", "archive"] },
+                "size": { "type": "integer", "minimum": 0 }, "sha256": { "type": "string", "pattern": "^[0-9a-f]{64}$" },
+                "url": { "type": "string", "description": "signed link, valid about an hour, needs no Authorization" },
+                "preview_url": { "type": "string", "description": "signed link to the medium preview (small and large with ?size=)" },
+                "width": { "type": "integer" }, "height": { "type": "integer" }, "duration_ms": { "type": "integer" },
+                "pages": { "type": "integer" }, "title": { "type": "string" },
+                "hashtags": { "type": "array", "items": { "type": "string" } },
+                "room_id": { "type": "string" }, "uploader_id": { "type": "string" }, "created_at": { "type": "integer" },
+                "has_preview": { "type": "boolean", "description": "preview images exist" },
+                "preview_ready": { "type": "boolean", "description": "the preview job has run (metadata and previews are final)" },
+                "deleted": { "type": "boolean", "description": "in a message: the file was deleted" } } }),
+        "FileResponse": out(json!({ "file": reference("File") }), &["file"]),
+        "FileList": out(json!({ "files": { "type": "array", "items": reference("File") }, "next_cursor": cursor }), &["files", "next_cursor"]),
+        "LinkPreview": json!({ "type": "object", "required": ["url"], "properties": {
+            "url": { "type": "string" }, "title": { "type": ["string", "null"] }, "description": { "type": ["string", "null"] },
+            "image_url": { "type": ["string", "null"], "description": "the page's image, stored by Dovie (never hot-linked)" },
+            "site_name": { "type": ["string", "null"] } } }),
+        "Binary": { "type": "string", "format": "binary" },
+        "FileUpload": { "type": "string", "format": "binary" },
+        "SendMessageRequest": req(json!({ "content": { "type": "string", "maxLength": 4000,
+                "description": "at least one non-blank character unless files are attached" },
+            "attachments": { "type": "array", "maxItems": 10, "items": { "type": "string" },
+                "description": "ids of my uploaded files; the message's kind follows the first" },
             "nonce": { "type": ["string", "null"], "pattern": rules::NONCE_PATTERN,
                 "description": "idempotency key: up to 128 printable ASCII characters; empty or null means none" },
-            "reply_to": { "type": ["string", "null"], "description": "a message id of this room (else 404); empty or null means none" } }), &["content"]),
+            "reply_to": { "type": ["string", "null"], "description": "a message id of this room (else 404); empty or null means none" } }), &[]),
         "EditMessageRequest": req(json!({ "content": message_text }), &["content"]),
         "LikeRequest": req(json!({ "emoji": { "type": ["string", "null"], "minLength": 1, "maxLength": 16, "pattern": not_blank,
             "default": "👍", "description": "absent or null: 👍" } }), &[]),
@@ -191,6 +218,8 @@ pub fn document() -> Value {
         let ok = match schema {
             Some("Png") => json!({ "description": "success", "content": {
                 "image/png": { "schema": { "$ref": "#/components/schemas/Png" } } } }),
+            Some("Binary") => json!({ "description": "success", "content": {
+                "*/*": { "schema": { "$ref": "#/components/schemas/Binary" } } } }),
             Some("Svg") => json!({ "description": "success", "content": {
                 "image/svg+xml": { "schema": { "$ref": "#/components/schemas/Svg" } } } }),
             Some(name) => json!({ "description": "success", "content": {
@@ -240,7 +269,12 @@ pub fn document() -> Value {
         if doc.auth {
             op["security"] = json!([{ "bearer": [] }]);
         }
-        if let Some(body) = doc.body {
+        if doc.body == Some("FileUpload") {
+            op["requestBody"] = json!({ "required": true, "content": {
+                "application/octet-stream": { "schema": { "$ref": "#/components/schemas/FileUpload" } },
+                "multipart/form-data": { "schema": { "type": "object", "required": ["file"],
+                    "properties": { "file": { "type": "string", "format": "binary" } } } } } });
+        } else if let Some(body) = doc.body {
             let schema = json!({ "$ref": format!("#/components/schemas/{body}") });
             // A body whose every field is optional may be left out (it reads as `{}`).
             let required = body_has_required_fields(&components, body);

@@ -30,6 +30,20 @@ const fn ok(content_type: &'static str, kind: FileKind) -> Option<Sniffed> {
 
 /// Decides from the first bytes (`head`, up to [`SNIFF_BYTES`]; `complete`: the whole file).
 pub fn sniff(head: &[u8], complete: bool) -> Result<Sniffed, Refused> {
+    // Program headers, however short the file (`infer` wants whole headers).
+    const PROGRAMS: &[(&[u8], &str)] = &[
+        (b"\x7fELF", "application/x-executable"),
+        (b"MZ", "application/vnd.microsoft.portable-executable"),
+        (b"\xfe\xed\xfa\xce", "application/x-mach-binary"),
+        (b"\xfe\xed\xfa\xcf", "application/x-mach-binary"),
+        (b"\xce\xfa\xed\xfe", "application/x-mach-binary"),
+        (b"\xcf\xfa\xed\xfe", "application/x-mach-binary"),
+        (b"\0asm", "application/wasm"),
+        (b"dex\n", "application/vnd.android.dex"),
+    ];
+    if let Some((_, t)) = PROGRAMS.iter().find(|(m, _)| head.starts_with(m)) {
+        return Err(Refused::Executable(t));
+    }
     if is_svg(head) {
         return Ok(Sniffed {
             content_type: "image/svg+xml",

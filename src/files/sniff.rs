@@ -50,6 +50,18 @@ pub fn sniff(head: &[u8], complete: bool) -> Result<Sniffed, Refused> {
             kind: FileKind::Image,
         });
     }
+    if is_word_97(head) {
+        return Ok(Sniffed {
+            content_type: "application/msword",
+            kind: FileKind::Document,
+        });
+    }
+    if is_docx(head) {
+        return Ok(Sniffed {
+            content_type: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            kind: FileKind::Document,
+        });
+    }
     if let Some(t) = infer::get(head) {
         if t.matcher_type() == infer::MatcherType::App {
             return Err(Refused::Executable(t.mime_type()));
@@ -90,6 +102,42 @@ pub fn sniff(head: &[u8], complete: bool) -> Result<Sniffed, Refused> {
         });
     }
     Err(Refused::Unknown(None))
+}
+
+/// A Word document (Office Open XML): a ZIP whose local headers name the package's content
+/// types and a `word/` part (`infer` looks only at the first few entries, in one order).
+fn is_docx(head: &[u8]) -> bool {
+    head.starts_with(b"PK\x03\x04")
+        && contains(head, b"[Content_Types].xml")
+        && contains(head, b"word/document.xml")
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A Word 97–2003 document: an OLE compound file whose root storage has Word's class id. Read
+/// from the header directly (`infer` parses the whole compound file, which a head cut short
+/// is not): the first directory sector holds the root entry, its class id at offset 0x50.
+fn is_word_97(head: &[u8]) -> bool {
+    const MAGIC: [u8; 8] = [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
+    const WORD_CLSID: [u8; 16] = [
+        0x06, 0x09, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0xC0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x46,
+    ];
+    if head.len() < 0x40 || head[..8] != MAGIC {
+        return false;
+    }
+    let shift = u16::from_le_bytes([head[0x1E], head[0x1F]]);
+    if !(7..=16).contains(&shift) {
+        return false;
+    }
+    let sector = 1usize << shift;
+    let dir = u32::from_le_bytes([head[0x30], head[0x31], head[0x32], head[0x33]]) as usize;
+    let Some(root) = dir.checked_add(1).and_then(|d| d.checked_mul(sector)) else {
+        return false;
+    };
+    head.get(root + 0x50..root + 0x60) == Some(&WORD_CLSID[..])
 }
 
 fn trim_start(mut b: &[u8]) -> &[u8] {

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod samples;
 pub mod standins;
 
 use std::io::{BufRead, BufReader};

@@ -12,6 +12,30 @@ pub const PAGE: &str = "<!doctype html><html><head><title>Dovie stand-in</title>
 <meta property=\"og:title\" content=\"A page\"><meta property=\"og:site_name\" content=\"Stand-in\">\
 </head><body>hello</body></html>";
 
+/// `/article`: a page with a full Open Graph card whose image is relative (`/img.png`).
+pub const ARTICLE: &str = "<!doctype html><html><head><title>Plain title</title>\
+<meta property=\"og:title\" content=\"An article\"><meta property=\"og:description\" content=\"What it says\">\
+<meta property=\"og:site_name\" content=\"Stand-in\"><meta property=\"og:image\" content=\"/img.png\">\
+</head><body>text</body></html>";
+
+async fn article(req: HttpRequest, log: web::Data<Log>, body: Bytes) -> HttpResponse {
+    if let Some(refused) = checked(&req, &log, &body) {
+        return refused;
+    }
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(ARTICLE)
+}
+
+async fn img(req: HttpRequest, log: web::Data<Log>, body: Bytes) -> HttpResponse {
+    if let Some(refused) = checked(&req, &log, &body) {
+        return refused;
+    }
+    HttpResponse::Ok()
+        .content_type("image/png")
+        .body(crate::common::samples::png(64, 32))
+}
+
 /// Bytes `/big` answers.
 pub const BIG_BYTES: usize = 4 * 1024 * 1024;
 
@@ -87,6 +111,8 @@ fn percent_decode(s: &str) -> String {
 pub fn start() -> StandIn {
     StandIn::start(|cfg| {
         cfg.route("/page", web::get().to(page))
+            .route("/article", web::get().to(article))
+            .route("/img.png", web::get().to(img))
             .route("/redirect", web::get().to(redirect))
             .route("/loop", web::get().to(redirect_loop))
             .route("/big", web::get().to(big));

@@ -1137,3 +1137,43 @@ async fn pending_previews_are_made_after_a_crash() {
         assert_eq!(f["has_preview"], true, "{f}");
     }
 }
+
+#[actix_rt::test]
+async fn voice_messages_in_every_audio_format_carry_their_duration() {
+    if !samples::have_ffmpeg() {
+        eprintln!("skipped: ffmpeg is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let server = Server::start();
+    let api = rest(&server);
+    let [a, b] = api.register_all(["fmt-a", "fmt-b"]).await;
+    let room = api.group(&a, &[&b]).await;
+    let tone = ["-f", "lavfi", "-i", "sine=frequency=440:duration=3"];
+    let cases: Vec<(&str, Vec<&str>, &str)> = vec![
+        ("mp3", vec!["-c:a", "libmp3lame"], "audio/mpeg"),
+        ("ogg", vec!["-c:a", "libvorbis"], "audio/ogg"),
+        ("m4a", vec!["-c:a", "aac"], "audio/mp4"),
+        ("wav", vec![], "audio/wav"),
+    ];
+    for (ext, codec, ct) in cases {
+        let args: Vec<&str> = tone.iter().copied().chain(codec).collect();
+        let audio = samples::ffmpeg_make(&args, ext);
+        let status_body = {
+            let auth = format!("Bearer {}", a.token);
+            http(
+                &server,
+                "POST",
+                &format!("/api/voice-messages?room_id={room}&filename=memo.{ext}"),
+                &[("authorization", &auth)],
+                audio,
+            )
+            .await
+        };
+        let body = json_of(&status_body.2);
+        assert_eq!(status_body.0, 201, "{ext}: {body}");
+        let att = &body["message"]["attachments"][0];
+        assert_eq!(att["content_type"], ct, "{ext}");
+        let ms = att["duration_ms"].as_u64().unwrap();
+        assert!((2900..=3200).contains(&ms), "{ext}: {ms} ms");
+    }
+}

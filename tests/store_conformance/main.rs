@@ -87,6 +87,7 @@ async fn append_ok(
     }
 }
 
+mod files;
 mod messages;
 mod people;
 mod rooms;
@@ -356,6 +357,24 @@ macro_rules! backends {
                 async fn blocks_hide_presence_and_close_direct_rooms() {
                     let Some((s, _guard, _probe)) = open().await else { return };
                     crate::people::blocks_hide_presence_and_close_direct_rooms(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn files() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::files::files(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn file_listings_page_without_gaps() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::files::file_listings_page_without_gaps(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn link_previews_secrets_and_amendments() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::files::link_previews_secrets_and_amendments(s).await;
                 }
 
                 #[actix_rt::test]

@@ -4,6 +4,8 @@
 //! `files_pending_previews`, the `file_usage` counters of the storage quota, `link_previews` and
 //! `secrets` (claimed with an LWT, so every node agrees on a generated secret).
 
+use scylla::value::Counter;
+
 use super::*;
 
 /// Above every file id (UUIDv7 text): the cursor of a first page.
@@ -210,7 +212,7 @@ impl FileStore for ScyllaStore {
         if f.preview_state == PreviewState::Pending {
             self.write(&st.insert_pending, (&f.id,)).await?;
         }
-        self.write(&st.usage_add, (f.size as i64, &f.uploader_id))
+        self.write(&st.usage_add, (Counter(f.size as i64), &f.uploader_id))
             .await
     }
 
@@ -251,7 +253,7 @@ impl FileStore for ScyllaStore {
             return Ok(None);
         }
         let st = &self.st.files;
-        self.write(&st.usage_add, (-(f.size as i64), &f.uploader_id))
+        self.write(&st.usage_add, (Counter(-(f.size as i64)), &f.uploader_id))
             .await?;
         self.write(&st.delete_by_uploader, (&f.uploader_id, id))
             .await?;
@@ -337,10 +339,10 @@ impl FileStore for ScyllaStore {
 
     async fn storage_used(&self, user_id: &str) -> StoreResult<u64> {
         Ok(self
-            .row::<(Option<i64>,)>(&self.st.files.usage_of, (user_id,))
+            .row::<(Option<Counter>,)>(&self.st.files.usage_of, (user_id,))
             .await?
             .and_then(|(n,)| n)
-            .unwrap_or(0)
+            .map_or(0, |c| c.0)
             .max(0) as u64)
     }
 

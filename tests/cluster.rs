@@ -886,3 +886,164 @@ async fn people_work_from_any_node() {
         "the account's limit of 4 a minute holds across nodes: {statuses:?}"
     );
 }
+
+/// The S3-compatible store of the file tests (`scripts/test.sh` starts SeaweedFS and sets
+/// this to its endpoint); without it the S3 tests skip — except in CI, where they fail.
+fn s3() -> Option<String> {
+    match std::env::var("DOVIE_TEST_S3") {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var("CI").is_ok() => {
+            panic!("DOVIE_TEST_S3 is not set: CI must run the S3 file tests")
+        }
+        _ => {
+            eprintln!("DOVIE_TEST_S3 is not set: skipping the S3 file tests (scripts/test.sh starts SeaweedFS)");
+            None
+        }
+    }
+}
+
+fn s3_env(endpoint: &str) -> Vec<(&'static str, String)> {
+    let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+    vec![
+        ("DOVIE_FILES__BACKEND", "s3".into()),
+        ("DOVIE_FILES__S3__ENDPOINT", endpoint.to_string()),
+        (
+            "DOVIE_FILES__S3__BUCKET",
+            var("DOVIE_S3_BUCKET", "dovie-test"),
+        ),
+        (
+            "DOVIE_FILES__S3__ACCESS_KEY_ID",
+            var("DOVIE_S3_ACCESS_KEY", "dovietest"),
+        ),
+        (
+            "DOVIE_FILES__S3__SECRET_ACCESS_KEY",
+            var("DOVIE_S3_SECRET_KEY", "dovietestsecret"),
+        ),
+        ("DOVIE_FILES__S3__ALLOW_HTTP", "true".into()),
+    ]
+}
+
+#[actix_rt::test]
+async fn files_work_from_any_node_over_s3() {
+    let Some(cql) = cql() else { return };
+    let Some(endpoint) = s3() else { return };
+    let redis = RedisServer::start();
+    let env = s3_env(&endpoint);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let cluster = start_nodes_env(&[&cql], &redis.url(), 2, LIMITS, &env);
+    let (n1, n2) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let (api1, api2) = (rest(n1), rest(n2));
+    let (a, b) = (api1.register("s3a").await, api1.register("s3b").await);
+    let (_, room) = api1
+        .post(
+            "/api/chat-rooms",
+            &a.token,
+            json!({"type": "group", "name": "s3", "member_ids": [b.id]}),
+        )
+        .await;
+    let room = room["room"]["id"].as_str().unwrap().to_string();
+    // 12 MB: an S3 multipart upload of three parts.
+    let marker = b"DOVIE-S3-PLAINTEXT-MARKER";
+    let mut data = vec![0u8; 32];
+    data[4..12].copy_from_slice(b"ftypisom");
+    data[3] = 0x20;
+    while data.len() < 12 * 1024 * 1024 {
+        data.extend_from_slice(marker);
+        data.extend((0..100u32).map(|i| (i * 13 % 251) as u8));
+    }
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .finish();
+    let mut res = client
+        .post(n1.url(&format!("/api/upload?filename=big.mp4&room_id={room}")))
+        .insert_header(("authorization", format!("Bearer {}", a.token)))
+        .send_body(data.clone())
+        .await
+        .unwrap();
+    let body: serde_json::Value = res.json().limit(1 << 20).await.unwrap();
+    assert_eq!(res.status().as_u16(), 201, "{body}");
+    let id = body["file"]["id"].as_str().unwrap().to_string();
+    // Read from the other node (the master key came from the shared store): whole and ranged.
+    let get = |range: Option<String>| {
+        let mut req = client
+            .get(n2.url(&format!("/api/files/{id}")))
+            .insert_header(("authorization", format!("Bearer {}", b.token)));
+        if let Some(r) = range {
+            req = req.insert_header(("range", r));
+        }
+        req
+    };
+    let mut res = get(None).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let whole = res.body().limit(64 << 20).await.unwrap();
+    assert!(
+        whole.as_ref() == data.as_slice(),
+        "the file reads back whole from the other node"
+    );
+    let mut res = get(Some("bytes=5242000-5243999".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 206);
+    assert_eq!(
+        res.body().await.unwrap().as_ref(),
+        &data[5_242_000..5_244_000]
+    );
+    // The bucket holds no plaintext.
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(&endpoint)
+        .with_allow_http(true)
+        .with_bucket_name(
+            env.iter()
+                .find(|(k, _)| *k == "DOVIE_FILES__S3__BUCKET")
+                .unwrap()
+                .1,
+        )
+        .with_region("us-east-1")
+        .with_access_key_id(
+            env.iter()
+                .find(|(k, _)| *k == "DOVIE_FILES__S3__ACCESS_KEY_ID")
+                .unwrap()
+                .1,
+        )
+        .with_secret_access_key(
+            env.iter()
+                .find(|(k, _)| *k == "DOVIE_FILES__S3__SECRET_ACCESS_KEY")
+                .unwrap()
+                .1,
+        )
+        .build()
+        .unwrap();
+    use futures_util::StreamExt;
+    use object_store::ObjectStore;
+    let objects: Vec<_> = store.list(None).collect::<Vec<_>>().await;
+    let expected = data.len() + data.len().div_ceil(65536) * 28;
+    let mine: Vec<_> = objects
+        .into_iter()
+        .map(|o| o.unwrap())
+        .filter(|o| o.size as usize == expected)
+        .collect();
+    assert_eq!(mine.len(), 1, "the file's one object in the bucket");
+    let stored = store
+        .get(&mine[0].location)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(
+        !stored.windows(marker.len()).any(|w| w == marker),
+        "no plaintext in the bucket"
+    );
+    // Deleted on n2: gone for n1, and from the bucket.
+    let (s, _) = api2
+        .call("DELETE", &format!("/api/files/{id}"), Some(&a.token), None)
+        .await;
+    assert_eq!(s, 204);
+    let (s, _) = api1.get(&format!("/api/files/{id}"), &a.token).await;
+    assert_eq!(s, 404);
+    assert!(
+        store.head(&mine[0].location).await.is_err(),
+        "the object is deleted"
+    );
+}

@@ -23,6 +23,12 @@ fi
 export CARGO_INCREMENTAL=0
 export RUST_BACKTRACE=1
 
+# The S3 server of the file tests is built from source once (Go, minutes): start that first,
+# beside the Rust build.
+mkdir -p target
+bash scripts/seaweedfs.sh install > target/seaweedfs-install.log 2>&1 &
+SEAWEEDFS_INSTALL=$!
+
 echo "== rustfmt"
 cargo fmt --all -- --check
 echo "== clippy"
@@ -32,12 +38,28 @@ if ! command -v redis-server >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq redis-server
 fi
 
+# Preview tools: ffmpeg (video poster frames; sample audio and video) and poppler (a PDF's
+# first page).
+if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v pdftoppm >/dev/null 2>&1; then
+  echo "== installing ffmpeg and poppler-utils (Debian)"
+  apt-get update -qq && apt-get install -y -qq ffmpeg poppler-utils
+fi
+
+echo "== S3 server (SeaweedFS)"
+if ! wait "$SEAWEEDFS_INSTALL"; then
+  cat target/seaweedfs-install.log >&2
+  exit 1
+fi
+export DOVIE_S3_PORT=${DOVIE_S3_PORT:-18333}
+bash scripts/seaweedfs.sh start
+export DOVIE_TEST_S3=http://127.0.0.1:$DOVIE_S3_PORT
+
 echo "== CQL server (Apache Cassandra 5, standing in for ScyllaDB)"
 export DOVIE_CQL_PORT=${DOVIE_CQL_PORT:-19042}
 bash scripts/cassandra.sh start
 export DOVIE_TEST_CQL=127.0.0.1:$DOVIE_CQL_PORT
 if [ "${DOVIE_KEEP_SERVICES:-}" != "1" ]; then
-  trap 'bash scripts/cassandra.sh stop' EXIT
+  trap 'bash scripts/cassandra.sh stop; bash scripts/seaweedfs.sh stop' EXIT
 fi
 
 echo "== tests"

@@ -111,7 +111,7 @@ start() {
   rm -rf "$RUN"
   write_config
   local jvm_opts=(
-    -Xms512m -Xmx768m -Xss512k -XX:MaxDirectMemorySize=256m
+    -Xms1g -Xmx2g -Xss512k -XX:MaxDirectMemorySize=256m
     -XX:+UseG1GC -XX:+ParallelRefProcEnabled -XX:MaxTenuringThreshold=1 -XX:G1HeapRegionSize=16m
     -XX:G1RSetUpdatingPauseTimePercent=5 -XX:MaxGCPauseMillis=300 -XX:InitiatingHeapOccupancyPercent=70
     -Djdk.attach.allowAttachSelf=true

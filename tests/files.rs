@@ -543,6 +543,13 @@ async fn access_follows_rooms_and_signed_links() {
     assert_eq!(m["attachments"][0]["id"], id);
     assert_eq!(get_bytes(&server, &path, Some(&b.token)).await.0, 200);
     assert_eq!(get_bytes(&server, &path, Some(&c.token)).await.0, 403);
+    // History shows the attachment with a working link of its own.
+    let history = api.history(&b, &room, "").await;
+    let link = history.last().unwrap()["attachments"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(get_bytes(&server, &link, None).await.0, 200);
     // The signed link works with no Authorization at all; a forged one does not.
     let url = m["attachments"][0]["url"].as_str().unwrap().to_string();
     let (status, bytes) = get_bytes(&server, &url, None).await;
@@ -1175,5 +1182,49 @@ async fn voice_messages_in_every_audio_format_carry_their_duration() {
         assert_eq!(att["content_type"], ct, "{ext}");
         let ms = att["duration_ms"].as_u64().unwrap();
         assert!((2900..=3200).contains(&ms), "{ext}: {ms} ms");
+    }
+}
+
+#[actix_rt::test]
+async fn every_kind_has_its_own_limit() {
+    let limits: [(&str, &str, u64); 5] = [
+        ("IMAGE", "x.png", 3000),
+        ("AUDIO", "x.wav", 4000),
+        ("VIDEO", "x.mp4", 5000),
+        ("DOCUMENT", "x.pdf", 6000),
+        ("ARCHIVE", "x.zip", 7000),
+    ];
+    let env: Vec<(String, String)> = limits
+        .iter()
+        .map(|(k, _, n)| (format!("DOVIE_FILES__LIMITS__{k}"), n.to_string()))
+        .collect();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = Server::start_with(&[], &env);
+    let api = rest(&server);
+    let u = api.register("kinds").await;
+    let sample = |name: &str| match name {
+        "x.png" => samples::png(4, 4),
+        "x.wav" => samples::wav(10),
+        "x.mp4" => samples::mp4_like(10),
+        "x.pdf" => samples::pdf(1, "t"),
+        _ => samples::zip_archive(),
+    };
+    for (kind, name, limit) in limits {
+        // Trailing bytes keep the signature: the sample padded to the limit, then one more.
+        let mut at = sample(name);
+        assert!((at.len() as u64) < limit, "{kind}: the sample fits");
+        at.resize(limit as usize, b' ');
+        let f = upload_ok(&server, &u, &format!("?filename={name}"), at.clone()).await;
+        assert_eq!(f["size"], limit, "{kind} at its limit");
+        at.push(b' ');
+        let (status, body) = upload(&server, &u, &format!("?filename={name}"), at).await;
+        assert_eq!(status, 413, "{kind} past its limit: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&limit.to_string()),
+            "{body}"
+        );
     }
 }

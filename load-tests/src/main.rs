@@ -7,6 +7,7 @@
 //! `load-tests/server.toml`) unless `--url` names a running node. Loopback targets only; every
 //! phase is bounded in count and time.
 
+mod files;
 mod report;
 mod scan;
 mod scenario;
@@ -58,10 +59,74 @@ enum Cmd {
         #[arg(long, default_value_t = 2)]
         threads: usize,
     },
+    /// The file benchmark: a large upload and download through Dovie against a bare actix-web
+    /// sink and source, RSS while it streams, random range reads, concurrent uploads.
+    Files {
+        /// The large file, MiB.
+        #[arg(long, default_value_t = 500)]
+        size_mib: u64,
+        /// Concurrent uploads.
+        #[arg(long, default_value_t = 100)]
+        concurrent: usize,
+        /// Each concurrent upload, MiB.
+        #[arg(long, default_value_t = 10)]
+        each_mib: u64,
+        /// The config the started node runs with.
+        #[arg(long, default_value = "load-tests/files-server.toml")]
+        config: String,
+        #[arg(long)]
+        bin_dir: Option<String>,
+        #[arg(long, default_value = "load-tests/results")]
+        out: String,
+    },
 }
 
 fn main() {
     let cli = Cli::parse();
+    if let Cmd::Files {
+        size_mib,
+        concurrent,
+        each_mib,
+        config,
+        bin_dir,
+        out,
+    } = cli.cmd
+    {
+        let plan = files::Plan {
+            size_mib,
+            concurrent,
+            each_mib,
+        };
+        let result = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| {
+                rt.block_on(async {
+                    let bins = targets::Bins::locate(bin_dir.as_deref())?;
+                    let result = files::run(&bins, &config, &plan).await?;
+                    let command = std::env::args().collect::<Vec<_>>().join(" ");
+                    let summary = json!({
+                        "scenario": "files", "kind": "files", "command": command,
+                        "machine": report::machine(), "result": result,
+                    });
+                    let table = format!(
+                        "### files\n\nMachine: {} × {} cores, {} GiB. Command: `{command}`\n\n{}",
+                        summary["machine"]["cpu"].as_str().unwrap_or("?"),
+                        summary["machine"]["cores"],
+                        summary["machine"]["memory_gib"],
+                        files::table(&summary)
+                    );
+                    report::write(&out, "files", &summary, &table)
+                })
+            });
+        if let Err(e) = result {
+            eprintln!("dovie-load: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let Cmd::Run {
         scenario,
         url,
@@ -70,7 +135,10 @@ fn main() {
         bin_dir,
         out,
         threads,
-    } = cli.cmd;
+    } = cli.cmd
+    else {
+        return;
+    };
     let fd_limit = dovie_transport::process::raise_file_limit().unwrap_or(0);
     let _ = dovie_transport::process::no_transparent_huge_pages();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -31,6 +31,7 @@ impl TargetKind {
 pub struct Bins {
     dovie: PathBuf,
     relay: PathBuf,
+    sink: PathBuf,
 }
 
 impl Bins {
@@ -46,7 +47,13 @@ impl Bins {
         Ok(Bins {
             dovie: dir.join("dovie"),
             relay: dir.join("dovie-relay"),
+            sink: dir.join("dovie-filesink"),
         })
+    }
+
+    /// The bare file sink and source (`dovie-filesink`).
+    pub fn sink(&self) -> &std::path::Path {
+        &self.sink
     }
 }
 

@@ -169,7 +169,17 @@ async fn history(
     let (before, after) = (seq_param("before", q.before)?, seq_param("after", q.after)?);
     member_room(&state, &id, &who.user_id).await?;
     let page = state.store.history(&id, before, after, limit).await?;
-    Ok(out.ok(&serde_json::json!({ "messages": page.messages, "has_more": page.has_more })))
+    let mut messages = page.messages;
+    shown(&state, &mut messages);
+    Ok(out.ok(&serde_json::json!({ "messages": messages, "has_more": page.has_more })))
+}
+
+/// Messages as members see them: with fresh signed links to their attachments.
+pub fn shown(state: &AppState, messages: &mut [Message]) {
+    use dovie_actors::ports::MessageExtras;
+    for m in messages.iter_mut().filter(|m| !m.attachments.is_empty()) {
+        state.extras.present(m);
+    }
 }
 
 /// The message (404 if none) after checking the caller is a member of its room (403).
@@ -338,6 +348,8 @@ async fn run_search(
         // Nothing to look for finds nothing.
         (None, None) => Vec::new(),
     };
+    let mut messages = messages;
+    shown(&state, &mut messages);
     Ok(out.ok(&serde_json::json!({ "messages": messages })))
 }
 

@@ -296,7 +296,12 @@ async fn list(state: web::Data<AppState>, out: Out, who: Authed) -> ApiResult<Ht
         .into_iter()
         .map(|s| RoomEntry {
             room: s.room,
-            last_message: s.last_message,
+            last_message: s.last_message.map(|m| {
+                let mut one = [m];
+                super::messages::shown(&state, &mut one);
+                let [m] = one;
+                m
+            }),
             unread_count: s.unread_count,
         })
         .collect();

@@ -404,6 +404,38 @@ fn cql_contact_points() -> Option<String> {
     }
 }
 
+/// Drops a test's keyspace when the test ends (passed or not): every keyspace holds the whole
+/// schema, and a CQL server keeps memory per table, so a run must not pile them up.
+struct DropKeyspace {
+    nodes: String,
+    keyspace: String,
+}
+
+impl Drop for DropKeyspace {
+    fn drop(&mut self) {
+        let (nodes, ks) = (self.nodes.clone(), self.keyspace.clone());
+        // Its own thread and runtime: the test's runtime may be the one ending.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let session = scylla::client::session_builder::SessionBuilder::new()
+                    .known_nodes(nodes.split(','))
+                    .build()
+                    .await;
+                if let Ok(session) = session {
+                    let _ = session
+                        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {ks}"), &[])
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 /// A fresh, uniquely named keyspace per test.
 fn unique_keyspace() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -431,7 +463,8 @@ backends! {
         let nodes = cql_contact_points()?;
         let keyspace = unique_keyspace();
         let store = dovie::store::cql::ScyllaStore::open(&nodes, &keyspace, 1).await.unwrap();
-        (std::sync::Arc::new(store) as SharedStore, Box::new(()), Probe::Cql { nodes, keyspace })
+        let guard = DropKeyspace { nodes: nodes.clone(), keyspace: keyspace.clone() };
+        (std::sync::Arc::new(store) as SharedStore, Box::new(guard), Probe::Cql { nodes, keyspace })
     };
 }
 

@@ -349,7 +349,7 @@ async fn run_search(
         (None, None) => Vec::new(),
     };
     let mut messages = messages;
-    shown(&state, &mut messages);
+    shown(state, &mut messages);
     Ok(out.ok(&serde_json::json!({ "messages": messages })))
 }
 

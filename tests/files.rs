@@ -753,6 +753,21 @@ async fn previews_of_images_videos_documents_and_audio() {
             .1,
     );
     assert_eq!((card.width(), card.height()), (360, 480), "the medium card");
+    // A Word 97 document: its summary information.
+    let doc = upload_ok(
+        &server,
+        &u,
+        "?filename=minutes.doc",
+        samples::doc_titled("Board minutes", 4),
+    )
+    .await;
+    assert_eq!(doc["content_type"], "application/msword");
+    let doc = file_when_ready(&api, &u, doc["id"].as_str().unwrap(), None).await;
+    assert_eq!(
+        (doc["pages"].as_u64(), doc["title"].as_str()),
+        (Some(4), Some("Board minutes")),
+        "{doc}"
+    );
     // Audio: its duration.
     let wav = upload_ok(&server, &u, "?filename=a.wav", samples::wav(1500)).await;
     let wav = file_when_ready(&api, &u, wav["id"].as_str().unwrap(), None).await;

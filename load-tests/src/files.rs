@@ -35,21 +35,37 @@ pub struct Plan {
     pub each_mib: u64,
 }
 
-/// The body of an upload: an MP4 header, then xorshift bytes.
-fn piece(index: u64, len: usize) -> Vec<u8> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ index.wrapping_mul(0x2545_F491_4F6C_DD1D);
-    let mut out = Vec::with_capacity(len);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
+/// Random bytes the upload bodies are cut from (generated once, so the client spends its CPU
+/// on sending, not on generating).
+const POOL_BYTES: usize = 8 * 1024 * 1024;
+
+fn pool() -> &'static [u8] {
+    static POOL: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut out = Vec::with_capacity(POOL_BYTES);
+        while out.len() < POOL_BYTES {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        out
+    })
+}
+
+/// Piece `index` of an upload body: an MP4 header first, then incompressible bytes.
+fn piece(index: u64, len: usize) -> std::borrow::Cow<'static, [u8]> {
+    let pool = pool();
+    let at = (index as usize * 7919 * 64) % (POOL_BYTES - len);
+    let slice = &pool[at..at + len];
     if index == 0 && len >= 32 {
-        out[..32].copy_from_slice(b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2avc1mp41");
+        let mut first = slice.to_vec();
+        first[..32].copy_from_slice(b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2avc1mp41");
+        std::borrow::Cow::Owned(first)
+    } else {
+        std::borrow::Cow::Borrowed(slice)
     }
-    out
 }
 
 /// Uploads `size` bytes to `path`; answers (status, answer body, seconds).

@@ -235,6 +235,7 @@ impl Sealer {
 }
 
 /// Opens stored chunks of one file.
+#[derive(Clone)]
 pub struct Opener {
     cipher: Aes256Gcm,
     file_id: String,

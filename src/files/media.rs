@@ -258,6 +258,63 @@ pub fn docx_info<R: Read + Seek>(reader: R) -> (Option<u32>, Option<String>) {
     (pages, title)
 }
 
+/// A Word 97–2003 document's page count and title, from its `\u{5}SummaryInformation` property
+/// set (MS-OLEPS: PIDSI_TITLE 2 as a code-page string, PIDSI_PAGECOUNT 14 as a 4-byte integer).
+pub fn doc_info<R: Read + Seek>(reader: R) -> (Option<u32>, Option<String>) {
+    const MAX_STREAM: u64 = 1024 * 1024;
+    let Ok(mut comp) = cfb::CompoundFile::open(reader) else {
+        return (None, None);
+    };
+    let Ok(stream) = comp.open_stream("/\u{5}SummaryInformation") else {
+        return (None, None);
+    };
+    let mut buf = Vec::new();
+    if stream.take(MAX_STREAM).read_to_end(&mut buf).is_err() {
+        return (None, None);
+    }
+    summary_information(&buf)
+}
+
+fn summary_information(b: &[u8]) -> (Option<u32>, Option<String>) {
+    let u32_at = |o: usize| -> Option<u32> {
+        b.get(o..o + 4)
+            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    };
+    // Header (28 bytes), then the first section's FMTID (16) and offset (4).
+    let Some(section) = u32_at(28 + 16).map(|o| o as usize) else {
+        return (None, None);
+    };
+    let count = u32_at(section + 4).unwrap_or(0).min(256) as usize;
+    let (mut pages, mut title) = (None, None);
+    for i in 0..count {
+        let entry = section + 8 + i * 8;
+        let (Some(id), Some(offset)) = (u32_at(entry), u32_at(entry + 4)) else {
+            break;
+        };
+        let at = section + offset as usize;
+        let kind = u32_at(at).map(|t| t & 0xFFFF);
+        match (id, kind) {
+            (14, Some(3)) => pages = u32_at(at + 4),
+            (2, Some(30)) => {
+                let len = u32_at(at + 4).unwrap_or(0) as usize;
+                if let Some(raw) = b.get(at + 8..at + 8 + len.min(1024)) {
+                    // Code-page text; the ASCII and Latin-1 range read as is.
+                    let t: String = raw
+                        .iter()
+                        .take_while(|&&c| c != 0)
+                        .map(|&c| c as char)
+                        .collect();
+                    if !t.trim().is_empty() {
+                        title = Some(t.trim().to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    (pages, title)
+}
+
 /// The text of the first `<tag>…</tag>` (no nesting: the metadata parts are flat).
 fn xml_text(xml: &str, tag: &str) -> Option<String> {
     let open = format!("<{tag}");
@@ -493,6 +550,46 @@ mod tests {
         let card = document_card("Quarterly report on everything", Some(12), "PDF");
         assert_eq!((card.width(), card.height()), (480, 640));
         assert_eq!(wrap("a bb ccc dddd", 6), vec!["a bb", "ccc", "dddd"]);
+    }
+
+    #[test]
+    fn summary_information_gives_title_and_pages() {
+        let mut b = vec![0xFE, 0xFF, 0, 0];
+        b.extend_from_slice(&[0u8; 24]);
+        b.extend_from_slice(&[0u8; 16]);
+        b.extend_from_slice(&48u32.to_le_bytes());
+        let mut section = Vec::new();
+        let title = b"Minutes\0";
+        let props: Vec<(u32, Vec<u8>)> = vec![
+            (
+                2,
+                [
+                    &30u32.to_le_bytes()[..],
+                    &(title.len() as u32).to_le_bytes(),
+                    title,
+                ]
+                .concat(),
+            ),
+            (14, [&3u32.to_le_bytes()[..], &9u32.to_le_bytes()].concat()),
+        ];
+        let mut offset = 8 + props.len() * 8;
+        let mut index = Vec::new();
+        let mut values = Vec::new();
+        for (id, v) in &props {
+            index.extend_from_slice(&id.to_le_bytes());
+            index.extend_from_slice(&(offset as u32).to_le_bytes());
+            offset += v.len().div_ceil(4) * 4;
+            let mut v = v.clone();
+            v.resize(v.len().div_ceil(4) * 4, 0);
+            values.extend_from_slice(&v);
+        }
+        section.extend_from_slice(&((8 + index.len() + values.len()) as u32).to_le_bytes());
+        section.extend_from_slice(&(props.len() as u32).to_le_bytes());
+        section.extend_from_slice(&index);
+        section.extend_from_slice(&values);
+        b.extend_from_slice(&section);
+        assert_eq!(summary_information(&b), (Some(9), Some("Minutes".into())));
+        assert_eq!(summary_information(&[1, 2, 3]), (None, None));
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub struct SealedObject {
 
 /// Chunks fetched and opened together when streaming a download (1 MiB at the default size).
 const READ_GROUP_CHUNKS: u64 = 16;
+/// Plaintext sealed together on a blocking thread while the next batch is received and hashed.
+const SEAL_BATCH_BYTES: usize = 1024 * 1024;
 /// Parts of a multipart upload in flight at once (bounds an upload's memory).
 const UPLOAD_PARTS_IN_FLIGHT: usize = 2;
 /// Part size on S3 (its minimum is 5 MiB) and on the local backend.
@@ -294,7 +296,7 @@ impl Files {
         let id = uuid::Uuid::now_v7().to_string();
         let object = object_name();
         let data_key = SecretKey::random();
-        let mut sealer = crypto::Sealer::new(&data_key, &id, self.config.chunk_bytes);
+        let sealer = crypto::Sealer::new(&data_key, &id, self.config.chunk_bytes);
         let mut sha = Sha256::new();
         let path = ObjectPath::from(object.as_str());
         let upload = self
@@ -303,12 +305,16 @@ impl Files {
             .await
             .map_err(object_error)?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_bytes);
-        let mut sealed = Vec::new();
         let mut total: u64 = 0;
         let dims = (kind == FileKind::Image)
             .then(|| media::image_dimensions(&head))
             .flatten();
         let mut piece = Bytes::from(head);
+        // Two stages on two cores: this task receives and hashes a batch while a blocking
+        // thread seals the one before.
+        let mut batch: Vec<u8> = Vec::with_capacity(SEAL_BATCH_BYTES);
+        let mut sealing: Option<Sealing> = None;
+        let mut idle_sealer = Some(sealer);
         let outcome: ApiResult<()> = loop {
             if !piece.is_empty() {
                 total += piece.len() as u64;
@@ -321,22 +327,33 @@ impl Files {
                     break Err(quota_error(quota.unwrap_or(0), used));
                 }
                 sha.update(&piece);
-                sealer.push(&piece, &mut sealed);
-                let mut failed = None;
-                for c in sealed.drain(..) {
-                    if let Err(e) = writer.wait_for_capacity(UPLOAD_PARTS_IN_FLIGHT).await {
-                        failed = Some(object_error(e));
-                        break;
+                batch.extend_from_slice(&piece);
+            }
+            if batch.len() >= SEAL_BATCH_BYTES || (eof && sealing.is_some()) {
+                if let Some(done) = sealing.take() {
+                    match drain_sealed(&mut writer, done).await {
+                        Ok(s) => idle_sealer = Some(s),
+                        Err(e) => break Err(e),
                     }
-                    writer.write(&c);
                 }
-                if let Some(e) = failed {
-                    crate::metrics::file_upload(kind.as_str(), "failed");
-                    break Err(e);
+                if batch.len() >= SEAL_BATCH_BYTES {
+                    let plain = std::mem::replace(&mut batch, Vec::with_capacity(SEAL_BATCH_BYTES));
+                    let Some(mut s) = idle_sealer.take() else {
+                        break Err(ApiError::new(ErrorCode::Internal, "no sealer"));
+                    };
+                    sealing = Some(tokio::task::spawn_blocking(move || {
+                        let mut out = Vec::new();
+                        s.push(&plain, &mut out);
+                        (s, out)
+                    }));
                 }
             }
-            if eof {
+            if eof && sealing.is_none() {
                 break Ok(());
+            }
+            if eof {
+                piece = Bytes::new();
+                continue;
             }
             match body.next().await {
                 Some(Ok(b)) => piece = b,
@@ -350,11 +367,24 @@ impl Files {
                 }
             }
         };
-        if let Err(e) = outcome {
+        let sealed = match (outcome, idle_sealer) {
+            (Ok(()), Some(mut s)) => {
+                // The last batch, and the last chunk.
+                let mut rest = Vec::new();
+                s.push(&batch, &mut rest);
+                rest.push(s.finish());
+                write_chunks(&mut writer, rest).await
+            }
+            (Ok(()), None) => Err(ApiError::new(ErrorCode::Internal, "no sealer")),
+            (Err(e), _) => Err(e),
+        };
+        if let Err(e) = sealed {
+            if let Some(h) = sealing {
+                let _ = h.await;
+            }
             let _ = writer.abort().await;
             return Err(e);
         }
-        writer.write(&sealer.finish());
         if let Err(e) = writer.finish().await {
             crate::metrics::file_upload(kind.as_str(), "failed");
             return Err(object_error(e));
@@ -406,46 +436,79 @@ impl Files {
         range: Range<u64>,
     ) -> ApiResult<impl Stream<Item = Result<Bytes, std::io::Error>> + 'static> {
         let opener = self.opener(f)?;
-        let first = if range.is_empty() {
-            Bytes::new()
-        } else {
-            let (c0, _) = opener.layout().chunks_of(&range);
-            Bytes::from(self.read_group(&opener, &f.object, &range, c0).await?)
+        if range.is_empty() {
+            return Ok(futures_util::stream::iter(Vec::new()).left_stream());
+        }
+        let (first_chunk, last_chunk) = opener.layout().chunks_of(&range);
+        let first = self
+            .read_group(&opener, &f.object, &range, first_chunk)
+            .await?;
+        // While one group goes out, the next is fetched and opened (on a blocking thread).
+        let prefetch = {
+            let (files, opener, object, range) = (
+                self.clone(),
+                opener.clone(),
+                f.object.clone(),
+                range.clone(),
+            );
+            move |from: u64| {
+                let (files, opener, object, range) =
+                    (files.clone(), opener.clone(), object.clone(), range.clone());
+                tokio::spawn(async move { files.read_group(&opener, &object, &range, from).await })
+            }
         };
-        let files = self.clone();
-        let object = f.object.clone();
-        let group = READ_GROUP_CHUNKS;
-        let state = (files, opener, object, range.clone(), first, 0u64);
-        Ok(futures_util::stream::unfold(
-            Some(state),
-            move |st| async move {
-                let (files, opener, object, range, first, n) = st?;
-                if range.is_empty() {
-                    return None;
+        let next_from = first_chunk + READ_GROUP_CHUNKS;
+        let next = (next_from <= last_chunk).then(|| prefetch(next_from));
+        let state = (Some(Ok(first)), next, next_from);
+        Ok(
+            futures_util::stream::unfold(state, move |(ready, next, from)| {
+                let prefetch = prefetch.clone();
+                async move {
+                    let current = match ready {
+                        Some(r) => r,
+                        None => match next {
+                            None => return None,
+                            Some(h) => {
+                                let r = h.await.unwrap_or_else(|_| {
+                                    Err(ApiError::new(ErrorCode::Internal, "a read failed"))
+                                });
+                                let following = from + READ_GROUP_CHUNKS;
+                                let after = (following <= last_chunk).then(|| prefetch(following));
+                                return Some(Self::yield_group(r, (None, after, following)));
+                            }
+                        },
+                    };
+                    Some(Self::yield_group(current, (None, next, from)))
                 }
-                let (c0, _) = opener.layout().chunks_of(&range);
-                let chunk = if n == 0 {
-                    Ok(first.clone())
-                } else {
-                    files
-                        .read_group(&opener, &object, &range, c0 + n * group)
-                        .await
-                        .map(Bytes::from)
-                        .map_err(|e| std::io::Error::other(e.0.message))
-                };
-                match chunk {
-                    Ok(b) if b.is_empty() => None,
-                    Ok(b) => {
-                        crate::metrics::file_bytes("out", b.len() as u64);
-                        Some((
-                            Ok(b),
-                            Some((files, opener, object, range, Bytes::new(), n + 1)),
-                        ))
-                    }
-                    Err(e) => Some((Err(e), None)),
-                }
-            },
-        ))
+            })
+            .right_stream(),
+        )
+    }
+
+    /// One group of a download, counted; an error ends the stream.
+    #[allow(clippy::type_complexity)]
+    fn yield_group(
+        group: ApiResult<Vec<u8>>,
+        then: (
+            Option<ApiResult<Vec<u8>>>,
+            Option<tokio::task::JoinHandle<ApiResult<Vec<u8>>>>,
+            u64,
+        ),
+    ) -> (
+        Result<Bytes, std::io::Error>,
+        (
+            Option<ApiResult<Vec<u8>>>,
+            Option<tokio::task::JoinHandle<ApiResult<Vec<u8>>>>,
+            u64,
+        ),
+    ) {
+        match group {
+            Ok(b) => {
+                crate::metrics::file_bytes("out", b.len() as u64);
+                (Ok(Bytes::from(b)), then)
+            }
+            Err(e) => (Err(std::io::Error::other(e.0.message)), (None, None, 0)),
+        }
     }
 
     fn opener(&self, f: &FileRecord) -> ApiResult<Opener> {
@@ -473,7 +536,11 @@ impl Files {
             .get_range(&ObjectPath::from(object), layout.stored_range(from, to))
             .await
             .map_err(object_error)?;
-        let plain = opener.open_chunks(from, &stored).map_err(integrity)?;
+        let opener = opener.clone();
+        let plain = tokio::task::spawn_blocking(move || opener.open_chunks(from, &stored))
+            .await
+            .map_err(|_| ApiError::new(ErrorCode::Internal, "a read failed"))?
+            .map_err(integrity)?;
         let base = from * layout.chunk;
         let start = range.start.saturating_sub(base) as usize;
         let end = ((range.end - base) as usize).min(plain.len());
@@ -622,6 +689,30 @@ impl Files {
             );
         }
     }
+}
+
+/// A batch being sealed on a blocking thread: the sealer comes back with the chunks it made.
+type Sealing = tokio::task::JoinHandle<(crypto::Sealer, Vec<Bytes>)>;
+
+/// Writes a finished batch's chunks to the upload; answers the sealer for the next batch.
+async fn drain_sealed(writer: &mut WriteMultipart, done: Sealing) -> ApiResult<crypto::Sealer> {
+    let (sealer, chunks) = done
+        .await
+        .map_err(|_| ApiError::new(ErrorCode::Internal, "sealing failed"))?;
+    write_chunks(writer, chunks).await?;
+    Ok(sealer)
+}
+
+/// Hands sealed chunks to the multipart upload, waiting while too many parts are in flight.
+async fn write_chunks(writer: &mut WriteMultipart, chunks: Vec<Bytes>) -> ApiResult<()> {
+    for c in chunks {
+        writer
+            .wait_for_capacity(UPLOAD_PARTS_IN_FLIGHT)
+            .await
+            .map_err(object_error)?;
+        writer.write(&c);
+    }
+    Ok(())
 }
 
 /// A file object without links (as kept in a message's attachments).

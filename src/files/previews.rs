@@ -227,6 +227,9 @@ impl Worker {
                         meta.title = title;
                         ("DOCX", None)
                     } else if ct == "application/msword" {
+                        let (pages, title) = media::doc_info(reader);
+                        meta.pages = pages;
+                        meta.title = title;
                         ("DOC", None)
                     } else {
                         ("TEXT", None)

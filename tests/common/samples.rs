@@ -203,6 +203,60 @@ pub fn zip_archive() -> Vec<u8> {
     zip.finish().expect("zip").into_inner()
 }
 
+/// A Word 97–2003 document: a compound file whose root storage has Word's class id, and whose
+/// summary information names `title` and `pages`.
+pub fn doc_titled(title: &str, pages: u32) -> Vec<u8> {
+    let mut comp = cfb::CompoundFile::create(Cursor::new(Vec::new())).expect("cfb");
+    let word = uuid::Uuid::parse_str("00020906-0000-0000-c000-000000000046").expect("clsid");
+    comp.set_storage_clsid("/", word).expect("clsid");
+    let mut s = comp.create_stream("/WordDocument").expect("stream");
+    s.write_all(&[0xEC, 0xA5, 0xC1, 0x00]).expect("write");
+    s.write_all(&vec![0u8; 4096]).expect("write");
+    drop(s);
+    // MS-OLEPS: a header, one section with PIDSI_TITLE (VT_LPSTR) and PIDSI_PAGECOUNT (VT_I4).
+    let mut text = title.as_bytes().to_vec();
+    text.push(0);
+    let title_value = [
+        &30u32.to_le_bytes()[..],
+        &(text.len() as u32).to_le_bytes(),
+        &text,
+    ]
+    .concat();
+    let pages_value = [&3u32.to_le_bytes()[..], &pages.to_le_bytes()].concat();
+    let pad = |mut v: Vec<u8>| {
+        v.resize(v.len().div_ceil(4) * 4, 0);
+        v
+    };
+    let (title_value, pages_value) = (pad(title_value), pad(pages_value));
+    let first = 8 + 2 * 8;
+    let mut section = Vec::new();
+    let size = first + title_value.len() + pages_value.len();
+    section.extend_from_slice(&(size as u32).to_le_bytes());
+    section.extend_from_slice(&2u32.to_le_bytes());
+    section.extend_from_slice(&2u32.to_le_bytes());
+    section.extend_from_slice(&(first as u32).to_le_bytes());
+    section.extend_from_slice(&14u32.to_le_bytes());
+    section.extend_from_slice(&((first + title_value.len()) as u32).to_le_bytes());
+    section.extend_from_slice(&title_value);
+    section.extend_from_slice(&pages_value);
+    let mut set = vec![0xFE, 0xFF, 0, 0, 0, 0, 0, 0];
+    set.extend_from_slice(&[0u8; 16]);
+    set.extend_from_slice(&1u32.to_le_bytes());
+    set.extend_from_slice(&[
+        0xE0, 0x85, 0x9F, 0xF2, 0xF9, 0x4F, 0x68, 0x10, 0xAB, 0x91, 0x08, 0x00, 0x2B, 0x27, 0xB3,
+        0xD9,
+    ]);
+    set.extend_from_slice(&48u32.to_le_bytes());
+    set.extend_from_slice(&section);
+    let mut s = comp
+        .create_stream("/\u{5}SummaryInformation")
+        .expect("stream");
+    s.write_all(&set).expect("write");
+    drop(s);
+    comp.flush().expect("flush");
+    comp.into_inner().into_inner()
+}
+
 /// A Word 97–2003 document: a compound file whose root storage has Word's class id.
 pub fn doc() -> Vec<u8> {
     let mut comp = cfb::CompoundFile::create(Cursor::new(Vec::new())).expect("cfb");

@@ -734,7 +734,7 @@ pub async fn attach(
 const EXP_PARAM: QueryParam = QueryParam {
     name: "exp",
     required: false,
-    schema: r#"{"type": "integer", "description": "expiry of a signed link (unix seconds)"}"#,
+    schema: r#"{"type": "integer", "minimum": 0, "maximum": 9007199254740991, "description": "expiry of a signed link (unix seconds)"}"#,
 };
 const SIG_PARAM: QueryParam = QueryParam {
     name: "sig",

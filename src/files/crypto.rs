@@ -221,6 +221,14 @@ impl Sealer {
                 self.buf.clear();
                 self.index += 1;
             }
+            if self.buf.is_empty() && data.len() > self.chunk {
+                // A whole chunk with more bytes after it: sealed straight from the input.
+                let aad = chunk_aad(&self.file_id, self.index, false);
+                out.push(seal(&self.cipher, &aad, &data[..self.chunk]));
+                self.index += 1;
+                data = &data[self.chunk..];
+                continue;
+            }
             let take = (self.chunk - self.buf.len()).min(data.len());
             self.buf.extend_from_slice(&data[..take]);
             data = &data[take..];
@@ -260,9 +268,12 @@ impl Opener {
     pub fn open_chunks(&self, first: u64, stored: &[u8]) -> Result<Vec<u8>, IntegrityError> {
         let stride = self.layout.chunk as usize + CHUNK_OVERHEAD;
         let last_index = self.layout.chunks() - 1;
-        let mut out = Vec::with_capacity(stored.len());
-        for (i, sealed) in stored.chunks(stride).enumerate() {
-            let index = first + i as u64;
+        // One copy; each chunk is opened in place and its plaintext moved down over the
+        // nonces and tags before it.
+        let mut buf = stored.to_vec();
+        let (mut read, mut written) = (0usize, 0usize);
+        let mut index = first;
+        while read < buf.len() {
             if index > last_index {
                 return Err(IntegrityError("more chunks than the file has".into()));
             }
@@ -271,13 +282,31 @@ impl Opener {
             } else {
                 stride
             };
-            if sealed.len() != expected {
-                return Err(IntegrityError(format!("chunk {index} has the wrong size")));
+            if buf.len() - read < expected {
+                return Err(IntegrityError(format!("chunk {index} is cut short")));
             }
             let aad = chunk_aad(&self.file_id, index, index == last_index);
-            out.extend_from_slice(&open(&self.cipher, &aad, sealed)?);
+            let mut nonce = [0u8; NONCE_BYTES];
+            nonce.copy_from_slice(&buf[read..read + NONCE_BYTES]);
+            let mut tag = [0u8; TAG_BYTES];
+            tag.copy_from_slice(&buf[read + expected - TAG_BYTES..read + expected]);
+            let body = read + NONCE_BYTES..read + expected - TAG_BYTES;
+            self.cipher
+                .decrypt_in_place_detached(
+                    Nonce::from_slice(&nonce),
+                    &aad,
+                    &mut buf[body.clone()],
+                    Tag::from_slice(&tag),
+                )
+                .map_err(|_| IntegrityError("a chunk does not authenticate".into()))?;
+            let n = body.len();
+            buf.copy_within(body, written);
+            written += n;
+            read += expected;
+            index += 1;
         }
-        Ok(out)
+        buf.truncate(written);
+        Ok(buf)
     }
 }
 

@@ -541,10 +541,15 @@ impl Files {
             .await
             .map_err(|_| ApiError::new(ErrorCode::Internal, "a read failed"))?
             .map_err(integrity)?;
+        let mut plain = plain;
         let base = from * layout.chunk;
         let start = range.start.saturating_sub(base) as usize;
         let end = ((range.end - base) as usize).min(plain.len());
-        Ok(plain[start.min(end)..end].to_vec())
+        plain.truncate(end);
+        if start > 0 {
+            plain.drain(..start.min(end));
+        }
+        Ok(plain)
     }
 
     /// A file's whole plaintext (previews and small files only: callers bound the size).

@@ -60,6 +60,15 @@ start() {
   install
   command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
   stop
+  local free_wait=0
+  until ports_free; do
+    if [ "$free_wait" -ge 30 ]; then
+      log "ports $PORT-$FILER_PORT are taken by another program"
+      exit 1
+    fi
+    sleep 1
+    free_wait=$((free_wait + 1))
+  done
   rm -rf "$RUN"
   mkdir -p "$RUN/data"
   cat > "$RUN/s3.json" <<EOF
@@ -101,9 +110,30 @@ EOF
 
 stop() {
   if [ -f "$RUN/pid" ]; then
-    kill "$(cat "$RUN/pid")" 2>/dev/null || true
+    local pid
+    pid=$(cat "$RUN/pid")
+    kill "$pid" 2>/dev/null || true
+    # Wait until it is gone (its ports with it), killing it after 10 s.
+    local waited=0
+    while kill -0 "$pid" 2>/dev/null; do
+      if [ "$waited" -ge 100 ]; then
+        kill -9 "$pid" 2>/dev/null || true
+      fi
+      sleep 0.1
+      waited=$((waited + 1))
+    done
     rm -f "$RUN/pid"
   fi
+}
+
+ports_free() {
+  local p
+  for p in "$PORT" "$MASTER_PORT" "$VOLUME_PORT" "$FILER_PORT"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      return 1
+    fi
+  done
+  return 0
 }
 
 case "${1:-start}" in

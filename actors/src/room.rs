@@ -394,8 +394,7 @@ impl RoomActor {
     }
 
     /// The message as members see it: with the signed links of its attachments.
-    fn shown(&self, m: &Message) -> Message {
-        let mut m = m.clone();
+    fn shown(&self, mut m: Message) -> Message {
         if !m.attachments.is_empty() {
             self.ports.extras.present(&mut m);
         }
@@ -407,7 +406,7 @@ impl RoomActor {
         let m = if m.attachments.is_empty() {
             m
         } else {
-            shown = self.shown(m);
+            shown = self.shown(m.clone());
             &shown
         };
         let mut e = Event::typed(ev::NEW_MESSAGE, &MessageRef { message: m })
@@ -509,7 +508,7 @@ impl RoomActor {
                 for (p, outcome) in batch.into_iter().zip(outcomes) {
                     match outcome {
                         AppendOutcome::Stored(m) => events.push(self.on_stored(p, m)),
-                        AppendOutcome::Duplicate(m) => p.reply.send(Ok((self.shown(&m), false))),
+                        AppendOutcome::Duplicate(m) => p.reply.send(Ok((self.shown(m), false))),
                         AppendOutcome::Rejected(e) => p.reply.send(Err(e)),
                     }
                 }
@@ -570,7 +569,7 @@ impl RoomActor {
             }
         }
         self.ports.extras.stored(&m);
-        p.reply.send(Ok((self.shown(&m), true)));
+        p.reply.send(Ok((self.shown(m), true)));
         event
     }
 
@@ -664,7 +663,7 @@ impl RoomActor {
         ctx.spawn(change.into_actor(self).map(move |res, act, _| match res {
             Ok(m) => {
                 act.update_window(&m);
-                let m = act.shown(&m);
+                let m = act.shown(m);
                 let e = event(act, &m);
                 reply.send(Ok(m));
                 act.publish(Arc::new(e));
@@ -884,7 +883,7 @@ impl Handler<Amend> for RoomActor {
             ctx.wait(change.into_actor(act).map(move |res, act, _| match res {
                 Ok(Some(m)) => {
                     act.update_window(&m);
-                    let m = act.shown(&m);
+                    let m = act.shown(m);
                     let e = act
                         .room_event(
                             ev::MESSAGE_EDITED,

@@ -176,10 +176,6 @@ impl Files {
         &self.config
     }
 
-    pub fn previews(&self) -> &previews::Queue {
-        &self.previews
-    }
-
     fn limits(&self, role: UserRole) -> &FileLimits {
         match role {
             UserRole::Admin => &self.config.admin_limits,
@@ -775,16 +771,6 @@ pub struct BlockingReader {
     pos: u64,
     /// The chunk last opened: its index and plaintext.
     cached: Option<(u64, Vec<u8>)>,
-}
-
-impl BlockingReader {
-    pub fn len(&self) -> u64 {
-        self.opener.layout().size
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 impl Read for BlockingReader {

@@ -47,15 +47,7 @@ pub(super) struct FileStmts {
 
 impl FileStmts {
     pub(super) async fn prepare(s: &Session, keyspace: &str) -> Result<FileStmts, String> {
-        let p = |cql: String| async move {
-            let cql = qualify(&cql, keyspace);
-            let mut st = s
-                .prepare(cql.clone())
-                .await
-                .map_err(|e| format!("preparing `{cql}`: {e}"))?;
-            st.set_consistency(Consistency::Quorum);
-            Ok::<_, String>(st)
-        };
+        let p = |cql: String| prepare_statement(s, keyspace, cql);
         Ok(FileStmts {
             insert: p(format!("INSERT INTO files ({FILE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")).await?,
             by_id: p(format!("SELECT {FILE_COLS} FROM files WHERE id = ?")).await?,

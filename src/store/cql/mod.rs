@@ -768,17 +768,24 @@ fn qualify(cql: &str, keyspace: &str) -> String {
     cql.replacen(" FROM ", &format!(" FROM {keyspace}."), 1)
 }
 
+/// Prepares one statement, qualified with the keyspace, at QUORUM.
+async fn prepare_statement(
+    s: &Session,
+    keyspace: &str,
+    cql: String,
+) -> Result<PreparedStatement, String> {
+    let cql = qualify(&cql, keyspace);
+    let mut st = s
+        .prepare(cql.clone())
+        .await
+        .map_err(|e| format!("preparing `{cql}`: {e}"))?;
+    st.set_consistency(Consistency::Quorum);
+    Ok(st)
+}
+
 impl Stmts {
     async fn prepare(s: &Session, keyspace: &str) -> Result<Stmts, String> {
-        let p = |cql: String| async move {
-            let cql = qualify(&cql, keyspace);
-            let mut st = s
-                .prepare(cql.clone())
-                .await
-                .map_err(|e| format!("preparing `{cql}`: {e}"))?;
-            st.set_consistency(Consistency::Quorum);
-            Ok::<_, String>(st)
-        };
+        let p = |cql: String| prepare_statement(s, keyspace, cql);
         Ok(Stmts {
             files: files::FileStmts::prepare(s, keyspace).await?,
             insert_user: p("INSERT INTO users (id, email, password_hash, display_name, avatar_url, bio, created_at, role, phone, status_message, theme, locale, presence_visible, discoverable) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)".into()).await?,

@@ -120,6 +120,7 @@ pub struct Config {
     pub rate_limits: RateLimitsConfig,
     pub privacy: PrivacyConfig,
     pub files: FilesConfig,
+    pub location: LocationConfig,
 }
 
 /// External services, each off until configured (calls then answer 503
@@ -240,6 +241,47 @@ impl Default for PrivacyConfig {
     fn default() -> Self {
         PrivacyConfig {
             ip_retention_days: 30,
+        }
+    }
+}
+
+/// Location: live shares, maps, "nearby", history (see `crate::geo`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocationConfig {
+    /// Days a user's location history is kept.
+    pub history_days: u64,
+    /// The Google Maps link of every location (`?api=1&query=<lat>,<lon>` is added).
+    pub maps_url: String,
+    /// Google Static Maps: the API's address and key; an empty key means no static maps.
+    pub static_map_url: String,
+    pub static_api_key: String,
+    /// Shortest and longest live share, seconds.
+    pub min_live_seconds: u64,
+    pub max_live_seconds: u64,
+    /// Least time between two moves of one live share, ms.
+    pub update_interval_ms: u64,
+    /// Least time between two "nearby" updates of one user, seconds.
+    pub nearby_update_secs: u64,
+    /// How long a "nearby" position stays, seconds.
+    pub nearby_ttl_secs: u64,
+    /// How often each node looks for live shares past their end, ms.
+    pub sweep_ms: u64,
+}
+
+impl Default for LocationConfig {
+    fn default() -> Self {
+        LocationConfig {
+            history_days: 30,
+            maps_url: "https://www.google.com/maps/search/".into(),
+            static_map_url: "https://maps.googleapis.com/maps/api/staticmap".into(),
+            static_api_key: String::new(),
+            min_live_seconds: 60,
+            max_live_seconds: 86_400,
+            update_interval_ms: 2_000,
+            nearby_update_secs: 60,
+            nearby_ttl_secs: 86_400,
+            sweep_ms: 500,
         }
     }
 }
@@ -510,6 +552,7 @@ impl Default for Config {
             rate_limits: RateLimitsConfig::default(),
             privacy: PrivacyConfig::default(),
             files: FilesConfig::default(),
+            location: LocationConfig::default(),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod config;
 pub mod egress;
 pub mod files;
+pub mod geo;
 pub mod metrics;
 pub mod openapi;
 pub mod people;

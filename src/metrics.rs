@@ -41,6 +41,9 @@ pub struct Metrics {
     pub file_previews: IntCounterVec,
     pub file_integrity_errors: IntCounter,
     pub link_previews: IntCounterVec,
+    pub location_shares: IntCounterVec,
+    pub location_updates: IntCounterVec,
+    pub nearby_queries: HistogramVec,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -144,6 +147,25 @@ fn build() -> Result<Metrics, prometheus::Error> {
             ),
             &["result"],
         )?,
+        location_shares: IntCounterVec::new(
+            Opts::new(
+                "location_shares_total",
+                "Live location shares by event: started, stopped (by the sharer or a newer share), expired (ended by a node's sweeper)",
+            ),
+            &["event"],
+        )?,
+        location_updates: IntCounterVec::new(
+            Opts::new(
+                "location_updates_total",
+                "Live location updates by result: ok, rate_limited, ended, not_found",
+            ),
+            &["result"],
+        )?,
+        nearby_queries: hist(
+            "location_search_seconds",
+            "Location searches by kind (nearby users, location rooms): time to answer",
+            &["kind"],
+        )?,
         registry,
     };
     m.registry.register(Box::new(m.ws_connections.clone()))?;
@@ -164,6 +186,9 @@ fn build() -> Result<Metrics, prometheus::Error> {
     m.registry
         .register(Box::new(m.file_integrity_errors.clone()))?;
     m.registry.register(Box::new(m.link_previews.clone()))?;
+    m.registry.register(Box::new(m.location_shares.clone()))?;
+    m.registry.register(Box::new(m.location_updates.clone()))?;
+    m.registry.register(Box::new(m.nearby_queries.clone()))?;
     Ok(m)
 }
 
@@ -209,6 +234,23 @@ pub fn file_upload(kind: &str, result: &'static str) {
 
 pub fn file_preview(result: &'static str) {
     METRICS.file_previews.with_label_values(&[result]).inc();
+}
+
+/// A live share started, or ended (`stopped`, `expired`).
+pub fn location_share(event: &str) {
+    METRICS.location_shares.with_label_values(&[event]).inc();
+}
+
+pub fn location_update(result: &'static str) {
+    METRICS.location_updates.with_label_values(&[result]).inc();
+}
+
+/// A location search (`nearby`, `rooms`) answered in `elapsed`.
+pub fn location_search(kind: &'static str, elapsed: Duration) {
+    METRICS
+        .nearby_queries
+        .with_label_values(&[kind])
+        .observe(elapsed.as_secs_f64());
 }
 
 pub fn file_integrity_error() {

@@ -186,7 +186,14 @@ pub async fn serve(config: Config) -> Result<(), String> {
         files: files.clone(),
         store: store.clone(),
     });
-    let extras = crate::files::attach::ServerExtras::new(files.clone(), store.clone(), links);
+    let geo = crate::geo::Geo::new(
+        config.location.clone(),
+        store.clone(),
+        fanout.clone(),
+        cluster.as_ref().map(|c| c.connection()),
+    );
+    let extras =
+        crate::files::attach::ServerExtras::new(files.clone(), store.clone(), links, geo.clone());
     let ports = Ports {
         store: store.clone(),
         auth: auth.clone(),
@@ -244,11 +251,13 @@ pub async fn serve(config: Config) -> Result<(), String> {
         api_quota,
         files: files.clone(),
         extras: extras.clone(),
+        geo: geo.clone(),
         cluster,
         draining: Default::default(),
     });
 
     spawn_ip_sweeper(state.clone());
+    geo.spawn_sweeper();
 
     let app_state = state.clone();
     let make_app = move || {

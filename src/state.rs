@@ -30,6 +30,8 @@ pub struct AppState {
     pub files: Arc<crate::files::Files>,
     /// Attachments and link previews of messages (the actors' `MessageExtras` port).
     pub extras: Arc<crate::files::attach::ServerExtras>,
+    /// Location: live shares, "nearby", location rooms, suggestions.
+    pub geo: Arc<crate::geo::Geo>,
     /// Cluster mode (`--bus redis`); `None` on a single node.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     pub draining: AtomicBool,

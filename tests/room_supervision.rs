@@ -36,6 +36,8 @@ fn draft(i: usize) -> Draft {
         created_at: dovie_actors::now_ms(),
         kind: dovie_protocol::model::MessageKind::Text,
         attachments: Vec::new(),
+        location: None,
+        suggest_location: false,
     }
 }
 

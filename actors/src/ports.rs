@@ -25,6 +25,12 @@ pub struct Draft {
     /// The attached files' objects (as stored: without signed links).
     #[serde(default)]
     pub attachments: Vec<serde_json::Value>,
+    /// A `location` message's place (see [`Message::location`]).
+    #[serde(default)]
+    pub location: Option<serde_json::Value>,
+    /// The text asks where someone is (see [`Message::suggest_location`]).
+    #[serde(default)]
+    pub suggest_location: bool,
 }
 
 fn text_kind() -> dovie_protocol::model::MessageKind {
@@ -47,6 +53,8 @@ impl Draft {
             reactions: Default::default(),
             attachments: self.attachments,
             link_previews: Vec::new(),
+            location: self.location,
+            suggest_location: self.suggest_location,
             created_at: self.created_at,
             edited_at: None,
             deleted: false,
@@ -268,9 +276,24 @@ pub trait SendQuota: Send + Sync + 'static {
 }
 
 /// What the server adds around messages beyond the room's own work: attachments, links that
-/// expire, and work that follows a stored message (link previews).
+/// expire, work that follows a stored message (link previews, location suggestions), and the
+/// commands of feature domains beyond the chat core (`location_update`).
 #[async_trait]
 pub trait MessageExtras: Send + Sync + 'static {
+    /// Fills in what the server derives from a draft's text before it reaches the room (whether
+    /// it asks where someone is).
+    fn prepare(&self, _draft: &mut Draft) {}
+    /// A command of a feature domain (not the chat core's): answers the reply's `d`.
+    async fn feature_command(
+        &self,
+        _user_id: &str,
+        command: dovie_protocol::commands::Command,
+    ) -> Result<serde_json::Value, ErrorBody> {
+        Err(ErrorBody::new(
+            dovie_protocol::error::ErrorCode::BadRequest,
+            format!("`{}` is not available here", command.name()),
+        ))
+    }
     /// Checks a send's attachments (the sender's own files, not deleted, at most the limit) and
     /// shares each into the room; answers their objects in order. Called before the send
     /// reaches the room.

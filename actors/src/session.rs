@@ -471,7 +471,7 @@ impl SessionActor {
                 }
                 let reply = self.reply_with(ctx, id, |(m, _)| ReplyBody::Message(Box::new(m)));
                 let hashtags = extract_hashtags(&c.content);
-                let draft = Draft {
+                let mut draft = Draft {
                     id: uuid::Uuid::now_v7().to_string(),
                     sender_id: user_id,
                     hashtags,
@@ -481,7 +481,10 @@ impl SessionActor {
                     created_at: crate::now_ms(),
                     kind: dovie_protocol::model::MessageKind::Text,
                     attachments: Vec::new(),
+                    location: None,
+                    suggest_location: false,
                 };
+                self.ports.extras.prepare(&mut draft);
                 let room = self.directory.room(&c.room_id);
                 if c.attachments.is_empty() {
                     return room.do_send(room::Post {
@@ -580,6 +583,13 @@ impl SessionActor {
                     server_time: crate::now_ms(),
                 };
                 self.write_frame(ctx, ev::HEARTBEAT, id.as_ref(), &hb);
+            }
+            command @ Command::LocationUpdate(_) => {
+                let reply = self.responder(ctx, id, |v| v);
+                let extras = self.ports.extras.clone();
+                actix::spawn(async move {
+                    reply.send(extras.feature_command(&user_id, command).await);
+                });
             }
             Command::Auth(_) => {}
         }

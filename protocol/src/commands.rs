@@ -54,6 +54,19 @@ pub struct Resume {
     pub rooms: BTreeMap<String, u64>,
 }
 
+/// A new position of the sender's live location share.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LocationUpdate {
+    pub share_id: String,
+    pub lat: f64,
+    pub lon: f64,
+    #[serde(default)]
+    pub accuracy_m: Option<f64>,
+    /// Degrees from north, 0 to 360.
+    #[serde(default)]
+    pub heading: Option<f64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Auth {
     pub token: String,
@@ -74,6 +87,7 @@ pub enum Command {
     Delivered(RoomSeq),
     Resume(Resume),
     Ping,
+    LocationUpdate(LocationUpdate),
 }
 
 /// Why a frame is not a valid command.
@@ -106,6 +120,7 @@ pub const ALL: &[&str] = &[
     "delivered",
     "resume",
     "ping",
+    "location_update",
 ];
 
 impl Command {
@@ -123,6 +138,7 @@ impl Command {
             Command::Read(_) => "read",
             Command::Delivered(_) => "delivered",
             Command::Resume(_) => "resume",
+            Command::LocationUpdate(_) => "location_update",
             Command::Ping => "ping",
         }
     }
@@ -144,6 +160,7 @@ impl Command {
             "delivered" => Command::Delivered(d(frame.d)?),
             "resume" => Command::Resume(d(frame.d)?),
             "ping" => Command::Ping,
+            "location_update" => Command::LocationUpdate(d(frame.d)?),
             other => return Err(CommandError::UnknownType(other.chars().take(64).collect())),
         })
     }

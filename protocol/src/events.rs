@@ -29,6 +29,10 @@ pub const AUTH_ERROR: &str = "auth_error";
 pub const RESUME_DONE: &str = "resume_done";
 pub const RESYNC_REQUIRED: &str = "resync_required";
 pub const REPLY: &str = "reply";
+pub const LOCATION_UPDATED: &str = "location_updated";
+pub const LOCATION_SHARE_ENDED: &str = "location_share_ended";
+pub const LOCATION_SHARE_REQUESTED: &str = "location_share_requested";
+pub const LOCATION_SUGGESTION: &str = "location_suggestion";
 pub const ERROR: &str = "error";
 
 /// Every event name, so an event that crossed nodes maps back onto its constant.
@@ -57,6 +61,10 @@ pub const ALL: &[&str] = &[
     RESYNC_REQUIRED,
     REPLY,
     ERROR,
+    LOCATION_UPDATED,
+    LOCATION_SHARE_ENDED,
+    LOCATION_SHARE_REQUESTED,
+    LOCATION_SUGGESTION,
 ];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -163,6 +163,8 @@ impl UserRole {
 pub enum RoomType {
     Direct,
     Group,
+    /// A group at a place: discovered by position, joined from inside its radius.
+    Location,
 }
 
 impl RoomType {
@@ -170,6 +172,7 @@ impl RoomType {
         match self {
             RoomType::Direct => "direct",
             RoomType::Group => "group",
+            RoomType::Location => "location",
         }
     }
 
@@ -177,6 +180,7 @@ impl RoomType {
         match s {
             "direct" => Some(RoomType::Direct),
             "group" => Some(RoomType::Group),
+            "location" => Some(RoomType::Location),
             _ => None,
         }
     }
@@ -296,6 +300,13 @@ pub struct Message {
     /// Previews of the links in `content`, filled in after the message is stored.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub link_previews: Vec<serde_json::Value>,
+    /// A `location` message's place: `lat`, `lon`, `accuracy_m`, `label`, `map_url`,
+    /// `static_map_url`?, and for a live share `share_id` and `live_until`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<serde_json::Value>,
+    /// The text asks where someone is: clients may offer to share a location.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suggest_location: bool,
     pub created_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edited_at: Option<i64>,

@@ -623,6 +623,8 @@ async fn voice_message(
             created_at: dovie_actors::now_ms(),
             kind: MessageKind::Voice,
             attachments: objects,
+            location: None,
+            suggest_location: false,
         },
         reply,
         started: Instant::now(),

@@ -133,7 +133,7 @@ async fn send(
         )
         .await?
     };
-    let draft = Draft {
+    let mut draft = Draft {
         id,
         sender_id: who.user_id,
         hashtags,
@@ -143,7 +143,13 @@ async fn send(
         created_at: dovie_actors::now_ms(),
         kind: room::kind_of_attachments(&attachments),
         attachments,
+        location: None,
+        suggest_location: false,
     };
+    {
+        use dovie_actors::ports::MessageExtras;
+        state.extras.prepare(&mut draft);
+    }
     state.directory.room(&path).do_send(room::Post {
         draft,
         reply,

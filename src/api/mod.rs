@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod files;
+pub mod location;
 pub mod messages;
 pub mod ops;
 pub mod people;
@@ -453,6 +454,7 @@ pub fn register(api: &mut Api) {
     rooms::register(api);
     messages::register(api);
     files::register(api);
+    location::register(api);
     ops::register(api);
 }
 

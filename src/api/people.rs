@@ -38,7 +38,7 @@ impl Page {
 }
 
 /// `?limit=`: absent is [`DEFAULT_PAGE`]; 0 is refused; more than [`MAX_PAGE`] answers that many.
-fn page_limit(limit: Option<u64>) -> ApiResult<usize> {
+pub(super) fn page_limit(limit: Option<u64>) -> ApiResult<usize> {
     match limit {
         None => Ok(DEFAULT_PAGE),
         Some(0) => Err(invalid("limit must be at least 1")),
@@ -51,7 +51,7 @@ fn page_limit(limit: Option<u64>) -> ApiResult<usize> {
 }
 
 /// The cursor of the page after `page` (its last item's id), or `None` when `page` was not full.
-fn next_cursor<T>(page: &[T], limit: usize, id: impl Fn(&T) -> &str) -> Option<String> {
+pub(super) fn next_cursor<T>(page: &[T], limit: usize, id: impl Fn(&T) -> &str) -> Option<String> {
     (page.len() == limit)
         .then(|| page.last().map(|t| id(t).to_string()))
         .flatten()
@@ -549,7 +549,7 @@ async fn unblock(
     Ok(HttpResponse::NoContent().finish())
 }
 
-const CURSOR_PARAM: QueryParam = QueryParam {
+pub(super) const CURSOR_PARAM: QueryParam = QueryParam {
     name: "cursor",
     required: false,
     schema: r#"{"type": "string", "description": "next_cursor of the previous page"}"#,

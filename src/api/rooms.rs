@@ -137,7 +137,7 @@ fn group_only(room: &Room) -> ApiResult<()> {
 /// members learn of it from one `room_updated`, which lists them all — not a `user_joined` per
 /// founding member, which was members² events (4 million for a 2,000-member group, delaying the
 /// room's first messages by seconds).
-fn notify_created(state: &AppState, room: &Room) {
+pub(crate) fn notify_created(state: &AppState, room: &Room) {
     if let Some(c) = &state.cluster {
         c.membership_changed(&room.id, room.member_ids.clone(), Vec::new());
     }
@@ -152,7 +152,7 @@ fn notify_created(state: &AppState, room: &Room) {
 /// Hands a change to the room's actor, which tells old and new members in order with the room's
 /// other events. A deleted room is announced here (its actor may not be running) and its actor,
 /// if active, stops.
-fn notify(
+pub(crate) fn notify(
     state: &AppState,
     room_id: &str,
     room: Option<Room>,
@@ -201,12 +201,14 @@ async fn create(
     who: Authed,
     Body(b): Body<CreateRoom>,
 ) -> ApiResult<HttpResponse> {
-    let kind = RoomType::parse(&b.kind).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::ValidationFailed,
-            "type must be \"direct\" or \"group\"",
-        )
-    })?;
+    let kind = RoomType::parse(&b.kind)
+        .filter(|k| *k != RoomType::Location)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::ValidationFailed,
+                "type must be \"direct\" or \"group\" (location rooms: POST /api/location-chat-rooms)",
+            )
+        })?;
     if b.member_ids.iter().any(String::is_empty) {
         return Err(ApiError::new(
             ErrorCode::ValidationFailed,

@@ -1,4 +1,5 @@
-//! Files in messages: the server's side of the actors' `MessageExtras` port. A send's
+//! Files in messages: the server's side of the actors' `MessageExtras` port (which also hands
+//! location's parts — suggestions and `location_update` — to `crate::geo`). A send's
 //! attachments are checked (the sender's own files, not deleted, the sender a member of the
 //! room) and shared into the room before the send reaches it; stored messages with links get
 //! their link previews; messages are shown with fresh signed links; and when a file changes
@@ -20,15 +21,22 @@ use crate::store::{FileRecord, SharedStore};
 
 pub struct ServerExtras {
     files: Arc<Files>,
+    geo: Arc<crate::geo::Geo>,
     store: SharedStore,
     links: Arc<LinkPreviewer>,
     directory: OnceLock<Arc<RoomDirectory>>,
 }
 
 impl ServerExtras {
-    pub fn new(files: Arc<Files>, store: SharedStore, links: Arc<LinkPreviewer>) -> Arc<Self> {
+    pub fn new(
+        files: Arc<Files>,
+        store: SharedStore,
+        links: Arc<LinkPreviewer>,
+        geo: Arc<crate::geo::Geo>,
+    ) -> Arc<Self> {
         Arc::new(ServerExtras {
             files,
+            geo,
             store,
             links,
             directory: OnceLock::new(),
@@ -141,7 +149,31 @@ impl MessageExtras for ServerExtras {
         Ok(objects)
     }
 
+    fn prepare(&self, draft: &mut dovie_actors::ports::Draft) {
+        self.geo.prepare(draft);
+    }
+
+    async fn feature_command(
+        &self,
+        user_id: &str,
+        command: dovie_protocol::commands::Command,
+    ) -> Result<Value, ErrorBody> {
+        match command {
+            dovie_protocol::commands::Command::LocationUpdate(c) => {
+                self.geo.move_share(user_id, c).await
+            }
+            other => Err(ErrorBody::new(
+                ErrorCode::BadRequest,
+                format!("`{}` is not a feature command", other.name()),
+            )),
+        }
+    }
+
     fn stored(&self, m: &Message) {
+        if m.suggest_location {
+            let (geo, m) = (self.geo.clone(), m.clone());
+            tokio::spawn(async move { geo.suggest(&m).await });
+        }
         let urls = urls_in(&m.content);
         if urls.is_empty() {
             return;

@@ -482,10 +482,189 @@ pub trait FileStore: Send + Sync {
     async fn secret_or_insert(&self, name: &str, candidate: &str) -> StoreResult<String>;
 }
 
+/// A live location share.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocationShare {
+    pub id: String,
+    pub room_id: String,
+    pub user_id: String,
+    /// The `location` message that started it.
+    pub message_id: Option<String>,
+    pub lat: f64,
+    pub lon: f64,
+    pub accuracy_m: Option<f64>,
+    pub heading: Option<f64>,
+    pub label: Option<String>,
+    pub started_at: i64,
+    pub live_until: i64,
+    /// When the position last changed (`started_at` at first).
+    pub updated_at: i64,
+    pub ended_at: Option<i64>,
+    /// `stopped` or `expired`.
+    pub end_reason: Option<String>,
+}
+
+impl LocationShare {
+    /// Live at `now`: not ended and not past `live_until`.
+    pub fn is_live(&self, now: i64) -> bool {
+        self.ended_at.is_none() && now < self.live_until
+    }
+}
+
+/// What moving a live share did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ShareMove {
+    Moved(Box<LocationShare>),
+    /// The last move was less than the interval ago: try again in this many ms.
+    TooSoon(i64),
+    /// Ended, or past `live_until`.
+    Ended,
+    /// No such share, or not the caller's.
+    NotFound,
+}
+
+/// A new position of a live share.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SharePosition {
+    pub lat: f64,
+    pub lon: f64,
+    pub accuracy_m: Option<f64>,
+    pub heading: Option<f64>,
+    pub at: i64,
+}
+
+/// A member asked another to share their location.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShareRequest {
+    pub id: String,
+    pub room_id: String,
+    pub from_user_id: String,
+    pub to_user_id: String,
+    pub created_at: i64,
+}
+
+/// One entry of a user's location history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEntry {
+    /// Time-ordered (UUIDv7).
+    pub id: String,
+    pub user_id: String,
+    /// `message`, `live` or `nearby`.
+    pub kind: String,
+    pub room_id: Option<String>,
+    pub lat: f64,
+    pub lon: f64,
+    pub at: i64,
+}
+
+/// An opted-in user's coarse "nearby" position: the centre of their cell, never the position
+/// they gave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NearbyPosition {
+    pub user_id: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub updated_at: i64,
+    pub expires_at: i64,
+}
+
+/// A box of latitudes and longitudes (degrees; `min_lon <= max_lon`: a box across the
+/// antimeridian is asked as two).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GeoBox {
+    pub min_lat: f64,
+    pub max_lat: f64,
+    pub min_lon: f64,
+    pub max_lon: f64,
+}
+
+impl GeoBox {
+    pub fn contains(&self, lat: f64, lon: f64) -> bool {
+        (self.min_lat..=self.max_lat).contains(&lat) && (self.min_lon..=self.max_lon).contains(&lon)
+    }
+}
+
+/// A location room's place.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocationRoom {
+    pub room_id: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub radius_m: f64,
+}
+
+/// Location: live shares, share requests, the location history, "nearby" positions and
+/// location rooms. Spatial reads take boxes and answer what lies in them (an index, never a
+/// scan); distances and ordering are the caller's (`crate::geo`).
+#[async_trait]
+pub trait GeoStore: Send + Sync {
+    /// Stores a new live share and ends (`stopped`, at its `started_at`) the sharer's other live
+    /// shares in that room: one live share per user and room. Answers the shares it ended.
+    async fn start_share(&self, share: &LocationShare) -> StoreResult<Vec<LocationShare>>;
+    async fn share(&self, id: &str) -> StoreResult<Option<LocationShare>>;
+    /// Moves `user_id`'s live share if its last move is at least `min_interval_ms` old.
+    async fn move_share(
+        &self,
+        id: &str,
+        user_id: &str,
+        to: SharePosition,
+        min_interval_ms: i64,
+    ) -> StoreResult<ShareMove>;
+    /// Ends the share if nothing ended it yet: true for the one call that did (on every node
+    /// of a cluster together).
+    async fn end_share(&self, id: &str, reason: &str, at: i64) -> StoreResult<bool>;
+    /// The room's shares live at `now`, oldest first.
+    async fn room_shares(&self, room_id: &str, now: i64) -> StoreResult<Vec<LocationShare>>;
+    /// Shares not ended whose `live_until` is at or before `now`, soonest first, at most `limit`.
+    async fn due_shares(&self, now: i64, limit: usize) -> StoreResult<Vec<LocationShare>>;
+    async fn add_share_request(&self, r: &ShareRequest) -> StoreResult<()>;
+    /// Records a history entry, kept until `keep_until` (a store may drop it then by itself).
+    async fn add_history(&self, e: &HistoryEntry, keep_until: i64) -> StoreResult<()>;
+    /// The user's entries at or after `since`, newest first, ids below `before`, at most `limit`.
+    async fn location_history(
+        &self,
+        user_id: &str,
+        since: i64,
+        before: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<HistoryEntry>>;
+    /// Answers whether there was such an entry of the user's.
+    async fn delete_history_entry(&self, user_id: &str, id: &str) -> StoreResult<bool>;
+    async fn clear_history(&self, user_id: &str) -> StoreResult<()>;
+    /// Removes entries older than `before` (a store whose rows expire by themselves — CQL's
+    /// TTL — has nothing left to remove and answers 0); answers how many.
+    async fn purge_history(&self, before: i64) -> StoreResult<u64>;
+    /// Sets the user's "nearby" position (replacing the old one).
+    async fn set_nearby(&self, p: &NearbyPosition) -> StoreResult<()>;
+    /// The user's position, if opted in and not expired at `now`.
+    async fn nearby_position(&self, user_id: &str, now: i64)
+        -> StoreResult<Option<NearbyPosition>>;
+    /// Opts the user out; answers whether they were in.
+    async fn remove_nearby(&self, user_id: &str) -> StoreResult<bool>;
+    /// Positions not expired at `now` inside the boxes, at most `limit`.
+    async fn nearby_in(
+        &self,
+        boxes: &[GeoBox],
+        now: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<NearbyPosition>>;
+    /// Removes positions expired at `now`; answers how many.
+    async fn purge_nearby(&self, now: i64) -> StoreResult<u64>;
+    async fn put_location_room(&self, r: &LocationRoom) -> StoreResult<()>;
+    async fn location_room(&self, room_id: &str) -> StoreResult<Option<LocationRoom>>;
+    /// Location rooms whose place is inside the boxes, at most `limit`.
+    async fn location_rooms_in(
+        &self,
+        boxes: &[GeoBox],
+        limit: usize,
+    ) -> StoreResult<Vec<LocationRoom>>;
+}
+
 /// Everything a node's store provides.
 pub trait Store:
     UserStore
     + FileStore
+    + GeoStore
     + AuthStore
     + IdentityStore
     + PhoneStore
@@ -499,6 +678,7 @@ pub trait Store:
 impl<T> Store for T where
     T: UserStore
         + FileStore
+        + GeoStore
         + AuthStore
         + IdentityStore
         + PhoneStore

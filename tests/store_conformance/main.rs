@@ -59,6 +59,8 @@ fn draft(id: &str, sender: &str, content: &str, nonce: Option<&str>) -> Draft {
         created_at: 100,
         kind: dovie_protocol::model::MessageKind::Text,
         attachments: Vec::new(),
+        location: None,
+        suggest_location: false,
     }
 }
 

@@ -18,6 +18,8 @@ pub fn message(seq: u64) -> Message {
         reactions: Default::default(),
         attachments: Vec::new(),
         link_previews: Vec::new(),
+        location: None,
+        suggest_location: false,
         created_at: 1_795_000_000_000,
         edited_at: None,
         deleted: false,

@@ -30,6 +30,7 @@ use super::*;
 
 mod auth;
 mod files;
+mod geo;
 mod history;
 mod people;
 mod room_store;
@@ -58,33 +59,40 @@ const MIGRATIONS: &[(i32, &str)] = &[
     ),
     (3, include_str!("../../../schema/scylla/0003_people.cql")),
     (4, include_str!("../../../schema/scylla/0004_files.cql")),
+    (5, include_str!("../../../schema/scylla/0005_location.cql")),
 ];
 
 const MSG_COLS: &str =
     "room_id, seq, id, sender_id, kind, content, nonce, reply_to, hashtags, reactions, \
-                        attachments, created_at, edited_at, deleted, link_previews";
-/// What an append writes (link previews come later, by amendment).
+                        attachments, created_at, edited_at, deleted, link_previews, location, \
+                        suggest_location";
+/// What an append writes (link previews come later, by amendment; reactions, edits and
+/// deletion are absent until they happen).
 const MSG_INSERT_COLS: &str =
-    "room_id, seq, id, sender_id, kind, content, nonce, reply_to, hashtags, reactions, \
-                        attachments, created_at, edited_at, deleted";
+    "room_id, seq, id, sender_id, kind, content, nonce, reply_to, hashtags, \
+                        attachments, created_at, location, suggest_location";
 
-type MsgRow = (
-    String,
-    i64,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<Vec<String>>,
-    Option<String>,
-    Option<String>,
-    i64,
-    Option<i64>,
-    Option<bool>,
-    Option<String>,
-);
+/// One `messages` row as [`MSG_COLS`] selects it (columns matched by name).
+#[derive(::scylla::DeserializeRow)]
+struct MsgRow {
+    room_id: String,
+    seq: i64,
+    id: String,
+    sender_id: String,
+    kind: String,
+    content: String,
+    nonce: Option<String>,
+    reply_to: Option<String>,
+    hashtags: Option<Vec<String>>,
+    reactions: Option<String>,
+    attachments: Option<String>,
+    created_at: i64,
+    edited_at: Option<i64>,
+    deleted: Option<bool>,
+    link_previews: Option<String>,
+    location: Option<String>,
+    suggest_location: Option<bool>,
+}
 
 fn bucket(seq: u64) -> i64 {
     (seq / BUCKET_SIZE) as i64
@@ -94,32 +102,30 @@ fn unavailable(cause: impl std::fmt::Display) -> ErrorBody {
     super::unavailable_from("cql", cause)
 }
 
+/// A JSON column, if present and well-formed.
+fn json<T: serde::de::DeserializeOwned>(j: Option<String>) -> Option<T> {
+    j.and_then(|j| serde_json::from_str(&j).ok())
+}
+
 fn to_message(r: MsgRow) -> Message {
     Message {
-        room_id: r.0,
-        seq: r.1 as u64,
-        id: r.2,
-        sender_id: r.3,
-        kind: MessageKind::parse(&r.4).unwrap_or(MessageKind::Text),
-        content: r.5,
-        nonce: r.6,
-        reply_to: r.7,
-        hashtags: r.8.unwrap_or_default(),
-        reactions: r
-            .9
-            .and_then(|j| serde_json::from_str(&j).ok())
-            .unwrap_or_default(),
-        attachments: r
-            .10
-            .and_then(|j| serde_json::from_str(&j).ok())
-            .unwrap_or_default(),
-        created_at: r.11,
-        edited_at: r.12,
-        deleted: r.13.unwrap_or(false),
-        link_previews: r
-            .14
-            .and_then(|j| serde_json::from_str(&j).ok())
-            .unwrap_or_default(),
+        room_id: r.room_id,
+        seq: r.seq as u64,
+        id: r.id,
+        sender_id: r.sender_id,
+        kind: MessageKind::parse(&r.kind).unwrap_or(MessageKind::Text),
+        content: r.content,
+        nonce: r.nonce,
+        reply_to: r.reply_to,
+        hashtags: r.hashtags.unwrap_or_default(),
+        reactions: json(r.reactions).unwrap_or_default(),
+        attachments: json(r.attachments).unwrap_or_default(),
+        created_at: r.created_at,
+        edited_at: r.edited_at,
+        deleted: r.deleted.unwrap_or(false),
+        link_previews: json(r.link_previews).unwrap_or_default(),
+        location: json(r.location),
+        suggest_location: r.suggest_location.unwrap_or(false),
     }
 }
 
@@ -636,6 +642,7 @@ impl ScyllaStore {
 /// Every statement, prepared once.
 struct Stmts {
     files: files::FileStmts,
+    geo: geo::GeoStmts,
     insert_user: PreparedStatement,
     claim_email: PreparedStatement,
     user_by_id: PreparedStatement,
@@ -788,6 +795,7 @@ impl Stmts {
         let p = |cql: String| prepare_statement(s, keyspace, cql);
         Ok(Stmts {
             files: files::FileStmts::prepare(s, keyspace).await?,
+            geo: geo::GeoStmts::prepare(s, keyspace).await?,
             insert_user: p("INSERT INTO users (id, email, password_hash, display_name, avatar_url, bio, created_at, role, phone, status_message, theme, locale, presence_visible, discoverable) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)".into()).await?,
             claim_email: p("INSERT INTO users_by_email (email, user_id) VALUES (?, ?) IF NOT EXISTS".into()).await?,
             user_by_id: p("SELECT id, email, display_name, avatar_url, bio, created_at, role, phone, status_message, theme, locale, presence_visible, discoverable FROM users WHERE id = ?".into()).await?,
@@ -829,7 +837,7 @@ impl Stmts {
             insert_user_room: p("INSERT INTO user_rooms (user_id, room_id) VALUES (?, ?)".into()).await?,
             delete_user_room: p("DELETE FROM user_rooms WHERE user_id = ? AND room_id = ?".into()).await?,
             rooms_of_user: p("SELECT room_id FROM user_rooms WHERE user_id = ?".into()).await?,
-            insert_message: p(format!("INSERT INTO messages (bucket, epoch, {MSG_INSERT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")).await?,
+            insert_message: p(format!("INSERT INTO messages (bucket, epoch, {MSG_INSERT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")).await?,
             insert_message_id: p("INSERT INTO messages_by_id (id, room_id, seq, epoch) VALUES (?, ?, ?, ?)".into()).await?,
             insert_nonce: p("INSERT INTO message_nonces (room_id, sender_id, nonce, epoch, seq) VALUES (?, ?, ?, ?, ?)".into()).await?,
             nonce_seq: p("SELECT seq FROM message_nonces WHERE room_id = ? AND sender_id = ? AND nonce = ?".into()).await?,
@@ -838,7 +846,7 @@ impl Stmts {
             messages_desc: p(format!("SELECT {MSG_COLS} FROM messages WHERE room_id = ? AND bucket = ? AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?")).await?,
             messages_asc: p(format!("SELECT {MSG_COLS} FROM messages WHERE room_id = ? AND bucket = ? AND seq > ? AND seq < ? ORDER BY seq ASC LIMIT ?")).await?,
             edit_message: p("UPDATE messages SET content = ?, hashtags = ?, edited_at = ? WHERE room_id = ? AND bucket = ? AND seq = ? AND epoch = ?".into()).await?,
-            tombstone: p("UPDATE messages SET content = '', hashtags = [], reactions = '{}', attachments = '[]', link_previews = '[]', deleted = true, edited_at = ? WHERE room_id = ? AND bucket = ? AND seq = ? AND epoch = ?".into()).await?,
+            tombstone: p("UPDATE messages SET content = '', hashtags = [], reactions = '{}', attachments = '[]', link_previews = '[]', location = null, suggest_location = false, deleted = true, edited_at = ? WHERE room_id = ? AND bucket = ? AND seq = ? AND epoch = ?".into()).await?,
             amend_attachments: p("UPDATE messages SET attachments = ? WHERE room_id = ? AND bucket = ? AND seq = ? AND epoch = ?".into()).await?,
             amend_link_previews: p("UPDATE messages SET link_previews = ? WHERE room_id = ? AND bucket = ? AND seq = ? AND epoch = ?".into()).await?,
             set_reactions: p("UPDATE messages SET reactions = ? WHERE room_id = ? AND bucket = ? AND seq = ? AND epoch = ?".into()).await?,

@@ -138,11 +138,10 @@ impl dovie_actors::RoomStore for ScyllaStore {
                     m.nonce.clone(),
                     m.reply_to.clone(),
                     m.hashtags.clone(),
-                    "{}",
                     serde_json::to_string(&m.attachments).unwrap_or_else(|_| "[]".into()),
                     m.created_at,
-                    None::<i64>,
-                    false,
+                    m.location.as_ref().map(|l| l.to_string()),
+                    m.suggest_location,
                 ));
             }
             let _permit = self.writes.acquire().await.map_err(unavailable)?;

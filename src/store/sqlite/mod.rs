@@ -29,6 +29,7 @@ use super::*;
 
 mod auth;
 mod files;
+mod geo;
 mod history;
 mod people;
 mod room_store;
@@ -49,6 +50,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (5, include_str!("../../../schema/sqlite/0005_people.sql")),
     (6, include_str!("../../../schema/sqlite/0006_files.sql")),
+    (7, include_str!("../../../schema/sqlite/0007_location.sql")),
 ];
 /// A migration that rebuilds a table says so with this line: foreign keys are turned off
 /// around its transaction (they cannot be inside one) and checked before it commits.
@@ -74,7 +76,8 @@ const WRITER_CHECKPOINT_PAGES: i64 = 16_384;
 const DAY_MS: i64 = 86_400_000;
 const MESSAGE_COLUMNS: &str =
     "id, room_id, seq, sender_id, kind, content, nonce, reply_to, hashtags, \
-     reactions, attachments, created_at, edited_at, deleted, link_previews";
+     reactions, attachments, created_at, edited_at, deleted, link_previews, location, \
+     suggest_location";
 
 type Done = Box<dyn FnOnce(StoreResult<()>) + Send>;
 type Job = Box<dyn FnOnce(Option<&mut Transaction>) -> Done + Send>;
@@ -462,6 +465,10 @@ fn message_from_row(r: &Row) -> rusqlite::Result<Message> {
         edited_at: r.get(12)?,
         deleted: r.get::<_, i64>(13)? != 0,
         link_previews: serde_json::from_str(&r.get::<_, String>(14)?).unwrap_or_default(),
+        location: r
+            .get::<_, Option<String>>(15)?
+            .and_then(|j| serde_json::from_str(&j).ok()),
+        suggest_location: r.get::<_, i64>(16)? != 0,
     })
 }
 

@@ -1,0 +1,239 @@
+//! The location suggestion (LOC-5): whether a message asks where someone is, in each of the
+//! eight languages Dovie speaks. A small phrase matcher, local and deterministic — no provider.
+//!
+//! Text is folded before matching: lower case, Latin diacritics removed (`¿Dónde estás?` →
+//! `donde estas`), punctuation turned into spaces. Phrases in Latin script match whole words
+//! (`where are you` does not match inside `somewhere are youth`); phrases in Hangul, kana or
+//! Han characters match anywhere with spaces ignored (those scripts do not separate words the
+//! same way).
+
+/// The phrases of each language (BCP 47 tag), as written; they are folded like the text.
+const PHRASES: &[(&str, &[&str])] = &[
+    (
+        "ko",
+        &[
+            "어디야",
+            "어디에요",
+            "어디예요",
+            "어디세요",
+            "어디임",
+            "어디 있어",
+            "어디 있니",
+            "어디 있냐",
+            "어디 있어요",
+            "어디 계세요",
+            "어디쯤",
+            "위치 보내",
+            "위치 알려",
+            "위치 공유",
+        ],
+    ),
+    (
+        "en",
+        &[
+            "where are you",
+            "where r u",
+            "where are u",
+            "where ru",
+            "where you at",
+            "where u at",
+            "wya",
+            "what's your location",
+            "whats your location",
+            "send me your location",
+            "send your location",
+            "share your location",
+            "where is everyone",
+        ],
+    ),
+    (
+        "ja",
+        &[
+            "どこにいる",
+            "どこにいます",
+            "どこにいるの",
+            "今どこ",
+            "いまどこ",
+            "どこいる",
+            "場所を教えて",
+            "居場所",
+            "位置情報を送って",
+            "位置情報を共有",
+        ],
+    ),
+    (
+        "zh-Hans",
+        &[
+            "你在哪",
+            "你们在哪",
+            "您在哪",
+            "在哪里呢",
+            "发个位置",
+            "发位置",
+            "发一下位置",
+            "共享位置",
+            "你的位置",
+        ],
+    ),
+    (
+        "zh-Hant",
+        &[
+            "你在哪裡",
+            "妳在哪",
+            "你們在哪",
+            "您在哪裡",
+            "在哪裡呢",
+            "發個位置",
+            "發位置",
+            "傳位置",
+            "分享位置",
+            "你的位置",
+        ],
+    ),
+    (
+        "es",
+        &[
+            "dónde estás",
+            "dónde andas",
+            "dónde te encuentras",
+            "dónde están",
+            "dónde está usted",
+            "mándame tu ubicación",
+            "envíame tu ubicación",
+            "comparte tu ubicación",
+            "pásame tu ubicación",
+        ],
+    ),
+    (
+        "fr",
+        &[
+            "où es-tu",
+            "où es tu",
+            "t'es où",
+            "tu es où",
+            "vous êtes où",
+            "où êtes-vous",
+            "où est-ce que tu es",
+            "où tu es",
+            "envoie ta position",
+            "partage ta position",
+            "envoie ta localisation",
+        ],
+    ),
+    (
+        "de",
+        &[
+            "wo bist du",
+            "wo seid ihr",
+            "wo sind sie",
+            "wo steckst du",
+            "wo bist denn du",
+            "schick mir deinen standort",
+            "schick deinen standort",
+            "teile deinen standort",
+            "sende deinen standort",
+        ],
+    ),
+];
+
+/// Which language's phrase asking for a location the text holds, if any.
+pub fn asks_location(text: &str) -> Option<&'static str> {
+    if text.is_empty() {
+        return None;
+    }
+    let spaced = format!(" {} ", fold(text));
+    let compact: String = spaced.chars().filter(|c| *c != ' ').collect();
+    PHRASES.iter().find_map(|(lang, phrases)| {
+        phrases
+            .iter()
+            .any(|p| {
+                let p = fold(p);
+                if p.is_ascii() {
+                    spaced.contains(&format!(" {p} "))
+                } else {
+                    let p: String = p.chars().filter(|c| *c != ' ').collect();
+                    compact.contains(&p)
+                }
+            })
+            .then_some(*lang)
+    })
+}
+
+/// Lower case, Latin diacritics removed, every non-letter-or-digit a single space.
+fn fold(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut space = true;
+    for c in text.chars().flat_map(char::to_lowercase) {
+        let c = match c {
+            'á' | 'à' | 'â' | 'ä' | 'ã' => 'a',
+            'é' | 'è' | 'ê' | 'ë' => 'e',
+            'í' | 'ì' | 'î' | 'ï' => 'i',
+            'ó' | 'ò' | 'ô' | 'ö' | 'õ' => 'o',
+            'ú' | 'ù' | 'û' | 'ü' => 'u',
+            'ñ' => 'n',
+            'ç' => 'c',
+            'ß' => 's',
+            c => c,
+        };
+        if c.is_alphanumeric() {
+            out.push(c);
+            space = false;
+        } else if !space {
+            out.push(' ');
+            space = true;
+        }
+    }
+    out.trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_language_is_recognised() {
+        let asks = [
+            ("ko", "지금 어디야?"),
+            ("ko", "혹시 어디 계세요"),
+            ("en", "Hey, where are you?"),
+            ("en", "WHERE R U"),
+            ("ja", "今どこ？"),
+            ("ja", "どこにいるの"),
+            ("zh-Hans", "你在哪？"),
+            ("zh-Hans", "发个位置给我"),
+            ("zh-Hant", "你在哪裡？"),
+            ("zh-Hant", "傳位置給我"),
+            ("es", "¿Dónde estás?"),
+            ("es", "donde estas amigo"),
+            ("fr", "Où es-tu ?"),
+            ("fr", "t'es où là"),
+            ("de", "Wo bist du?"),
+            ("de", "Schick mir deinen Standort"),
+        ];
+        for (lang, text) in asks {
+            // zh-Hans and zh-Hant share 你在哪: either answer is a question about location.
+            let got = asks_location(text);
+            assert!(
+                got == Some(lang)
+                    || (lang.starts_with("zh") && got.is_some_and(|g| g.starts_with("zh"))),
+                "{text:?}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ordinary_text_is_not_a_question_of_place() {
+        for text in [
+            "",
+            "see you somewhere around youth hall",
+            "Where is the meeting doc?",
+            "nowhere are you going without me", // "where are you" inside a word
+            "어디서 샀어?",
+            "dónde compraste eso",
+            "wo ist der Bahnhof",
+            "hello #where",
+        ] {
+            assert_eq!(asks_location(text), None, "{text:?}");
+        }
+    }
+}

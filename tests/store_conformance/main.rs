@@ -90,6 +90,7 @@ async fn append_ok(
 }
 
 mod files;
+mod geo;
 mod messages;
 mod people;
 mod rooms;
@@ -257,6 +258,36 @@ macro_rules! backends {
                 async fn open() -> Option<(SharedStore, Box<dyn std::any::Any>, Probe)> {
                     #[allow(unreachable_code)]
                     Some($open)
+                }
+
+                #[actix_rt::test]
+                async fn geo_live_shares() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::geo::live_shares(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn geo_history() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::geo::location_history(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn geo_nearby() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::geo::nearby(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn geo_location_rooms() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::geo::location_rooms(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn geo_location_messages() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::geo::location_messages(s).await;
                 }
 
                 #[actix_rt::test]

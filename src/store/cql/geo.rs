@@ -424,29 +424,38 @@ impl GeoStore for ScyllaStore {
         limit: usize,
     ) -> StoreResult<Vec<HistoryEntry>> {
         type Row = (String, String, String, Option<String>, f64, f64, i64);
-        let rows = self
-            .rows::<Row>(
-                &self.st.geo.history,
-                (
-                    user_id,
-                    before.unwrap_or("~"),
-                    limit.min(i32::MAX as usize) as i32,
-                ),
-            )
-            .await?;
-        Ok(rows
-            .into_iter()
-            .filter(|r| r.6 >= since)
-            .map(|r| HistoryEntry {
-                id: r.0,
-                user_id: r.1,
-                kind: r.2,
-                room_id: r.3,
-                lat: r.4,
-                lon: r.5,
-                at: r.6,
-            })
-            .collect())
+        // Entries past the retention are only the oldest (ids are time-ordered), and may still
+        // be there until their TTL runs out: pages are read on until `limit` are in or the
+        // partition ends.
+        let page = limit.min(i32::MAX as usize);
+        let mut cursor = before.unwrap_or("~").to_string();
+        let mut out = Vec::new();
+        loop {
+            let rows = self
+                .rows::<Row>(&self.st.geo.history, (user_id, &cursor, page as i32))
+                .await?;
+            let full = rows.len() == page;
+            if let Some(last) = rows.last() {
+                cursor = last.0.clone();
+            }
+            out.extend(
+                rows.into_iter()
+                    .filter(|r| r.6 >= since)
+                    .map(|r| HistoryEntry {
+                        id: r.0,
+                        user_id: r.1,
+                        kind: r.2,
+                        room_id: r.3,
+                        lat: r.4,
+                        lon: r.5,
+                        at: r.6,
+                    }),
+            );
+            if out.len() >= limit || !full {
+                out.truncate(limit);
+                return Ok(out);
+            }
+        }
     }
 
     async fn delete_history_entry(&self, user_id: &str, id: &str) -> StoreResult<bool> {

@@ -190,7 +190,7 @@ impl GeoStore for SqliteStore {
                 c,
                 &format!(
                     "SELECT {SHARE_COLS} FROM location_shares \
-                     WHERE ended_at IS NULL AND live_until <= ?1 ORDER BY live_until LIMIT ?2"
+                     WHERE ended_at IS NULL AND live_until <= ?1 ORDER BY live_until, id LIMIT ?2"
                 ),
                 params![now, limit as i64],
             )

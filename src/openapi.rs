@@ -26,6 +26,9 @@ fn schemas() -> Value {
     let device = json!({ "type": ["string", "null"], "description": "a name for this device, shown in the session list (cut to 64 characters)" });
     let mut locales_or_null: Vec<Value> = locales.iter().map(|l| json!(l)).collect();
     locales_or_null.push(Value::Null);
+    let lat = json!({ "type": "number", "minimum": -90, "maximum": 90 });
+    let lon = json!({ "type": "number", "minimum": -180, "maximum": 180 });
+    let number_or_null = json!({ "type": ["number", "null"] });
     let message_text =
         json!({ "type": "string", "minLength": 1, "maxLength": 4000, "pattern": not_blank });
     json!({
@@ -101,7 +104,8 @@ fn schemas() -> Value {
         "LoginRequest": req(json!({ "email": { "type": "string" }, "password": { "type": "string" }, "device": device }), &["email", "password"]),
         "RefreshRequest": req(json!({ "refresh_token": { "type": "string" } }), &["refresh_token"]),
         "Room": out(json!({
-            "id": { "type": "string" }, "type": { "type": "string", "enum": ["direct", "group"] },
+            "id": { "type": "string" }, "type": { "type": "string", "enum": ["direct", "group", "location"] },
+            "location": out(json!({ "lat": lat, "lon": lon, "radius_m": { "type": "number" } }), &["lat", "lon", "radius_m"]),
             "name": { "type": "string" }, "member_ids": { "type": "array", "items": { "type": "string" } },
             "created_by": { "type": "string" }, "created_at": { "type": "integer" },
             "roles": { "type": "object", "additionalProperties": { "type": "string", "enum": ["owner", "admin", "member"] } } }),
@@ -138,6 +142,8 @@ fn schemas() -> Value {
             "reactions": { "type": "object", "additionalProperties": { "type": "array", "items": { "type": "string" } } },
             "attachments": { "type": "array", "items": reference("File") },
             "link_previews": { "type": "array", "items": reference("LinkPreview") },
+            "location": reference("Location"),
+            "suggest_location": { "type": "boolean", "description": "the text asks where someone is (members got location_suggestion)" },
             "created_at": { "type": "integer" }, "edited_at": { "type": "integer" }, "deleted": { "type": "boolean" } }),
             &["id", "room_id", "seq", "sender_id", "kind", "content", "hashtags", "reactions", "attachments", "created_at", "deleted"]),
         "MessageResponse": out(json!({ "message": reference("Message") }), &["message"]),
@@ -177,6 +183,42 @@ fn schemas() -> Value {
         "EditMessageRequest": req(json!({ "content": message_text }), &["content"]),
         "LikeRequest": req(json!({ "emoji": { "type": ["string", "null"], "minLength": 1, "maxLength": 16, "pattern": not_blank,
             "default": "👍", "description": "absent or null: 👍" } }), &[]),
+        "Location": out(json!({ "lat": lat, "lon": lon, "accuracy_m": number_or_null, "label": { "type": ["string", "null"] },
+            "map_url": { "type": "string", "description": "a Google Maps link" },
+            "static_map_url": { "type": "string", "description": "only when location.static_api_key is set" },
+            "share_id": { "type": "string", "description": "a live share" }, "live_until": { "type": "integer" } }),
+            &["lat", "lon", "accuracy_m", "label", "map_url"]),
+        "LocationRequest": req(json!({ "lat": lat, "lon": lon,
+            "accuracy_m": { "type": ["number", "null"], "minimum": 0, "maximum": 1_000_000 },
+            "label": { "type": ["string", "null"], "maxLength": 200 },
+            "live_seconds": { "type": ["integer", "null"], "minimum": 60, "maximum": 86_400,
+                "description": "a live share of this many seconds (location.min_live_seconds to max_live_seconds); one per user and room: a new one ends the old" } }),
+            &["lat", "lon"]),
+        "LocationShare": out(json!({ "id": { "type": "string" }, "room_id": { "type": "string" }, "user_id": { "type": "string" },
+            "message_id": { "type": ["string", "null"] }, "lat": lat, "lon": lon, "accuracy_m": number_or_null,
+            "heading": number_or_null, "label": { "type": ["string", "null"] }, "started_at": { "type": "integer" },
+            "live_until": { "type": "integer" }, "updated_at": { "type": "integer" }, "ended_at": { "type": ["integer", "null"] },
+            "end_reason": { "type": ["string", "null"], "enum": ["stopped", "expired", null] } }),
+            &["id", "room_id", "user_id", "message_id", "lat", "lon", "accuracy_m", "heading", "label", "started_at", "live_until", "updated_at", "ended_at", "end_reason"]),
+        "LocationResponse": out(json!({ "message": reference("Message"), "share": reference("LocationShare") }), &["message"]),
+        "LocationShareList": out(json!({ "shares": { "type": "array", "items": reference("LocationShare") } }), &["shares"]),
+        "LocationRequestSent": out(json!({ "request_id": { "type": "string" }, "room_id": { "type": "string" },
+            "user_id": { "type": "string" }, "created_at": { "type": "integer" } }), &["request_id", "room_id", "user_id", "created_at"]),
+        "PositionRequest": req(json!({ "lat": lat, "lon": lon }), &["lat", "lon"]),
+        "NearbyUsers": out(json!({ "users": { "type": "array", "items": out(json!({ "user": reference("PublicUser"),
+            "distance_m": { "type": "integer", "multipleOf": 500, "minimum": 500, "description": "between ~1 km cells, rounded to 500 m" } }),
+            &["user", "distance_m"]) } }), &["users"]),
+        "CreateLocationRoomRequest": req(json!({ "name": { "type": "string", "minLength": 1, "maxLength": 100, "pattern": not_blank },
+            "lat": lat, "lon": lon, "radius_m": { "type": "number", "minimum": 100, "maximum": 50_000 } }),
+            &["name", "lat", "lon", "radius_m"]),
+        "LocationRoomResponse": out(json!({ "room": reference("Room") }), &["room"]),
+        "LocationRoomList": out(json!({ "rooms": { "type": "array", "items": out(json!({ "room": reference("Room"),
+            "distance_m": { "type": "integer", "minimum": 0 }, "member_count": { "type": "integer", "minimum": 1 } }),
+            &["room", "distance_m", "member_count"]) } }), &["rooms"]),
+        "LocationHistory": out(json!({ "items": { "type": "array", "items": out(json!({ "id": { "type": "string" },
+            "kind": { "type": "string", "enum": ["message", "live", "nearby"] }, "room_id": { "type": "string" },
+            "lat": lat, "lon": lon, "at": { "type": "integer" } }), &["id", "kind", "lat", "lon", "at"]) },
+            "next_cursor": cursor }), &["items", "next_cursor"]),
         "Status": { "type": "object", "properties": { "status": { "type": "string" } }, "required": ["status"] },
     })
 }

@@ -1047,3 +1047,131 @@ async fn files_work_from_any_node_over_s3() {
         "the object is deleted"
     );
 }
+
+/// Location across nodes: a live share started on one node, moved through a second and heard on
+/// a third, ends on time after its starting node is killed — announced exactly once although
+/// every node sweeps; "nearby" through Redis GEO from any node; location rooms and suggestions
+/// from any node.
+#[actix_rt::test]
+async fn location_works_across_nodes() {
+    let Some(cql) = cql() else { return };
+    let redis = RedisServer::start();
+    let mut cluster = start_nodes_env(
+        &[&cql],
+        &redis.url(),
+        3,
+        LIMITS,
+        &[("DOVIE_LOCATION__MIN_LIVE_SECONDS", "1")],
+    );
+    let (api1, api2, api3) = (
+        rest(&cluster.nodes[0]),
+        rest(&cluster.nodes[1]),
+        rest(&cluster.nodes[2]),
+    );
+    let (a, b) = (api1.register("a").await, api2.register("b").await);
+    let room = api1.group(&a, &[&b]).await;
+    let mut wa = Ws::connect(&cluster.nodes[1], Codec::Json, Auth::Query(&a.token)).await;
+    let mut wb = Ws::connect(&cluster.nodes[2], Codec::MsgPack, Auth::Query(&b.token)).await;
+
+    let (s, body) = api1
+        .post(
+            &format!("/api/chat-rooms/{room}/location"),
+            &a.token,
+            json!({"lat": 37.5663, "lon": 126.9779, "live_seconds": 4}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let started = Instant::now();
+    let share = body["share"]["id"].as_str().unwrap().to_string();
+    let r = wa
+        .request(
+            "location_update",
+            json!({"share_id": share, "lat": 37.567, "lon": 126.978}),
+        )
+        .await;
+    assert_eq!(r["t"], "reply", "{r}");
+    let moved = wb.expect("location_updated").await;
+    assert_eq!(moved["d"]["share_id"], json!(share));
+    assert_eq!(moved["d"]["lat"], json!(37.567));
+
+    // The node that started the share dies; another ends it on time, once.
+    cluster.nodes[0].kill();
+    let ended = wb.expect("location_share_ended").await;
+    let took = started.elapsed();
+    assert_eq!(ended["d"]["share_id"], json!(share));
+    assert_eq!(ended["d"]["reason"], "expired");
+    assert!(
+        took >= Duration::from_millis(3_900) && took < Duration::from_millis(6_000),
+        "ended after {took:?}"
+    );
+    wb.expect_none("location_share_ended", Duration::from_millis(1_500))
+        .await;
+    let (_, shares) = api3
+        .get(&format!("/api/chat-rooms/{room}/location-shares"), &b.token)
+        .await;
+    assert!(shares["shares"].as_array().unwrap().is_empty(), "{shares}");
+
+    // Nearby: published on one node, found from another, kept in Redis GEO.
+    for (api, u, lat) in [(&api2, &a, 37.5663), (&api3, &b, 37.5690)] {
+        let (s, body) = api
+            .call(
+                "PUT",
+                "/api/users/me/location",
+                Some(&u.token),
+                Some(json!({"lat": lat, "lon": 126.9779})),
+            )
+            .await;
+        assert_eq!(s, 204, "{body}");
+    }
+    let (s, near) = api3
+        .get(
+            "/api/nearby-users?lat=37.5663&lon=126.9779&radius_m=5000",
+            &a.token,
+        )
+        .await;
+    assert_eq!(s, 200, "{near}");
+    assert_eq!(near["users"][0]["user"]["id"], json!(b.id), "{near}");
+    assert_eq!(near["users"][0]["distance_m"].as_u64().unwrap() % 500, 0);
+    let geo = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "GEOPOS",
+            "{dovie:nearby}:geo",
+            &b.id,
+        ])
+        .output()
+        .unwrap();
+    let pos = String::from_utf8_lossy(&geo.stdout);
+    assert!(pos.contains("126.9"), "b's cell is in Redis GEO: {pos}");
+
+    // Location rooms and suggestions from any node.
+    let (s, body) = api2
+        .post(
+            "/api/location-chat-rooms",
+            &a.token,
+            json!({"name": "plaza", "lat": 37.5663, "lon": 126.9779, "radius_m": 300}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let plaza = body["room"]["id"].as_str().unwrap().to_string();
+    let (_, found) = api3
+        .get(
+            "/api/location-chat-rooms?lat=37.567&lon=126.978&radius_m=1000",
+            &b.token,
+        )
+        .await;
+    assert_eq!(found["rooms"][0]["room"]["id"], json!(plaza), "{found}");
+    let (s, _) = api3
+        .post(
+            &format!("/api/chat-rooms/{plaza}/join"),
+            &b.token,
+            json!({"lat": 37.567, "lon": 126.978}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let m = api2.send(&a, &room, "어디야?").await;
+    assert_eq!(m["suggest_location"], true);
+    let s = wb.expect("location_suggestion").await;
+    assert_eq!(s["d"]["message_id"], m["id"]);
+}

@@ -8,6 +8,7 @@
 //! phase is bounded in count and time.
 
 mod files;
+mod geo;
 mod report;
 mod scan;
 mod scenario;
@@ -79,10 +80,94 @@ enum Cmd {
         #[arg(long, default_value = "load-tests/results")]
         out: String,
     },
+    /// The location benchmark: "nearby" and location-room searches among many users and rooms,
+    /// and a busy room's send latency while live shares move.
+    Geo {
+        /// Users opted in to "nearby".
+        #[arg(long, default_value_t = 100_000)]
+        users: usize,
+        /// Location rooms.
+        #[arg(long, default_value_t = 50_000)]
+        rooms: usize,
+        /// Searches of each kind.
+        #[arg(long, default_value_t = 2_000)]
+        queries: usize,
+        /// Live shares moving every 2 s during the second phase.
+        #[arg(long, default_value_t = 1_000)]
+        shares: usize,
+        /// Seconds of each live phase.
+        #[arg(long, default_value_t = 20)]
+        phase_secs: u64,
+        /// A CQL server (HOST:PORT): run the node on the CQL store with a Redis bus of its own.
+        #[arg(long)]
+        scylla: Option<String>,
+        #[arg(long, default_value = "load-tests/server.toml")]
+        config: String,
+        #[arg(long)]
+        bin_dir: Option<String>,
+        #[arg(long, default_value = "load-tests/results")]
+        out: String,
+    },
 }
 
 fn main() {
     let cli = Cli::parse();
+    if let Cmd::Geo {
+        users,
+        rooms,
+        queries,
+        shares,
+        phase_secs,
+        scylla,
+        config,
+        bin_dir,
+        out,
+    } = cli.cmd
+    {
+        let _ = dovie_transport::process::raise_file_limit();
+        let name = if scylla.is_some() {
+            "geo-cluster"
+        } else {
+            "geo"
+        };
+        let plan = geo::Plan {
+            users,
+            rooms,
+            queries,
+            shares,
+            phase_secs,
+            scylla,
+        };
+        let result = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| {
+                rt.block_on(async {
+                    let bins = targets::Bins::locate(bin_dir.as_deref())?;
+                    let result = geo::run(&bins, &config, &plan).await?;
+                    let command = std::env::args().collect::<Vec<_>>().join(" ");
+                    let summary = json!({
+                        "scenario": name, "kind": "geo", "command": command,
+                        "machine": report::machine(), "result": result,
+                    });
+                    let table = format!(
+                        "### {name}\n\nMachine: {} × {} cores, {} GiB. Command: `{command}`\n\n{}",
+                        summary["machine"]["cpu"].as_str().unwrap_or("?"),
+                        summary["machine"]["cores"],
+                        summary["machine"]["memory_gib"],
+                        geo::table(&summary)
+                    );
+                    report::write(&out, name, &summary, &table)
+                })
+            });
+        if let Err(e) = result {
+            eprintln!("dovie-load: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     if let Cmd::Files {
         size_mib,
         concurrent,

@@ -120,6 +120,16 @@ impl Target {
         config: &str,
         real_login_limits: bool,
     ) -> Result<Target, String> {
+        Target::start_dovie_args(bins, config, real_login_limits, &[]).await
+    }
+
+    /// [`Target::start_dovie_with`] with more flags (a cluster's store and bus).
+    pub async fn start_dovie_args(
+        bins: &Bins,
+        config: &str,
+        real_login_limits: bool,
+        extra: &[String],
+    ) -> Result<Target, String> {
         let login_limit = if real_login_limits { "10" } else { "100000000" };
         let addr = free_port()?;
         let data_dir =
@@ -132,6 +142,7 @@ impl Target {
             .arg(addr.to_string())
             .arg("--data-dir")
             .arg(&data_dir)
+            .args(extra)
             // The load tool registers and logs in thousands of users from one address: the
             // per-address limits of a public node are not what it measures.
             .env("DOVIE_RATE_LIMITS__REGISTER_PER_HOUR", "100000000")

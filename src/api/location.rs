@@ -356,10 +356,12 @@ async fn nearby_users(
     let hidden = blocked_either_way(&state, &who.user_id).await?;
     // Searched from my cell's centre, never from the position given: every answer is about
     // cells, not places.
+    // Enough to fill a page after leaving out me and whoever is hidden from me.
+    let want = geo::NEARBY_LIMIT + hidden.len() + 1;
     let near = state
         .geo
         .nearby
-        .around(me.lat, me.lon, radius, now, geo::NEARBY_CANDIDATES)
+        .around(me.lat, me.lon, radius, now, want)
         .await?;
     let near: Vec<_> = near
         .into_iter()
@@ -435,19 +437,11 @@ async fn discover_rooms(
     let radius = geo::search_radius(q.radius_m)?;
     let rule = Rule::per_minute("room_search", SEARCHES_PER_MINUTE);
     state.limiter.hit(rule, &who.user_id).await?;
-    let boxes = cells::boxes_around(q.lat, q.lon, radius);
-    let mut near: Vec<(LocationRoom, f64)> = state
-        .store
-        .location_rooms_in(&boxes, geo::NEARBY_CANDIDATES)
-        .await?
-        .into_iter()
-        .map(|r| {
-            let d = cells::distance_m(q.lat, q.lon, r.lat, r.lon);
-            (r, d)
-        })
-        .filter(|(_, d)| *d <= radius)
-        .collect();
-    near.sort_by(|a, b| a.1.total_cmp(&b.1));
+    // A few more than a page: a place whose room was deleted is skipped.
+    let near = state
+        .geo
+        .rooms_near(q.lat, q.lon, radius, geo::ROOMS_LIMIT + 8)
+        .await?;
     let mut rooms = Vec::new();
     for (place, d) in near {
         if rooms.len() == geo::ROOMS_LIMIT {

@@ -378,6 +378,29 @@ impl Geo {
         Ok(p)
     }
 
+    /// Location rooms whose place is within `radius_m` of the point, nearest first, at most
+    /// `limit`, with their distances (ring by ring: [`nearby::nearest`]).
+    pub async fn rooms_near(
+        &self,
+        lat: f64,
+        lon: f64,
+        radius_m: f64,
+        limit: usize,
+    ) -> Result<Vec<(crate::store::LocationRoom, f64)>, ErrorBody> {
+        let store = &self.store;
+        let fetch = |boxes: Vec<crate::store::GeoBox>| async move {
+            store.location_rooms_in(&boxes, NEARBY_CANDIDATES).await
+        };
+        nearby::nearest(
+            (lat, lon),
+            radius_m,
+            limit,
+            fetch,
+            |r: &crate::store::LocationRoom| (r.lat, r.lon),
+        )
+        .await
+    }
+
     /// Marks a message that asks where someone is.
     pub fn prepare(&self, draft: &mut Draft) {
         if draft.location.is_none() && suggest::asks_location(&draft.content).is_some() {

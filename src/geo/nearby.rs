@@ -5,13 +5,103 @@
 //! move" on every node, and is what a restarted Redis is refilled from.
 
 use crate::cluster::RedisConn;
-use crate::store::{NearbyPosition, SharedStore, StoreResult};
+use crate::store::{GeoBox, NearbyPosition, SharedStore, StoreResult};
 
 use super::cells;
 
 /// Both keys share one hash slot (`{…}`), so each pipeline stays on one Redis Cluster node.
 const GEO_KEY: &str = "{dovie:nearby}:geo";
 const EXPIRY_KEY: &str = "{dovie:nearby}:exp";
+/// The rings a store search widens through, metres (the asked radius ends it).
+const RINGS_M: [f64; 5] = [1_000.0, 2_500.0, 5_000.0, 10_000.0, 25_000.0];
+
+/// The nearest `limit` of what `fetch` finds within `radius_m` of `from`, nearest first, with
+/// their distances. An index that cannot order by distance is asked ring by ring ([`RINGS_M`],
+/// up to the radius): once a ring holds `limit`, the nearest `limit` are all in it, so a search
+/// in a dense city reads a few hundred rows, not every one within 50 km.
+pub async fn nearest<T, F, Fut>(
+    from: (f64, f64),
+    radius_m: f64,
+    limit: usize,
+    fetch: F,
+    place: impl Fn(&T) -> (f64, f64),
+) -> StoreResult<Vec<(T, f64)>>
+where
+    F: Fn(Vec<GeoBox>) -> Fut,
+    Fut: std::future::Future<Output = StoreResult<Vec<T>>>,
+{
+    let rings = RINGS_M.iter().copied().filter(|r| *r < radius_m);
+    for ring in rings.chain([radius_m]) {
+        let mut near: Vec<(T, f64)> = fetch(cells::boxes_around(from.0, from.1, ring))
+            .await?
+            .into_iter()
+            .map(|t| {
+                let (lat, lon) = place(&t);
+                let d = cells::distance_m(from.0, from.1, lat, lon);
+                (t, d)
+            })
+            .filter(|(_, d)| *d <= ring)
+            .collect();
+        if near.len() >= limit || ring >= radius_m {
+            near.sort_by(|a, b| a.1.total_cmp(&b.1));
+            near.truncate(limit);
+            return Ok(near);
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// The `count` nearest positions within the radius, nearest first, with those expired left out;
+/// and how many Redis found before that.
+async fn redis_search(
+    r: &RedisConn,
+    lat: f64,
+    lon: f64,
+    radius_m: f64,
+    now: i64,
+    count: usize,
+) -> StoreResult<(Vec<(NearbyPosition, f64)>, usize)> {
+    let mut pipe = redis::pipe();
+    pipe.cmd("GEOSEARCH")
+        .arg(GEO_KEY)
+        .arg("FROMLONLAT")
+        .arg(lon)
+        .arg(lat)
+        .arg("BYRADIUS")
+        .arg(radius_m)
+        .arg("m")
+        .arg("ASC")
+        .arg("COUNT")
+        .arg(count)
+        .arg("WITHCOORD");
+    let (hits,): (Vec<(String, (f64, f64))>,) = r.query(&pipe).await.map_err(redis_error)?;
+    if hits.is_empty() {
+        return Ok((Vec::new(), 0));
+    }
+    let mut pipe = redis::pipe();
+    let cmd = pipe.cmd("ZMSCORE").arg(EXPIRY_KEY);
+    for (user, _) in &hits {
+        cmd.arg(user);
+    }
+    let (expiries,): (Vec<Option<f64>>,) = r.query(&pipe).await.map_err(redis_error)?;
+    let found = hits.len();
+    let near = hits
+        .into_iter()
+        .zip(expiries)
+        .filter_map(|((user_id, (plon, plat)), exp)| {
+            let exp = exp.map(|e| e as i64).filter(|e| *e > now)?;
+            let p = NearbyPosition {
+                user_id,
+                lat: plat,
+                lon: plon,
+                updated_at: 0,
+                expires_at: exp,
+            };
+            Some((p, cells::distance_m(lat, lon, plat, plon)))
+        })
+        .collect();
+    Ok((near, found))
+}
 
 pub enum NearbyIndex {
     Store(SharedStore),
@@ -68,7 +158,9 @@ impl NearbyIndex {
     }
 
     /// Positions within `radius_m` of the point, not expired at `now`, nearest first, at most
-    /// `limit`; each with its distance in metres.
+    /// `limit`; each with its distance in metres. The store's index is read by [`nearest`].
+    /// Redis answers nearest first itself; it is asked for `limit` at a time, more only when
+    /// expired positions were among them.
     pub async fn around(
         &self,
         lat: f64,
@@ -79,66 +171,25 @@ impl NearbyIndex {
     ) -> StoreResult<Vec<(NearbyPosition, f64)>> {
         match self {
             NearbyIndex::Store(store) => {
-                let boxes = cells::boxes_around(lat, lon, radius_m);
-                let found = store
-                    .nearby_in(&boxes, now, super::NEARBY_CANDIDATES)
-                    .await?;
-                let mut near: Vec<(NearbyPosition, f64)> = found
-                    .into_iter()
-                    .map(|p| {
-                        let d = cells::distance_m(lat, lon, p.lat, p.lon);
-                        (p, d)
-                    })
-                    .filter(|(_, d)| *d <= radius_m)
-                    .collect();
-                near.sort_by(|a, b| a.1.total_cmp(&b.1));
-                near.truncate(limit);
-                Ok(near)
+                let fetch = |boxes: Vec<GeoBox>| async move {
+                    store.nearby_in(&boxes, now, super::NEARBY_CANDIDATES).await
+                };
+                nearest((lat, lon), radius_m, limit, fetch, |p: &NearbyPosition| {
+                    (p.lat, p.lon)
+                })
+                .await
             }
             NearbyIndex::Redis(_, r) => {
-                let mut pipe = redis::pipe();
-                pipe.cmd("GEOSEARCH")
-                    .arg(GEO_KEY)
-                    .arg("FROMLONLAT")
-                    .arg(lon)
-                    .arg(lat)
-                    .arg("BYRADIUS")
-                    .arg(radius_m)
-                    .arg("m")
-                    .arg("ASC")
-                    .arg("COUNT")
-                    .arg(super::NEARBY_CANDIDATES)
-                    .arg("WITHCOORD");
-                let (hits,): (Vec<(String, (f64, f64))>,) =
-                    r.query(&pipe).await.map_err(redis_error)?;
-                if hits.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let mut pipe = redis::pipe();
-                let cmd = pipe.cmd("ZMSCORE").arg(EXPIRY_KEY);
-                for (user, _) in &hits {
-                    cmd.arg(user);
-                }
-                let (expiries,): (Vec<Option<f64>>,) = r.query(&pipe).await.map_err(redis_error)?;
-                let mut near = Vec::new();
-                for ((user_id, (plon, plat)), exp) in hits.into_iter().zip(expiries) {
-                    let Some(exp) = exp.map(|e| e as i64).filter(|e| *e > now) else {
-                        continue;
-                    };
-                    let d = cells::distance_m(lat, lon, plat, plon);
-                    let p = NearbyPosition {
-                        user_id,
-                        lat: plat,
-                        lon: plon,
-                        updated_at: 0,
-                        expires_at: exp,
-                    };
-                    near.push((p, d));
-                    if near.len() == limit {
-                        break;
+                let mut count = limit.max(1);
+                loop {
+                    let (near, hits) = redis_search(r, lat, lon, radius_m, now, count).await?;
+                    if near.len() >= limit || hits < count || count >= super::NEARBY_CANDIDATES {
+                        let mut near = near;
+                        near.truncate(limit);
+                        return Ok(near);
                     }
+                    count = (count * 4).min(super::NEARBY_CANDIDATES);
                 }
-                Ok(near)
             }
         }
     }

@@ -523,6 +523,30 @@ pub enum ShareMove {
     NotFound,
 }
 
+impl ShareMove {
+    /// Why `s` cannot move to `to` now, if it cannot: ended or past its end, or moved less than
+    /// `min_interval_ms` ago (the first move may follow the start at once: the start placed
+    /// it). Every store decides moves by this.
+    pub fn refusal(
+        s: &LocationShare,
+        to: &SharePosition,
+        min_interval_ms: i64,
+    ) -> Option<ShareMove> {
+        if !s.is_live(to.at) {
+            return Some(ShareMove::Ended);
+        }
+        let wait = s.updated_at + min_interval_ms - to.at;
+        (s.updated_at != s.started_at && wait > 0).then_some(ShareMove::TooSoon(wait))
+    }
+
+    /// The share moved to `to`.
+    pub fn moved(mut s: LocationShare, to: &SharePosition) -> ShareMove {
+        (s.lat, s.lon, s.accuracy_m, s.heading, s.updated_at) =
+            (to.lat, to.lon, to.accuracy_m, to.heading, to.at);
+        ShareMove::Moved(Box::new(s))
+    }
+}
+
 /// A new position of a live share.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SharePosition {

@@ -299,16 +299,11 @@ impl GeoStore for ScyllaStore {
         to: SharePosition,
         min_interval_ms: i64,
     ) -> StoreResult<ShareMove> {
-        let Some(mut s) = self.share_row(id).await?.filter(|s| s.user_id == user_id) else {
+        let Some(s) = self.share_row(id).await?.filter(|s| s.user_id == user_id) else {
             return Ok(ShareMove::NotFound);
         };
-        if !s.is_live(to.at) {
-            return Ok(ShareMove::Ended);
-        }
-        // The first move may follow the start at once (the start placed it).
-        let wait = s.updated_at + min_interval_ms - to.at;
-        if s.updated_at != s.started_at && wait > 0 {
-            return Ok(ShareMove::TooSoon(wait));
+        if let Some(refused) = ShareMove::refusal(&s, &to, min_interval_ms) {
+            return Ok(refused);
         }
         let applied = self
             .lwt(
@@ -331,9 +326,7 @@ impl GeoStore for ScyllaStore {
                 _ => ShareMove::Ended,
             });
         }
-        (s.lat, s.lon, s.accuracy_m, s.heading, s.updated_at) =
-            (to.lat, to.lon, to.accuracy_m, to.heading, to.at);
-        Ok(ShareMove::Moved(Box::new(s)))
+        Ok(ShareMove::moved(s, &to))
     }
 
     async fn end_share(&self, id: &str, reason: &str, at: i64) -> StoreResult<bool> {

@@ -56,6 +56,45 @@ fn nearby_from_row(r: &Row) -> rusqlite::Result<NearbyPosition> {
     })
 }
 
+fn room_from_row(r: &Row) -> rusqlite::Result<LocationRoom> {
+    Ok(LocationRoom {
+        room_id: r.get(0)?,
+        lat: r.get(1)?,
+        lon: r.get(2)?,
+        radius_m: r.get(3)?,
+    })
+}
+
+/// The rows of an R*Tree probe (`sql` takes a box as ?1–?4, the rows still wanted as ?5, and
+/// `more` as ?6) for each box in turn, at most `limit` in all.
+fn in_boxes<T>(
+    c: &Connection,
+    sql: &str,
+    boxes: &[GeoBox],
+    limit: usize,
+    more: Option<i64>,
+    map: fn(&Row) -> rusqlite::Result<T>,
+) -> StoreResult<Vec<T>> {
+    let mut st = db(c.prepare_cached(sql))?;
+    let mut out = Vec::new();
+    for b in boxes {
+        let left = limit.saturating_sub(out.len()) as i64;
+        if left == 0 {
+            break;
+        }
+        let mut args: Vec<&dyn rusqlite::ToSql> =
+            vec![&b.min_lat, &b.max_lat, &b.min_lon, &b.max_lon, &left];
+        if let Some(m) = more.as_ref() {
+            args.push(m);
+        }
+        let rows = db(st.query_map(args.as_slice(), map))?;
+        for r in rows {
+            out.push(db(r)?);
+        }
+    }
+    Ok(out)
+}
+
 fn history_from_row(r: &Row) -> rusqlite::Result<HistoryEntry> {
     Ok(HistoryEntry {
         id: r.get(0)?,
@@ -131,16 +170,11 @@ impl GeoStore for SqliteStore {
     ) -> StoreResult<ShareMove> {
         let (id, user_id) = (id.to_string(), user_id.to_string());
         self.write(move |c| {
-            let Some(mut s) = get_share(c, &id)?.filter(|s| s.user_id == user_id) else {
+            let Some(s) = get_share(c, &id)?.filter(|s| s.user_id == user_id) else {
                 return Ok(ShareMove::NotFound);
             };
-            if !s.is_live(to.at) {
-                return Ok(ShareMove::Ended);
-            }
-            // The first move may follow the start at once (the start placed it).
-            let wait = s.updated_at + min_interval_ms - to.at;
-            if s.updated_at != s.started_at && wait > 0 {
-                return Ok(ShareMove::TooSoon(wait));
+            if let Some(refused) = ShareMove::refusal(&s, &to, min_interval_ms) {
+                return Ok(refused);
             }
             exec_cached(
                 c,
@@ -148,9 +182,7 @@ impl GeoStore for SqliteStore {
                  updated_at = ?6 WHERE id = ?1",
                 params![id, to.lat, to.lon, to.accuracy_m, to.heading, to.at],
             )?;
-            (s.lat, s.lon, s.accuracy_m, s.heading, s.updated_at) =
-                (to.lat, to.lon, to.accuracy_m, to.heading, to.at);
-            Ok(ShareMove::Moved(Box::new(s)))
+            Ok(ShareMove::moved(s, &to))
         })
         .await
     }
@@ -346,27 +378,17 @@ impl GeoStore for SqliteStore {
     ) -> StoreResult<Vec<NearbyPosition>> {
         let boxes = boxes.to_vec();
         self.read(move |c| {
-            let mut st = db(c.prepare_cached(
+            in_boxes(
+                c,
                 "SELECT u.user_id, u.lat, u.lon, u.updated_at, u.expires_at \
                  FROM nearby_index i JOIN nearby_users u ON u.rid = i.id \
                  WHERE i.max_lat >= ?1 AND i.min_lat <= ?2 AND i.max_lon >= ?3 AND i.min_lon <= ?4 \
-                 AND u.expires_at > ?5 LIMIT ?6",
-            ))?;
-            let mut out = Vec::new();
-            for b in boxes {
-                let left = limit.saturating_sub(out.len());
-                if left == 0 {
-                    break;
-                }
-                let rows = db(st.query_map(
-                    params![b.min_lat, b.max_lat, b.min_lon, b.max_lon, now, left as i64],
-                    nearby_from_row,
-                ))?;
-                for r in rows {
-                    out.push(db(r)?);
-                }
-            }
-            Ok(out)
+                 AND u.expires_at > ?6 LIMIT ?5",
+                &boxes,
+                limit,
+                Some(now),
+                nearby_from_row,
+            )
         })
         .await
     }
@@ -417,14 +439,7 @@ impl GeoStore for SqliteStore {
             db(c.query_row(
                 "SELECT room_id, lat, lon, radius_m FROM location_rooms WHERE room_id = ?1",
                 [room_id],
-                |r| {
-                    Ok(LocationRoom {
-                        room_id: r.get(0)?,
-                        lat: r.get(1)?,
-                        lon: r.get(2)?,
-                        radius_m: r.get(3)?,
-                    })
-                },
+                room_from_row,
             )
             .optional())
         })
@@ -438,34 +453,17 @@ impl GeoStore for SqliteStore {
     ) -> StoreResult<Vec<LocationRoom>> {
         let boxes = boxes.to_vec();
         self.read(move |c| {
-            let mut st = db(c.prepare_cached(
+            in_boxes(
+                c,
                 "SELECT r.room_id, r.lat, r.lon, r.radius_m \
                  FROM location_rooms_index i JOIN location_rooms r ON r.rid = i.id \
                  WHERE i.max_lat >= ?1 AND i.min_lat <= ?2 AND i.max_lon >= ?3 AND i.min_lon <= ?4 \
                  LIMIT ?5",
-            ))?;
-            let mut out = Vec::new();
-            for b in boxes {
-                let left = limit.saturating_sub(out.len());
-                if left == 0 {
-                    break;
-                }
-                let rows = db(st.query_map(
-                    params![b.min_lat, b.max_lat, b.min_lon, b.max_lon, left as i64],
-                    |r| {
-                        Ok(LocationRoom {
-                            room_id: r.get(0)?,
-                            lat: r.get(1)?,
-                            lon: r.get(2)?,
-                            radius_m: r.get(3)?,
-                        })
-                    },
-                ))?;
-                for r in rows {
-                    out.push(db(r)?);
-                }
-            }
-            Ok(out)
+                &boxes,
+                limit,
+                None,
+                room_from_row,
+            )
         })
         .await
     }

@@ -861,3 +861,94 @@ async fn location_history_lists_and_forgets() {
     let (status, _) = api.get("/api/location-history?limit=0", &a.token).await;
     assert_eq!(status, 400);
 }
+
+/// A blocked member does not see the blocker move; a member who leaves stops showing where they
+/// are; a deleted room's shares end.
+#[actix_rt::test]
+async fn blocks_and_leaving_hide_live_shares() {
+    let server = Server::start();
+    let api = rest(&server);
+    let [a, b, c] = api.register_all(["ana", "ben", "cy"]).await;
+    let room = api.group(&a, &[&b, &c]).await;
+    let path = format!("/api/chat-rooms/{room}/location");
+    let mut wa = Ws::connect(&server, Codec::Json, Auth::Query(&a.token)).await;
+    let mut wb = Ws::connect(&server, Codec::Json, Auth::Query(&b.token)).await;
+    let mut wc = Ws::connect(&server, Codec::Json, Auth::Query(&c.token)).await;
+    let (_, body) = api
+        .post(
+            &path,
+            &a.token,
+            json!({"lat": LAT, "lon": LON, "live_seconds": 600}),
+        )
+        .await;
+    let share = body["share"]["id"].as_str().unwrap().to_string();
+    let (status, _) = api
+        .post("/api/blocks", &a.token, json!({"user_id": c.id}))
+        .await;
+    assert!(status == 200 || status == 201);
+    let r = wa
+        .request(
+            "location_update",
+            json!({"share_id": share, "lat": north(50.0), "lon": LON}),
+        )
+        .await;
+    assert_eq!(r["t"], "reply", "{r}");
+    wb.expect("location_updated").await;
+    wc.expect_none("location_updated", Duration::from_millis(400))
+        .await;
+    let shares = format!("/api/chat-rooms/{room}/location-shares");
+    let (_, seen_by_c) = api.get(&shares, &c.token).await;
+    assert!(
+        seen_by_c["shares"].as_array().unwrap().is_empty(),
+        "{seen_by_c}"
+    );
+    let (_, seen_by_b) = api.get(&shares, &b.token).await;
+    assert_eq!(seen_by_b["shares"].as_array().unwrap().len(), 1);
+
+    // b shares, then leaves: the share ends and the others hear it.
+    let (_, body) = api
+        .post(
+            &path,
+            &b.token,
+            json!({"lat": LAT, "lon": LON, "live_seconds": 600}),
+        )
+        .await;
+    let b_share = body["share"]["id"].clone();
+    assert_eq!(api.remove_participant(&room, &b.id, &b).await, 204);
+    let ended = wc.expect("location_share_ended").await;
+    assert_eq!(
+        (
+            ended["d"]["share_id"].clone(),
+            ended["d"]["reason"].as_str()
+        ),
+        (b_share, Some("stopped"))
+    );
+    let (_, left) = api.get(&shares, &a.token).await;
+    let ids: Vec<&str> = left["shares"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["user_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![a.id.as_str()]);
+
+    // The room is deleted: a's share ends.
+    assert_eq!(
+        api.call(
+            "DELETE",
+            &format!("/api/chat-rooms/{room}"),
+            Some(&a.token),
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    let r = wa
+        .request(
+            "location_update",
+            json!({"share_id": share, "lat": north(90.0), "lon": LON}),
+        )
+        .await;
+    assert_eq!(r["d"]["code"], "conflict", "{r}");
+}

@@ -355,6 +355,7 @@ async fn delete(
     }
     state.store.delete_room(&id).await?;
     notify(&state, &id, None, Vec::new(), room.member_ids.clone());
+    state.geo.end_shares(&room, None).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -450,9 +451,12 @@ async fn remove_participant(
         // otherwise), and its history with it.
         state.store.delete_room(&id).await?;
         notify(&state, &id, None, Vec::new(), room.member_ids.clone());
+        state.geo.end_shares(&room, None).await?;
         return Ok(HttpResponse::NoContent().finish());
     }
     let room = state.store.remove_member(&id, &target).await?;
+    // A member who is gone no longer shows where they are.
+    state.geo.end_shares(&room, Some(&target)).await?;
     notify(&state, &id, Some(room), Vec::new(), vec![target]);
     Ok(HttpResponse::NoContent().finish())
 }

@@ -229,6 +229,34 @@ impl Geo {
         }
     }
 
+    /// Ends the live shares in `room` — of `user` only, or all (a deleted room) — telling the
+    /// room's members as they are now.
+    pub async fn end_shares(
+        &self,
+        room: &dovie_protocol::model::Room,
+        user: Option<&str>,
+    ) -> Result<(), ErrorBody> {
+        let now = dovie_actors::now_ms();
+        for s in self.store.room_shares(&room.id, now).await? {
+            if user.is_some_and(|u| u != s.user_id) {
+                continue;
+            }
+            if self.store.end_share(&s.id, "stopped", now).await? {
+                crate::metrics::location_share("stopped");
+                let payload =
+                    json!({ "share_id": s.id, "room_id": s.room_id, "reason": "stopped" });
+                self.tell_room(
+                    &s.room_id,
+                    &room.member_ids,
+                    ev::LOCATION_SHARE_ENDED,
+                    &payload,
+                    &s.user_id,
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Records a place the user shared or published (kept `history_days`).
     pub async fn record(
         &self,
@@ -300,7 +328,7 @@ impl Geo {
             "share_id": s.id, "room_id": s.room_id, "user_id": s.user_id, "lat": s.lat,
             "lon": s.lon, "accuracy_m": s.accuracy_m, "heading": s.heading, "at": s.updated_at,
         });
-        let members = self.members(&s.room_id).await?;
+        let mut members = self.members(&s.room_id).await?;
         if !members.iter().any(|m| m == user_id) {
             // Left the room since: the share ends with the membership.
             if self.store.end_share(&s.id, "stopped", to.at).await? {
@@ -310,6 +338,12 @@ impl Geo {
                 ErrorCode::Forbidden,
                 "you are not a member of this room",
             ));
+        }
+        // Whom the sharer blocked do not see them move (and those who blocked the sharer are
+        // left out by the fan-out, as for every event).
+        let blocked = self.store.blocked_by(user_id).await?;
+        if !blocked.is_empty() {
+            members.retain(|m| !blocked.contains(m));
         }
         self.tell_room(
             &s.room_id,

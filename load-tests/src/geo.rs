@@ -451,6 +451,8 @@ async fn live(target: &Target, accounts: &Arc<Vec<Account>>, plan: &Plan) -> Res
     )
     .await?;
     counts.moving.store(false, Ordering::Relaxed);
+    // The last moves' answers are still on their way.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     counts.stop.store(true, Ordering::Relaxed);
     let mut failed = 0;
     for t in tasks {

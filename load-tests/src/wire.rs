@@ -102,14 +102,17 @@ impl Http {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| io::Error::other(format!("bad status line: {head}")))?;
-        let length: usize = head
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse().ok())?
-            })
-            .ok_or_else(|| io::Error::other("no content-length"))?;
+        let declared: Option<usize> = head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        });
+        // 204 and 304 answers have no body, and need not say so.
+        let length = match declared {
+            Some(n) => n,
+            None if status == 204 || status == 304 => 0,
+            None => return Err(io::Error::other("no content-length")),
+        };
         while rest.len() < length {
             if self.stream.read_buf(&mut rest).await? == 0 {
                 return Err(io::Error::other("closed mid-body"));

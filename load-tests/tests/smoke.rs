@@ -144,3 +144,61 @@ fn storm_scenario_resumes_everyone_exactly() {
     let m = &target(&report, "dovie")["metrics_storm"];
     assert_eq!(m["dovie_replays_total{source=\"memory\"}"], 6.0, "{m}");
 }
+
+/// `dovie-load geo` with tiny numbers: every phase runs and what it reports adds up.
+#[test]
+fn geo_benchmark_runs_every_phase() {
+    let out = tempfile_dir("geo");
+    let status = Command::new(env!("CARGO_BIN_EXE_dovie-load"))
+        .current_dir(root())
+        .args([
+            "geo",
+            "--users",
+            "300",
+            "--rooms",
+            "200",
+            "--queries",
+            "40",
+            "--shares",
+            "20",
+            "--phase-secs",
+            "3",
+        ])
+        .arg("--bin-dir")
+        .arg(bin_dir())
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success(), "dovie-load geo failed");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("geo.json")).unwrap()).unwrap();
+    let _ = std::fs::remove_dir_all(&out);
+    let r = &report["result"];
+    assert_eq!(r["store"], "embedded");
+    assert_eq!(r["nearby"]["latency"]["samples"], 40, "{r}");
+    assert!(
+        r["nearby"]["mean_users_answered"].as_f64().unwrap() > 0.0,
+        "{r}"
+    );
+    assert_eq!(r["rooms"]["latency"]["samples"], 40, "{r}");
+    assert!(
+        r["rooms"]["mean_rooms_answered"].as_f64().unwrap() > 0.0,
+        "{r}"
+    );
+    let l = &r["live"];
+    assert_eq!(l["shares"], 20, "{l}");
+    assert_eq!(l["sharers_failed"], 0, "{l}");
+    // 20 shares moving every 2 s for about 3 s: each moved at least once, every move taken.
+    let sent = l["moves_sent"].as_u64().unwrap();
+    assert!(sent >= 20, "{l}");
+    assert_eq!(l["moves_ok"].as_u64().unwrap(), sent, "{l}");
+    assert_eq!(l["moves_refused"], 0, "{l}");
+    // Each move is heard by the other 9 sharers of its room.
+    assert!(
+        l["location_updated_heard"].as_u64().unwrap() >= sent * 9 * 9 / 10,
+        "{l}"
+    );
+    assert!(l["baseline"]["samples"].as_u64().unwrap() > 100, "{l}");
+    assert!(l["with_moves"]["samples"].as_u64().unwrap() > 100, "{l}");
+}

@@ -442,19 +442,20 @@ async fn discover_rooms(
         .geo
         .rooms_near(q.lat, q.lon, radius, geo::ROOMS_LIMIT + 8)
         .await?;
-    let mut rooms = Vec::new();
-    for (place, d) in near {
-        if rooms.len() == geo::ROOMS_LIMIT {
-            break;
-        }
-        let Some(room) = state.store.get_room(&place.room_id).await? else {
-            continue;
-        };
-        rooms.push(json!({
-            "room": room_json(&room, &place), "distance_m": d.round() as u64,
-            "member_count": room.member_ids.len(),
-        }));
-    }
+    let ids: Vec<String> = near.iter().map(|(p, _)| p.room_id.clone()).collect();
+    let found = state.store.rooms_by_ids(&ids).await?;
+    // A place whose room was deleted is skipped.
+    let rooms: Vec<Value> = near
+        .iter()
+        .filter_map(|(place, d)| {
+            let room = found.iter().find(|r| r.id == place.room_id)?;
+            Some(json!({
+                "room": room_json(room, place), "distance_m": d.round() as u64,
+                "member_count": room.member_ids.len(),
+            }))
+        })
+        .take(geo::ROOMS_LIMIT)
+        .collect();
     crate::metrics::location_search("rooms", started.elapsed());
     Ok(out.ok(&json!({ "rooms": rooms })))
 }

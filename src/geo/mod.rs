@@ -50,6 +50,8 @@ pub const ROOMS_LIMIT: usize = 50;
 /// from made-up places is as slow as walking it.
 pub const NEARBY_QUERY_SLACK_M: f64 = 2_000.0;
 const MAX_LABEL_CHARS: usize = 200;
+/// The most a move may come early and still be taken, ms.
+const MOVE_GRACE_MS: i64 = 250;
 const MAX_ACCURACY_M: f64 = 1_000_000.0;
 /// Shares the sweeper ends per round at most.
 const SWEEP_BATCH: usize = 500;
@@ -295,9 +297,12 @@ impl Geo {
             at: dovie_actors::now_ms(),
         };
         let interval = self.config.update_interval_ms as i64;
+        // Moves sent every interval arrive a little bunched by the network and the queues:
+        // those are taken (a grace of an eighth, at most 250 ms).
+        let grace = (interval / 8).min(MOVE_GRACE_MS);
         let s = match self
             .store
-            .move_share(&c.share_id, user_id, to, interval)
+            .move_share(&c.share_id, user_id, to, interval - grace)
             .await?
         {
             ShareMove::Moved(s) => s,

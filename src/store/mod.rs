@@ -246,6 +246,8 @@ pub trait RoomRecords: Send + Sync {
     /// Creates a room; a direct room for an existing pair answers `Existing`.
     async fn create_room(&self, room: Room) -> StoreResult<Created>;
     async fn get_room(&self, id: &str) -> StoreResult<Option<Room>>;
+    /// The rooms of these ids that exist, in the order asked (one read on the embedded store).
+    async fn rooms_by_ids(&self, ids: &[String]) -> StoreResult<Vec<Room>>;
     async fn rename_room(&self, id: &str, name: Option<&str>) -> StoreResult<Room>;
     async fn delete_room(&self, id: &str) -> StoreResult<()>;
     /// Adds members (existing ones keep their role); fails with `room_full` past `max`.

@@ -25,6 +25,13 @@ pub async fn rooms(store: SharedStore) {
     assert_eq!(g.member_ids, vec!["u1", "u2"]);
     assert_eq!(g.role_of("u1"), Some(Role::Owner));
     assert!(store.get_room("nope").await.unwrap().is_none());
+    let ids = |rooms: Vec<Room>| rooms.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let asked = ["g".to_string(), "nope".to_string(), "g".to_string()];
+    assert_eq!(
+        ids(store.rooms_by_ids(&asked).await.unwrap()),
+        vec!["g", "g"]
+    );
+    assert_eq!(store.rooms_by_ids(&["g".into()]).await.unwrap()[0], g);
     assert_eq!(
         store
             .rename_room("g", Some("new"))

@@ -9,8 +9,9 @@ use super::*;
 
 /// The side of a tile, in degrees (about 55 km of latitude): a 50 km search touches a few.
 const TILE_DEG: f64 = 0.5;
-/// Tiles one spatial read may touch (boxes near the poles span many tiles of longitude).
-const MAX_TILES: usize = 1024;
+/// Tiles one spatial read may touch: a 50 km search over a pole spans every longitude of three
+/// rows of tiles (2,160); a wider one is refused.
+const MAX_TILES: usize = 2_200;
 /// Tiles read at once.
 const TILE_READS: usize = 16;
 /// Attempts at claiming a user's current share in a room before giving up.

@@ -67,6 +67,11 @@ impl RoomRecords for ScyllaStore {
         Ok(self.load_room(id).await?.map(|(r, _)| r))
     }
 
+    async fn rooms_by_ids(&self, ids: &[String]) -> StoreResult<Vec<Room>> {
+        let found = try_join_all(ids.iter().map(|id| self.load_room(id))).await?;
+        Ok(found.into_iter().flatten().map(|(r, _)| r).collect())
+    }
+
     async fn rename_room(&self, id: &str, name: Option<&str>) -> StoreResult<Room> {
         self.room_or_404(id).await?;
         self.write(&self.st.rename_room, (name, id)).await?;

@@ -41,6 +41,18 @@ impl RoomRecords for SqliteStore {
         self.read(move |c| load_room(c, &id)).await
     }
 
+    async fn rooms_by_ids(&self, ids: &[String]) -> StoreResult<Vec<Room>> {
+        let ids = ids.to_vec();
+        self.read(move |c| {
+            let mut out = Vec::with_capacity(ids.len());
+            for id in &ids {
+                out.extend(load_room(c, id)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn rename_room(&self, id: &str, name: Option<&str>) -> StoreResult<Room> {
         let (id, name) = (id.to_string(), name.map(str::to_string));
         self.write(move |c| {

@@ -26,8 +26,8 @@ use crate::wire::{self, Http, Incoming};
 
 /// HTTP connections the set-up uses at once.
 const SETUP_CONNECTIONS: usize = 32;
-/// Connections the queries use at once.
-const QUERY_CONNECTIONS: usize = 4;
+/// Connections the saturated queries use at once (the latency runs use one).
+const SATURATING_CONNECTIONS: usize = 4;
 /// Queries one user makes (the node allows 60 searches a minute per user).
 const QUERIES_PER_USER: usize = 10;
 /// The city: south-west corner and side, degrees.
@@ -191,20 +191,38 @@ async fn populate(target: &Target, users: usize) -> Result<Vec<Account>, String>
     .await
 }
 
-/// `queries` GETs of `path(account)` by the first users, [`QUERIES_PER_USER`] each; answers the
-/// latency histogram and the mean number of items answered under `key`.
+/// What one run of searches measured.
+struct Searches {
+    latency: Histogram<u64>,
+    mean_items: f64,
+    per_sec: f64,
+}
+
+impl Searches {
+    fn json(&self, connections: usize) -> Value {
+        json!({
+            "connections": connections, "latency": report::percentiles(&self.latency),
+            "mean_items_answered": (self.mean_items * 10.0).round() / 10.0,
+            "per_sec": self.per_sec.round(),
+        })
+    }
+}
+
+/// `queries` GETs of `path(account, i)` over `connections` connections, by users from `first`
+/// on, [`QUERIES_PER_USER`] each; `key` names the answer's list.
 async fn measure(
     target: &Target,
     accounts: &Arc<Vec<Account>>,
-    queries: usize,
+    (queries, connections, first): (usize, usize, usize),
     key: &'static str,
     path: fn(&Account, usize) -> String,
-) -> Result<(Histogram<u64>, f64), String> {
+) -> Result<Searches, String> {
     let accounts = accounts.clone();
-    let results = fan(target, queries, QUERY_CONNECTIONS, move |i, mut http| {
+    let started = Instant::now();
+    let results = fan(target, queries, connections, move |i, mut http| {
         let accounts = accounts.clone();
         async move {
-            let a = &accounts[(i / QUERIES_PER_USER) % accounts.len()];
+            let a = &accounts[(first + i / QUERIES_PER_USER) % accounts.len()];
             let started = Instant::now();
             let (s, v) = call(&mut http, "GET", &path(a, i), Some(&a.token), None).await?;
             let us = started.elapsed().as_micros() as u64;
@@ -216,13 +234,18 @@ async fn measure(
         }
     })
     .await?;
-    let mut h = new_histogram();
+    let secs = started.elapsed().as_secs_f64();
+    let mut latency = new_histogram();
     let mut total = 0usize;
     for (us, n) in &results {
-        let _ = h.record((*us).max(1));
+        let _ = latency.record((*us).max(1));
         total += n;
     }
-    Ok((h, total as f64 / results.len().max(1) as f64))
+    Ok(Searches {
+        latency,
+        mean_items: total as f64 / results.len().max(1) as f64,
+        per_sec: results.len() as f64 / secs.max(1e-9),
+    })
 }
 
 async fn create_rooms(
@@ -513,20 +536,52 @@ async fn run_inner(bins: &Bins, config: &str, plan: &Plan) -> Result<Value, Stri
     let accounts = populate(&target, plan.users).await?;
     let populate_secs = started.elapsed().as_secs_f64();
     let accounts = Arc::new(accounts);
-    let (nearby, nearby_mean) = measure(&target, &accounts, plan.queries, "users", |a, _| {
+    // One query at a time (latency), then four at once (the machine saturated), by other users.
+    let nearby_path = |a: &Account, _: usize| {
         format!(
             "/api/nearby-users?lat={}&lon={}&radius_m={SEARCH_RADIUS_M}",
             a.lat, a.lon
         )
-    })
+    };
+    let users_per_run = plan.queries.div_ceil(QUERIES_PER_USER);
+    let nearby = measure(
+        &target,
+        &accounts,
+        (plan.queries, 1, 0),
+        "users",
+        nearby_path,
+    )
+    .await?;
+    let nearby_sat = measure(
+        &target,
+        &accounts,
+        (plan.queries, SATURATING_CONNECTIONS, users_per_run),
+        "users",
+        nearby_path,
+    )
     .await?;
     let started = Instant::now();
     create_rooms(&target, &accounts, plan.rooms).await?;
     let rooms_secs = started.elapsed().as_secs_f64();
-    let (rooms, rooms_mean) = measure(&target, &accounts, plan.queries, "rooms", |_, i| {
+    let rooms_path = |_: &Account, i: usize| {
         let (lat, lon) = place(i + 9_000_000);
         format!("/api/location-chat-rooms?lat={lat}&lon={lon}&radius_m={SEARCH_RADIUS_M}")
-    })
+    };
+    let rooms = measure(
+        &target,
+        &accounts,
+        (plan.queries, 1, 0),
+        "rooms",
+        rooms_path,
+    )
+    .await?;
+    let rooms_sat = measure(
+        &target,
+        &accounts,
+        (plan.queries, SATURATING_CONNECTIONS, users_per_run),
+        "rooms",
+        rooms_path,
+    )
     .await?;
     let live = if plan.shares > 0 {
         live(&target, &accounts, plan).await?
@@ -536,11 +591,11 @@ async fn run_inner(bins: &Bins, config: &str, plan: &Plan) -> Result<Value, Stri
     Ok(json!({
         "store": store,
         "nearby": { "opted_in_users": plan.users, "populate_secs": (populate_secs * 10.0).round() / 10.0,
-            "radius_m": SEARCH_RADIUS_M, "queries": plan.queries, "mean_users_answered": (nearby_mean * 10.0).round() / 10.0,
-            "latency": report::percentiles(&nearby) },
+            "radius_m": SEARCH_RADIUS_M, "queries": plan.queries,
+            "one_at_a_time": nearby.json(1), "saturated": nearby_sat.json(SATURATING_CONNECTIONS) },
         "rooms": { "location_rooms": plan.rooms, "create_secs": (rooms_secs * 10.0).round() / 10.0,
-            "radius_m": SEARCH_RADIUS_M, "queries": plan.queries, "mean_rooms_answered": (rooms_mean * 10.0).round() / 10.0,
-            "latency": report::percentiles(&rooms) },
+            "radius_m": SEARCH_RADIUS_M, "queries": plan.queries,
+            "one_at_a_time": rooms.json(1), "saturated": rooms_sat.json(SATURATING_CONNECTIONS) },
         "live": live,
         "server_rss_kib": target.rss_kib(),
     }))
@@ -553,20 +608,20 @@ pub fn table(s: &Value) -> String {
         "Store: {}\n\n| measure | p50 / p99 / max | note |\n|---|---|---|\n",
         r["store"].as_str().unwrap_or("?")
     );
-    t += &format!(
-        "| nearby query, {} opted-in users | {} | {} queries, {} users answered on average |\n",
-        r["nearby"]["opted_in_users"],
-        lat(&r["nearby"]["latency"]),
-        r["nearby"]["queries"],
-        r["nearby"]["mean_users_answered"]
-    );
-    t += &format!(
-        "| location-room discovery, {} rooms | {} | {} queries, {} rooms answered on average |\n",
-        r["rooms"]["location_rooms"],
-        lat(&r["rooms"]["latency"]),
-        r["rooms"]["queries"],
-        r["rooms"]["mean_rooms_answered"]
-    );
+    for (kind, what, count) in [
+        ("nearby", "nearby query", "opted_in_users"),
+        ("rooms", "location-room discovery", "location_rooms"),
+    ] {
+        for run in ["one_at_a_time", "saturated"] {
+            let m = &r[kind][run];
+            t +=
+                &format!(
+                "| {what}, {} {}, {} connection(s) | {} | {} queries/s, {} answered on average |\n",
+                r[kind][count], if kind == "nearby" { "opted-in users" } else { "rooms" },
+                m["connections"], lat(&m["latency"]), m["per_sec"], m["mean_items_answered"]
+            );
+        }
+    }
     if !r["live"].is_null() {
         let l = &r["live"];
         t += &format!(

@@ -176,16 +176,17 @@ fn geo_benchmark_runs_every_phase() {
     let _ = std::fs::remove_dir_all(&out);
     let r = &report["result"];
     assert_eq!(r["store"], "embedded");
-    assert_eq!(r["nearby"]["latency"]["samples"], 40, "{r}");
-    assert!(
-        r["nearby"]["mean_users_answered"].as_f64().unwrap() > 0.0,
-        "{r}"
-    );
-    assert_eq!(r["rooms"]["latency"]["samples"], 40, "{r}");
-    assert!(
-        r["rooms"]["mean_rooms_answered"].as_f64().unwrap() > 0.0,
-        "{r}"
-    );
+    for kind in ["nearby", "rooms"] {
+        for run in ["one_at_a_time", "saturated"] {
+            let m = &r[kind][run];
+            assert_eq!(m["latency"]["samples"], 40, "{kind} {run}: {r}");
+            assert!(
+                m["mean_items_answered"].as_f64().unwrap() > 0.0,
+                "{kind} {run}: {r}"
+            );
+            assert!(m["per_sec"].as_f64().unwrap() > 0.0, "{kind} {run}: {r}");
+        }
+    }
     let l = &r["live"];
     assert_eq!(l["shares"], 20, "{l}");
     assert_eq!(l["sharers_failed"], 0, "{l}");

@@ -509,22 +509,34 @@ fn get_message(conn: &Connection, id: &str) -> StoreResult<Option<Message>> {
     Ok(query_messages(conn, &sql, [id])?.into_iter().next())
 }
 
+/// The one row `sql` finds, if any, from the connection's statement cache (a fresh prepare of
+/// a point read cost more than the read itself on the hot paths: every member check loads the
+/// room, every list its users).
+fn query_one<T>(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    map: impl FnOnce(&Row) -> rusqlite::Result<T>,
+) -> StoreResult<Option<T>> {
+    let mut st = db(c.prepare_cached(sql))?;
+    db(st.query_row(params, map).optional())
+}
+
 fn load_room(conn: &Connection, id: &str) -> StoreResult<Option<Room>> {
-    let row = db(conn
-        .query_row(
-            "SELECT id, type, name, created_by, created_at FROM chat_rooms WHERE id = ?1",
-            [id],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, i64>(4)?,
-                ))
-            },
-        )
-        .optional())?;
+    let row = query_one(
+        conn,
+        "SELECT id, type, name, created_by, created_at FROM chat_rooms WHERE id = ?1",
+        [id],
+        |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        },
+    )?;
     let Some((id, kind, name, created_by, created_at)) = row else {
         return Ok(None);
     };

@@ -32,12 +32,12 @@ fn reindex_name(c: &Connection, user_id: &str) -> StoreResult<()> {
 }
 
 fn user_in(c: &Connection, id: &str) -> StoreResult<Option<User>> {
-    db(c.query_row(
+    query_one(
+        c,
         &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
         [id],
         user_from_row,
     )
-    .optional())
 }
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {

@@ -7,6 +7,10 @@
 //! Han characters match anywhere with spaces ignored (those scripts do not separate words the
 //! same way).
 
+use std::sync::LazyLock;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+
 /// The phrases of each language (BCP 47 tag), as written; they are folded like the text.
 const PHRASES: &[(&str, &[&str])] = &[
     (
@@ -136,27 +140,62 @@ const PHRASES: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// Which language's phrase asking for a location the text holds, if any.
+/// Every phrase folded, in one automaton per kind of script: Latin phrases as whole words
+/// (spaces around them, matched against the folded text with spaces around it), the others
+/// without spaces (matched against the folded text without spaces). Built once.
+struct Matcher {
+    words: AhoCorasick,
+    word_langs: Vec<&'static str>,
+    runs: AhoCorasick,
+    run_langs: Vec<&'static str>,
+}
+
+static MATCHER: LazyLock<Option<Matcher>> = LazyLock::new(|| {
+    let (mut words, mut word_langs, mut runs, mut run_langs) = (vec![], vec![], vec![], vec![]);
+    for (lang, phrases) in PHRASES {
+        for p in *phrases {
+            let p = fold(p);
+            if p.is_ascii() {
+                words.push(format!(" {p} "));
+                word_langs.push(*lang);
+            } else {
+                runs.push(p.replace(' ', ""));
+                run_langs.push(*lang);
+            }
+        }
+    }
+    let build = |pats: &[String]| {
+        AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(pats)
+            .ok()
+    };
+    Some(Matcher {
+        words: build(&words)?,
+        word_langs,
+        runs: build(&runs)?,
+        run_langs,
+    })
+});
+
+/// Which language's phrase asking for a location the text holds, if any. One pass of each
+/// automaton over the folded text: this runs on every text message sent.
 pub fn asks_location(text: &str) -> Option<&'static str> {
     if text.is_empty() {
         return None;
     }
-    let spaced = format!(" {} ", fold(text));
-    let compact: String = spaced.chars().filter(|c| *c != ' ').collect();
-    PHRASES.iter().find_map(|(lang, phrases)| {
-        phrases
-            .iter()
-            .any(|p| {
-                let p = fold(p);
-                if p.is_ascii() {
-                    spaced.contains(&format!(" {p} "))
-                } else {
-                    let p: String = p.chars().filter(|c| *c != ' ').collect();
-                    compact.contains(&p)
-                }
-            })
-            .then_some(*lang)
-    })
+    let m = MATCHER.as_ref()?;
+    let folded = fold(text);
+    let spaced = format!(" {folded} ");
+    if let Some(hit) = m.words.find(&spaced) {
+        return m.word_langs.get(hit.pattern().as_usize()).copied();
+    }
+    if folded.is_ascii() {
+        return None;
+    }
+    let compact: String = folded.chars().filter(|c| *c != ' ').collect();
+    let hit = m.runs.find(&compact)?;
+    m.run_langs.get(hit.pattern().as_usize()).copied()
 }
 
 /// Lower case, Latin diacritics removed, every non-letter-or-digit a single space.

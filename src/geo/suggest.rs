@@ -9,7 +9,7 @@
 
 use std::sync::LazyLock;
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 
 /// The phrases of each language (BCP 47 tag), as written; they are folded like the text.
 const PHRASES: &[(&str, &[&str])] = &[
@@ -167,6 +167,7 @@ static MATCHER: LazyLock<Option<Matcher>> = LazyLock::new(|| {
     let build = |pats: &[String]| {
         AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostFirst)
+            .kind(Some(AhoCorasickKind::DFA))
             .build(pats)
             .ok()
     };
@@ -185,15 +186,18 @@ pub fn asks_location(text: &str) -> Option<&'static str> {
         return None;
     }
     let m = MATCHER.as_ref()?;
-    let folded = fold(text);
-    let spaced = format!(" {folded} ");
+    // Folded once, with a space at each end: whole words match at the edges too.
+    let mut spaced = String::with_capacity(text.len() + 2);
+    spaced.push(' ');
+    fold_into(text, &mut spaced);
+    spaced.push(' ');
     if let Some(hit) = m.words.find(&spaced) {
         return m.word_langs.get(hit.pattern().as_usize()).copied();
     }
-    if folded.is_ascii() {
+    if spaced.is_ascii() {
         return None;
     }
-    let compact: String = folded.chars().filter(|c| *c != ' ').collect();
+    let compact: String = spaced.chars().filter(|c| *c != ' ').collect();
     let hit = m.runs.find(&compact)?;
     m.run_langs.get(hit.pattern().as_usize()).copied()
 }
@@ -201,19 +205,15 @@ pub fn asks_location(text: &str) -> Option<&'static str> {
 /// Lower case, Latin diacritics removed, every non-letter-or-digit a single space.
 fn fold(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut space = true;
-    for c in text.chars().flat_map(char::to_lowercase) {
-        let c = match c {
-            'á' | 'à' | 'â' | 'ä' | 'ã' => 'a',
-            'é' | 'è' | 'ê' | 'ë' => 'e',
-            'í' | 'ì' | 'î' | 'ï' => 'i',
-            'ó' | 'ò' | 'ô' | 'ö' | 'õ' => 'o',
-            'ú' | 'ù' | 'û' | 'ü' => 'u',
-            'ñ' => 'n',
-            'ç' => 'c',
-            'ß' => 's',
-            c => c,
-        };
+    fold_into(text, &mut out);
+    out.trim_end().to_string()
+}
+
+/// [`fold`] onto the end of `out` (which ends in a space or is empty; a trailing space may
+/// be left).
+fn fold_into(text: &str, out: &mut String) {
+    let mut space = out.is_empty() || out.ends_with(' ');
+    let mut put = |c: char| {
         if c.is_alphanumeric() {
             out.push(c);
             space = false;
@@ -221,8 +221,26 @@ fn fold(text: &str) -> String {
             out.push(' ');
             space = true;
         }
+    };
+    for c in text.chars() {
+        if c.is_ascii() {
+            put(c.to_ascii_lowercase());
+            continue;
+        }
+        for c in c.to_lowercase() {
+            put(match c {
+                'á' | 'à' | 'â' | 'ä' | 'ã' => 'a',
+                'é' | 'è' | 'ê' | 'ë' => 'e',
+                'í' | 'ì' | 'î' | 'ï' => 'i',
+                'ó' | 'ò' | 'ô' | 'ö' | 'õ' => 'o',
+                'ú' | 'ù' | 'û' | 'ü' => 'u',
+                'ñ' => 'n',
+                'ç' => 'c',
+                'ß' => 's',
+                c => c,
+            });
+        }
     }
-    out.trim_end().to_string()
 }
 
 #[cfg(test)]

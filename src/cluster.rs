@@ -251,6 +251,13 @@ impl Cluster {
         self.live.read().clone()
     }
 
+    /// Whether this node is the one the live set places `key` on (rendezvous hashing, as rooms
+    /// are placed): work every node could do is done by one, and by another once it is gone.
+    pub fn places_here(&self, key: &str) -> bool {
+        let live = self.live.read();
+        owner_of(&live, key).is_none_or(|owner| *owner == self.node_id)
+    }
+
     /// Renews the lease, drops expired ones, reads the live set; true if the set changed.
     async fn renew(&self) -> Result<bool, String> {
         let now = now_ms();

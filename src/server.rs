@@ -190,7 +190,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         config.location.clone(),
         store.clone(),
         fanout.clone(),
-        cluster.as_ref().map(|c| c.connection()),
+        cluster.clone(),
     );
     let extras =
         crate::files::attach::ServerExtras::new(files.clone(), store.clone(), links, geo.clone());

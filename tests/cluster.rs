@@ -1100,8 +1100,10 @@ async fn location_works_across_nodes() {
     let took = started.elapsed();
     assert_eq!(ended["d"]["share_id"], json!(share));
     assert_eq!(ended["d"]["reason"], "expired");
+    // On time by the node the live set places it on, or 1.5 s late by any other once that
+    // node is gone (the killed node holds its lease for up to 5 s).
     assert!(
-        took >= Duration::from_millis(3_900) && took < Duration::from_millis(6_000),
+        took >= Duration::from_millis(3_900) && took < Duration::from_millis(8_000),
         "ended after {took:?}"
     );
     wb.expect_none("location_share_ended", Duration::from_millis(1_500))

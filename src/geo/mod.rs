@@ -55,6 +55,9 @@ const MOVE_GRACE_MS: i64 = 250;
 const MAX_ACCURACY_M: f64 = 1_000_000.0;
 /// Shares the sweeper ends per round at most.
 const SWEEP_BATCH: usize = 500;
+/// How late a share may be before a node that the live set does not place it on ends it too
+/// (its placed node is gone, or slow): nodes do not all race one compare-and-set on time.
+const TAKEOVER_MS: i64 = 1_500;
 /// How often expired "nearby" positions and old history are dropped.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 
@@ -126,6 +129,8 @@ pub struct Geo {
     store: SharedStore,
     fanout: Arc<dyn Fanout>,
     pub nearby: nearby::NearbyIndex,
+    /// The cluster (which node sweeps which share); `None` on one node.
+    cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Geo {
@@ -133,10 +138,10 @@ impl Geo {
         config: LocationConfig,
         store: SharedStore,
         fanout: Arc<dyn Fanout>,
-        redis: Option<crate::cluster::RedisConn>,
+        cluster: Option<Arc<crate::cluster::Cluster>>,
     ) -> Arc<Geo> {
-        let nearby = match redis {
-            Some(r) => nearby::NearbyIndex::Redis(store.clone(), r),
+        let nearby = match &cluster {
+            Some(c) => nearby::NearbyIndex::Redis(store.clone(), c.connection()),
             None => nearby::NearbyIndex::Store(store.clone()),
         };
         Arc::new(Geo {
@@ -144,6 +149,7 @@ impl Geo {
             store,
             fanout,
             nearby,
+            cluster,
         })
     }
 
@@ -360,13 +366,25 @@ impl Geo {
         Ok(payload)
     }
 
-    /// Ends every share past its end at `now`; answers how many this node ended.
+    /// Ends every share past its end at `now` that is this node's to end — placed here by the
+    /// live set, or late by [`TAKEOVER_MS`] — and answers how many this node ended. A share that
+    /// cannot be ended now (the store busy) is left to the next round; the others go on.
     pub async fn sweep_once(&self, now: i64) -> Result<usize, ErrorBody> {
         let mut ended = 0;
         for s in self.store.due_shares(now, SWEEP_BATCH).await? {
-            if self.store.end_share(&s.id, "expired", s.live_until).await? {
-                self.announce_end(&s, "expired").await;
-                ended += 1;
+            let mine = self.cluster.as_ref().is_none_or(|c| c.places_here(&s.id));
+            if !mine && now < s.live_until + TAKEOVER_MS {
+                continue;
+            }
+            match self.store.end_share(&s.id, "expired", s.live_until).await {
+                Ok(true) => {
+                    self.announce_end(&s, "expired").await;
+                    ended += 1;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(share = %s.id, error = %e.message, "cannot end an expired live share yet")
+                }
             }
         }
         Ok(ended)

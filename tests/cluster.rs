@@ -62,7 +62,20 @@ fn start_nodes_env(
     config: &str,
     env: &[(&str, &str)],
 ) -> Cluster {
-    let keyspace = keyspace();
+    start_nodes_in(&keyspace(), cql, redis_url, n, config, env)
+}
+
+/// [`start_nodes_env`] on a keyspace of the caller's: for a test whose nodes must be the only
+/// ones on it (every node sweeps the keyspace's expired live shares, and the other tests run
+/// clusters of their own on the shared keyspace at the same time).
+fn start_nodes_in(
+    keyspace: &str,
+    cql: &[&str],
+    redis_url: &str,
+    n: usize,
+    config: &str,
+    env: &[(&str, &str)],
+) -> Cluster {
     let cfg_dir = tempfile::tempdir().unwrap();
     let cfg = cfg_dir.path().join("c.toml");
     std::fs::write(&cfg, config).unwrap();
@@ -79,7 +92,7 @@ fn start_nodes_env(
                 "--scylla",
                 contact,
                 "--keyspace",
-                &keyspace,
+                keyspace,
                 "--bus",
                 "redis",
                 "--redis",
@@ -1056,7 +1069,8 @@ async fn files_work_from_any_node_over_s3() {
 async fn location_works_across_nodes() {
     let Some(cql) = cql() else { return };
     let redis = RedisServer::start();
-    let mut cluster = start_nodes_env(
+    let mut cluster = start_nodes_in(
+        &format!("dovie_location_{}", common::uuid_like()),
         &[&cql],
         &redis.url(),
         3,

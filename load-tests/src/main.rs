@@ -110,6 +110,42 @@ enum Cmd {
     },
 }
 
+/// Runs one benchmark subcommand (`files`, `geo`) on a two-thread runtime and writes its summary
+/// (machine, command, result) and table to `out`; exits 1 if it failed.
+fn bench<F, Fut>(name: &str, kind: &str, out: &str, table: fn(&Value) -> String, run: F)
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Value, String>>,
+{
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| {
+            rt.block_on(async {
+                let result = run().await?;
+                let command = std::env::args().collect::<Vec<_>>().join(" ");
+                let summary = json!({
+                    "scenario": name, "kind": kind, "command": command,
+                    "machine": report::machine(), "result": result,
+                });
+                let table = format!(
+                    "### {name}\n\nMachine: {} × {} cores, {} GiB. Command: `{command}`\n\n{}",
+                    summary["machine"]["cpu"].as_str().unwrap_or("?"),
+                    summary["machine"]["cores"],
+                    summary["machine"]["memory_gib"],
+                    table(&summary)
+                );
+                report::write(out, name, &summary, &table)
+            })
+        });
+    if let Err(e) = result {
+        eprintln!("dovie-load: {e}");
+        std::process::exit(1);
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
     if let Cmd::Geo {
@@ -138,35 +174,10 @@ fn main() {
             phase_secs,
             scylla,
         };
-        let result = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-            .and_then(|rt| {
-                rt.block_on(async {
-                    let bins = targets::Bins::locate(bin_dir.as_deref())?;
-                    let result = geo::run(&bins, &config, &plan).await?;
-                    let command = std::env::args().collect::<Vec<_>>().join(" ");
-                    let summary = json!({
-                        "scenario": name, "kind": "geo", "command": command,
-                        "machine": report::machine(), "result": result,
-                    });
-                    let table = format!(
-                        "### {name}\n\nMachine: {} × {} cores, {} GiB. Command: `{command}`\n\n{}",
-                        summary["machine"]["cpu"].as_str().unwrap_or("?"),
-                        summary["machine"]["cores"],
-                        summary["machine"]["memory_gib"],
-                        geo::table(&summary)
-                    );
-                    report::write(&out, name, &summary, &table)
-                })
-            });
-        if let Err(e) = result {
-            eprintln!("dovie-load: {e}");
-            std::process::exit(1);
-        }
-        return;
+        return bench(name, "geo", &out, geo::table, move || async move {
+            let bins = targets::Bins::locate(bin_dir.as_deref())?;
+            geo::run(&bins, &config, &plan).await
+        });
     }
     if let Cmd::Files {
         size_mib,
@@ -182,35 +193,10 @@ fn main() {
             concurrent,
             each_mib,
         };
-        let result = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-            .and_then(|rt| {
-                rt.block_on(async {
-                    let bins = targets::Bins::locate(bin_dir.as_deref())?;
-                    let result = files::run(&bins, &config, &plan).await?;
-                    let command = std::env::args().collect::<Vec<_>>().join(" ");
-                    let summary = json!({
-                        "scenario": "files", "kind": "files", "command": command,
-                        "machine": report::machine(), "result": result,
-                    });
-                    let table = format!(
-                        "### files\n\nMachine: {} × {} cores, {} GiB. Command: `{command}`\n\n{}",
-                        summary["machine"]["cpu"].as_str().unwrap_or("?"),
-                        summary["machine"]["cores"],
-                        summary["machine"]["memory_gib"],
-                        files::table(&summary)
-                    );
-                    report::write(&out, "files", &summary, &table)
-                })
-            });
-        if let Err(e) = result {
-            eprintln!("dovie-load: {e}");
-            std::process::exit(1);
-        }
-        return;
+        return bench("files", "files", &out, files::table, move || async move {
+            let bins = targets::Bins::locate(bin_dir.as_deref())?;
+            files::run(&bins, &config, &plan).await
+        });
     }
     let Cmd::Run {
         scenario,

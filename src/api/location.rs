@@ -89,9 +89,9 @@ fn room_json(room: &Room, place: &LocationRoom) -> Value {
 
 /// Users `me` blocked or who blocked `me`.
 async fn blocked_either_way(state: &AppState, me: &str) -> ApiResult<HashSet<String>> {
-    let mut out: HashSet<String> = state.store.blocked_by(me).await?.into_iter().collect();
-    out.extend(state.store.blockers_of(me).await?);
-    Ok(out)
+    let (mine, theirs) =
+        futures_util::try_join!(state.store.blocked_by(me), state.store.blockers_of(me))?;
+    Ok(mine.into_iter().chain(theirs).collect())
 }
 
 /// `POST /api/chat-rooms/{id}/location`: a location message, and with `live_seconds` a live share.
@@ -335,16 +335,16 @@ async fn nearby_users(
     geo::check_position(q.lat, q.lon)?;
     let radius = geo::search_radius(q.radius_m)?;
     let now = dovie_actors::now_ms();
-    let me = state
-        .store
-        .nearby_position(&who.user_id, now)
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::ConsentRequired,
-                "share your own position first (PUT /api/users/me/location): nearby is reciprocal",
-            )
-        })?;
+    let (me, hidden) = futures_util::try_join!(
+        async { Ok::<_, ApiError>(state.geo.nearby.position(&who.user_id, now).await?) },
+        blocked_either_way(&state, &who.user_id),
+    )?;
+    let me = me.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::ConsentRequired,
+            "share your own position first (PUT /api/users/me/location): nearby is reciprocal",
+        )
+    })?;
     if cells::distance_m(q.lat, q.lon, me.lat, me.lon) > geo::NEARBY_QUERY_SLACK_M {
         return Err(ApiError::new(
             ErrorCode::Conflict,
@@ -353,7 +353,6 @@ async fn nearby_users(
     }
     let rule = Rule::per_minute("nearby_search", SEARCHES_PER_MINUTE);
     state.limiter.hit(rule, &who.user_id).await?;
-    let hidden = blocked_either_way(&state, &who.user_id).await?;
     // Searched from my cell's centre, never from the position given: every answer is about
     // cells, not places.
     // Enough to fill a page after leaving out me and whoever is hidden from me.

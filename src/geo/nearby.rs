@@ -140,6 +140,34 @@ impl NearbyIndex {
         Ok(())
     }
 
+    /// Where a user searches from: their position if opted in and not expired at `now` (its
+    /// `updated_at` only from the store). With Redis, read from Redis, the store's copy only when
+    /// Redis has none.
+    pub async fn position(&self, user_id: &str, now: i64) -> StoreResult<Option<NearbyPosition>> {
+        if let NearbyIndex::Redis(_, r) = self {
+            let mut pipe = redis::pipe();
+            pipe.cmd("GEOPOS")
+                .arg(GEO_KEY)
+                .arg(user_id)
+                .cmd("ZSCORE")
+                .arg(EXPIRY_KEY)
+                .arg(user_id);
+            let (pos, exp): (Vec<Option<(f64, f64)>>, Option<f64>) =
+                r.query(&pipe).await.map_err(redis_error)?;
+            if let (Some(Some((lon, lat))), Some(exp)) = (pos.into_iter().next(), exp) {
+                let expires_at = exp as i64;
+                return Ok((expires_at > now).then(|| NearbyPosition {
+                    user_id: user_id.to_string(),
+                    lat,
+                    lon,
+                    updated_at: 0,
+                    expires_at,
+                }));
+            }
+        }
+        self.store().nearby_position(user_id, now).await
+    }
+
     /// Opts a user out; answers whether they were in.
     pub async fn remove(&self, user_id: &str) -> StoreResult<bool> {
         if let NearbyIndex::Redis(_, r) = self {

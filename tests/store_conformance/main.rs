@@ -698,3 +698,82 @@ async fn cql_search_index_is_rebuilt_by_its_migration() {
         .collect();
     assert_eq!(found, ["r1"], "the deleted message stays out");
 }
+
+/// CQL only: places stored before schema version 6 (by tile, not yet by cell) are found after
+/// the migration that indexes them by cell — location rooms, and "nearby" positions still live.
+#[actix_rt::test]
+async fn cql_places_of_schema_5_are_found_after_the_cell_migration() {
+    use dovie::store::{GeoBox, GeoStore};
+    let Some(nodes) = cql_contact_points() else {
+        return;
+    };
+    let ks = unique_keyspace();
+    let _guard = DropKeyspace {
+        nodes: nodes.clone(),
+        keyspace: ks.clone(),
+    };
+    let store = dovie::store::cql::ScyllaStore::open(&nodes, &ks, 1)
+        .await
+        .unwrap();
+    let session = scylla::client::session_builder::SessionBuilder::new()
+        .known_nodes(nodes.split(','))
+        .build()
+        .await
+        .unwrap();
+    let now = dovie_actors::now_ms();
+    // What a node of version 5 wrote: the rows, and nothing in the cells.
+    for (cql, values) in [
+        (
+            format!(
+                "INSERT INTO {ks}.location_rooms (room_id, lat, lon, radius_m) VALUES (?, ?, ?, ?)"
+            ),
+            ("old-room".to_string(), 37.5, 127.0, 500.0).into(),
+        ),
+        (
+            format!(
+                "INSERT INTO {ks}.location_rooms (room_id, lat, lon, radius_m) VALUES (?, ?, ?, ?)"
+            ),
+            ("far-room".to_string(), 48.85, 2.35, 500.0).into(),
+        ),
+    ] as [(String, (String, f64, f64, f64)); 2]
+    {
+        session.query_unpaged(cql, values).await.unwrap();
+    }
+    let nearby = format!(
+        "INSERT INTO {ks}.nearby_users (user_id, tile, lat, lon, updated_at, expires_at) VALUES (?, '75:254', ?, ?, ?, ?)"
+    );
+    session
+        .query_unpaged(nearby.clone(), ("live", 37.5, 127.0, now, now + 3_600_000))
+        .await
+        .unwrap();
+    session
+        .query_unpaged(nearby, ("expired", 37.5, 127.0, now - 7_200_000, now - 1))
+        .await
+        .unwrap();
+    let city = [GeoBox {
+        min_lat: 37.4,
+        max_lat: 37.6,
+        min_lon: 126.9,
+        max_lon: 127.1,
+    }];
+    assert!(store.location_rooms_in(&city, 10).await.unwrap().is_empty());
+    // The node of version 6 starts: the migration runs again from version 5.
+    session
+        .query_unpaged(
+            format!("DELETE FROM {ks}.schema_migrations WHERE version = 6"),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(dovie::store::cql::migrate(&nodes, &ks, 1).await.unwrap(), 1);
+    let rooms = store.location_rooms_in(&city, 10).await.unwrap();
+    assert_eq!(
+        rooms.iter().map(|r| r.room_id.as_str()).collect::<Vec<_>>(),
+        ["old-room"]
+    );
+    let near = store.nearby_in(&city, now, 10).await.unwrap();
+    assert_eq!(
+        near.iter().map(|p| p.user_id.as_str()).collect::<Vec<_>>(),
+        ["live"]
+    );
+}

@@ -2,13 +2,17 @@
 //! by a compare-and-set on `updated_at`), `location_shares_by_room`, `location_share_current`
 //! (the one live share of a user in a room, claimed with an LWT), `location_shares_due` (what
 //! every node's sweeper reads), `location_share_requests`, `location_history` (written with a
-//! TTL), and "nearby" positions and location rooms, each also kept by tile of [`TILE_DEG`]
-//! degrees so a spatial read touches only the partitions of the tiles its boxes cover.
+//! TTL), and "nearby" positions and location rooms, each also kept by cell of [`CELL_DEG`]
+//! degrees, clustered inside the partition of its tile of [`CELLS_PER_TILE`] cells a side: a
+//! spatial read is one query per tile its boxes touch, reading only the cells they cover.
 
 use super::*;
 
-/// The side of a tile, in degrees (about 55 km of latitude): a 50 km search touches a few.
-const TILE_DEG: f64 = 0.5;
+/// The side of a cell, in degrees (about 1.1 km of latitude): what a spatial read selects.
+const CELL_DEG: f64 = 0.01;
+/// Cells along a tile's side: a tile is half a degree (about 55 km of latitude), a partition,
+/// so a 50 km search touches a few; a cell row inside it is at most this many cells.
+const CELLS_PER_TILE: i64 = 50;
 /// Tiles one spatial read may touch: a 50 km search over a pole spans every longitude of three
 /// rows of tiles (2,160); a wider one is refused.
 const MAX_TILES: usize = 2_200;
@@ -16,6 +20,8 @@ const MAX_TILES: usize = 2_200;
 const TILE_READS: usize = 16;
 /// Attempts at claiming a user's current share in a room before giving up.
 const CLAIM_ATTEMPTS: usize = 16;
+const SET_NEARBY_CELL: &str = "INSERT INTO nearby_by_cell (tile, cell_row, cell_col, user_id, lat, lon, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+const PUT_ROOM_CELL: &str = "INSERT INTO location_rooms_by_cell (tile, cell_row, cell_col, room_id, lat, lon, radius_m) VALUES (?, ?, ?, ?, ?, ?, ?)";
 const SHARE_COLS: &str = "id, room_id, user_id, message_id, lat, lon, accuracy_m, heading, \
      label, started_at, live_until, updated_at, ended_at, end_reason";
 
@@ -81,13 +87,13 @@ pub(super) struct GeoStmts {
     set_nearby: PreparedStatement,
     nearby: PreparedStatement,
     delete_nearby: PreparedStatement,
-    set_nearby_tile: PreparedStatement,
-    delete_nearby_tile: PreparedStatement,
-    nearby_of_tile: PreparedStatement,
+    set_nearby_cell: PreparedStatement,
+    delete_nearby_cell: PreparedStatement,
+    nearby_in_cells: PreparedStatement,
     put_room: PreparedStatement,
     room: PreparedStatement,
-    put_room_tile: PreparedStatement,
-    rooms_of_tile: PreparedStatement,
+    put_room_cell: PreparedStatement,
+    rooms_in_cells: PreparedStatement,
 }
 
 impl GeoStmts {
@@ -116,33 +122,86 @@ impl GeoStmts {
             set_nearby: p("INSERT INTO nearby_users (user_id, tile, lat, lon, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?) USING TTL ?".into()).await?,
             nearby: p("SELECT user_id, tile, lat, lon, updated_at, expires_at FROM nearby_users WHERE user_id = ?".into()).await?,
             delete_nearby: p("DELETE FROM nearby_users WHERE user_id = ?".into()).await?,
-            set_nearby_tile: p("INSERT INTO nearby_by_tile (tile, user_id, lat, lon, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?) USING TTL ?".into()).await?,
-            delete_nearby_tile: p("DELETE FROM nearby_by_tile WHERE tile = ? AND user_id = ?".into()).await?,
-            nearby_of_tile: p("SELECT user_id, lat, lon, updated_at, expires_at FROM nearby_by_tile WHERE tile = ? LIMIT ?".into()).await?,
+            set_nearby_cell: p(format!("{SET_NEARBY_CELL} USING TTL ?")).await?,
+            delete_nearby_cell: p("DELETE FROM nearby_by_cell WHERE tile = ? AND cell_row = ? AND cell_col = ? AND user_id = ?".into()).await?,
+            nearby_in_cells: p("SELECT user_id, lat, lon, updated_at, expires_at FROM nearby_by_cell WHERE tile = ? AND cell_row IN ? AND cell_col >= ? AND cell_col <= ? LIMIT ?".into()).await?,
             put_room: p("INSERT INTO location_rooms (room_id, lat, lon, radius_m) VALUES (?, ?, ?, ?)".into()).await?,
             room: p("SELECT room_id, lat, lon, radius_m FROM location_rooms WHERE room_id = ?".into()).await?,
-            put_room_tile: p("INSERT INTO location_rooms_by_tile (tile, room_id, lat, lon, radius_m) VALUES (?, ?, ?, ?, ?)".into()).await?,
-            rooms_of_tile: p("SELECT room_id, lat, lon, radius_m FROM location_rooms_by_tile WHERE tile = ? LIMIT ?".into()).await?,
+            put_room_cell: p(PUT_ROOM_CELL.into()).await?,
+            rooms_in_cells: p("SELECT room_id, lat, lon, radius_m FROM location_rooms_by_cell WHERE tile = ? AND cell_row IN ? AND cell_col >= ? AND cell_col <= ? LIMIT ?".into()).await?,
         })
     }
 }
 
-fn tile_index(deg: f64) -> i64 {
-    (deg / TILE_DEG).floor() as i64
+fn cell_index(deg: f64) -> i32 {
+    (deg / CELL_DEG).floor() as i32
 }
 
-/// The tile a point lies in: `"<lat index>:<lon index>"`.
-fn tile_of(lat: f64, lon: f64) -> String {
-    format!("{}:{}", tile_index(lat), tile_index(lon))
+/// Where a point is kept: its tile (`"<lat index>:<lon index>"`, the partition) and its cell's
+/// row and column (the clustering key). The tile is the cell's, so the two always agree.
+#[derive(Debug, Clone, PartialEq)]
+struct CellKey {
+    tile: String,
+    row: i32,
+    col: i32,
 }
 
-/// The tiles the boxes cover, at most [`MAX_TILES`].
-fn tiles_of(boxes: &[GeoBox]) -> StoreResult<Vec<String>> {
-    let mut out = BTreeSet::new();
+fn tile_key(row: i64, col: i64) -> String {
+    format!(
+        "{}:{}",
+        row.div_euclid(CELLS_PER_TILE),
+        col.div_euclid(CELLS_PER_TILE)
+    )
+}
+
+fn cell_of(lat: f64, lon: f64) -> CellKey {
+    let (row, col) = (cell_index(lat), cell_index(lon));
+    CellKey {
+        tile: tile_key(row.into(), col.into()),
+        row,
+        col,
+    }
+}
+
+/// One query of a spatial table: a tile's partition, the rows of cells inside it and the span
+/// of columns the boxes cover.
+#[derive(Debug, PartialEq)]
+struct CellRead {
+    tile: String,
+    rows: Vec<i32>,
+    cols: (i32, i32),
+}
+
+/// The reads covering the boxes, a tile at a time, at most [`MAX_TILES`].
+fn cell_reads(boxes: &[GeoBox]) -> StoreResult<Vec<CellRead>> {
+    let mut out = Vec::new();
     for b in boxes {
-        for la in tile_index(b.min_lat)..=tile_index(b.max_lat) {
-            for lo in tile_index(b.min_lon)..=tile_index(b.max_lon) {
-                out.insert(format!("{la}:{lo}"));
+        let rows = (
+            i64::from(cell_index(b.min_lat)),
+            i64::from(cell_index(b.max_lat)),
+        );
+        let cols = (
+            i64::from(cell_index(b.min_lon)),
+            i64::from(cell_index(b.max_lon)),
+        );
+        let tiles =
+            |(lo, hi): (i64, i64)| lo.div_euclid(CELLS_PER_TILE)..=hi.div_euclid(CELLS_PER_TILE);
+        // The part of a span inside tile `t`.
+        let within = |(lo, hi): (i64, i64), t: i64| {
+            (
+                lo.max(t * CELLS_PER_TILE),
+                hi.min((t + 1) * CELLS_PER_TILE - 1),
+            )
+        };
+        for tr in tiles(rows) {
+            let (r0, r1) = within(rows, tr);
+            for tc in tiles(cols) {
+                let (c0, c1) = within(cols, tc);
+                out.push(CellRead {
+                    tile: format!("{tr}:{tc}"),
+                    rows: (r0..=r1).map(|r| r as i32).collect(),
+                    cols: (c0 as i32, c1 as i32),
+                });
                 if out.len() > MAX_TILES {
                     return Err(ErrorBody::new(
                         ErrorCode::ValidationFailed,
@@ -152,7 +211,7 @@ fn tiles_of(boxes: &[GeoBox]) -> StoreResult<Vec<String>> {
             }
         }
     }
-    Ok(out.into_iter().collect())
+    Ok(out)
 }
 
 /// Seconds from `now` until `until`, at least 1 (a CQL TTL).
@@ -226,9 +285,11 @@ impl ScyllaStore {
         ))
     }
 
-    async fn tiles_read<R, T>(
+    /// What the reads find (`st` selects by tile, rows `IN`, a span of columns and a limit), at
+    /// most `limit`.
+    async fn cells_read<R, T>(
         &self,
-        tiles: Vec<String>,
+        reads: Vec<CellRead>,
         st: &PreparedStatement,
         limit: usize,
         map: impl Fn(R) -> T,
@@ -236,14 +297,14 @@ impl ScyllaStore {
     where
         R: for<'f, 'm> ::scylla::deserialize::row::DeserializeRow<'f, 'm>,
     {
+        let limit_each = limit.min(i32::MAX as usize) as i32;
         let mut out = Vec::new();
-        for chunk in tiles.chunks(TILE_READS) {
-            let pages = try_join_all(
-                chunk
-                    .iter()
-                    .map(|t| self.rows::<R>(st, (t, limit.min(i32::MAX as usize) as i32))),
-            )
-            .await?;
+        for chunk in reads.chunks(TILE_READS) {
+            let pages =
+                try_join_all(chunk.iter().map(|r| {
+                    self.rows::<R>(st, (&r.tile, &r.rows, r.cols.0, r.cols.1, limit_each))
+                }))
+                .await?;
             out.extend(pages.into_iter().flatten().map(&map));
             if out.len() >= limit {
                 break;
@@ -474,21 +535,24 @@ impl GeoStore for ScyllaStore {
     }
 
     async fn set_nearby(&self, p: &NearbyPosition) -> StoreResult<()> {
-        let tile = tile_of(p.lat, p.lon);
-        let old_tile = self
+        let cell = cell_of(p.lat, p.lon);
+        let old = self
             .row::<NearbyUserRow>(&self.st.geo.nearby, (&p.user_id,))
             .await?
-            .and_then(|r| r.1);
-        if let Some(old) = old_tile.filter(|t| *t != tile) {
-            self.write(&self.st.geo.delete_nearby_tile, (old, &p.user_id))
-                .await?;
+            .map(|r| cell_of(r.2, r.3));
+        if let Some(old) = old.filter(|c| *c != cell) {
+            self.write(
+                &self.st.geo.delete_nearby_cell,
+                (old.tile, old.row, old.col, &p.user_id),
+            )
+            .await?;
         }
         let ttl = ttl_secs(p.expires_at, p.updated_at);
         self.write(
             &self.st.geo.set_nearby,
             (
                 &p.user_id,
-                &tile,
+                &cell.tile,
                 p.lat,
                 p.lon,
                 p.updated_at,
@@ -498,9 +562,11 @@ impl GeoStore for ScyllaStore {
         )
         .await?;
         self.write(
-            &self.st.geo.set_nearby_tile,
+            &self.st.geo.set_nearby_cell,
             (
-                &tile,
+                &cell.tile,
+                cell.row,
+                cell.col,
                 &p.user_id,
                 p.lat,
                 p.lon,
@@ -525,16 +591,18 @@ impl GeoStore for ScyllaStore {
     }
 
     async fn remove_nearby(&self, user_id: &str) -> StoreResult<bool> {
-        let Some((_, tile, ..)) = self
+        let Some((_, _, lat, lon, ..)) = self
             .row::<NearbyUserRow>(&self.st.geo.nearby, (user_id,))
             .await?
         else {
             return Ok(false);
         };
-        if let Some(tile) = tile {
-            self.write(&self.st.geo.delete_nearby_tile, (tile, user_id))
-                .await?;
-        }
+        let cell = cell_of(lat, lon);
+        self.write(
+            &self.st.geo.delete_nearby_cell,
+            (cell.tile, cell.row, cell.col, user_id),
+        )
+        .await?;
         self.write(&self.st.geo.delete_nearby, (user_id,)).await?;
         Ok(true)
     }
@@ -545,9 +613,13 @@ impl GeoStore for ScyllaStore {
         now: i64,
         limit: usize,
     ) -> StoreResult<Vec<NearbyPosition>> {
-        let tiles = tiles_of(boxes)?;
         let found = self
-            .tiles_read::<NearbyRow, _>(tiles, &self.st.geo.nearby_of_tile, usize::MAX, nearby_of)
+            .cells_read::<NearbyRow, _>(
+                cell_reads(boxes)?,
+                &self.st.geo.nearby_in_cells,
+                limit,
+                nearby_of,
+            )
             .await?;
         let mut out: Vec<NearbyPosition> = found
             .into_iter()
@@ -568,9 +640,12 @@ impl GeoStore for ScyllaStore {
             (&r.room_id, r.lat, r.lon, r.radius_m),
         )
         .await?;
+        let cell = cell_of(r.lat, r.lon);
         self.write(
-            &self.st.geo.put_room_tile,
-            (tile_of(r.lat, r.lon), &r.room_id, r.lat, r.lon, r.radius_m),
+            &self.st.geo.put_room_cell,
+            (
+                cell.tile, cell.row, cell.col, &r.room_id, r.lat, r.lon, r.radius_m,
+            ),
         )
         .await
     }
@@ -592,12 +667,11 @@ impl GeoStore for ScyllaStore {
         boxes: &[GeoBox],
         limit: usize,
     ) -> StoreResult<Vec<LocationRoom>> {
-        let tiles = tiles_of(boxes)?;
         let found = self
-            .tiles_read::<(String, f64, f64, f64), _>(
-                tiles,
-                &self.st.geo.rooms_of_tile,
-                usize::MAX,
+            .cells_read::<(String, f64, f64, f64), _>(
+                cell_reads(boxes)?,
+                &self.st.geo.rooms_in_cells,
+                limit,
                 |r| LocationRoom {
                     room_id: r.0,
                     lat: r.1,
@@ -615,29 +689,138 @@ impl GeoStore for ScyllaStore {
     }
 }
 
+/// Copies every place of schema version 5 into the cells of version 6 (location rooms, and
+/// "nearby" positions not yet expired, with what is left of their time to live).
+pub(super) async fn index_cells(session: &Session) -> Result<(), String> {
+    use futures_util::StreamExt;
+    let err = |e: &dyn std::fmt::Display| format!("indexing places by cell: {e}");
+    let put_room = session.prepare(PUT_ROOM_CELL).await.map_err(|e| err(&e))?;
+    let set_nearby = session
+        .prepare(format!("{SET_NEARBY_CELL} USING TTL ?"))
+        .await
+        .map_err(|e| err(&e))?;
+    let mut rooms = session
+        .query_iter(
+            "SELECT room_id, lat, lon, radius_m FROM location_rooms",
+            &[],
+        )
+        .await
+        .map_err(|e| err(&e))?
+        .rows_stream::<(String, f64, f64, f64)>()
+        .map_err(|e| err(&e))?;
+    let mut copied = 0usize;
+    while let Some(row) = rooms.next().await {
+        let (room_id, lat, lon, radius_m) = row.map_err(|e| err(&e))?;
+        let c = cell_of(lat, lon);
+        session
+            .execute_unpaged(
+                &put_room,
+                (c.tile, c.row, c.col, room_id, lat, lon, radius_m),
+            )
+            .await
+            .map_err(|e| err(&e))?;
+        copied += 1;
+    }
+    let now = dovie_actors::now_ms();
+    let mut nearby = session
+        .query_iter(
+            "SELECT user_id, lat, lon, updated_at, expires_at FROM nearby_users",
+            &[],
+        )
+        .await
+        .map_err(|e| err(&e))?
+        .rows_stream::<NearbyRow>()
+        .map_err(|e| err(&e))?;
+    while let Some(row) = nearby.next().await {
+        let p = nearby_of(row.map_err(|e| err(&e))?);
+        if p.expires_at <= now {
+            continue;
+        }
+        let c = cell_of(p.lat, p.lon);
+        let values = (
+            c.tile,
+            c.row,
+            c.col,
+            &p.user_id,
+            p.lat,
+            p.lon,
+            p.updated_at,
+            p.expires_at,
+            ttl_secs(p.expires_at, now),
+        );
+        session
+            .execute_unpaged(&set_nearby, values)
+            .await
+            .map_err(|e| err(&e))?;
+        copied += 1;
+    }
+    if copied > 0 {
+        tracing::info!(places = copied, "places indexed by cell");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn bx(min_lat: f64, max_lat: f64, min_lon: f64, max_lon: f64) -> GeoBox {
+        GeoBox {
+            min_lat,
+            max_lat,
+            min_lon,
+            max_lon,
+        }
+    }
+
     #[test]
-    fn tiles_cover_the_boxes() {
-        let b = GeoBox {
-            min_lat: 37.4,
-            max_lat: 37.6,
-            min_lon: 126.9,
-            max_lon: 127.1,
-        };
+    fn a_point_is_kept_in_the_tile_of_its_cell() {
         assert_eq!(
-            tiles_of(&[b]).unwrap(),
-            vec!["74:253", "74:254", "75:253", "75:254"]
+            cell_of(37.5, 127.0),
+            CellKey {
+                tile: "75:254".into(),
+                row: 3750,
+                col: 12700
+            }
         );
-        assert_eq!(tile_of(-0.1, -0.1), "-1:-1");
-        let world = GeoBox {
-            min_lat: -90.0,
-            max_lat: 90.0,
-            min_lon: -180.0,
-            max_lon: 180.0,
-        };
-        assert!(tiles_of(&[world]).is_err());
+        let c = cell_of(-0.001, -0.001);
+        assert_eq!((c.tile.as_str(), c.row, c.col), ("-1:-1", -1, -1));
+        for lat in [0.49, 0.5, 0.51, -0.5, 89.99, 90.0] {
+            let c = cell_of(lat, 0.0);
+            let row_tile = i64::from(c.row).div_euclid(CELLS_PER_TILE);
+            assert!(c.tile.starts_with(&format!("{row_tile}:")), "{lat}: {c:?}");
+        }
+    }
+
+    #[test]
+    fn reads_cover_the_boxes_cell_by_cell() {
+        // Inside one tile: one read of the rows and columns the box covers.
+        assert_eq!(
+            cell_reads(&[bx(37.512, 37.535, 127.012, 127.025)]).unwrap(),
+            vec![CellRead {
+                tile: "75:254".into(),
+                rows: vec![3751, 3752, 3753],
+                cols: (12701, 12702),
+            }]
+        );
+        // Across a corner of four tiles: one read each, split at the tiles' edges.
+        let reads = cell_reads(&[bx(37.495, 37.515, 126.995, 127.015)]).unwrap();
+        let got: Vec<_> = reads
+            .iter()
+            .map(|r| (r.tile.as_str(), r.rows.clone(), r.cols))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("74:253", vec![3749], (12699, 12699)),
+                ("74:254", vec![3749], (12700, 12701)),
+                ("75:253", vec![3750, 3751], (12699, 12699)),
+                ("75:254", vec![3750, 3751], (12700, 12701)),
+            ]
+        );
+        // No read ever asks for more rows than a tile has.
+        let wide = cell_reads(&[bx(37.0, 38.0, 126.0, 127.0)]).unwrap();
+        assert!(wide.iter().all(|r| r.rows.len() <= CELLS_PER_TILE as usize));
+        assert!(cell_reads(&[bx(-90.0, 90.0, -180.0, 180.0)]).is_err());
     }
 }

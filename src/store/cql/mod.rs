@@ -47,9 +47,38 @@ const MAX_PREFIX: usize = 12;
 /// The migration that moved the search index to `search_terms`: existing messages are indexed
 /// again when it runs.
 const SEARCH_TERMS_VERSION: i32 = 2;
+/// The migration that indexed places by cell: existing ones are copied into the cells when it
+/// runs.
+const LOCATION_CELLS_VERSION: i32 = 6;
 /// Attempts of a compare-and-set on a room's roster before answering `store_unavailable`.
 const ROSTER_ATTEMPTS: usize = 32;
 const DAY_MS: i64 = 86_400_000;
+
+/// A `chat_rooms` row: id, type, name, created_by, created_at, last_seq.
+type RoomRow = (String, String, Option<String>, String, i64, Option<i64>);
+/// Rooms one multi-partition read asks for (ScyllaDB's default
+/// `max_partition_key_restrictions_per_query` is 100).
+const ROOMS_PER_READ: usize = 100;
+
+/// A room from its row and its members (user, role, joined at), with its last seq.
+fn room_of(row: RoomRow, mut members: Vec<(String, String, i64)>) -> (Room, u64) {
+    let (id, kind, name, created_by, created_at, last_seq) = row;
+    members.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
+    let roles: BTreeMap<String, Role> = members
+        .iter()
+        .map(|(u, r, _)| (u.clone(), Role::parse(r).unwrap_or(Role::Member)))
+        .collect();
+    let room = Room {
+        id,
+        kind: RoomType::parse(&kind).unwrap_or(RoomType::Group),
+        name,
+        member_ids: members.into_iter().map(|m| m.0).collect(),
+        created_by,
+        created_at,
+        roles,
+    };
+    (room, last_seq.unwrap_or(0).max(0) as u64)
+}
 
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../../schema/scylla/0001_init.cql")),
@@ -60,6 +89,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (3, include_str!("../../../schema/scylla/0003_people.cql")),
     (4, include_str!("../../../schema/scylla/0004_files.cql")),
     (5, include_str!("../../../schema/scylla/0005_location.cql")),
+    (
+        6,
+        include_str!("../../../schema/scylla/0006_location_cells.cql"),
+    ),
 ];
 
 const MSG_COLS: &str =
@@ -286,6 +319,9 @@ pub async fn migrate(
         if *version == SEARCH_TERMS_VERSION {
             history::reindex_search(&session).await?;
         }
+        if *version == LOCATION_CELLS_VERSION {
+            geo::index_cells(&session).await?;
+        }
         session
             .query_unpaged(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
@@ -403,30 +439,46 @@ impl ScyllaStore {
     }
 
     async fn load_room(&self, id: &str) -> StoreResult<Option<(Room, u64)>> {
-        type RoomRow = (String, String, Option<String>, String, i64, Option<i64>);
-        let Some((id, kind, name, created_by, created_at, last_seq)) =
-            self.row::<RoomRow>(&self.st.room_by_id, (id,)).await?
-        else {
+        let Some(row) = self.row::<RoomRow>(&self.st.room_by_id, (id,)).await? else {
             return Ok(None);
         };
-        let mut members = self
-            .rows::<(String, String, i64)>(&self.st.members_of, (&id,))
+        let members = self
+            .rows::<(String, String, i64)>(&self.st.members_of, (id,))
             .await?;
-        members.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
-        let roles: BTreeMap<String, Role> = members
+        Ok(Some(room_of(row, members)))
+    }
+
+    /// The rooms of these ids that exist, in the order asked: a multi-partition read of the
+    /// rooms and one of their members per [`ROOMS_PER_READ`].
+    async fn load_rooms(&self, ids: &[String]) -> StoreResult<Vec<Room>> {
+        let chunks = try_join_all(ids.chunks(ROOMS_PER_READ).map(|chunk| async move {
+            let ids = chunk.to_vec();
+            let (rooms, members) = futures_util::try_join!(
+                self.rows::<RoomRow>(&self.st.rooms_by_ids, (&ids,)),
+                self.rows::<(String, String, String, i64)>(&self.st.members_of_rooms, (&ids,)),
+            )?;
+            Ok::<_, ErrorBody>((rooms, members))
+        }))
+        .await?;
+        let mut members_of: HashMap<String, Vec<(String, String, i64)>> = HashMap::new();
+        let mut rows = HashMap::new();
+        for (rooms, members) in chunks {
+            for (room_id, user, role, joined) in members {
+                members_of
+                    .entry(room_id)
+                    .or_default()
+                    .push((user, role, joined));
+            }
+            rows.extend(rooms.into_iter().map(|r| (r.0.clone(), r)));
+        }
+        Ok(ids
             .iter()
-            .map(|(u, r, _)| (u.clone(), Role::parse(r).unwrap_or(Role::Member)))
-            .collect();
-        let room = Room {
-            id,
-            kind: RoomType::parse(&kind).unwrap_or(RoomType::Group),
-            name,
-            member_ids: members.into_iter().map(|m| m.0).collect(),
-            created_by,
-            created_at,
-            roles,
-        };
-        Ok(Some((room, last_seq.unwrap_or(0).max(0) as u64)))
+            .filter_map(|id| {
+                let row = rows.get(id)?.clone();
+                let members = members_of.get(id).cloned().unwrap_or_default();
+                Some(room_of(row, members).0)
+            })
+            .collect())
     }
 
     async fn room_or_404(&self, id: &str) -> StoreResult<Room> {
@@ -646,6 +698,7 @@ struct Stmts {
     insert_user: PreparedStatement,
     claim_email: PreparedStatement,
     user_by_id: PreparedStatement,
+    users_by_ids: PreparedStatement,
     set_user_role: PreparedStatement,
     set_avatar: PreparedStatement,
     user_exists: PreparedStatement,
@@ -665,6 +718,7 @@ struct Stmts {
     claim_pair: PreparedStatement,
     room_of_pair: PreparedStatement,
     room_by_id: PreparedStatement,
+    rooms_by_ids: PreparedStatement,
     room_last_seq: PreparedStatement,
     room_epoch: PreparedStatement,
     claim_epoch: PreparedStatement,
@@ -676,6 +730,7 @@ struct Stmts {
     delete_bucket: PreparedStatement,
     insert_member: PreparedStatement,
     members_of: PreparedStatement,
+    members_of_rooms: PreparedStatement,
     member_marks: PreparedStatement,
     delete_member: PreparedStatement,
     set_role: PreparedStatement,
@@ -799,6 +854,7 @@ impl Stmts {
             insert_user: p("INSERT INTO users (id, email, password_hash, display_name, avatar_url, bio, created_at, role, phone, status_message, theme, locale, presence_visible, discoverable) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)".into()).await?,
             claim_email: p("INSERT INTO users_by_email (email, user_id) VALUES (?, ?) IF NOT EXISTS".into()).await?,
             user_by_id: p("SELECT id, email, display_name, avatar_url, bio, created_at, role, phone, status_message, theme, locale, presence_visible, discoverable FROM users WHERE id = ?".into()).await?,
+            users_by_ids: p("SELECT id, email, display_name, avatar_url, bio, created_at, role, phone, status_message, theme, locale, presence_visible, discoverable FROM users WHERE id IN ?".into()).await?,
             set_user_role: p("UPDATE users SET role = ? WHERE id = ?".into()).await?,
             set_avatar: p("UPDATE users SET avatar_url = ? WHERE id = ?".into()).await?,
             user_exists: p("SELECT id FROM users WHERE id = ?".into()).await?,
@@ -818,6 +874,7 @@ impl Stmts {
             claim_pair: p("INSERT INTO direct_rooms (pair, room_id) VALUES (?, ?) IF NOT EXISTS".into()).await?,
             room_of_pair: p("SELECT room_id FROM direct_rooms WHERE pair = ?".into()).await?,
             room_by_id: p("SELECT id, type, name, created_by, created_at, last_seq FROM chat_rooms WHERE id = ?".into()).await?,
+            rooms_by_ids: p("SELECT id, type, name, created_by, created_at, last_seq FROM chat_rooms WHERE id IN ?".into()).await?,
             room_epoch: p("SELECT owner_epoch FROM chat_rooms WHERE id = ?".into()).await?,
             claim_epoch: p("UPDATE chat_rooms SET owner_epoch = ? WHERE id = ? IF owner_epoch = ?".into()).await?,
             claim_first_epoch: p("UPDATE chat_rooms SET owner_epoch = ? WHERE id = ? IF owner_epoch = null".into()).await?,
@@ -829,6 +886,7 @@ impl Stmts {
             delete_bucket: p("DELETE FROM messages WHERE room_id = ? AND bucket = ?".into()).await?,
             insert_member: p("INSERT INTO room_members (room_id, user_id, role, joined_at, read_seq, delivered_seq) VALUES (?, ?, ?, ?, ?, ?)".into()).await?,
             members_of: p("SELECT user_id, role, joined_at FROM room_members WHERE room_id = ?".into()).await?,
+            members_of_rooms: p("SELECT room_id, user_id, role, joined_at FROM room_members WHERE room_id IN ?".into()).await?,
             member_marks: p("SELECT read_seq, delivered_seq FROM room_members WHERE room_id = ? AND user_id = ?".into()).await?,
             delete_member: p("DELETE FROM room_members WHERE room_id = ? AND user_id = ?".into()).await?,
             set_role: p("UPDATE room_members SET role = ? WHERE room_id = ? AND user_id = ?".into()).await?,

@@ -68,8 +68,7 @@ impl RoomRecords for ScyllaStore {
     }
 
     async fn rooms_by_ids(&self, ids: &[String]) -> StoreResult<Vec<Room>> {
-        let found = try_join_all(ids.iter().map(|id| self.load_room(id))).await?;
-        Ok(found.into_iter().flatten().map(|(r, _)| r).collect())
+        self.load_rooms(ids).await
     }
 
     async fn rename_room(&self, id: &str, name: Option<&str>) -> StoreResult<Room> {

@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// Accounts one `IN` read asks for (ScyllaDB's default `max_partition_key_restrictions_per_query`
+/// is 100).
+const USERS_PER_READ: usize = 100;
+
 /// A `users` row as `user_by_id` reads it.
 type UserRow = (
     String,
@@ -175,8 +179,19 @@ impl UserStore for ScyllaStore {
     }
 
     async fn users_by_ids(&self, ids: &[String]) -> StoreResult<Vec<User>> {
-        let found = try_join_all(ids.iter().map(|id| self.user_by_id(id))).await?;
-        Ok(found.into_iter().flatten().collect())
+        // One multi-partition read per chunk (the coordinator fans out on the servers' side):
+        // a page of a hundred profiles is one round trip, not a hundred requests.
+        let chunks = try_join_all(
+            ids.chunks(USERS_PER_READ)
+                .map(|chunk| self.rows::<UserRow>(&self.st.users_by_ids, (chunk.to_vec(),))),
+        )
+        .await?;
+        let found: HashMap<String, User> = chunks
+            .into_iter()
+            .flatten()
+            .map(|r| (r.0.clone(), to_user(r)))
+            .collect();
+        Ok(ids.iter().filter_map(|id| found.get(id).cloned()).collect())
     }
 
     async fn user_by_phone(&self, phone: &str) -> StoreResult<Option<User>> {

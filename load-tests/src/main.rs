@@ -8,6 +8,7 @@
 //! phase is bounded in count and time.
 
 mod files;
+mod floor;
 mod geo;
 mod report;
 mod scan;
@@ -59,6 +60,31 @@ enum Cmd {
         /// Client threads.
         #[arg(long, default_value_t = 2)]
         threads: usize,
+        /// A CQL server (HOST:PORT): start the node on the CQL store (a keyspace of its own),
+        /// and before it run the bare CQL writer against the same server (the floor).
+        #[arg(long)]
+        scylla: Option<String>,
+        /// Inserts the bare CQL writer keeps in flight (Dovie's node keeps at most 256 CQL
+        /// writes in flight).
+        #[arg(long, default_value_t = 256)]
+        floor_concurrency: usize,
+    },
+    /// The bare CQL writer alone: one plain prepared insert per message into Dovie's messages
+    /// table layout, at QUORUM, a fixed number in flight.
+    CqlFloor {
+        /// The CQL server, HOST:PORT.
+        #[arg(long)]
+        scylla: String,
+        #[arg(long, default_value_t = 50_000)]
+        messages: usize,
+        #[arg(long, default_value_t = 50)]
+        partitions: usize,
+        #[arg(long, default_value_t = 256)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 64)]
+        payload_bytes: usize,
+        #[arg(long, default_value = "load-tests/results")]
+        out: String,
     },
     /// The file benchmark: a large upload and download through Dovie against a bare actix-web
     /// sink and source, RSS while it streams, random range reads, concurrent uploads.
@@ -198,6 +224,29 @@ fn main() {
             files::run(&bins, &config, &plan).await
         });
     }
+    if let Cmd::CqlFloor {
+        scylla,
+        messages,
+        partitions,
+        concurrency,
+        payload_bytes,
+        out,
+    } = cli.cmd
+    {
+        let plan = floor::Plan {
+            messages,
+            partitions,
+            concurrency,
+            payload_bytes,
+        };
+        return bench(
+            "cql-floor",
+            "cql-floor",
+            &out,
+            floor::table,
+            move || async move { floor::run(&scylla, &plan).await },
+        );
+    }
     let Cmd::Run {
         scenario,
         url,
@@ -206,6 +255,8 @@ fn main() {
         bin_dir,
         out,
         threads,
+        scylla,
+        floor_concurrency,
     } = cli.cmd
     else {
         return;
@@ -226,7 +277,8 @@ fn main() {
                 );
             }
             let bins = targets::Bins::locate(bin_dir.as_deref())?;
-            run(&sc, &scenario, url, pid, &config, &bins, &out).await
+            let cql = scylla.map(|contact| (contact, floor_concurrency));
+            run(&sc, &scenario, url, pid, &config, &bins, &out, cql).await
         })
     });
     if let Err(e) = result {
@@ -235,6 +287,9 @@ fn main() {
     }
 }
 
+/// `cql`: a CQL server and the bare writer's concurrency — the node runs on the CQL store there,
+/// after the bare writer.
+#[allow(clippy::too_many_arguments)]
 async fn run(
     sc: &Scenario,
     scenario_path: &str,
@@ -243,6 +298,7 @@ async fn run(
     config: &str,
     bins: &targets::Bins,
     out: &str,
+    cql: Option<(String, usize)>,
 ) -> Result<(), String> {
     let mut results: Vec<Value> = Vec::new();
     // The relay first, then Dovie: each alone on the machine with the client.
@@ -272,9 +328,28 @@ async fn run(
         drop(relay);
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    let dovie = match url {
-        Some(url) => Target::external(&url, pid)?,
-        None => Target::start_dovie(bins, config).await?,
+    let dovie = match (url, &cql) {
+        (Some(url), _) => Target::external(&url, pid)?,
+        (None, Some((contact, concurrency))) => {
+            let plan = floor::Plan {
+                messages: sc.messages,
+                partitions: sc.rooms,
+                concurrency: *concurrency,
+                payload_bytes: sc.payload_bytes,
+            };
+            println!("== {} on the bare CQL writer ({contact})", sc.name);
+            results.push(floor::run(contact, &plan).await?);
+            let extra = [
+                "--store".to_string(),
+                "scylla".into(),
+                "--scylla".into(),
+                contact.clone(),
+                "--keyspace".into(),
+                format!("dovie_load_{}", std::process::id()),
+            ];
+            Target::start_dovie_args(bins, config, false, &extra).await?
+        }
+        (None, None) => Target::start_dovie(bins, config).await?,
     };
     results.push(traffic::run_target(sc, &dovie).await?);
     drop(dovie);
@@ -302,8 +377,19 @@ fn ratios(results: &[Value]) -> Value {
             .find(|r| r["target"] == kind.label())
             .cloned()
     };
-    let (Some(relay), Some(dovie)) = (find(TargetKind::Relay), find(TargetKind::Dovie)) else {
+    let Some(dovie) = find(TargetKind::Dovie) else {
         return Value::Null;
+    };
+    let floor = results.iter().find(|r| r["target"] == "cql-floor");
+    let durable_share_of_floor = match (
+        dovie["saturated"]["acked_per_sec"].as_f64(),
+        floor.and_then(|f| f["inserts_per_sec"].as_f64()),
+    ) {
+        (Some(d), Some(f)) if f > 0.0 => json!((d / f * 1000.0).round() / 1000.0),
+        _ => Value::Null,
+    };
+    let Some(relay) = find(TargetKind::Relay) else {
+        return json!({ "durable_share_of_cql_floor": durable_share_of_floor });
     };
     let ratio = |path: &[&str]| {
         let get = |v: &Value| path.iter().fold(v.clone(), |v, k| v[*k].clone()).as_f64();
@@ -315,5 +401,6 @@ fn ratios(results: &[Value]) -> Value {
     json!({
         "deliveries_per_sec": ratio(&["saturated", "deliveries_per_sec"]),
         "bytes_per_session": ratio(&["idle", "bytes_per_session"]),
+        "durable_share_of_cql_floor": durable_share_of_floor,
     })
 }

@@ -921,6 +921,16 @@ pub fn table(sc: &Scenario, summary: &Value, command: &str) -> String {
                     );
                 }
             }
+            if let Some(floor) = targets.iter().find(|r| r["target"] == "cql-floor") {
+                t += "\nThe same CQL server, before the node, with nothing but inserts:\n\n| target | load | written | rate | p50 / p99 / max | |\n|---|---|---|---|---|---|\n";
+                t += &crate::floor::row(floor);
+                if let Some(share) = summary["ratios"]["durable_share_of_cql_floor"].as_f64() {
+                    t += &format!(
+                        "\nDovie's durable rate is **{:.1} %** of the bare writer's.\n",
+                        share * 100.0
+                    );
+                }
+            }
             if let Some(r) = summary["ratios"]["deliveries_per_sec"].as_f64() {
                 t += &format!(
                     "\nDovie's saturated deliveries/s as a share of the bare relay's: **{:.0}%**\n",

@@ -345,6 +345,12 @@ macro_rules! backends {
                 }
 
                 #[actix_rt::test]
+                async fn search_finds_every_word_of_long_messages() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::messages::search_finds_every_word_of_long_messages(s).await;
+                }
+
+                #[actix_rt::test]
                 async fn search_survives_deleting_the_newest_messages() {
                     let Some((s, _guard, _probe)) = open().await else { return };
                     crate::messages::search_survives_deleting_the_newest_messages(s).await;
@@ -727,13 +733,13 @@ async fn cql_places_of_schema_5_are_found_after_the_cell_migration() {
             format!(
                 "INSERT INTO {ks}.location_rooms (room_id, lat, lon, radius_m) VALUES (?, ?, ?, ?)"
             ),
-            ("old-room".to_string(), 37.5, 127.0, 500.0).into(),
+            ("old-room".to_string(), 37.5, 127.0, 500.0),
         ),
         (
             format!(
                 "INSERT INTO {ks}.location_rooms (room_id, lat, lon, radius_m) VALUES (?, ?, ?, ?)"
             ),
-            ("far-room".to_string(), 48.85, 2.35, 500.0).into(),
+            ("far-room".to_string(), 48.85, 2.35, 500.0),
         ),
     ] as [(String, (String, f64, f64, f64)); 2]
     {

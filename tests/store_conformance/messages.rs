@@ -316,6 +316,39 @@ pub async fn search_finds_old_messages_and_every_word(store: SharedStore) {
         .is_empty());
 }
 
+/// Messages of the longest kind, all distinct words, sent together (their index rows run to
+/// thousands, more than one write may carry): each is found by its first and its last word.
+pub async fn search_finds_every_word_of_long_messages(store: SharedStore) {
+    seed(&store).await;
+    let text = |m: usize| {
+        let mut words = Vec::new();
+        let mut len = 0;
+        for w in 0.. {
+            let word = format!("w{m}x{w:04}abcdefghij");
+            len += word.len() + 1;
+            if len > 4_000 {
+                break;
+            }
+            words.push(word);
+        }
+        words.join(" ")
+    };
+    let drafts: Vec<Draft> = (0..8)
+        .map(|m| draft(&format!("long{m}"), "u1", &text(m), None))
+        .collect();
+    let texts: Vec<String> = drafts.iter().map(|d| d.content.clone()).collect();
+    append_ok(&store, "g", 1, drafts).await;
+    for (m, t) in texts.iter().enumerate() {
+        let words: Vec<&str> = t.split(' ').collect();
+        assert!(words.len() > 150, "{} words", words.len());
+        for w in [words[0], words[words.len() - 1]] {
+            let found = store.search("u1", None, w, 5).await.unwrap();
+            let ids: Vec<_> = found.iter().map(|m| m.id.as_str()).collect();
+            assert_eq!(ids, [format!("long{m}").as_str()], "{w}");
+        }
+    }
+}
+
 /// A room delete that removes the newest messages does not confuse the search index: messages
 /// sent after it (which may take the deleted rows' places) are found, and can be edited and
 /// deleted.

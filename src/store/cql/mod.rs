@@ -623,6 +623,7 @@ impl ScyllaStore {
         terms
     }
 
+    /// Indexes a message for search (its terms) and its hashtags.
     async fn index(&self, m: &Message) -> StoreResult<()> {
         let terms = try_join_all(Self::terms(&m.content).into_iter().map(|t| {
             self.write(
@@ -630,13 +631,19 @@ impl ScyllaStore {
                 (m.room_id.clone(), bucket(m.seq), t, m.seq as i64),
             )
         }));
-        let tags = try_join_all(m.hashtags.iter().map(|tag| {
+        futures_util::future::try_join(terms, self.index_tags(m)).await?;
+        Ok(())
+    }
+
+    /// Indexes a message's hashtags (a partition per tag).
+    async fn index_tags(&self, m: &Message) -> StoreResult<()> {
+        try_join_all(m.hashtags.iter().map(|tag| {
             self.write(
                 &self.st.insert_tag,
                 (tag.clone(), m.created_at, m.id.clone(), m.room_id.clone()),
             )
-        }));
-        futures_util::future::try_join(terms, tags).await?;
+        }))
+        .await?;
         Ok(())
     }
 
@@ -721,6 +728,7 @@ struct Stmts {
     rooms_by_ids: PreparedStatement,
     room_last_seq: PreparedStatement,
     room_epoch: PreparedStatement,
+    room_marks: PreparedStatement,
     claim_epoch: PreparedStatement,
     claim_first_epoch: PreparedStatement,
     commit_last_seq: PreparedStatement,
@@ -876,6 +884,7 @@ impl Stmts {
             room_by_id: p("SELECT id, type, name, created_by, created_at, last_seq FROM chat_rooms WHERE id = ?".into()).await?,
             rooms_by_ids: p("SELECT id, type, name, created_by, created_at, last_seq FROM chat_rooms WHERE id IN ?".into()).await?,
             room_epoch: p("SELECT owner_epoch FROM chat_rooms WHERE id = ?".into()).await?,
+            room_marks: p("SELECT owner_epoch, last_seq FROM chat_rooms WHERE id = ?".into()).await?,
             claim_epoch: p("UPDATE chat_rooms SET owner_epoch = ? WHERE id = ? IF owner_epoch = ?".into()).await?,
             claim_first_epoch: p("UPDATE chat_rooms SET owner_epoch = ? WHERE id = ? IF owner_epoch = null".into()).await?,
             room_last_seq: p("SELECT last_seq FROM chat_rooms WHERE id = ?".into()).await?,

@@ -3,6 +3,75 @@
 
 use super::*;
 
+/// A batch's rows stay under this size (estimated): ScyllaDB warns from 128 KiB and refuses
+/// from 1 MiB; a long message's search terms alone can run to thousands of rows.
+const BATCH_BYTES: usize = 96 * 1024;
+/// What a row adds to a batch beyond its text, estimated.
+const ROW_OVERHEAD: usize = 64;
+
+/// One row of a batch (a batch mixes statements, so its values are boxed).
+type BatchRow = Box<dyn ::scylla::serialize::row::SerializeRow + Send + Sync>;
+
+impl ScyllaStore {
+    /// The unlogged batches that write these messages and their search terms: one partition
+    /// (room and bucket) each, at most [`BATCH_BYTES`] each.
+    fn partition_batches(&self, stored: &[Message], epoch: u64) -> Vec<(Batch, Vec<BatchRow>)> {
+        let new_batch = || {
+            let mut b = Batch::new(BatchType::Unlogged);
+            b.set_consistency(Consistency::Quorum);
+            (b, Vec::new(), 0usize, None::<i64>)
+        };
+        let mut out = Vec::new();
+        let mut cur = new_batch();
+        let mut add = |cur: &mut (Batch, Vec<BatchRow>, usize, Option<i64>),
+                       part: i64,
+                       st: &PreparedStatement,
+                       row: BatchRow,
+                       bytes: usize| {
+            if cur.3.is_some_and(|p| p != part) || (cur.2 > 0 && cur.2 + bytes > BATCH_BYTES) {
+                let full = std::mem::replace(cur, new_batch());
+                out.push((full.0, full.1));
+            }
+            cur.0.append_statement(st.clone());
+            cur.1.push(row);
+            cur.2 += bytes;
+            cur.3 = Some(part);
+        };
+        for m in stored {
+            let b = bucket(m.seq);
+            let attachments = serde_json::to_string(&m.attachments).unwrap_or_else(|_| "[]".into());
+            let bytes = m.content.len() + attachments.len() + m.id.len() * 3 + ROW_OVERHEAD;
+            let row = (
+                b,
+                epoch as i64,
+                m.room_id.clone(),
+                m.seq as i64,
+                m.id.clone(),
+                m.sender_id.clone(),
+                m.kind.as_str(),
+                m.content.clone(),
+                m.nonce.clone(),
+                m.reply_to.clone(),
+                m.hashtags.clone(),
+                attachments,
+                m.created_at,
+                m.location.as_ref().map(|l| l.to_string()),
+                m.suggest_location,
+            );
+            add(&mut cur, b, &self.st.insert_message, Box::new(row), bytes);
+            for t in Self::terms(&m.content) {
+                let bytes = t.len() + m.room_id.len() + ROW_OVERHEAD;
+                let row = (m.room_id.clone(), b, t, m.seq as i64);
+                add(&mut cur, b, &self.st.insert_term, Box::new(row), bytes);
+            }
+        }
+        if !cur.1.is_empty() {
+            out.push((cur.0, cur.1));
+        }
+        out
+    }
+}
+
 #[async_trait]
 impl dovie_actors::RoomStore for ScyllaStore {
     async fn load_room(
@@ -39,13 +108,18 @@ impl dovie_actors::RoomStore for ScyllaStore {
         drafts: Vec<Draft>,
     ) -> Result<Vec<AppendOutcome>, AppendError> {
         let failed = AppendError::Failed;
-        if self.epoch(room_id).await.map_err(failed)? != epoch {
+        // The owner's epoch and the last committed seq, in one read (early answers only: the
+        // conditional commit below is what decides).
+        let marks = self
+            .row::<(Option<i64>, Option<i64>)>(&self.st.room_marks, (room_id,))
+            .await
+            .map_err(failed)?;
+        let owner = marks.and_then(|(e, _)| e).unwrap_or(0).max(0) as u64;
+        if owner != epoch {
             return Err(AppendError::Fenced);
         }
-        let stored_last = self
-            .last_seq(room_id)
-            .await
-            .map_err(failed)?
+        let stored_last = marks
+            .map(|(_, last)| last.unwrap_or(0).max(0) as u64)
             .ok_or_else(|| AppendError::Failed(not_found("room")))?;
         if stored_last + 1 != first_seq {
             return Err(AppendError::SeqMismatch {
@@ -114,44 +188,21 @@ impl dovie_actors::RoomStore for ScyllaStore {
         if stored.is_empty() {
             return Ok(out);
         }
-        // Rows of one partition go in one unlogged batch; the indexes in parallel; `last_seq`
-        // (what makes the messages count) only after all of them.
-        let mut by_bucket: BTreeMap<i64, Vec<&Message>> = BTreeMap::new();
-        for m in &stored {
-            by_bucket.entry(bucket(m.seq)).or_default().push(m);
-        }
-        let batches = by_bucket.into_iter().map(|(b, msgs)| async move {
-            let mut batch = Batch::new(BatchType::Unlogged);
-            batch.set_consistency(Consistency::Quorum);
-            let mut values = Vec::new();
-            for m in msgs {
-                batch.append_statement(self.st.insert_message.clone());
-                values.push((
-                    b,
-                    epoch as i64,
-                    m.room_id.clone(),
-                    m.seq as i64,
-                    m.id.clone(),
-                    m.sender_id.clone(),
-                    m.kind.as_str(),
-                    m.content.clone(),
-                    m.nonce.clone(),
-                    m.reply_to.clone(),
-                    m.hashtags.clone(),
-                    serde_json::to_string(&m.attachments).unwrap_or_else(|_| "[]".into()),
-                    m.created_at,
-                    m.location.as_ref().map(|l| l.to_string()),
-                    m.suggest_location,
-                ));
-            }
-            let _permit = self.writes.acquire().await.map_err(unavailable)?;
-            self.session
-                .batch(&batch, values)
-                .await
-                .map_err(unavailable)?;
-            Ok::<_, ErrorBody>(())
-        });
-        try_join_all(batches).await.map_err(failed)?;
+        // A bucket's messages and their search terms share one partition: they go in unlogged
+        // batches of that partition (one mutation each on the servers), at most
+        // [`BATCH_BYTES`] apiece; the rows of other partitions in parallel; `last_seq` (what
+        // makes the messages count) only after all of them.
+        let batches =
+            self.partition_batches(&stored, epoch)
+                .into_iter()
+                .map(|(batch, values)| async move {
+                    let _permit = self.writes.acquire().await.map_err(unavailable)?;
+                    self.session
+                        .batch(&batch, values)
+                        .await
+                        .map_err(unavailable)?;
+                    Ok::<_, ErrorBody>(())
+                });
         let side = stored.iter().map(|m| async move {
             self.write(
                 &self.st.insert_message_id,
@@ -165,9 +216,11 @@ impl dovie_actors::RoomStore for ScyllaStore {
                 )
                 .await?;
             }
-            self.index(m).await
+            self.index_tags(m).await
         });
-        try_join_all(side).await.map_err(failed)?;
+        futures_util::future::try_join(try_join_all(batches), try_join_all(side))
+            .await
+            .map_err(failed)?;
         // Senders have read up to their own message.
         let mut last_by_sender: HashMap<&str, u64> = HashMap::new();
         for m in &stored {

@@ -74,6 +74,9 @@ hints_directory: $RUN/hints
 cdc_raw_directory: $RUN/cdc_raw
 commitlog_sync: batch
 commitlog_sync_group_window: 2ms
+# Lightweight transactions in two round trips when uncontended (Cassandra 4.1+; ScyllaDB has
+# its own): what a commit of a batch of messages costs.
+paxos_variant: v2
 auto_snapshot: false
 snapshot_on_duplicate_row_detection: false
 concurrent_reads: 8

@@ -48,14 +48,16 @@ pub struct Plan {
 fn messages_ddl() -> Vec<String> {
     SCHEMA
         .iter()
-        .flat_map(|file| file.split(';'))
-        .map(|stmt| {
-            stmt.lines()
+        .flat_map(|file| {
+            // Comments first: they may hold a `;`.
+            let text: Vec<&str> = file
+                .lines()
                 .filter(|l| !l.trim_start().starts_with("--"))
+                .collect();
+            text.join("\n")
+                .split(';')
+                .map(|s| s.trim().to_string())
                 .collect::<Vec<_>>()
-                .join("\n")
-                .trim()
-                .to_string()
         })
         .filter(|s| {
             s.starts_with("CREATE TABLE IF NOT EXISTS messages (")
@@ -199,6 +201,9 @@ mod tests {
         let ddl = messages_ddl();
         assert!(ddl[0].starts_with("CREATE TABLE IF NOT EXISTS messages ("));
         assert!(ddl[0].contains("PRIMARY KEY ((room_id, bucket), seq, epoch)"));
+        assert!(ddl
+            .iter()
+            .any(|s| s == "ALTER TABLE messages ADD suggest_location boolean"));
         // Every column the insert names exists in the table the statements make.
         let all = ddl.join("\n");
         let cols = INSERT

@@ -108,12 +108,38 @@ impl dovie_actors::RoomStore for ScyllaStore {
         drafts: Vec<Draft>,
     ) -> Result<Vec<AppendOutcome>, AppendError> {
         let failed = AppendError::Failed;
-        // The owner's epoch and the last committed seq, in one read (early answers only: the
-        // conditional commit below is what decides).
-        let marks = self
-            .row::<(Option<i64>, Option<i64>)>(&self.st.room_marks, (room_id,))
-            .await
-            .map_err(failed)?;
+        // Everything the batch is decided on, read at once: the owner's epoch and the last
+        // committed seq (early answers only: the conditional commit below is what decides),
+        // earlier messages with these nonces, and the senders' receipt marks.
+        let marks = self.row::<(Option<i64>, Option<i64>)>(&self.st.room_marks, (room_id,));
+        let earlier = try_join_all(drafts.iter().map(|d| async move {
+            let Some(nonce) = &d.nonce else {
+                return Ok::<_, ErrorBody>(Vec::new());
+            };
+            // One row per epoch that stored the nonce; only a message that is really its seq's
+            // and the same counts (and only once committed: checked below).
+            let seqs = self
+                .rows::<(i64,)>(&self.st.nonce_seq, (room_id, &d.sender_id, nonce))
+                .await?;
+            let mut found = Vec::new();
+            for (seq,) in seqs {
+                if let Some(m) = self.message_at(room_id, seq as u64).await? {
+                    if m.nonce.as_ref() == Some(nonce) && m.sender_id == d.sender_id {
+                        found.push(m);
+                    }
+                }
+            }
+            Ok(found)
+        }));
+        let senders: BTreeSet<String> = drafts.iter().map(|d| d.sender_id.clone()).collect();
+        let receipts = try_join_all(senders.into_iter().map(|sender| async move {
+            let marks = self
+                .row::<(Option<i64>, Option<i64>)>(&self.st.member_marks, (room_id, &sender))
+                .await?;
+            Ok::<_, ErrorBody>((sender, marks))
+        }));
+        let (marks, earlier, receipts) =
+            futures_util::try_join!(marks, earlier, receipts).map_err(failed)?;
         let owner = marks.and_then(|(e, _)| e).unwrap_or(0).max(0) as u64;
         if owner != epoch {
             return Err(AppendError::Fenced);
@@ -126,30 +152,10 @@ impl dovie_actors::RoomStore for ScyllaStore {
                 last_seq: stored_last,
             });
         }
-        // Earlier messages with these nonces, looked up all at once.
-        let earlier = try_join_all(drafts.iter().map(|d| async move {
-            let Some(nonce) = &d.nonce else {
-                return Ok::<_, ErrorBody>(None);
-            };
-            // One row per epoch that stored the nonce; only a message that is really its seq's,
-            // committed (seq <= last) and the same counts.
-            let seqs = self
-                .rows::<(i64,)>(&self.st.nonce_seq, (room_id, &d.sender_id, nonce))
-                .await?;
-            for (seq,) in seqs {
-                let found = self.message_at(room_id, seq as u64).await?.filter(|m| {
-                    m.nonce.as_ref() == Some(nonce)
-                        && m.sender_id == d.sender_id
-                        && m.seq <= stored_last
-                });
-                if found.is_some() {
-                    return Ok(found);
-                }
-            }
-            Ok(None)
-        }))
-        .await
-        .map_err(failed)?;
+        let earlier: Vec<Option<Message>> = earlier
+            .into_iter()
+            .map(|found| found.into_iter().find(|m| m.seq <= stored_last))
+            .collect();
         let mut next = first_seq;
         let mut out = Vec::with_capacity(drafts.len());
         let mut batch_nonces: HashMap<(String, String), Message> = HashMap::new();
@@ -218,19 +224,24 @@ impl dovie_actors::RoomStore for ScyllaStore {
             }
             self.index_tags(m).await
         });
-        futures_util::future::try_join(try_join_all(batches), try_join_all(side))
-            .await
-            .map_err(failed)?;
-        // Senders have read up to their own message.
+        // Senders have read up to their own message: a raise to it (the marks were read with
+        // the rest; the owner serializes receipts, so read-then-raise needs no transaction).
         let mut last_by_sender: HashMap<&str, u64> = HashMap::new();
         for m in &stored {
             last_by_sender.insert(&m.sender_id, m.seq);
         }
-        try_join_all(last_by_sender.into_iter().map(|(sender, seq)| async move {
-            self.set_receipt(room_id, sender, ReceiptKind::Read, seq)
-                .await
-        }))
-        .await
+        let raises = receipts.into_iter().filter_map(|(sender, marks)| {
+            let (read, delivered) = marks?;
+            let seq = *last_by_sender.get(sender.as_str())?;
+            let read = read.unwrap_or(0).max(seq as i64);
+            let delivered = delivered.unwrap_or(0).max(seq as i64);
+            Some(self.write(&self.st.set_read, (read, delivered, room_id, sender)))
+        });
+        futures_util::try_join!(
+            try_join_all(batches),
+            try_join_all(side),
+            try_join_all(raises)
+        )
         .map_err(failed)?;
         // The batch counts only if this node still owns the room and nobody committed meanwhile:
         // one conditional write per batch. Otherwise nothing here is acknowledged, and the rows

@@ -229,6 +229,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
     }
     let state = web::Data::new(AppState {
         config: config.clone(),
+        profiles: Arc::new(crate::people::profiles::Profiles::new(store.clone())),
         store,
         auth,
         ports,

@@ -476,6 +476,22 @@ async fn nearby_is_reciprocal_coarse_and_respects_blocks() {
         body["users"][0]["user"].get("email").is_none(),
         "public profiles only"
     );
+    // Profiles are kept a few seconds for listings, but a change made through this node shows
+    // in the next answer.
+    let (status, _) = api
+        .call(
+            "PATCH",
+            "/api/users/me",
+            Some(&b.token),
+            Some(json!({"display_name": "ben renamed"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, body) = nearby(&api, &a, LAT, LON, 5000).await;
+    assert_eq!(
+        body["users"][0]["user"]["display_name"], "ben renamed",
+        "{body}"
+    );
     // Radius and position limits.
     let (status, _) = nearby(&api, &a, LAT, LON, 50_001).await;
     assert_eq!(status, 400);

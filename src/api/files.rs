@@ -681,6 +681,7 @@ async fn profile_image(
         ..ProfilePatch::default()
     };
     let user = state.store.update_profile(&who.user_id, &patch).await?;
+    state.profiles.forget(&who.user_id);
     Ok(out.created(&json!({ "user": user })))
 }
 

@@ -368,14 +368,12 @@ async fn nearby_users(
         .take(geo::NEARBY_LIMIT)
         .collect();
     let ids: Vec<String> = near.iter().map(|(p, _)| p.user_id.clone()).collect();
-    let users = state.store.users_by_ids(&ids).await?;
+    let users = state.profiles.public(&ids).await?;
     let answer: Vec<Value> = near
         .iter()
         .filter_map(|(p, d)| {
-            let u = users.iter().find(|u| u.id == p.user_id)?;
-            Some(
-                json!({ "user": u.public(), "distance_m": cells::rounded(*d, geo::NEARBY_STEP_M) }),
-            )
+            let u = users.get(&p.user_id)?;
+            Some(json!({ "user": u, "distance_m": cells::rounded(*d, geo::NEARBY_STEP_M) }))
         })
         .collect();
     crate::metrics::location_search("nearby", started.elapsed());

@@ -203,6 +203,7 @@ async fn patch_me(
 ) -> ApiResult<HttpResponse> {
     let patch = patch_of(b)?;
     let user = state.store.update_profile(&who.user_id, &patch).await?;
+    state.profiles.forget(&who.user_id);
     Ok(out.ok(&serde_json::json!({ "user": user })))
 }
 

@@ -12,31 +12,53 @@ const ROW_OVERHEAD: usize = 64;
 /// One row of a batch (a batch mixes statements, so its values are boxed).
 type BatchRow = Box<dyn ::scylla::serialize::row::SerializeRow + Send + Sync>;
 
+/// Unlogged batches being filled: a new one whenever the partition changes or the current one
+/// would pass [`BATCH_BYTES`].
+#[derive(Default)]
+struct PartitionBatches {
+    done: Vec<(Batch, Vec<BatchRow>)>,
+    rows: Vec<BatchRow>,
+    statements: Vec<PreparedStatement>,
+    bytes: usize,
+    partition: Option<i64>,
+}
+
+impl PartitionBatches {
+    fn push(&mut self, partition: i64, st: &PreparedStatement, row: BatchRow, bytes: usize) {
+        let other_partition = self.partition.is_some_and(|p| p != partition);
+        if other_partition || (self.bytes > 0 && self.bytes + bytes > BATCH_BYTES) {
+            self.close();
+        }
+        self.statements.push(st.clone());
+        self.rows.push(row);
+        self.bytes += bytes;
+        self.partition = Some(partition);
+    }
+
+    fn close(&mut self) {
+        if self.rows.is_empty() {
+            return;
+        }
+        let mut batch = Batch::new(BatchType::Unlogged);
+        batch.set_consistency(Consistency::Quorum);
+        for st in self.statements.drain(..) {
+            batch.append_statement(st);
+        }
+        self.done.push((batch, std::mem::take(&mut self.rows)));
+        self.bytes = 0;
+    }
+
+    fn finish(mut self) -> Vec<(Batch, Vec<BatchRow>)> {
+        self.close();
+        self.done
+    }
+}
+
 impl ScyllaStore {
     /// The unlogged batches that write these messages and their search terms: one partition
     /// (room and bucket) each, at most [`BATCH_BYTES`] each.
     fn partition_batches(&self, stored: &[Message], epoch: u64) -> Vec<(Batch, Vec<BatchRow>)> {
-        let new_batch = || {
-            let mut b = Batch::new(BatchType::Unlogged);
-            b.set_consistency(Consistency::Quorum);
-            (b, Vec::new(), 0usize, None::<i64>)
-        };
-        let mut out = Vec::new();
-        let mut cur = new_batch();
-        let mut add = |cur: &mut (Batch, Vec<BatchRow>, usize, Option<i64>),
-                       part: i64,
-                       st: &PreparedStatement,
-                       row: BatchRow,
-                       bytes: usize| {
-            if cur.3.is_some_and(|p| p != part) || (cur.2 > 0 && cur.2 + bytes > BATCH_BYTES) {
-                let full = std::mem::replace(cur, new_batch());
-                out.push((full.0, full.1));
-            }
-            cur.0.append_statement(st.clone());
-            cur.1.push(row);
-            cur.2 += bytes;
-            cur.3 = Some(part);
-        };
+        let mut batches = PartitionBatches::default();
         for m in stored {
             let b = bucket(m.seq);
             let attachments = serde_json::to_string(&m.attachments).unwrap_or_else(|_| "[]".into());
@@ -58,17 +80,14 @@ impl ScyllaStore {
                 m.location.as_ref().map(|l| l.to_string()),
                 m.suggest_location,
             );
-            add(&mut cur, b, &self.st.insert_message, Box::new(row), bytes);
+            batches.push(b, &self.st.insert_message, Box::new(row), bytes);
             for t in Self::terms(&m.content) {
                 let bytes = t.len() + m.room_id.len() + ROW_OVERHEAD;
                 let row = (m.room_id.clone(), b, t, m.seq as i64);
-                add(&mut cur, b, &self.st.insert_term, Box::new(row), bytes);
+                batches.push(b, &self.st.insert_term, Box::new(row), bytes);
             }
         }
-        if !cur.1.is_empty() {
-            out.push((cur.0, cur.1));
-        }
-        out
+        batches.finish()
     }
 }
 

@@ -308,6 +308,7 @@ impl AuthService {
         email: &str,
         password: &str,
         display_name: &str,
+        locale: &str,
         meta: SessionMeta,
     ) -> Result<(User, Tokens), ErrorBody> {
         if !rules::valid_email(email) {
@@ -344,6 +345,7 @@ impl AuthService {
             now_ms(),
         );
         user.email = Some(email);
+        user.locale = locale.to_string();
         let user = self
             .store
             .create_user(UserRecord {

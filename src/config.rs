@@ -121,6 +121,24 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     pub files: FilesConfig,
     pub location: LocationConfig,
+    pub i18n: I18nConfig,
+}
+
+/// Languages of server texts (see `crate::i18n`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct I18nConfig {
+    /// The language of readers with no account language and no `Accept-Language` Dovie
+    /// speaks: one of ko, en, ja, zh-Hans, zh-Hant, es, fr, de.
+    pub default_locale: String,
+}
+
+impl Default for I18nConfig {
+    fn default() -> Self {
+        I18nConfig {
+            default_locale: crate::i18n::FALLBACK_LOCALE.into(),
+        }
+    }
 }
 
 /// External services, each off until configured (calls then answer 503
@@ -553,6 +571,7 @@ impl Default for Config {
             privacy: PrivacyConfig::default(),
             files: FilesConfig::default(),
             location: LocationConfig::default(),
+            i18n: I18nConfig::default(),
         }
     }
 }
@@ -687,6 +706,15 @@ impl Config {
             return Err(format!(
                 "public_url must be an http:// or https:// URL, not `{}`",
                 self.public_url
+            ));
+        }
+        if crate::i18n::canonical(&self.i18n.default_locale)
+            .is_none_or(|l| l != self.i18n.default_locale)
+        {
+            return Err(format!(
+                "i18n.default_locale must be one of {}, not `{}`",
+                crate::i18n::LOCALES.join(", "),
+                self.i18n.default_locale
             ));
         }
         if self.egress.timeout_ms == 0 || self.egress.connect_timeout_ms == 0 {

@@ -11,6 +11,7 @@ pub mod config;
 pub mod egress;
 pub mod files;
 pub mod geo;
+pub mod i18n;
 pub mod metrics;
 pub mod openapi;
 pub mod people;

@@ -33,6 +33,73 @@ use crate::store::cql::ScyllaStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::SharedStore;
 
+/// Who reads a response: what the request says of its language.
+struct Reader {
+    token: Option<String>,
+    accept_language: Option<String>,
+}
+
+impl Reader {
+    fn of(req: &actix_web::dev::ServiceRequest) -> Reader {
+        let h = req.headers();
+        Reader {
+            token: h
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(api::bearer_token)
+                .map(str::to_string),
+            accept_language: h
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        }
+    }
+
+    /// The reader's language: the account's (when the request carries a valid token), else
+    /// the header's, else the default. The store is read only here, for error answers.
+    async fn locale(&self, state: &AppState) -> &'static str {
+        use dovie_actors::ports::Authenticator;
+        let account = match self.token.as_deref().map(|t| state.auth.verify(t)) {
+            Some(Ok(identity)) => state
+                .store
+                .user_by_id(&identity.user_id)
+                .await
+                .ok()
+                .flatten()
+                .map(|u| u.locale),
+            _ => None,
+        };
+        state
+            .texts
+            .negotiate(account.as_deref(), self.accept_language.as_deref())
+    }
+}
+
+/// An error answer of the API in the reader's language (same status, code and headers).
+async fn localize_error<B>(
+    res: ServiceResponse<B>,
+    reader: Reader,
+    state: &AppState,
+) -> ServiceResponse<actix_web::body::EitherBody<B>> {
+    let err = match res
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<ApiError>())
+    {
+        Some(e) => e.clone(),
+        None => return res.map_into_left_body(),
+    };
+    let locale = reader.locale(state).await;
+    let localized = ApiError(state.texts.error(locale, &err.0), err.1);
+    let mut answer = localized.error_response();
+    for (name, value) in res.response().headers() {
+        if !answer.headers().contains_key(name) {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    res.into_response(answer).map_into_right_body()
+}
+
 /// How long an idle HTTP keep-alive connection stays open.
 const HTTP_KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// How long a client may take to send a request head.
@@ -194,6 +261,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
     );
     let extras =
         crate::files::attach::ServerExtras::new(files.clone(), store.clone(), links, geo.clone());
+    let texts = Arc::new(crate::i18n::Texts::new(&config.i18n.default_locale)?);
     let ports = Ports {
         store: store.clone(),
         auth: auth.clone(),
@@ -201,6 +269,10 @@ pub async fn serve(config: Config) -> Result<(), String> {
         fanout,
         quota,
         extras: extras.clone(),
+        texts: Arc::new(crate::i18n::SessionTexts {
+            texts: texts.clone(),
+            store: store.clone(),
+        }),
     };
     let arbiters: Vec<actix::Arbiter> = (0..ROOM_ARBITERS).map(|_| actix::Arbiter::new()).collect();
     let directory =
@@ -230,6 +302,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let state = web::Data::new(AppState {
         config: config.clone(),
         profiles: Arc::new(crate::people::profiles::Profiles::new(store.clone())),
+        texts,
         store,
         auth,
         ports,
@@ -296,9 +369,12 @@ pub async fn serve(config: Config) -> Result<(), String> {
                 }
                 let request_id = uuid::Uuid::now_v7().to_string();
                 req.extensions_mut().insert(request_id.clone());
+                let reader = Reader::of(&req);
                 let fut = srv.call(req);
+                let state = state.clone();
                 Either::Right(async move {
-                    let mut res: ServiceResponse<_> = fut.await?;
+                    let res: ServiceResponse<_> = fut.await?;
+                    let mut res = localize_error(res, reader, &state).await;
                     crate::metrics::http_request(&route, method.as_str(), res.status().as_u16(), started.elapsed());
                     if res.status().is_server_error() {
                         tracing::warn!(%route, %method, status = res.status().as_u16(), request_id, "request failed");
@@ -309,7 +385,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
                     if let Ok(v) = HeaderValue::from_str(&request_id) {
                         h.insert(HeaderName::from_static("x-request-id"), v);
                     }
-                    Ok(res.map_into_left_body())
+                    Ok(res)
                 })
             })
             .configure(|cfg| {

@@ -17,7 +17,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
 use bytes::Bytes;
 use dovie_actors::ports::{Outlet, OutletFull};
-use dovie_actors::session::{FromSocket, Inbound};
+use dovie_actors::session::{FromSocket, Hello, Inbound};
 use dovie_actors::SessionActor;
 use dovie_protocol::error::ErrorCode;
 use dovie_protocol::Codec;
@@ -216,6 +216,12 @@ pub async fn upgrade(
         .token
         .filter(|t| !t.is_empty())
         .or_else(|| bearer(&req).map(str::to_string));
+    let locale = state.texts.negotiate(
+        None,
+        req.headers()
+            .get(actix_web::http::header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    );
     let (mut response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
         ApiError::new(
             ErrorCode::BadRequest,
@@ -248,7 +254,15 @@ pub async fn upgrade(
     );
     SessionActor::create(move |ctx| {
         ctx.add_stream(inbound);
-        SessionActor::new(codec, outlet, ports, registry, directory, config, token)
+        SessionActor::new(
+            codec,
+            outlet,
+            ports,
+            registry,
+            directory,
+            config,
+            Hello { token, locale },
+        )
     });
     Ok(response)
 }
@@ -288,6 +302,8 @@ struct Upgrade {
     codec: Codec,
     subprotocol: Option<&'static str>,
     token: Option<String>,
+    /// The language of the session's texts until its account is known.
+    locale: &'static str,
 }
 
 fn check_upgrade(head: &Head, state: &AppState) -> Result<(Upgrade, String), ApiError> {
@@ -319,14 +335,21 @@ fn check_upgrade(head: &Head, state: &AppState) -> Result<(Upgrade, String), Api
         codec,
         subprotocol,
         token,
+        locale: locale_of(head, state),
     };
     Ok((upgrade, key.to_string()))
 }
 
-/// Answers a refused upgrade with the API's error body and closes the connection.
-async fn refuse(stream: &mut TcpStream, err: &ApiError) -> u16 {
+/// The language of a connection's texts until its account is known.
+fn locale_of(head: &Head, state: &AppState) -> &'static str {
+    state.texts.negotiate(None, head.header("accept-language"))
+}
+
+/// Answers a refused upgrade with the API's error body (in `locale`) and closes the connection.
+async fn refuse(stream: &mut TcpStream, err: &ApiError, locale: &str, state: &AppState) -> u16 {
     let status = err.0.code.http_status();
-    let body = serde_json::to_vec(&serde_json::json!({ "error": err.0 })).unwrap_or_default();
+    let err = state.texts.error(locale, &err.0);
+    let body = serde_json::to_vec(&serde_json::json!({ "error": err })).unwrap_or_default();
     let answer = handshake::response(
         status,
         "application/json",
@@ -362,9 +385,22 @@ pub async fn serve_socket(stream: TcpStream, state: web::Data<AppState>) {
         state.directory.clone(),
         state.session_config.clone(),
     );
-    let Upgrade { codec, token, .. } = upgrade;
+    let Upgrade {
+        codec,
+        token,
+        locale,
+        ..
+    } = upgrade;
     let session = SessionActor::create(move |_| {
-        SessionActor::new(codec, outlet, ports, registry, directory, config, token)
+        SessionActor::new(
+            codec,
+            outlet,
+            ports,
+            registry,
+            directory,
+            config,
+            Hello { token, locale },
+        )
     });
     let settings = Settings {
         max_message: limits.max_frame_bytes,
@@ -394,7 +430,8 @@ async fn handshake_phase(
         Ok(head) => head,
         Err(HeadError::TooLarge) => {
             let err = ApiError::new(ErrorCode::BadRequest, "request head too large");
-            record(refuse(&mut stream, &err).await);
+            let locale = state.texts.default_locale();
+            record(refuse(&mut stream, &err, locale, state).await);
             return None;
         }
         Err(e) => {
@@ -405,7 +442,8 @@ async fn handshake_phase(
     let (upgrade, key) = match check_upgrade(&head, state) {
         Ok(u) => u,
         Err(err) => {
-            record(refuse(&mut stream, &err).await);
+            let locale = locale_of(&head, state);
+            record(refuse(&mut stream, &err, locale, state).await);
             return None;
         }
     };

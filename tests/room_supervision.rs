@@ -75,6 +75,7 @@ async fn a_panicking_room_actor_restarts_without_loss_or_duplication() {
         fanout: registry.clone(),
         quota: dovie::quota::Quota::new(1_000_000),
         extras: Arc::new(dovie_actors::ports::NoExtras),
+        texts: Arc::new(dovie_actors::ports::English),
     };
     let directory = RoomDirectory::new(ports, Vec::new());
     let room = directory.owned("r1").unwrap();

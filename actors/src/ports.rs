@@ -339,6 +339,35 @@ impl MessageExtras for NoExtras {
     fn present(&self, _: &mut Message) {}
 }
 
+/// Renders texts a person reads in their language: a session's errors.
+#[async_trait]
+pub trait Localizer: Send + Sync + 'static {
+    /// The language of a connection before its account is known, from its `Accept-Language`.
+    fn negotiate(&self, account: Option<&str>, accept_language: Option<&str>) -> &'static str;
+    /// `err` in `locale`'s words; its code unchanged.
+    fn localize(&self, locale: &str, err: &ErrorBody) -> ErrorBody;
+    /// The language `user_id`'s account chose (`None`: unknown, or the store did not answer).
+    async fn account_locale(&self, user_id: &str) -> Option<String>;
+}
+
+/// Texts as the code wrote them (English): for tests of the actors alone.
+pub struct English;
+
+#[async_trait]
+impl Localizer for English {
+    fn negotiate(&self, _: Option<&str>, _: Option<&str>) -> &'static str {
+        "en"
+    }
+
+    fn localize(&self, _: &str, err: &ErrorBody) -> ErrorBody {
+        err.clone()
+    }
+
+    async fn account_locale(&self, _: &str) -> Option<String> {
+        None
+    }
+}
+
 /// Everything the actors need from the outside, shared.
 #[derive(Clone)]
 pub struct Ports {
@@ -348,4 +377,5 @@ pub struct Ports {
     pub fanout: Arc<dyn Fanout>,
     pub quota: Arc<dyn SendQuota>,
     pub extras: Arc<dyn MessageExtras>,
+    pub texts: Arc<dyn Localizer>,
 }

@@ -152,6 +152,15 @@ struct Resume {
     latest: HashMap<String, u64>,
 }
 
+/// What the upgrade request told a new session.
+#[derive(Debug, Clone)]
+pub struct Hello {
+    /// A token given on the upgrade (query or `Authorization`), checked when the session starts.
+    pub token: Option<String>,
+    /// The language of its texts until its account is known (from `Accept-Language`).
+    pub locale: &'static str,
+}
+
 pub struct SessionActor {
     conn_id: u64,
     session_id: String,
@@ -174,6 +183,9 @@ pub struct SessionActor {
     held: HashMap<Arc<str>, Vec<Arc<Event>>>,
     resume: Option<Resume>,
     closing: bool,
+    /// The language of this session's error texts: its `Accept-Language` until authenticated,
+    /// then the account's.
+    locale: &'static str,
 }
 
 impl SessionActor {
@@ -184,7 +196,7 @@ impl SessionActor {
         registry: Arc<Registry>,
         directory: Arc<RoomDirectory>,
         config: SessionConfig,
-        upgrade_token: Option<String>,
+        hello: Hello,
     ) -> Self {
         let conn_id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
         SessionActor {
@@ -203,12 +215,13 @@ impl SessionActor {
             config,
             identity: None,
             user_id: Arc::from(""),
-            upgrade_token,
+            upgrade_token: hello.token,
             last_heard: Instant::now(),
             strikes: 0,
             held: HashMap::new(),
             resume: None,
             closing: false,
+            locale: hello.locale,
         }
     }
 
@@ -241,7 +254,33 @@ impl SessionActor {
     }
 
     fn write_error(&mut self, ctx: &mut Context<Self>, id: Option<&Value>, err: &ErrorBody) {
-        self.write_frame(ctx, ev::ERROR, id, err);
+        let err = self.ports.texts.localize(self.locale, err);
+        self.write_frame(ctx, ev::ERROR, id, &err);
+    }
+
+    /// `auth_error`, then the 4001 close.
+    fn refuse_auth(
+        &mut self,
+        ctx: &mut Context<Self>,
+        id: Option<&Value>,
+        err: &ErrorBody,
+        reason: &str,
+    ) {
+        let err = self.ports.texts.localize(self.locale, err);
+        self.write_frame(ctx, ev::AUTH_ERROR, id, &err);
+        self.close(ctx, CLOSE_AUTH_FAILED, reason);
+    }
+
+    /// Answers in the account's language from now on (read once, after authentication).
+    fn learn_locale(&self, ctx: &mut Context<Self>) {
+        let texts = self.ports.texts.clone();
+        let user_id = self.user_id.to_string();
+        let read = async move { texts.account_locale(&user_id).await };
+        ctx.spawn(read.into_actor(self).map(|locale, act, _| {
+            if let Some(l) = locale {
+                act.locale = act.ports.texts.negotiate(Some(&l), None);
+            }
+        }));
     }
 
     fn write_event(&mut self, ctx: &mut Context<Self>, event: &Event) {
@@ -280,15 +319,13 @@ impl SessionActor {
                 };
                 self.identity = Some(identity);
                 self.write_frame(ctx, ev::AUTH_SUCCESS, id, &ok);
+                self.learn_locale(ctx);
                 if first {
                     self.load_blocks();
                     self.announce_presence(true);
                 }
             }
-            Err(e) => {
-                self.write_frame(ctx, ev::AUTH_ERROR, id, &e);
-                self.close(ctx, CLOSE_AUTH_FAILED, "authentication failed");
-            }
+            Err(e) => self.refuse_auth(ctx, id, &e, "authentication failed"),
         }
     }
 
@@ -402,8 +439,7 @@ impl SessionActor {
                 };
                 if self.identity.is_none() {
                     let err = ErrorBody::new(ErrorCode::Unauthorized, "authenticate first");
-                    self.write_frame(ctx, ev::AUTH_ERROR, id.as_ref(), &err);
-                    return self.close(ctx, CLOSE_AUTH_FAILED, "authentication required");
+                    return self.refuse_auth(ctx, id.as_ref(), &err, "authentication required");
                 }
                 return self.write_error(ctx, id.as_ref(), &ErrorBody::new(code, e.to_string()));
             }
@@ -417,8 +453,7 @@ impl SessionActor {
             }
             (_, false) => {
                 let err = ErrorBody::new(ErrorCode::Unauthorized, "authenticate first");
-                self.write_frame(ctx, ev::AUTH_ERROR, id.as_ref(), &err);
-                self.close(ctx, CLOSE_AUTH_FAILED, "authentication required");
+                self.refuse_auth(ctx, id.as_ref(), &err, "authentication required");
             }
             (command, true) => self.dispatch(ctx, command, id),
         }
@@ -719,8 +754,7 @@ impl Actor for SessionActor {
         ctx.run_later(self.config.auth_timeout, |act, ctx| {
             if act.identity.is_none() {
                 let err = ErrorBody::new(ErrorCode::Unauthorized, "authentication timed out");
-                act.write_frame(ctx, ev::AUTH_ERROR, None, &err);
-                act.close(ctx, CLOSE_AUTH_FAILED, "authentication timed out");
+                act.refuse_auth(ctx, None, &err, "authentication timed out");
             }
         });
         ctx.run_interval(self.config.heartbeat, |act, ctx| {

@@ -88,6 +88,17 @@ fn meta(req: &HttpRequest, device: Option<&str>) -> SessionMeta {
     SessionMeta::new(device, ua, client_ip(req).map(|ip| ip.to_string()))
 }
 
+fn accept_language(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(actix_web::http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// The language of an account made by this request: its `Accept-Language`, else the default.
+fn new_account_locale(state: &AppState, req: &HttpRequest) -> &'static str {
+    state.texts.negotiate(None, accept_language(req))
+}
+
 fn login_rule(state: &AppState, name: &'static str) -> Rule {
     Rule::per_minute(name, state.config.rate_limits.login_per_minute)
 }
@@ -106,6 +117,7 @@ async fn register_user(
             &b.email,
             &b.password,
             &b.display_name,
+            new_account_locale(&state, &req),
             meta(&req, b.device.as_deref()),
         )
         .await?;
@@ -240,7 +252,11 @@ struct External {
 
 /// Finds the account of an external identity, links one by verified email, or creates one;
 /// answers it and whether it is new.
-async fn account_of(state: &AppState, ext: External) -> ApiResult<(User, bool)> {
+async fn account_of(
+    state: &AppState,
+    ext: External,
+    locale: &'static str,
+) -> ApiResult<(User, bool)> {
     let store = &state.store;
     if let Some(id) = store.identity(ext.provider, &ext.subject).await? {
         if let Some(user) = store.user_by_id(&id).await? {
@@ -277,6 +293,7 @@ async fn account_of(state: &AppState, ext: External) -> ApiResult<(User, bool)> 
         .unwrap_or_else(|| "Dovie user".to_string());
     let mut user = User::new(uuid::Uuid::now_v7().to_string(), name, now);
     user.email = ext.verified_email.clone();
+    user.locale = locale.to_string();
     let created = state.auth.create_passwordless(user).await?;
     let linked = store
         .link_identity(ext.provider, &ext.subject, &created.id, now)
@@ -339,7 +356,7 @@ async fn social_login(
         .limiter
         .hit(login_rule(&state, "social_account"), &key)
         .await?;
-    let (user, created) = account_of(&state, ext).await?;
+    let (user, created) = account_of(&state, ext, new_account_locale(&state, &req)).await?;
     let tokens = state
         .auth
         .start_session(&user.id, meta(&req, b.device.as_deref()))
@@ -396,21 +413,16 @@ async fn send_sms(
     }
     let rule = Rule::per_hour("sms_ip", limits.sms_per_hour_per_ip);
     state.limiter.hit(rule, &ip_of(&req)).await?;
-    let locale = match state.store.user_by_phone(&phone).await? {
-        Some(u) => u.locale,
-        None => req
-            .headers()
-            .get(actix_web::http::header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok())
-            .map_or("en", sms::locale_from_accept_language)
-            .to_string(),
-    };
+    let account = state.store.user_by_phone(&phone).await?.map(|u| u.locale);
+    let locale = state
+        .texts
+        .negotiate(account.as_deref(), accept_language(&req));
     let id = uuid::Uuid::now_v7().to_string();
     let code = sms::new_code();
     state
         .providers
         .twilio
-        .send_sms(&phone, &sms::text(&locale, &code))
+        .send_sms(&phone, &sms::text(&state.texts, locale, &code))
         .await?;
     let v = PhoneVerification {
         code_hash: sms::hash(&state.auth, &id, &code),
@@ -502,6 +514,7 @@ async fn verify_sms(
                 dovie_actors::now_ms(),
             );
             u.phone = Some(phone.clone());
+            u.locale = new_account_locale(&state, &req).to_string();
             match state.auth.create_passwordless(u).await {
                 Ok(u) => (u, true),
                 // Another request made the account of this phone meanwhile.

@@ -1,5 +1,6 @@
 //! SMS codes (AUTH-3): six random digits, kept only as a keyed hash, valid
-//! [`CODE_TTL_MS`], at most [`MAX_ATTEMPTS`] wrong tries; the text in the recipient's language.
+//! [`CODE_TTL_MS`], at most [`MAX_ATTEMPTS`] wrong tries; the text in the recipient's language
+//! (the account's, else the request's `Accept-Language`, else the default).
 
 use rand::Rng;
 
@@ -20,34 +21,9 @@ pub fn hash(auth: &AuthService, verification_id: &str, code: &str) -> String {
     auth.keyed_hash(PURPOSE, format!("{verification_id}:{code}").as_bytes())
 }
 
-/// The message text in `locale` (Korean or English until every language has its catalog).
-pub fn text(locale: &str, code: &str) -> String {
-    if locale.starts_with("ko") {
-        format!("[Dovie] 인증 코드: {code} (5분 안에 입력하세요). 이 코드를 누구에게도 알려주지 마세요.")
-    } else {
-        format!(
-            "[Dovie] Your code is {code}. It expires in 5 minutes. Do not share it with anyone."
-        )
-    }
-}
-
-/// The first language of an `Accept-Language` header Dovie can text in.
-pub fn locale_from_accept_language(header: &str) -> &'static str {
-    for tag in header.split(',') {
-        let tag = tag
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if tag.starts_with("ko") {
-            return "ko";
-        }
-        if tag.starts_with("en") {
-            return "en";
-        }
-    }
-    "en"
+/// The message text in `locale` (every language of the catalogs).
+pub fn text(texts: &crate::i18n::Texts, locale: &str, code: &str) -> String {
+    texts.text(locale, "sms-code", &[("code", code)])
 }
 
 #[cfg(test)]
@@ -60,9 +36,14 @@ mod tests {
             let c = new_code();
             assert!(c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit()), "{c}");
         }
-        assert!(text("ko", "123456").contains("인증 코드: 123456"));
-        assert!(text("en", "123456").contains("Your code is 123456"));
-        assert_eq!(locale_from_accept_language("fr-FR, ko;q=0.8"), "ko");
-        assert_eq!(locale_from_accept_language("de"), "en");
+        let texts = crate::i18n::Texts::new("ko").expect("the catalogs load");
+        assert!(text(&texts, "ko", "123456").contains("인증 코드: 123456"));
+        assert!(text(&texts, "en", "123456").contains("Your code is 123456"));
+        let mut seen = std::collections::HashSet::new();
+        for l in crate::i18n::LOCALES {
+            let t = text(&texts, l, "654321");
+            assert!(t.contains("654321"), "{l}: {t}");
+            assert!(seen.insert(t), "{l} has a text of its own");
+        }
     }
 }

@@ -66,6 +66,8 @@ impl Server {
             .env("DOVIE_RATE_LIMITS__LOGIN_PER_MINUTE", "100000000")
             .env("DOVIE_RATE_LIMITS__API_PER_MINUTE", "100000000")
             .env("DOVIE_LOG", "info")
+            // Tests read English texts; those about languages set their own default.
+            .env("DOVIE_I18N__DEFAULT_LOCALE", "en")
             .env_remove("DOVIE_JWT_SECRET")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -434,6 +436,17 @@ impl Ws {
     }
 
     pub async fn open(server: &Server, codec: Codec, auth: &Auth<'_>, subprotocol: bool) -> Ws {
+        Ws::open_with(server, codec, auth, subprotocol, &[]).await
+    }
+
+    /// [`Ws::open`] with extra upgrade-request headers (e.g. `Accept-Language`).
+    pub async fn open_with(
+        server: &Server,
+        codec: Codec,
+        auth: &Auth<'_>,
+        subprotocol: bool,
+        headers: &[(&str, &str)],
+    ) -> Ws {
         let query = match auth {
             Auth::Query(t) => format!("?token={t}"),
             _ => String::new(),
@@ -455,6 +468,9 @@ impl Ws {
         }
         if let Auth::Header(t) = auth {
             req = req.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            req = req.set_header(*k, *v);
         }
         let (res, framed) = tokio::time::timeout(WAIT, req.connect())
             .await

@@ -44,6 +44,13 @@ pub struct Metrics {
     pub location_shares: IntCounterVec,
     pub location_updates: IntCounterVec,
     pub nearby_queries: HistogramVec,
+    pub ws_connects: IntCounterVec,
+    pub store_errors: IntCounterVec,
+    pub draining: IntGauge,
+    pub sends_in_flight: IntGauge,
+    pub process_rss: IntGauge,
+    pub process_cpu: prometheus::Gauge,
+    pub process_start: IntGauge,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -166,6 +173,37 @@ fn build() -> Result<Metrics, prometheus::Error> {
             "Location searches by kind (nearby users, location rooms): time to answer",
             &["kind"],
         )?,
+        ws_connects: IntCounterVec::new(
+            Opts::new("ws_connects_total", "WebSocket sessions opened, by codec"),
+            &["codec"],
+        )?,
+        store_errors: IntCounterVec::new(
+            Opts::new(
+                "store_errors_total",
+                "Store operations that failed on the backend (answered store_unavailable), by backend",
+            ),
+            &["backend"],
+        )?,
+        draining: IntGauge::new(
+            "draining",
+            "1 while this node drains (SIGTERM received), else 0",
+        )?,
+        sends_in_flight: IntGauge::new(
+            "room_sends_in_flight",
+            "Sends room actors accepted and have not answered yet (queued or being stored): the depth of the rooms' queues",
+        )?,
+        process_rss: IntGauge::new(
+            "process_resident_memory_bytes",
+            "Resident memory of this process, bytes",
+        )?,
+        process_cpu: prometheus::Gauge::new(
+            "process_cpu_seconds_total",
+            "CPU time this process used (user + system), seconds",
+        )?,
+        process_start: IntGauge::new(
+            "process_start_time_seconds",
+            "When this process started, Unix seconds",
+        )?,
         registry,
     };
     m.registry.register(Box::new(m.ws_connections.clone()))?;
@@ -189,6 +227,29 @@ fn build() -> Result<Metrics, prometheus::Error> {
     m.registry.register(Box::new(m.location_shares.clone()))?;
     m.registry.register(Box::new(m.location_updates.clone()))?;
     m.registry.register(Box::new(m.nearby_queries.clone()))?;
+    m.registry.register(Box::new(m.ws_connects.clone()))?;
+    m.registry.register(Box::new(m.store_errors.clone()))?;
+    m.registry.register(Box::new(m.draining.clone()))?;
+    m.registry.register(Box::new(m.sends_in_flight.clone()))?;
+    m.registry.register(Box::new(m.process_rss.clone()))?;
+    m.registry.register(Box::new(m.process_cpu.clone()))?;
+    m.registry.register(Box::new(m.process_start.clone()))?;
+    // Series alerts and dashboards read exist from the start, at zero, not only after a first
+    // event (an absent series hides an alert).
+    for codec in ["json", "msgpack"] {
+        m.ws_connections.with_label_values(&[codec]);
+        m.ws_connects.with_label_values(&[codec]);
+    }
+    for backend in STORE_BACKENDS {
+        m.store_errors.with_label_values(&[backend]);
+    }
+    for kind in ["read", "write"] {
+        m.store_ops.with_label_values(&[kind]);
+    }
+    for direction in ["in", "out"] {
+        m.file_bytes.with_label_values(&[direction]);
+    }
+    m.process_start.set(process::start_time_secs().unwrap_or(0));
     Ok(m)
 }
 
@@ -215,7 +276,20 @@ static COMMAND_COUNTERS: LazyLock<HashMap<&'static str, IntCounter>> = LazyLock:
 });
 
 /// The Prometheus text exposition of every series.
+/// The backends of stored state (Redis holds rate limits and nearby positions), as named in
+/// logs and `dovie_store_errors_total{backend}`.
+pub const STORE_BACKENDS: [&str; 3] = ["embedded", "cql", "redis"];
+
 pub fn render() -> String {
+    METRICS
+        .sends_in_flight
+        .set(dovie_actors::room::SENDS_IN_FLIGHT.load(std::sync::atomic::Ordering::Relaxed));
+    if let Some(rss) = process::resident_bytes() {
+        METRICS.process_rss.set(rss);
+    }
+    if let Some(cpu) = process::cpu_seconds() {
+        METRICS.process_cpu.set(cpu);
+    }
     let mut buf = Vec::new();
     let _ = TextEncoder::new().encode(&METRICS.registry.gather(), &mut buf);
     String::from_utf8(buf).unwrap_or_default()
@@ -308,6 +382,56 @@ pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
 }
 
 /// The actors' telemetry port, onto the series above.
+/// A store operation failed on its backend.
+pub fn store_error(backend: &str) {
+    METRICS.store_errors.with_label_values(&[backend]).inc();
+}
+
+/// Whether this node drains.
+pub fn set_draining(on: bool) {
+    METRICS.draining.set(i64::from(on));
+}
+
+/// This process's memory and CPU, from `/proc/self` (Linux; elsewhere the gauges stay 0).
+mod process {
+    /// Kernel clock ticks per second (`sysconf(_SC_CLK_TCK)`): 100 on every Linux Dovie runs on.
+    const CLOCK_TICKS_PER_SEC: f64 = 100.0;
+    const PAGE_BYTES: i64 = 4096;
+
+    /// The fields of `/proc/self/stat` after the command name, which may hold spaces.
+    fn stat_fields() -> Option<Vec<String>> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let after = &stat[stat.rfind(')')? + 1..];
+        Some(after.split_whitespace().map(str::to_string).collect())
+    }
+
+    pub fn resident_bytes() -> Option<i64> {
+        let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+        let pages: i64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+        Some(pages * PAGE_BYTES)
+    }
+
+    pub fn cpu_seconds() -> Option<f64> {
+        // After the name: state is field 3 of stat(5), so utime (14) and stime (15) are at 11, 12.
+        let f = stat_fields()?;
+        let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+        Some(ticks / CLOCK_TICKS_PER_SEC)
+    }
+
+    pub fn start_time_secs() -> Option<i64> {
+        let f = stat_fields()?;
+        let start_ticks: f64 = f.get(19)?.parse().ok()?;
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let boot: i64 = stat
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))?
+            .trim()
+            .parse()
+            .ok()?;
+        Some(boot + (start_ticks / CLOCK_TICKS_PER_SEC) as i64)
+    }
+}
+
 pub struct PromTelemetry;
 
 impl dovie_actors::Telemetry for PromTelemetry {
@@ -338,6 +462,7 @@ impl dovie_actors::Telemetry for PromTelemetry {
     }
     fn session_opened(&self, codec: &str) {
         METRICS.ws_connections.with_label_values(&[codec]).inc();
+        METRICS.ws_connects.with_label_values(&[codec]).inc();
     }
     fn session_closed(&self, codec: &str) {
         METRICS.ws_connections.with_label_values(&[codec]).dec();
@@ -353,6 +478,13 @@ mod tests {
     fn metrics_build_and_render() {
         assert!(super::build().is_ok());
         super::store_op("read", std::time::Duration::from_millis(1));
-        assert!(super::render().contains("dovie_store_op_seconds"));
+        let text = super::render();
+        assert!(text.contains("dovie_store_op_seconds"));
+        // Linux: the process's own figures are read.
+        let rss = super::process::resident_bytes().unwrap_or(0);
+        assert!(rss > 1_000_000, "resident memory {rss}");
+        assert!(super::process::cpu_seconds().is_some());
+        let started = super::process::start_time_secs().unwrap_or(0);
+        assert!(started > 1_600_000_000, "start time {started}");
     }
 }

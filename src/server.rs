@@ -575,6 +575,7 @@ async fn wait_for_signal() {
 pub async fn drain(state: &AppState) {
     tracing::info!("draining");
     state.draining.store(true, Ordering::Relaxed);
+    crate::metrics::set_draining(true);
     for s in state.registry.all() {
         s.do_send(Kick::maintenance("server restarting; reconnect"));
     }

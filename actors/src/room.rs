@@ -13,6 +13,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -311,10 +312,32 @@ enum State {
     Unavailable(ErrorBody),
 }
 
+/// Sends room actors of this process have accepted and not yet answered (queued, or in a store
+/// write): the depth of the rooms' queues, for the metrics.
+pub static SENDS_IN_FLIGHT: AtomicI64 = AtomicI64::new(0);
+
+/// Counts a send in [`SENDS_IN_FLIGHT`] from its acceptance until it is dropped (answered or
+/// failed: every path ends by dropping it).
+struct InFlight;
+
+impl InFlight {
+    fn new() -> InFlight {
+        SENDS_IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        SENDS_IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 struct Pending {
     draft: Draft,
     reply: Responder<(Message, bool)>,
     started: Instant,
+    _in_flight: InFlight,
 }
 
 pub struct RoomActor {
@@ -777,6 +800,7 @@ impl Handler<Post> for RoomActor {
                 draft: msg.draft,
                 reply: msg.reply,
                 started: msg.started,
+                _in_flight: InFlight::new(),
             });
             act.flush(ctx);
         });

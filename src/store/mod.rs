@@ -721,6 +721,7 @@ pub type SharedStore = Arc<dyn Store>;
 /// backend), answered without it.
 pub(crate) fn unavailable_from(backend: &'static str, cause: impl std::fmt::Display) -> ErrorBody {
     tracing::error!(%cause, backend, "store error");
+    crate::metrics::store_error(backend);
     ErrorBody::new(
         ErrorCode::StoreUnavailable,
         "the store is unavailable; try again",

@@ -36,6 +36,13 @@ pub enum CliCommand {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Ask a running node's `/health` (a container's health check: no shell or curl needed);
+    /// exits 0 when it answers 200.
+    Health {
+        /// The node's address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+    },
 }
 
 #[derive(Debug, Subcommand)]

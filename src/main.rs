@@ -1,5 +1,6 @@
 //! The `dovie` binary: `dovie serve` runs a node, `dovie migrate` applies the schema,
-//! `dovie admin grant EMAIL` makes an account an administrator.
+//! `dovie admin grant EMAIL` makes an account an administrator, `dovie health` asks a node's
+//! `/health` (the container image's health check).
 
 use clap::Parser;
 use dovie::config::{AdminCommand, Cli, CliCommand, Config};
@@ -27,8 +28,43 @@ fn init_logging() {
         .init();
 }
 
+/// How long `dovie health` waits for a node.
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// `GET /health` of the node at `addr`: whether it answered 200 within [`HEALTH_TIMEOUT`].
+fn healthy(addr: std::net::SocketAddr) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, HEALTH_TIMEOUT)
+        .map_err(|e| format!("{addr}: {e}"))?;
+    stream
+        .set_read_timeout(Some(HEALTH_TIMEOUT))
+        .and_then(|_| stream.set_write_timeout(Some(HEALTH_TIMEOUT)))
+        .map_err(|e| e.to_string())?;
+    let request = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let mut head = [0u8; 32];
+    let n = stream.read(&mut head).map_err(|e| format!("{addr}: {e}"))?;
+    let line = String::from_utf8_lossy(&head[..n]);
+    match line.split_whitespace().nth(1) {
+        Some("200") => Ok(()),
+        Some(status) => Err(format!("{addr}: /health answered {status}")),
+        None => Err(format!("{addr}: no HTTP answer")),
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let CliCommand::Health { addr } = cli.command {
+        return match healthy(addr) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("dovie health: {e}");
+                std::process::ExitCode::from(1)
+            }
+        };
+    }
     init_logging();
     let (flags, task) = match cli.command {
         CliCommand::Serve(f) => (f, Task::Serve),
@@ -36,6 +72,8 @@ fn main() -> std::process::ExitCode {
         CliCommand::Admin {
             command: AdminCommand::Grant { email, flags },
         } => (flags, Task::Grant(email)),
+        // Answered above, before logging starts.
+        CliCommand::Health { .. } => return std::process::ExitCode::SUCCESS,
     };
     let serve = matches!(task, Task::Serve);
     let config = match Config::load(&flags) {

@@ -47,6 +47,7 @@ pub struct Metrics {
     pub ws_connects: IntCounterVec,
     pub store_errors: IntCounterVec,
     pub draining: IntGauge,
+    pub ready: IntGauge,
     pub sends_in_flight: IntGauge,
     pub process_rss: IntGauge,
     pub process_cpu: prometheus::Gauge,
@@ -188,6 +189,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
             "draining",
             "1 while this node drains (SIGTERM received), else 0",
         )?,
+        ready: IntGauge::new(
+            "ready",
+            "What this node's last /ready answered: 1 ready, 0 not (store unreachable or draining)",
+        )?,
         sends_in_flight: IntGauge::new(
             "room_sends_in_flight",
             "Sends room actors accepted and have not answered yet (queued or being stored): the depth of the rooms' queues",
@@ -230,6 +235,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     m.registry.register(Box::new(m.ws_connects.clone()))?;
     m.registry.register(Box::new(m.store_errors.clone()))?;
     m.registry.register(Box::new(m.draining.clone()))?;
+    m.registry.register(Box::new(m.ready.clone()))?;
     m.registry.register(Box::new(m.sends_in_flight.clone()))?;
     m.registry.register(Box::new(m.process_rss.clone()))?;
     m.registry.register(Box::new(m.process_cpu.clone()))?;
@@ -385,6 +391,11 @@ pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
 /// A store operation failed on its backend.
 pub fn store_error(backend: &str) {
     METRICS.store_errors.with_label_values(&[backend]).inc();
+}
+
+/// What this node's readiness check found.
+pub fn set_ready(ready: bool) {
+    METRICS.ready.set(i64::from(ready));
 }
 
 /// Whether this node drains.

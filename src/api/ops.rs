@@ -13,10 +13,13 @@ async fn health() -> HttpResponse {
 /// and the node is not draining.
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     if state.is_draining() {
+        crate::metrics::set_ready(false);
         return HttpResponse::ServiceUnavailable()
             .json(serde_json::json!({ "status": "draining" }));
     }
-    match state.store.user_by_id("dovie-readiness-probe").await {
+    let answer = state.store.user_by_id("dovie-readiness-probe").await;
+    crate::metrics::set_ready(answer.is_ok());
+    match answer {
         Ok(_) => HttpResponse::Ok().json(serde_json::json!({
             "status": "ready",
             "node_id": state.config.node_id,

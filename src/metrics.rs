@@ -282,6 +282,36 @@ static COMMAND_COUNTERS: LazyLock<HashMap<&'static str, IntCounter>> = LazyLock:
 });
 
 /// The Prometheus text exposition of every series.
+/// Upload results, as in `dovie_file_uploads_total{result}`.
+const UPLOAD_RESULTS: [&str; 6] = [
+    "stored",
+    "too_large",
+    "quota",
+    "refused_type",
+    "aborted",
+    "failed",
+];
+
+/// Makes the series of every known label value exist at zero, so dashboards and alerts see a
+/// fresh node's series before their first event. Called once at start.
+pub fn init() {
+    LazyLock::force(&EVENT_COUNTERS);
+    LazyLock::force(&COMMAND_COUNTERS);
+    let m = &*METRICS;
+    for source in ["memory", "store", "resync"] {
+        m.replays.with_label_values(&[source]);
+    }
+    for kind in ["nearby", "rooms"] {
+        m.nearby_queries.with_label_values(&[kind]);
+    }
+    let kinds = crate::store::FileKind::ALL.map(|k| k.as_str());
+    for kind in kinds.iter().chain(&["unknown"]) {
+        for result in UPLOAD_RESULTS {
+            m.file_uploads.with_label_values(&[kind, result]);
+        }
+    }
+}
+
 /// The backends of stored state (Redis holds rate limits and nearby positions), as named in
 /// logs and `dovie_store_errors_total{backend}`.
 pub const STORE_BACKENDS: [&str; 3] = ["embedded", "cql", "redis"];

@@ -261,6 +261,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
     );
     let extras =
         crate::files::attach::ServerExtras::new(files.clone(), store.clone(), links, geo.clone());
+    crate::metrics::init();
     let texts = Arc::new(crate::i18n::Texts::new(&config.i18n.default_locale)?);
     let ports = Ports {
         store: store.clone(),

@@ -342,7 +342,7 @@ pub fn document() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": { "title": "Dovie", "version": env!("CARGO_PKG_VERSION"),
-                  "description": "Dovie messenger REST API. Bodies are JSON, or MessagePack with Content-Type/Accept application/msgpack. A known path asked with a method it does not serve answers 405 with Allow. The WebSocket gateway is not a REST operation: see x-websocket and docs/protocol.md." },
+                  "description": "Dovie messenger REST API. Bodies are JSON, or MessagePack with Content-Type/Accept application/msgpack. A known path asked with a method it does not serve answers 405 with Allow. Error bodies keep their code; their message is in the reader's language: the account's locale, else Accept-Language (ko, en, ja, zh-Hans, zh-Hant, es, fr, de; zh-TW → zh-Hant, zh-CN → zh-Hans), else the server's i18n.default_locale. The WebSocket gateway is not a REST operation: see x-websocket and docs/protocol.md." },
         "x-websocket": {
             "path": WS_PATH,
             "summary": "GET upgrade to WebSocket: subprotocol dovie.msgpack.v1 or dovie.json.v1 (or ?format=json|msgpack); authenticate with ?token= or a first auth frame",

@@ -92,6 +92,8 @@ async fn localize_error<B>(
     let locale = reader.locale(state).await;
     let localized = ApiError(state.texts.error(locale, &err.0), err.1);
     let mut answer = localized.error_response();
+    // The handler may have answered another status than the code's (416 for a bad range).
+    *answer.status_mut() = res.status();
     for (name, value) in res.response().headers() {
         if !answer.headers().contains_key(name) {
             answer.headers_mut().insert(name.clone(), value.clone());
@@ -189,17 +191,17 @@ static ROUTES: std::sync::LazyLock<api::RouteTable> =
 async fn unrouted(req: actix_web::HttpRequest) -> HttpResponse {
     let allowed = ROUTES.allowed(req.path());
     if allowed.is_empty() {
-        return ApiError::new(ErrorCode::NotFound, "no such route").error_response();
+        return HttpResponse::from_error(ApiError::new(ErrorCode::NotFound, "no such route"));
     }
-    let mut res = ApiError::new(
+    // From the error, so the answer keeps it (and is said in the reader's language).
+    let mut res = HttpResponse::from_error(ApiError::new(
         ErrorCode::MethodNotAllowed,
         format!(
             "{} is not served here; allowed: {}",
             req.method(),
             allowed.join(", ")
         ),
-    )
-    .error_response();
+    ));
     if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
         res.headers_mut().insert(header::ALLOW, v);
     }

@@ -61,6 +61,33 @@ async fn errors_speak_the_readers_language_and_keep_their_codes() {
         assert_eq!(body["error"]["message"], want, "{header}");
     }
 
+    // Answers made outside a handler: an unknown route, a method a path does not serve (its
+    // `Allow` kept).
+    let (status, _, bytes) = rest(&server)
+        .raw(
+            "GET",
+            "/api/nowhere",
+            &[("accept-language", "ja")],
+            Vec::new(),
+        )
+        .await;
+    let body: Value = serde_json::from_slice(&bytes).expect("json");
+    assert_eq!((status, &body["error"]["code"]), (404, &json!("not_found")));
+    assert_eq!(body["error"]["message"], "そのルートは存在しません");
+    let (status, headers, body) = rest(&server)
+        .call_full_with("DELETE", "/health", &[("accept-language", "fr")])
+        .await;
+    assert_eq!(status, 405);
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+    assert_eq!(
+        body["error"]["message"],
+        "DELETE n'est pas servi ici ; autorisés : GET"
+    );
+    assert_eq!(
+        headers.get("allow").and_then(|v| v.to_str().ok()),
+        Some("GET")
+    );
+
     // An account made with a header speaks that language; its own choice wins over any header.
     let (status, _, bytes) = rest(&server)
         .raw(

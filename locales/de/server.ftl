@@ -192,6 +192,7 @@ you-cannot-ask-this-user-blocked = du kannst diesen Benutzer nicht fragen (block
 you-cannot-message-this-user-blocked = du kannst diesem Benutzer nicht schreiben (blockiert)
 you-cannot-remove-this-member = du kannst dieses Mitglied nicht entfernen
 you-may-not-read-this-file = du darfst diese Datei nicht lesen
+the-range-is-outside-the-file = der Bereich liegt außerhalb der Datei
 
 ## WebSocket commands (dovie-protocol)
 unknown-command-type = unbekannter Befehlstyp `{ $t }`

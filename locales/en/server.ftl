@@ -198,6 +198,7 @@ you-cannot-ask-this-user-blocked = you cannot ask this user (blocked)
 you-cannot-message-this-user-blocked = you cannot message this user (blocked)
 you-cannot-remove-this-member = you cannot remove this member
 you-may-not-read-this-file = you may not read this file
+the-range-is-outside-the-file = the range is outside the file
 
 ## WebSocket commands (dovie-protocol)
 unknown-command-type = unknown command type `{ $t }`

@@ -192,6 +192,7 @@ you-cannot-ask-this-user-blocked = no puedes preguntar a este usuario (bloqueado
 you-cannot-message-this-user-blocked = no puedes enviar mensajes a este usuario (bloqueado)
 you-cannot-remove-this-member = no puedes quitar a este miembro
 you-may-not-read-this-file = no puedes leer este archivo
+the-range-is-outside-the-file = el rango está fuera del archivo
 
 ## WebSocket commands (dovie-protocol)
 unknown-command-type = tipo de comando desconocido `{ $t }`

@@ -192,6 +192,7 @@ you-cannot-ask-this-user-blocked = vous ne pouvez pas solliciter cet utilisateur
 you-cannot-message-this-user-blocked = vous ne pouvez pas écrire à cet utilisateur (bloqué)
 you-cannot-remove-this-member = vous ne pouvez pas retirer ce membre
 you-may-not-read-this-file = vous n'avez pas le droit de lire ce fichier
+the-range-is-outside-the-file = la plage dépasse le fichier
 
 ## WebSocket commands (dovie-protocol)
 unknown-command-type = type de commande inconnu `{ $t }`

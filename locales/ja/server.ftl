@@ -192,6 +192,7 @@ you-cannot-ask-this-user-blocked = このユーザーには依頼できません
 you-cannot-message-this-user-blocked = このユーザーにはメッセージを送れません(ブロック中)
 you-cannot-remove-this-member = このメンバーは削除できません
 you-may-not-read-this-file = このファイルを読む権限がありません
+the-range-is-outside-the-file = 範囲がファイルの外にあります
 
 ## WebSocket commands (dovie-protocol)
 unknown-command-type = 不明なコマンド種別 `{ $t }`

@@ -192,6 +192,7 @@ you-cannot-ask-this-user-blocked = 이 사용자에게 요청할 수 없습니�
 you-cannot-message-this-user-blocked = 이 사용자에게 메시지를 보낼 수 없습니다 (차단됨)
 you-cannot-remove-this-member = 이 멤버를 내보낼 수 없습니다
 you-may-not-read-this-file = 이 파일을 읽을 권한이 없습니다
+the-range-is-outside-the-file = 범위가 파일을 벗어납니다
 
 ## WebSocket commands (dovie-protocol)
 unknown-command-type = 알 수 없는 명령 종류 `{ $t }`

@@ -192,6 +192,7 @@ you-cannot-ask-this-user-blocked = 无法向此用户发出请求(已屏蔽)
 you-cannot-message-this-user-blocked = 无法给此用户发消息(已屏蔽)
 you-cannot-remove-this-member = 无法移除此成员
 you-may-not-read-this-file = 你无权读取此文件
+the-range-is-outside-the-file = 范围超出了文件
 
 ## WebSocket commands (dovie-protocol)
 unknown-command-type = 未知的命令类型 `{ $t }`

@@ -192,6 +192,7 @@ you-cannot-ask-this-user-blocked = 無法向此使用者發出請求(已遮蔽)
 you-cannot-message-this-user-blocked = 無法給此使用者發訊息(已遮蔽)
 you-cannot-remove-this-member = 無法移除此成員
 you-may-not-read-this-file = 你無權讀取此檔案
+the-range-is-outside-the-file = 範圍超出了檔案
 
 ## WebSocket commands (dovie-protocol)
 unknown-command-type = 未知的命令類型 `{ $t }`

@@ -392,10 +392,19 @@ async fn download(
     let range = match parse_range(range, f.size) {
         Ok(r) => r,
         Err(()) => {
-            return Ok(HttpResponse::RangeNotSatisfiable()
-                .insert_header((header::CONTENT_RANGE, format!("bytes */{}", f.size)))
-                .insert_header((header::ACCEPT_RANGES, "bytes"))
-                .json(json!({"error": {"code": "validation_failed", "message": "the range is outside the file"}})));
+            // 416 with the API's error body (kept by the error, so it is localized too).
+            let err = ApiError::new(ErrorCode::ValidationFailed, "the range is outside the file");
+            let mut res = HttpResponse::from_error(err);
+            *res.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+            let h = res.headers_mut();
+            if let Ok(v) = header::HeaderValue::from_str(&format!("bytes */{}", f.size)) {
+                h.insert(header::CONTENT_RANGE, v);
+            }
+            h.insert(
+                header::ACCEPT_RANGES,
+                header::HeaderValue::from_static("bytes"),
+            );
+            return Ok(res);
         }
     };
     let (status, bytes) = match &range {

@@ -228,6 +228,29 @@ impl Rest {
         (status, value, headers)
     }
 
+    /// A request without a body but with headers; answers (status, response headers, body as
+    /// JSON or Null).
+    pub async fn call_full_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, awc::http::header::HeaderMap, Value) {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
+        for (k, v) in headers {
+            req = req.insert_header((*k, *v));
+        }
+        let mut res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let bytes = res.body().limit(16 * 1024 * 1024).await.expect("body");
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, headers, value)
+    }
+
     /// A raw request with explicit headers and body bytes; answers (status, content-type, body).
     pub async fn raw(
         &self,

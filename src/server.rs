@@ -33,25 +33,19 @@ use crate::store::cql::ScyllaStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::SharedStore;
 
-/// Who reads a response: what the request says of its language.
+/// Who reads a response: what the request says of its language (header values are shared
+/// bytes: keeping them costs no copy on the requests that succeed).
 struct Reader {
-    token: Option<String>,
-    accept_language: Option<String>,
+    authorization: Option<HeaderValue>,
+    accept_language: Option<HeaderValue>,
 }
 
 impl Reader {
     fn of(req: &actix_web::dev::ServiceRequest) -> Reader {
         let h = req.headers();
         Reader {
-            token: h
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(api::bearer_token)
-                .map(str::to_string),
-            accept_language: h
-                .get(header::ACCEPT_LANGUAGE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string),
+            authorization: h.get(header::AUTHORIZATION).cloned(),
+            accept_language: h.get(header::ACCEPT_LANGUAGE).cloned(),
         }
     }
 
@@ -59,7 +53,12 @@ impl Reader {
     /// the header's, else the default. The store is read only here, for error answers.
     async fn locale(&self, state: &AppState) -> &'static str {
         use dovie_actors::ports::Authenticator;
-        let account = match self.token.as_deref().map(|t| state.auth.verify(t)) {
+        let token = self
+            .authorization
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .and_then(api::bearer_token);
+        let account = match token.map(|t| state.auth.verify(t)) {
             Some(Ok(identity)) => state
                 .store
                 .user_by_id(&identity.user_id)
@@ -69,9 +68,8 @@ impl Reader {
                 .map(|u| u.locale),
             _ => None,
         };
-        state
-            .texts
-            .negotiate(account.as_deref(), self.accept_language.as_deref())
+        let accept_language = self.accept_language.as_ref().and_then(|v| v.to_str().ok());
+        state.texts.negotiate(account.as_deref(), accept_language)
     }
 }
 

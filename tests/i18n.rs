@@ -205,19 +205,37 @@ async fn websocket_errors_speak_the_sessions_language() {
     .await;
     ws.expect("connection_established").await;
     ws.expect("auth_success").await;
-    // The account's language is read right after authentication; wait for it to land.
-    let mut last = Value::Null;
-    for _ in 0..50 {
-        let reply = ws
-            .request("send_message", json!({"room_id": "nope", "content": "hi"}))
-            .await;
-        last = reply.clone();
-        if reply["d"]["message"] == "沒有這個聊天室" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert_eq!(last["t"], "error", "{last}");
-    assert_eq!(last["d"]["code"], "not_found", "{last}");
-    assert_eq!(last["d"]["message"], "沒有這個聊天室", "{last}");
+    // The account's language is read at the first error: errors met meanwhile wait for it and
+    // keep their order.
+    ws.send_frame(
+        "send_message",
+        Some(1),
+        json!({"room_id": "nope", "content": "hi"}),
+    )
+    .await;
+    ws.send_frame(
+        "react",
+        Some(2),
+        json!({"room_id": "nope", "message_id": "m", "emoji": ""}),
+    )
+    .await;
+    let first = ws.expect("error").await;
+    let second = ws.expect("error").await;
+    assert_eq!(
+        (&first["id"], &second["id"]),
+        (&json!(1), &json!(2)),
+        "in order"
+    );
+    assert_eq!(first["d"]["code"], "not_found", "{first}");
+    assert_eq!(first["d"]["message"], "沒有這個聊天室", "{first}");
+    assert_eq!(second["d"]["code"], "validation_failed", "{second}");
+    assert_eq!(
+        second["d"]["message"], "表情必須為 1 到 16 個字元",
+        "{second}"
+    );
+    // Later errors: the same language at once.
+    let third = ws
+        .request("send_message", json!({"room_id": "nope", "content": "hi"}))
+        .await;
+    assert_eq!(third["d"]["message"], "沒有這個聊天室", "{third}");
 }

@@ -184,8 +184,17 @@ pub struct SessionActor {
     resume: Option<Resume>,
     closing: bool,
     /// The language of this session's error texts: its `Accept-Language` until authenticated,
-    /// then the account's.
+    /// then the account's (read at the first error).
     locale: &'static str,
+    account_locale: AccountLocale,
+}
+
+/// Whether the account's language has been read for this session's errors.
+enum AccountLocale {
+    Unasked,
+    /// Being read; the errors met meanwhile, in order.
+    Asking(Vec<(Option<Value>, ErrorBody)>),
+    Known,
 }
 
 impl SessionActor {
@@ -222,6 +231,7 @@ impl SessionActor {
             resume: None,
             closing: false,
             locale: hello.locale,
+            account_locale: AccountLocale::Unasked,
         }
     }
 
@@ -253,9 +263,50 @@ impl SessionActor {
         }
     }
 
+    /// An `error` frame in the session's language. After authentication the account's language
+    /// is read once, at the first error (most sessions never see one): errors met meanwhile wait
+    /// for it, in order; other frames do not.
     fn write_error(&mut self, ctx: &mut Context<Self>, id: Option<&Value>, err: &ErrorBody) {
+        if self.identity.is_none() {
+            return self.write_localized_error(ctx, id, err);
+        }
+        match &mut self.account_locale {
+            AccountLocale::Known => self.write_localized_error(ctx, id, err),
+            AccountLocale::Asking(waiting) => waiting.push((id.cloned(), err.clone())),
+            AccountLocale::Unasked => {
+                self.account_locale = AccountLocale::Asking(vec![(id.cloned(), err.clone())]);
+                let texts = self.ports.texts.clone();
+                let user_id = self.user_id.to_string();
+                let read = async move { texts.account_locale(&user_id).await };
+                ctx.spawn(read.into_actor(self).map(|locale, act, ctx| {
+                    if let Some(l) = locale {
+                        act.locale = act.ports.texts.negotiate(Some(&l), None);
+                    }
+                    act.flush_waiting_errors(ctx);
+                }));
+            }
+        }
+    }
+
+    fn write_localized_error(
+        &mut self,
+        ctx: &mut Context<Self>,
+        id: Option<&Value>,
+        err: &ErrorBody,
+    ) {
         let err = self.ports.texts.localize(self.locale, err);
         self.write_frame(ctx, ev::ERROR, id, &err);
+    }
+
+    /// Writes the errors that waited for the account's language (in the best one known now).
+    fn flush_waiting_errors(&mut self, ctx: &mut Context<Self>) {
+        if let AccountLocale::Asking(waiting) =
+            std::mem::replace(&mut self.account_locale, AccountLocale::Known)
+        {
+            for (id, err) in waiting {
+                self.write_localized_error(ctx, id.as_ref(), &err);
+            }
+        }
     }
 
     /// `auth_error`, then the 4001 close.
@@ -271,18 +322,6 @@ impl SessionActor {
         self.close(ctx, CLOSE_AUTH_FAILED, reason);
     }
 
-    /// Answers in the account's language from now on (read once, after authentication).
-    fn learn_locale(&self, ctx: &mut Context<Self>) {
-        let texts = self.ports.texts.clone();
-        let user_id = self.user_id.to_string();
-        let read = async move { texts.account_locale(&user_id).await };
-        ctx.spawn(read.into_actor(self).map(|locale, act, _| {
-            if let Some(l) = locale {
-                act.locale = act.ports.texts.negotiate(Some(&l), None);
-            }
-        }));
-    }
-
     fn write_event(&mut self, ctx: &mut Context<Self>, event: &Event) {
         // Counted here when it came through the mailbox; its send→delivered latency was
         // observed when the fan-out handed it over.
@@ -292,6 +331,8 @@ impl SessionActor {
     }
 
     fn close(&mut self, ctx: &mut Context<Self>, code: u16, reason: &str) {
+        // Errors still waiting for the account's language go out before the close.
+        self.flush_waiting_errors(ctx);
         if !self.closing {
             self.closing = true;
             self.outlet.close(code, reason);
@@ -319,7 +360,6 @@ impl SessionActor {
                 };
                 self.identity = Some(identity);
                 self.write_frame(ctx, ev::AUTH_SUCCESS, id, &ok);
-                self.learn_locale(ctx);
                 if first {
                     self.load_blocks();
                     self.announce_presence(true);

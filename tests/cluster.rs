@@ -570,6 +570,7 @@ async fn send_quotas_are_shared_across_nodes() {
     let a = api1.register("a").await;
     let room = api1.group(&a, &[]).await;
     let path = format!("/api/chat-rooms/{room}/messages");
+    common::fit_in_one_quota_window(Duration::from_secs(15)).await;
     for _ in 0..7 {
         let (s, _) = api1.post(&path, &a.token, json!({"content": "n1"})).await;
         assert_eq!(s, 201);

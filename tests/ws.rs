@@ -529,6 +529,7 @@ async fn a_users_send_quota_counts_every_device_and_path() {
     let api = rest(&server);
     let a = api.register("a").await;
     let room = api.group(&a, &[]).await;
+    common::fit_in_one_quota_window(std::time::Duration::from_secs(15)).await;
     let mut phone = Ws::connect(&server, Codec::MsgPack, Auth::Query(&a.token)).await;
     let mut laptop = Ws::connect(&server, Codec::Json, Auth::Query(&a.token)).await;
     for i in 0..2 {

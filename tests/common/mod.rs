@@ -408,6 +408,19 @@ pub fn assert_history_accounts_for(
     stored
 }
 
+/// Send quotas count in wall-clock minutes: waits, if need be, until `needed` fits in what is
+/// left of the current minute, so a check of a quota does not straddle two windows (where the
+/// new window would rightly admit sends again).
+pub async fn fit_in_one_quota_window(needed: Duration) {
+    let into_minute = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() % 60_000) as u64;
+    let needed = needed.as_millis() as u64;
+    if into_minute + needed > 60_000 {
+        tokio::time::sleep(Duration::from_millis(60_000 - into_minute + 100)).await;
+    }
+}
+
 pub fn uuid_like() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);

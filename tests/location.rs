@@ -652,6 +652,22 @@ async fn location_rooms_are_found_nearby_and_joined_from_inside() {
     let dist = second["distance_m"].as_u64().unwrap();
     assert!((1_950..=2_050).contains(&dist), "{dist}");
     assert_eq!(second["member_count"], 1);
+    // Who is in a room is for its members: a stranger sees how many, not who.
+    for found in body["rooms"].as_array().unwrap() {
+        assert!(found["room"].get("member_ids").is_none(), "{found}");
+        assert!(found["room"].get("roles").is_none(), "{found}");
+    }
+    let (_, mine) = api
+        .get(
+            &format!("/api/location-chat-rooms?lat={LAT}&lon={LON}&radius_m=5000"),
+            &a.token,
+        )
+        .await;
+    assert_eq!(
+        mine["rooms"][0]["room"]["member_ids"],
+        json!([a.id]),
+        "members see the members"
+    );
     let (status, _) = api
         .get(
             &format!("/api/location-chat-rooms?lat={LAT}&lon={LON}&radius_m=60000"),

@@ -441,13 +441,21 @@ async fn discover_rooms(
         .await?;
     let ids: Vec<String> = near.iter().map(|(p, _)| p.room_id.clone()).collect();
     let found = state.store.rooms_by_ids(&ids).await?;
-    // A place whose room was deleted is skipped.
+    // A place whose room was deleted is skipped. Who is in a room is for its members: others
+    // see how many, not who.
     let rooms: Vec<Value> = near
         .iter()
         .filter_map(|(place, d)| {
             let room = found.iter().find(|r| r.id == place.room_id)?;
+            let mut shown = room_json(room, place);
+            if !room.is_member(&who.user_id) {
+                if let Some(o) = shown.as_object_mut() {
+                    o.remove("member_ids");
+                    o.remove("roles");
+                }
+            }
             Some(json!({
-                "room": room_json(room, place), "distance_m": d.round() as u64,
+                "room": shown, "distance_m": d.round() as u64,
                 "member_count": room.member_ids.len(),
             }))
         })

@@ -129,6 +129,34 @@ pub struct Config {
     pub files: FilesConfig,
     pub location: LocationConfig,
     pub i18n: I18nConfig,
+    pub push: PushConfig,
+}
+
+/// Push (see `crate::push`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushConfig {
+    /// The contact in every VAPID token (`mailto:` or `https:`); empty means `public_url`.
+    pub vapid_subject: String,
+    /// Hosts Web Push endpoints may be on (`*.` matches any subdomain): the browsers' push
+    /// services.
+    pub allowed_endpoint_hosts: Vec<String>,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        PushConfig {
+            vapid_subject: String::new(),
+            allowed_endpoint_hosts: [
+                "fcm.googleapis.com",
+                "*.push.services.mozilla.com",
+                "*.notify.windows.com",
+                "*.push.apple.com",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
 }
 
 /// Languages of server texts (see `crate::i18n`).
@@ -579,6 +607,7 @@ impl Default for Config {
             files: FilesConfig::default(),
             location: LocationConfig::default(),
             i18n: I18nConfig::default(),
+            push: PushConfig::default(),
         }
     }
 }

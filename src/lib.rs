@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod people;
 pub mod providers;
+pub mod push;
 pub mod quota;
 pub mod ratelimit;
 pub mod server;

@@ -263,6 +263,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         crate::files::attach::ServerExtras::new(files.clone(), store.clone(), links, geo.clone());
     crate::metrics::init();
     let texts = Arc::new(crate::i18n::Texts::new(&config.i18n.default_locale)?);
+    let push = Arc::new(crate::push::Push::open(&config, &store).await?);
     let ports = Ports {
         store: store.clone(),
         auth: auth.clone(),
@@ -304,6 +305,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         config: config.clone(),
         profiles: Arc::new(crate::people::profiles::Profiles::new(store.clone())),
         texts,
+        push,
         store,
         auth,
         ports,

@@ -32,6 +32,8 @@ pub struct AppState {
     pub extras: Arc<crate::files::attach::ServerExtras>,
     /// Location: live shares, "nearby", location rooms, suggestions.
     pub geo: Arc<crate::geo::Geo>,
+    /// Push: the cluster's VAPID key and the rules of registration.
+    pub push: Arc<crate::push::Push>,
     /// Server texts in eight languages.
     pub texts: Arc<crate::i18n::Texts>,
     /// Public profiles kept a few seconds for listings.

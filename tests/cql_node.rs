@@ -149,3 +149,39 @@ async fn a_cql_node_serves_the_core_flows_and_survives_restarts_and_kills() {
         history.len()
     );
 }
+
+#[actix_rt::test]
+async fn every_node_of_a_keyspace_signs_pushes_with_one_vapid_key() {
+    let Some(nodes) = cql() else { return };
+    let (first, _dir) = cql_node(&nodes);
+    let keyspace = first
+        .args()
+        .iter()
+        .skip_while(|a| *a != "--keyspace")
+        .nth(1)
+        .cloned()
+        .unwrap();
+    // A second node on the same keyspace (its own data dir): the same key, from the store.
+    let second = Server::start_with(
+        &[
+            "--store",
+            "scylla",
+            "--scylla",
+            &nodes,
+            "--keyspace",
+            &keyspace,
+        ],
+        &[],
+    );
+    let key = |s: &Server| {
+        let api = rest(s);
+        async move {
+            let (status, body) = api.call("GET", "/api/push-vapid-key", None, None).await;
+            assert_eq!(status, 200);
+            body["public_key"].as_str().unwrap().to_string()
+        }
+    };
+    let (a, b) = (key(&first).await, key(&second).await);
+    assert_eq!(a.len(), 87, "base64url of a 65-byte point: {a}");
+    assert_eq!(a, b, "one key for the cluster");
+}

@@ -197,3 +197,15 @@ the-range-is-outside-the-file = der Bereich liegt außerhalb der Datei
 ## WebSocket commands (dovie-protocol)
 unknown-command-type = unbekannter Befehlstyp `{ $t }`
 invalid-payload = ungültige Nutzlast: { $e }
+
+## Push registration
+push-p256dh-key = keys.p256dh muss ein öffentlicher P-256-Schlüssel sein (65 Bytes, base64url)
+push-p256dh-not-on-curve = keys.p256dh ist kein Punkt auf der P-256-Kurve
+push-auth-secret = keys.auth muss 16 Bytes lang sein, base64url
+push-encoding = encoding muss "aes128gcm" oder "aesgcm" sein
+push-endpoint-too-long = endpoint ist zu lang
+push-endpoint-url = endpoint muss eine URL sein
+push-endpoint-https = endpoint muss eine https-URL eines Push-Dienstes sein
+push-endpoint-not-allowed = endpoint gehört zu keinem erlaubten Push-Dienst
+push-apns-token = token muss ein APNs-Gerätetoken sein (64 bis 200 Hexziffern)
+push-apns-environment = environment muss "production" oder "sandbox" sein

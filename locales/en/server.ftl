@@ -203,3 +203,15 @@ the-range-is-outside-the-file = the range is outside the file
 ## WebSocket commands (dovie-protocol)
 unknown-command-type = unknown command type `{ $t }`
 invalid-payload = invalid payload: { $e }
+
+## Push registration
+push-p256dh-key = keys.p256dh must be a P-256 public key (65 bytes, base64url)
+push-p256dh-not-on-curve = keys.p256dh is not a point on the P-256 curve
+push-auth-secret = keys.auth must be 16 bytes, base64url
+push-encoding = encoding must be "aes128gcm" or "aesgcm"
+push-endpoint-too-long = endpoint is too long
+push-endpoint-url = endpoint must be a URL
+push-endpoint-https = endpoint must be an https URL of a push service
+push-endpoint-not-allowed = endpoint is not on an allowed push service
+push-apns-token = token must be an APNs device token (64 to 200 hex digits)
+push-apns-environment = environment must be "production" or "sandbox"

@@ -197,3 +197,15 @@ the-range-is-outside-the-file = el rango está fuera del archivo
 ## WebSocket commands (dovie-protocol)
 unknown-command-type = tipo de comando desconocido `{ $t }`
 invalid-payload = carga no válida: { $e }
+
+## Push registration
+push-p256dh-key = keys.p256dh debe ser una clave pública P-256 (65 bytes, base64url)
+push-p256dh-not-on-curve = keys.p256dh no es un punto de la curva P-256
+push-auth-secret = keys.auth debe tener 16 bytes, en base64url
+push-encoding = encoding debe ser "aes128gcm" o "aesgcm"
+push-endpoint-too-long = endpoint es demasiado largo
+push-endpoint-url = endpoint debe ser una URL
+push-endpoint-https = endpoint debe ser una URL https de un servicio de push
+push-endpoint-not-allowed = endpoint no pertenece a un servicio de push permitido
+push-apns-token = token debe ser un token de dispositivo APNs (de 64 a 200 dígitos hexadecimales)
+push-apns-environment = environment debe ser "production" o "sandbox"

@@ -197,3 +197,15 @@ the-range-is-outside-the-file = la plage dépasse le fichier
 ## WebSocket commands (dovie-protocol)
 unknown-command-type = type de commande inconnu `{ $t }`
 invalid-payload = charge utile invalide : { $e }
+
+## Push registration
+push-p256dh-key = keys.p256dh doit être une clé publique P-256 (65 octets, base64url)
+push-p256dh-not-on-curve = keys.p256dh n'est pas un point de la courbe P-256
+push-auth-secret = keys.auth doit faire 16 octets, en base64url
+push-encoding = encoding doit valoir "aes128gcm" ou "aesgcm"
+push-endpoint-too-long = endpoint est trop long
+push-endpoint-url = endpoint doit être une URL
+push-endpoint-https = endpoint doit être une URL https d'un service de push
+push-endpoint-not-allowed = endpoint n'appartient pas à un service de push autorisé
+push-apns-token = token doit être un jeton d'appareil APNs (64 à 200 chiffres hexadécimaux)
+push-apns-environment = environment doit valoir "production" ou "sandbox"

@@ -197,3 +197,15 @@ the-range-is-outside-the-file = 範囲がファイルの外にあります
 ## WebSocket commands (dovie-protocol)
 unknown-command-type = 不明なコマンド種別 `{ $t }`
 invalid-payload = ペイロードが不正です: { $e }
+
+## Push registration
+push-p256dh-key = keys.p256dh は P-256 公開鍵にしてください(65 バイト、base64url)
+push-p256dh-not-on-curve = keys.p256dh は P-256 曲線上の点ではありません
+push-auth-secret = keys.auth は 16 バイトの base64url にしてください
+push-encoding = encoding は "aes128gcm" または "aesgcm" にしてください
+push-endpoint-too-long = endpoint が長すぎます
+push-endpoint-url = endpoint は URL にしてください
+push-endpoint-https = endpoint はプッシュサービスの https URL にしてください
+push-endpoint-not-allowed = endpoint は許可されたプッシュサービスのものではありません
+push-apns-token = token は APNs デバイストークンにしてください(16 進数 64〜200 桁)
+push-apns-environment = environment は "production" または "sandbox" にしてください

@@ -197,3 +197,15 @@ the-range-is-outside-the-file = 범위가 파일을 벗어납니다
 ## WebSocket commands (dovie-protocol)
 unknown-command-type = 알 수 없는 명령 종류 `{ $t }`
 invalid-payload = 잘못된 페이로드: { $e }
+
+## Push registration
+push-p256dh-key = keys.p256dh 는 P-256 공개 키여야 합니다 (65바이트, base64url)
+push-p256dh-not-on-curve = keys.p256dh 가 P-256 곡선 위의 점이 아닙니다
+push-auth-secret = keys.auth 는 16바이트 base64url 이어야 합니다
+push-encoding = encoding 은 "aes128gcm" 또는 "aesgcm" 이어야 합니다
+push-endpoint-too-long = endpoint 가 너무 깁니다
+push-endpoint-url = endpoint 는 URL 이어야 합니다
+push-endpoint-https = endpoint 는 푸시 서비스의 https URL 이어야 합니다
+push-endpoint-not-allowed = endpoint 가 허용된 푸시 서비스가 아닙니다
+push-apns-token = token 은 APNs 기기 토큰이어야 합니다 (16진수 64~200자)
+push-apns-environment = environment 는 "production" 또는 "sandbox" 여야 합니다

@@ -197,3 +197,15 @@ the-range-is-outside-the-file = 范围超出了文件
 ## WebSocket commands (dovie-protocol)
 unknown-command-type = 未知的命令类型 `{ $t }`
 invalid-payload = 负载无效:{ $e }
+
+## Push registration
+push-p256dh-key = keys.p256dh 必须是 P-256 公钥(65 字节,base64url)
+push-p256dh-not-on-curve = keys.p256dh 不是 P-256 曲线上的点
+push-auth-secret = keys.auth 必须是 16 字节的 base64url
+push-encoding = encoding 必须是 "aes128gcm" 或 "aesgcm"
+push-endpoint-too-long = endpoint 太长
+push-endpoint-url = endpoint 必须是 URL
+push-endpoint-https = endpoint 必须是推送服务的 https URL
+push-endpoint-not-allowed = endpoint 不属于允许的推送服务
+push-apns-token = token 必须是 APNs 设备令牌(64 到 200 个十六进制数字)
+push-apns-environment = environment 必须是 "production" 或 "sandbox"

@@ -197,3 +197,15 @@ the-range-is-outside-the-file = 範圍超出了檔案
 ## WebSocket commands (dovie-protocol)
 unknown-command-type = 未知的命令類型 `{ $t }`
 invalid-payload = 酬載無效:{ $e }
+
+## Push registration
+push-p256dh-key = keys.p256dh 必須是 P-256 公鑰(65 位元組,base64url)
+push-p256dh-not-on-curve = keys.p256dh 不是 P-256 曲線上的點
+push-auth-secret = keys.auth 必須是 16 位元組的 base64url
+push-encoding = encoding 必須是 "aes128gcm" 或 "aesgcm"
+push-endpoint-too-long = endpoint 太長
+push-endpoint-url = endpoint 必須是 URL
+push-endpoint-https = endpoint 必須是推播服務的 https URL
+push-endpoint-not-allowed = endpoint 不屬於允許的推播服務
+push-apns-token = token 必須是 APNs 裝置權杖(64 到 200 個十六進位數字)
+push-apns-environment = environment 必須是 "production" 或 "sandbox"

@@ -9,6 +9,7 @@ pub mod location;
 pub mod messages;
 pub mod ops;
 pub mod people;
+pub mod push;
 pub mod rooms;
 
 use std::future::Future;
@@ -455,6 +456,7 @@ pub fn register(api: &mut Api) {
     messages::register(api);
     files::register(api);
     location::register(api);
+    push::register(api);
     ops::register(api);
 }
 

@@ -686,9 +686,59 @@ pub trait GeoStore: Send + Sync {
     ) -> StoreResult<Vec<LocationRoom>>;
 }
 
+/// A browser's Web Push subscription (RFC 8030 endpoint; RFC 8291 keys, base64url).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebPushSubscription {
+    pub id: String,
+    pub endpoint: String,
+    pub user_id: String,
+    /// The browser's P-256 public key (uncompressed point).
+    pub p256dh: String,
+    /// The browser's 16-byte authentication secret.
+    pub auth: String,
+    /// `aes128gcm` (RFC 8188) or `aesgcm` (older browsers).
+    pub encoding: String,
+    pub created_at: i64,
+}
+
+/// An iOS device's APNs token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApnsToken {
+    /// Lower-case hex.
+    pub token: String,
+    pub user_id: String,
+    /// `production` or `sandbox`.
+    pub environment: String,
+    pub created_at: i64,
+}
+
+/// Where a user's pushes go: browsers' subscriptions and iOS devices' tokens.
+#[async_trait]
+pub trait PushStore: Send + Sync {
+    /// Stores `sub` under its endpoint. An endpoint already stored keeps its id and creation
+    /// time and takes `sub`'s user and keys (the browser profile's new owner or keys). Answers
+    /// the stored subscription and whether the endpoint is new.
+    async fn put_web_push(
+        &self,
+        sub: WebPushSubscription,
+    ) -> StoreResult<(WebPushSubscription, bool)>;
+    /// Removes `user_id`'s subscription of `endpoint`; whether there was one.
+    async fn delete_web_push(&self, user_id: &str, endpoint: &str) -> StoreResult<bool>;
+    /// The subscriptions of these users.
+    async fn web_push_of(&self, user_ids: &[String]) -> StoreResult<Vec<WebPushSubscription>>;
+    /// Stores a device token for its user (a token moves to the user who registers it last);
+    /// whether the token is new.
+    async fn put_apns_token(&self, token: ApnsToken) -> StoreResult<bool>;
+    /// Removes `user_id`'s `token`; whether there was one.
+    async fn delete_apns_token(&self, user_id: &str, token: &str) -> StoreResult<bool>;
+    /// The device tokens of these users.
+    async fn apns_tokens_of(&self, user_ids: &[String]) -> StoreResult<Vec<ApnsToken>>;
+}
+
 /// Everything a node's store provides.
 pub trait Store:
     UserStore
+    + PushStore
     + FileStore
     + GeoStore
     + AuthStore
@@ -703,6 +753,7 @@ pub trait Store:
 
 impl<T> Store for T where
     T: UserStore
+        + PushStore
         + FileStore
         + GeoStore
         + AuthStore

@@ -101,6 +101,11 @@ impl Server {
         self.child = Some(child);
     }
 
+    /// The flags the node was started with.
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

@@ -93,6 +93,7 @@ mod files;
 mod geo;
 mod messages;
 mod people;
+mod push;
 mod rooms;
 mod users;
 
@@ -288,6 +289,18 @@ macro_rules! backends {
                 async fn geo_location_messages() {
                     let Some((s, _guard, _probe)) = open().await else { return };
                     crate::geo::location_messages(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn push_web_subscriptions() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::push::web_push_subscriptions(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn push_apns_tokens() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::push::apns_tokens(s).await;
                 }
 
                 #[actix_rt::test]

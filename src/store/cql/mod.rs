@@ -33,6 +33,7 @@ mod files;
 mod geo;
 mod history;
 mod people;
+mod push;
 mod room_store;
 mod rooms;
 mod users;
@@ -93,6 +94,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
         6,
         include_str!("../../../schema/scylla/0006_location_cells.cql"),
     ),
+    (7, include_str!("../../../schema/scylla/0007_push.cql")),
 ];
 
 const MSG_COLS: &str =
@@ -702,6 +704,7 @@ impl ScyllaStore {
 struct Stmts {
     files: files::FileStmts,
     geo: geo::GeoStmts,
+    push: push::PushStmts,
     insert_user: PreparedStatement,
     claim_email: PreparedStatement,
     user_by_id: PreparedStatement,
@@ -859,6 +862,7 @@ impl Stmts {
         Ok(Stmts {
             files: files::FileStmts::prepare(s, keyspace).await?,
             geo: geo::GeoStmts::prepare(s, keyspace).await?,
+            push: push::PushStmts::prepare(s, keyspace).await?,
             insert_user: p("INSERT INTO users (id, email, password_hash, display_name, avatar_url, bio, created_at, role, phone, status_message, theme, locale, presence_visible, discoverable) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)".into()).await?,
             claim_email: p("INSERT INTO users_by_email (email, user_id) VALUES (?, ?) IF NOT EXISTS".into()).await?,
             user_by_id: p("SELECT id, email, display_name, avatar_url, bio, created_at, role, phone, status_message, theme, locale, presence_visible, discoverable FROM users WHERE id = ?".into()).await?,

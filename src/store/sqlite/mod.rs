@@ -32,6 +32,7 @@ mod files;
 mod geo;
 mod history;
 mod people;
+mod push;
 mod room_store;
 mod rooms;
 mod users;
@@ -51,6 +52,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../../../schema/sqlite/0005_people.sql")),
     (6, include_str!("../../../schema/sqlite/0006_files.sql")),
     (7, include_str!("../../../schema/sqlite/0007_location.sql")),
+    (8, include_str!("../../../schema/sqlite/0008_push.sql")),
 ];
 /// A migration that rebuilds a table says so with this line: foreign keys are turned off
 /// around its transaction (they cannot be inside one) and checked before it commits.

@@ -1,0 +1,218 @@
+//! Push registration (PUSH-1, PUSH-2): the cluster's VAPID key, browsers' Web Push subscriptions
+//! and iOS devices' APNs tokens. What is registered is checked by `crate::push` (allowed push
+//! services only, real P-256 keys, hex tokens) and kept on both stores.
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use super::{Api, ApiResult, Authed, Body, Out, RouteDoc};
+use crate::state::AppState;
+use crate::store::{ApnsToken, WebPushSubscription};
+
+#[derive(Deserialize)]
+struct SubscribeBody {
+    endpoint: String,
+    keys: BrowserKeys,
+    #[serde(default)]
+    encoding: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct BrowserKeys {
+    p256dh: String,
+    auth: String,
+}
+
+#[derive(Deserialize)]
+struct EndpointBody {
+    endpoint: String,
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    token: String,
+    #[serde(default)]
+    environment: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TokenRef {
+    token: String,
+}
+
+#[derive(Serialize)]
+struct SubscriptionView<'a> {
+    id: &'a str,
+    endpoint: &'a str,
+    encoding: &'a str,
+    created_at: i64,
+}
+
+/// `GET /api/push-vapid-key`: the key browsers subscribe with.
+async fn vapid_key(state: web::Data<AppState>, out: Out) -> HttpResponse {
+    out.ok(&serde_json::json!({ "public_key": state.push.vapid_public_key() }))
+}
+
+/// `POST /api/push-subscribe`: 201 for a new endpoint, 200 (same id) for one already known.
+async fn subscribe(
+    state: web::Data<AppState>,
+    out: Out,
+    who: Authed,
+    Body(b): Body<SubscribeBody>,
+) -> ApiResult<HttpResponse> {
+    let encoding = state.push.check_subscription(
+        &b.endpoint,
+        &b.keys.p256dh,
+        &b.keys.auth,
+        b.encoding.as_deref(),
+    )?;
+    let sub = WebPushSubscription {
+        id: format!("ps_{}", uuid::Uuid::now_v7().simple()),
+        endpoint: b.endpoint,
+        user_id: who.user_id,
+        p256dh: b.keys.p256dh.trim_end_matches('=').to_string(),
+        auth: b.keys.auth.trim_end_matches('=').to_string(),
+        encoding: encoding.to_string(),
+        created_at: dovie_actors::now_ms(),
+    };
+    let (stored, new) = state.store.put_web_push(sub).await?;
+    let body = serde_json::json!({ "subscription": SubscriptionView {
+        id: &stored.id,
+        endpoint: &stored.endpoint,
+        encoding: &stored.encoding,
+        created_at: stored.created_at,
+    }});
+    Ok(if new {
+        out.created(&body)
+    } else {
+        out.ok(&body)
+    })
+}
+
+/// `DELETE /api/push-unsubscribe`: 204, whether or not the endpoint was mine (idempotent).
+async fn unsubscribe(
+    state: web::Data<AppState>,
+    who: Authed,
+    Body(b): Body<EndpointBody>,
+) -> ApiResult<HttpResponse> {
+    state
+        .store
+        .delete_web_push(&who.user_id, &b.endpoint)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /api/ios-push-token`: 201 for a new token, 200 for one already known.
+async fn add_ios_token(
+    state: web::Data<AppState>,
+    out: Out,
+    who: Authed,
+    Body(b): Body<TokenBody>,
+) -> ApiResult<HttpResponse> {
+    let token = crate::push::check_apns_token(&b.token)?;
+    let environment = crate::push::check_environment(b.environment.as_deref())?;
+    let t = ApnsToken {
+        token,
+        user_id: who.user_id,
+        environment: environment.to_string(),
+        created_at: dovie_actors::now_ms(),
+    };
+    let body = serde_json::json!({ "token": { "token": t.token, "environment": t.environment } });
+    let new = state.store.put_apns_token(t).await?;
+    Ok(if new {
+        out.created(&body)
+    } else {
+        out.ok(&body)
+    })
+}
+
+/// `DELETE /api/ios-push-token`: 204 (idempotent).
+async fn remove_ios_token(
+    state: web::Data<AppState>,
+    who: Authed,
+    Body(b): Body<TokenRef>,
+) -> ApiResult<HttpResponse> {
+    let token = crate::push::check_apns_token(&b.token)?;
+    state.store.delete_apns_token(&who.user_id, &token).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub fn register(api: &mut Api) {
+    let r = |method, path, summary, auth, body, ok, errors: &'static [u16]| RouteDoc {
+        method,
+        path,
+        summary,
+        auth,
+        body,
+        ok,
+        errors,
+        query: &[],
+        also_ok: &[],
+    };
+    api.route(
+        r(
+            "GET",
+            "/api/push-vapid-key",
+            "The cluster's VAPID public key (a browser's applicationServerKey)",
+            false,
+            None,
+            (200, Some("VapidKey")),
+            &[],
+        ),
+        vapid_key,
+    );
+    api.route(
+        RouteDoc {
+            also_ok: &[200],
+            ..r(
+                "POST",
+                "/api/push-subscribe",
+                "Register this browser's Web Push subscription (201 new, 200 known endpoint)",
+                true,
+                Some("PushSubscribeRequest"),
+                (201, Some("PushSubscriptionResponse")),
+                &[400],
+            )
+        },
+        subscribe,
+    );
+    api.route(
+        r(
+            "DELETE",
+            "/api/push-unsubscribe",
+            "Remove this browser's Web Push subscription",
+            true,
+            Some("PushUnsubscribeRequest"),
+            (204, None),
+            &[400],
+        ),
+        unsubscribe,
+    );
+    api.route(
+        RouteDoc {
+            also_ok: &[200],
+            ..r(
+                "POST",
+                "/api/ios-push-token",
+                "Register this iOS device's APNs token (201 new, 200 known)",
+                true,
+                Some("IosTokenRequest"),
+                (201, Some("IosTokenResponse")),
+                &[400],
+            )
+        },
+        add_ios_token,
+    );
+    api.route(
+        r(
+            "DELETE",
+            "/api/ios-push-token",
+            "Remove this iOS device's APNs token",
+            true,
+            Some("IosTokenRef"),
+            (204, None),
+            &[400],
+        ),
+        remove_ios_token,
+    );
+}

@@ -1,0 +1,213 @@
+//! Push targets in the cluster store: browsers' Web Push subscriptions (`push_subscriptions`,
+//! claimed per endpoint with an LWT; `push_subscriptions_by_user` lists a user's) and APNs
+//! device tokens (`apns_tokens`, `apns_tokens_by_user`). A subscription or token that moves to
+//! another user leaves its old user's listing; removals are conditional on the owner, so a
+//! removal racing a move never drops the new owner's row. Every write of the two main tables is
+//! a lightweight transaction (Paxos and plain writes are not mixed on one row).
+
+use super::*;
+
+/// Users read with one `IN` per partition-key list.
+const USERS_PER_READ: usize = 100;
+
+pub(super) struct PushStmts {
+    claim_sub: PreparedStatement,
+    sub_by_endpoint: PreparedStatement,
+    update_sub: PreparedStatement,
+    delete_sub_of: PreparedStatement,
+    insert_sub_by_user: PreparedStatement,
+    delete_sub_by_user: PreparedStatement,
+    subs_of_users: PreparedStatement,
+    token_owner: PreparedStatement,
+    claim_token: PreparedStatement,
+    move_token: PreparedStatement,
+    delete_token_of: PreparedStatement,
+    insert_token_by_user: PreparedStatement,
+    delete_token_by_user: PreparedStatement,
+    tokens_of_users: PreparedStatement,
+}
+
+impl PushStmts {
+    pub(super) async fn prepare(s: &Session, keyspace: &str) -> Result<PushStmts, String> {
+        let p = |cql: String| prepare_statement(s, keyspace, cql);
+        Ok(PushStmts {
+            claim_sub: p("INSERT INTO push_subscriptions (endpoint, id, user_id, p256dh, auth, encoding, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS".into()).await?,
+            sub_by_endpoint: p("SELECT id, endpoint, user_id, p256dh, auth, encoding, created_at FROM push_subscriptions WHERE endpoint = ?".into()).await?,
+            update_sub: p("UPDATE push_subscriptions SET user_id = ?, p256dh = ?, auth = ?, encoding = ? WHERE endpoint = ? IF EXISTS".into()).await?,
+            delete_sub_of: p("DELETE FROM push_subscriptions WHERE endpoint = ? IF user_id = ?".into()).await?,
+            insert_sub_by_user: p("INSERT INTO push_subscriptions_by_user (user_id, endpoint, id, p256dh, auth, encoding, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)".into()).await?,
+            delete_sub_by_user: p("DELETE FROM push_subscriptions_by_user WHERE user_id = ? AND endpoint = ?".into()).await?,
+            subs_of_users: p("SELECT id, endpoint, user_id, p256dh, auth, encoding, created_at FROM push_subscriptions_by_user WHERE user_id IN ?".into()).await?,
+            token_owner: p("SELECT user_id FROM apns_tokens WHERE device_token = ?".into()).await?,
+            claim_token: p("INSERT INTO apns_tokens (device_token, user_id, environment, created_at) VALUES (?, ?, ?, ?) IF NOT EXISTS".into()).await?,
+            move_token: p("UPDATE apns_tokens SET user_id = ?, environment = ? WHERE device_token = ? IF EXISTS".into()).await?,
+            delete_token_of: p("DELETE FROM apns_tokens WHERE device_token = ? IF user_id = ?".into()).await?,
+            insert_token_by_user: p("INSERT INTO apns_tokens_by_user (user_id, device_token, environment, created_at) VALUES (?, ?, ?, ?)".into()).await?,
+            delete_token_by_user: p("DELETE FROM apns_tokens_by_user WHERE user_id = ? AND device_token = ?".into()).await?,
+            tokens_of_users: p("SELECT device_token, user_id, environment, created_at FROM apns_tokens_by_user WHERE user_id IN ?".into()).await?,
+        })
+    }
+}
+
+type SubRow = (String, String, String, String, String, String, i64);
+
+fn subscription(r: SubRow) -> WebPushSubscription {
+    WebPushSubscription {
+        id: r.0,
+        endpoint: r.1,
+        user_id: r.2,
+        p256dh: r.3,
+        auth: r.4,
+        encoding: r.5,
+        created_at: r.6,
+    }
+}
+
+#[async_trait]
+impl PushStore for ScyllaStore {
+    async fn put_web_push(
+        &self,
+        sub: WebPushSubscription,
+    ) -> StoreResult<(WebPushSubscription, bool)> {
+        let st = &self.st.push;
+        let claimed = self
+            .lwt(
+                &st.claim_sub,
+                (
+                    &sub.endpoint,
+                    &sub.id,
+                    &sub.user_id,
+                    &sub.p256dh,
+                    &sub.auth,
+                    &sub.encoding,
+                    sub.created_at,
+                ),
+            )
+            .await?;
+        let stored = if claimed {
+            sub
+        } else {
+            let before = self
+                .row::<SubRow>(&st.sub_by_endpoint, (&sub.endpoint,))
+                .await?
+                .map(subscription)
+                .ok_or_else(|| unavailable("a subscription claim answered no holder"))?;
+            let moved = self
+                .lwt(
+                    &st.update_sub,
+                    (
+                        &sub.user_id,
+                        &sub.p256dh,
+                        &sub.auth,
+                        &sub.encoding,
+                        &sub.endpoint,
+                    ),
+                )
+                .await?;
+            if !moved {
+                return Err(unavailable("a subscription vanished while it was updated"));
+            }
+            if before.user_id != sub.user_id {
+                self.write(&st.delete_sub_by_user, (&before.user_id, &sub.endpoint))
+                    .await?;
+            }
+            WebPushSubscription {
+                id: before.id,
+                created_at: before.created_at,
+                ..sub
+            }
+        };
+        self.write(
+            &st.insert_sub_by_user,
+            (
+                &stored.user_id,
+                &stored.endpoint,
+                &stored.id,
+                &stored.p256dh,
+                &stored.auth,
+                &stored.encoding,
+                stored.created_at,
+            ),
+        )
+        .await?;
+        Ok((stored, claimed))
+    }
+
+    async fn delete_web_push(&self, user_id: &str, endpoint: &str) -> StoreResult<bool> {
+        let st = &self.st.push;
+        let deleted = self.lwt(&st.delete_sub_of, (endpoint, user_id)).await?;
+        self.write(&st.delete_sub_by_user, (user_id, endpoint))
+            .await?;
+        Ok(deleted)
+    }
+
+    async fn web_push_of(&self, user_ids: &[String]) -> StoreResult<Vec<WebPushSubscription>> {
+        let mut out = Vec::new();
+        for chunk in user_ids.chunks(USERS_PER_READ) {
+            let rows = self
+                .rows::<SubRow>(&self.st.push.subs_of_users, (chunk,))
+                .await?;
+            out.extend(rows.into_iter().map(subscription));
+        }
+        Ok(out)
+    }
+
+    async fn put_apns_token(&self, t: ApnsToken) -> StoreResult<bool> {
+        let st = &self.st.push;
+        let claimed = self
+            .lwt(
+                &st.claim_token,
+                (&t.token, &t.user_id, &t.environment, t.created_at),
+            )
+            .await?;
+        let before = if claimed {
+            None
+        } else {
+            let owner = self
+                .row::<(Option<String>,)>(&st.token_owner, (&t.token,))
+                .await?
+                .and_then(|(u,)| u);
+            let moved = self
+                .lwt(&st.move_token, (&t.user_id, &t.environment, &t.token))
+                .await?;
+            if !moved {
+                return Err(unavailable("a token vanished while it was moved"));
+            }
+            owner
+        };
+        if let Some(old) = before.as_deref().filter(|old| *old != t.user_id) {
+            self.write(&st.delete_token_by_user, (old, &t.token))
+                .await?;
+        }
+        self.write(
+            &st.insert_token_by_user,
+            (&t.user_id, &t.token, &t.environment, t.created_at),
+        )
+        .await?;
+        Ok(claimed)
+    }
+
+    async fn delete_apns_token(&self, user_id: &str, token: &str) -> StoreResult<bool> {
+        let st = &self.st.push;
+        let deleted = self.lwt(&st.delete_token_of, (token, user_id)).await?;
+        self.write(&st.delete_token_by_user, (user_id, token))
+            .await?;
+        Ok(deleted)
+    }
+
+    async fn apns_tokens_of(&self, user_ids: &[String]) -> StoreResult<Vec<ApnsToken>> {
+        let mut out = Vec::new();
+        for chunk in user_ids.chunks(USERS_PER_READ) {
+            let rows = self
+                .rows::<(String, String, String, i64)>(&self.st.push.tokens_of_users, (chunk,))
+                .await?;
+            out.extend(rows.into_iter().map(|r| ApnsToken {
+                token: r.0,
+                user_id: r.1,
+                environment: r.2,
+                created_at: r.3,
+            }));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,165 @@
+//! Push targets: browsers' Web Push subscriptions (one per endpoint, moving to the user who
+//! subscribes last) and APNs device tokens.
+
+use dovie::store::{ApnsToken, WebPushSubscription};
+
+use super::*;
+
+fn sub(id: &str, endpoint: &str, user: &str, keys: &str) -> WebPushSubscription {
+    WebPushSubscription {
+        id: id.into(),
+        endpoint: endpoint.into(),
+        user_id: user.into(),
+        p256dh: format!("p256dh-{keys}"),
+        auth: format!("auth-{keys}"),
+        encoding: "aes128gcm".into(),
+        created_at: 5,
+    }
+}
+
+fn token(token: &str, user: &str, env: &str) -> ApnsToken {
+    ApnsToken {
+        token: token.into(),
+        user_id: user.into(),
+        environment: env.into(),
+        created_at: 7,
+    }
+}
+
+fn endpoints(v: &[WebPushSubscription]) -> Vec<(&str, &str)> {
+    let mut e: Vec<(&str, &str)> = v
+        .iter()
+        .map(|s| (s.user_id.as_str(), s.endpoint.as_str()))
+        .collect();
+    e.sort();
+    e
+}
+
+pub async fn web_push_subscriptions(store: SharedStore) {
+    seed(&store).await;
+    let (stored, new) = store
+        .put_web_push(sub("s1", "https://push.example/a", "u1", "k1"))
+        .await
+        .unwrap();
+    assert!(new);
+    assert_eq!(stored, sub("s1", "https://push.example/a", "u1", "k1"));
+    store
+        .put_web_push(sub("s2", "https://push.example/b", "u1", "k2"))
+        .await
+        .unwrap();
+    // The same endpoint again: same id and creation time, new keys.
+    let mut again = sub("s9", "https://push.example/a", "u1", "k3");
+    again.created_at = 99;
+    let (stored, new) = store.put_web_push(again).await.unwrap();
+    assert!(!new);
+    assert_eq!((stored.id.as_str(), stored.created_at), ("s1", 5));
+    assert_eq!(stored.p256dh, "p256dh-k3");
+    let mine = store.web_push_of(&["u1".into()]).await.unwrap();
+    assert_eq!(
+        endpoints(&mine),
+        [
+            ("u1", "https://push.example/a"),
+            ("u1", "https://push.example/b")
+        ]
+    );
+    assert!(mine.iter().any(|s| s.id == "s1" && s.auth == "auth-k3"));
+    // Another user logs in on that browser: the endpoint is theirs now, and only theirs.
+    let (moved, new) = store
+        .put_web_push(sub("s7", "https://push.example/a", "u2", "k4"))
+        .await
+        .unwrap();
+    assert!(!new);
+    assert_eq!((moved.id.as_str(), moved.user_id.as_str()), ("s1", "u2"));
+    let both = store
+        .web_push_of(&["u1".into(), "u2".into(), "u3".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        endpoints(&both),
+        [
+            ("u1", "https://push.example/b"),
+            ("u2", "https://push.example/a")
+        ]
+    );
+    // Removal is the owner's: u1 cannot remove what moved to u2.
+    assert!(!store
+        .delete_web_push("u1", "https://push.example/a")
+        .await
+        .unwrap());
+    assert_eq!(store.web_push_of(&["u2".into()]).await.unwrap().len(), 1);
+    assert!(store
+        .delete_web_push("u2", "https://push.example/a")
+        .await
+        .unwrap());
+    assert!(!store
+        .delete_web_push("u2", "https://push.example/a")
+        .await
+        .unwrap());
+    assert!(store.web_push_of(&["u2".into()]).await.unwrap().is_empty());
+    // Subscribing again after a removal is a new subscription.
+    let (_, new) = store
+        .put_web_push(sub("s8", "https://push.example/a", "u2", "k5"))
+        .await
+        .unwrap();
+    assert!(new);
+    assert!(store.web_push_of(&[]).await.unwrap().is_empty());
+}
+
+pub async fn apns_tokens(store: SharedStore) {
+    seed(&store).await;
+    assert!(store
+        .put_apns_token(token("aa01", "u1", "production"))
+        .await
+        .unwrap());
+    assert!(store
+        .put_apns_token(token("bb02", "u1", "sandbox"))
+        .await
+        .unwrap());
+    assert!(!store
+        .put_apns_token(token("aa01", "u1", "sandbox"))
+        .await
+        .unwrap());
+    let mut mine = store.apns_tokens_of(&["u1".into()]).await.unwrap();
+    mine.sort_by(|a, b| a.token.cmp(&b.token));
+    assert_eq!(
+        mine,
+        [
+            token("aa01", "u1", "sandbox"),
+            token("bb02", "u1", "sandbox")
+        ]
+    );
+    // The device changes hands: the token is the new user's only.
+    assert!(!store
+        .put_apns_token(token("aa01", "u2", "production"))
+        .await
+        .unwrap());
+    let tokens = |v: Vec<ApnsToken>| {
+        let mut t: Vec<(String, String)> = v.into_iter().map(|t| (t.user_id, t.token)).collect();
+        t.sort();
+        t
+    };
+    assert_eq!(
+        tokens(
+            store
+                .apns_tokens_of(&["u1".into(), "u2".into()])
+                .await
+                .unwrap()
+        ),
+        [
+            ("u1".to_string(), "bb02".to_string()),
+            ("u2".to_string(), "aa01".to_string())
+        ]
+    );
+    assert!(!store.delete_apns_token("u1", "aa01").await.unwrap());
+    assert!(store.delete_apns_token("u2", "aa01").await.unwrap());
+    assert!(!store.delete_apns_token("u2", "aa01").await.unwrap());
+    assert_eq!(
+        tokens(
+            store
+                .apns_tokens_of(&["u1".into(), "u2".into()])
+                .await
+                .unwrap()
+        ),
+        [("u1".to_string(), "bb02".to_string())]
+    );
+}

@@ -362,11 +362,7 @@ async fn social_login(
         .start_session(&user.id, meta(&req, b.device.as_deref()))
         .await?;
     let body = Session { user, tokens };
-    Ok(if created {
-        out.created(&body)
-    } else {
-        out.ok(&body)
-    })
+    Ok(out.created_or_ok(created, &body))
 }
 
 async fn send_sms(
@@ -535,11 +531,7 @@ async fn verify_sms(
         .start_session(&user.id, meta(&req, b.device.as_deref()))
         .await?;
     let body = Session { user, tokens };
-    Ok(if created {
-        out.created(&body)
-    } else {
-        out.ok(&body)
-    })
+    Ok(out.created_or_ok(created, &body))
 }
 
 pub fn register(api: &mut Api) {

@@ -642,11 +642,7 @@ async fn voice_message(
         .await
         .map_err(|_| ApiError::new(ErrorCode::Internal, "the room did not answer"))??;
     let body = json!({ "message": message });
-    Ok(if created {
-        out.created(&body)
-    } else {
-        out.ok(&body)
-    })
+    Ok(out.created_or_ok(created, &body))
 }
 
 async fn profile_image(

@@ -157,11 +157,7 @@ async fn send(
     });
     let (message, created) = answer(rx).await?;
     let body = serde_json::json!({ "message": message });
-    Ok(if created {
-        out.created(&body)
-    } else {
-        out.ok(&body)
-    })
+    Ok(out.created_or_ok(created, &body))
 }
 
 async fn history(

@@ -237,6 +237,15 @@ impl Out {
     pub fn created<T: Serialize>(&self, value: &T) -> HttpResponse {
         self.respond(StatusCode::CREATED, value)
     }
+
+    /// 201 for something made now, 200 for an idempotent repeat that found it made.
+    pub fn created_or_ok<T: Serialize>(&self, new: bool, value: &T) -> HttpResponse {
+        if new {
+            self.created(value)
+        } else {
+            self.ok(value)
+        }
+    }
 }
 
 impl FromRequest for Out {

@@ -381,11 +381,7 @@ async fn add_contact(
     let other = other_user(&state, &who.user_id, &b.user_id).await?;
     let (contact, new) = befriend(&state, &who.user_id, &other).await?;
     let body = serde_json::json!({ "contact": contact });
-    Ok(if new {
-        out.created(&body)
-    } else {
-        out.ok(&body)
-    })
+    Ok(out.created_or_ok(new, &body))
 }
 
 async fn remove_contact(
@@ -531,11 +527,7 @@ async fn block(
         .await?;
     blocks_changed(&state, &who.user_id, &other.id, true).await?;
     let body = serde_json::json!({ "block": BlockView { user: other.public(), blocked_at: entry.added_at } });
-    Ok(if new {
-        out.created(&body)
-    } else {
-        out.ok(&body)
-    })
+    Ok(out.created_or_ok(new, &body))
 }
 
 async fn unblock(

@@ -82,11 +82,7 @@ async fn subscribe(
         encoding: &stored.encoding,
         created_at: stored.created_at,
     }});
-    Ok(if new {
-        out.created(&body)
-    } else {
-        out.ok(&body)
-    })
+    Ok(out.created_or_ok(new, &body))
 }
 
 /// `DELETE /api/push-unsubscribe`: 204, whether or not the endpoint was mine (idempotent).
@@ -119,11 +115,7 @@ async fn add_ios_token(
     };
     let body = serde_json::json!({ "token": { "token": t.token, "environment": t.environment } });
     let new = state.store.put_apns_token(t).await?;
-    Ok(if new {
-        out.created(&body)
-    } else {
-        out.ok(&body)
-    })
+    Ok(out.created_or_ok(new, &body))
 }
 
 /// `DELETE /api/ios-push-token`: 204 (idempotent).

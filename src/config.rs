@@ -141,6 +141,8 @@ pub struct PushConfig {
     /// Hosts Web Push endpoints may be on (`*.` matches any subdomain): the browsers' push
     /// services.
     pub allowed_endpoint_hosts: Vec<String>,
+    /// The notification sounds users and rooms may choose (the apps ship them); `none` is silent.
+    pub sounds: Vec<String>,
 }
 
 impl Default for PushConfig {
@@ -155,6 +157,9 @@ impl Default for PushConfig {
             ]
             .map(String::from)
             .to_vec(),
+            sounds: ["default", "chime", "ping", "none"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 }

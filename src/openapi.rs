@@ -132,6 +132,26 @@ fn schemas() -> Value {
         "IosTokenRef": req(json!({ "token": { "type": "string", "pattern": "^[0-9a-fA-F]{64,200}$" } }), &["token"]),
         "IosTokenResponse": out(json!({ "token": out(json!({ "token": { "type": "string" },
             "environment": { "type": "string", "enum": ["production", "sandbox"] } }), &["token", "environment"]) }), &["token"]),
+        "NotificationSettingsResponse": out(json!({ "settings": out(json!({
+            "enabled": { "type": "boolean" }, "sound": { "type": "string" }, "preview": { "type": "boolean" },
+            "quiet_hours": { "oneOf": [ { "type": "null" }, out(json!({ "start": { "type": "string" }, "end": { "type": "string" }, "tz": { "type": "string" } }), &["start", "end", "tz"]) ] },
+            "rooms": { "type": "object", "additionalProperties": out(json!({
+                "level": { "type": "string", "enum": ["all", "mentions", "none"] },
+                "muted_until": { "type": "integer" }, "sound": { "type": "string" } }), &["level"]) } }),
+            &["enabled", "sound", "preview", "quiet_hours", "rooms"]) }), &["settings"]),
+        "NotificationSettingsChange": out(json!({
+            "enabled": { "type": ["boolean", "null"] },
+            "sound": { "type": ["string", "null"], "description": "one of push.sounds" },
+            "preview": { "type": ["boolean", "null"] },
+            "quiet_hours": { "oneOf": [ { "type": "null" }, out(json!({
+                "start": { "type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$" },
+                "end": { "type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$" },
+                "tz": { "type": "string", "description": "an IANA time zone" } }), &["start", "end", "tz"]) ] },
+            "rooms": { "type": ["object", "null"], "description": "room id → settings, or null to remove a room's override (my rooms only)",
+                "additionalProperties": { "oneOf": [ { "type": "null" }, out(json!({
+                    "level": { "type": "string", "enum": ["all", "mentions", "none"] },
+                    "muted_until": { "type": ["integer", "null"], "minimum": 0 },
+                    "sound": { "type": ["string", "null"] } }), &["level"]) ] } } }), &[]),
         "RoomResponse": out(json!({ "room": reference("Room") }), &["room"]),
         "RoomList": out(json!({ "rooms": { "type": "array", "items": out(json!({ "room": reference("Room"),
             "last_message": reference("Message"), "unread_count": { "type": "integer" } }), &["room", "unread_count"]) } }), &["rooms"]),

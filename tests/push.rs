@@ -222,3 +222,100 @@ async fn ios_tokens_are_hex_and_removable() {
         .await;
     assert_eq!(status, 201, "removed, so new again");
 }
+
+#[actix_rt::test]
+async fn notification_settings_change_in_part_and_only_for_my_rooms() {
+    let server = node();
+    let api = rest(&server);
+    let [a, b] = api.register_all(["a", "b"]).await;
+    let room = api.group(&a, &[]).await;
+    let theirs = api.group(&b, &[]).await;
+    let path = "/api/notification-settings";
+    let (status, body) = api.get(path, &a.token).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["settings"],
+        json!({"enabled": true, "sound": "default", "preview": true, "quiet_hours": null, "rooms": {}}),
+        "the defaults"
+    );
+    let put = |body: Value| {
+        let api = rest(&server);
+        let token = a.token.clone();
+        async move { api.call("PUT", path, Some(&token), Some(body)).await }
+    };
+    let (status, body) = put(json!({
+        "sound": "chime",
+        "quiet_hours": {"start": "22:00", "end": "07:00", "tz": "Asia/Seoul"},
+        "rooms": {room.clone(): {"level": "mentions", "muted_until": 1_900_000_000_000i64}}
+    }))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // A later change is partial: what it does not name stays.
+    let (status, body) = put(json!({"preview": false})).await;
+    assert_eq!(status, 200, "{body}");
+    let s = &body["settings"];
+    assert_eq!(
+        (s["sound"].as_str(), s["preview"].as_bool()),
+        (Some("chime"), Some(false))
+    );
+    assert_eq!(s["quiet_hours"]["tz"], "Asia/Seoul");
+    assert_eq!(s["rooms"][&room]["level"], "mentions");
+
+    // Bad input: a clear error and nothing changed.
+    for bad in [
+        json!({"sound": "trumpet"}),
+        json!({"quiet_hours": {"start": "22:00", "end": "31:00", "tz": "Asia/Seoul"}}),
+        json!({"quiet_hours": {"start": "22:00", "end": "07:00", "tz": "Moon/Base"}}),
+        json!({"rooms": {room.clone(): {"level": "loud"}}}),
+        json!({"volume": 11}),
+    ] {
+        let (status, answer) = put(bad.clone()).await;
+        assert_eq!(status, 400, "{bad} → {answer}");
+    }
+    let (status, answer) = put(json!({"rooms": {theirs.clone(): {"level": "none"}}})).await;
+    assert_eq!(status, 403, "not my room: {answer}");
+    let (status, answer) = put(json!({"rooms": {"no-such-room": {"level": "none"}}})).await;
+    assert_eq!(status, 403, "{answer}");
+    let (_, now) = api.get(path, &a.token).await;
+    assert_eq!(now["settings"], body["settings"], "nothing changed");
+
+    // null removes a room's override and turns quiet hours off.
+    let (_, body) = put(json!({"quiet_hours": null, "rooms": {room.clone(): null}})).await;
+    assert_eq!(body["settings"]["quiet_hours"], Value::Null);
+    assert_eq!(body["settings"]["rooms"], json!({}));
+    // Another user's settings are untouched.
+    let (_, theirs) = api.get(path, &b.token).await;
+    assert_eq!(theirs["settings"]["sound"], "default");
+}
+
+#[actix_rt::test]
+async fn concurrent_setting_changes_all_land() {
+    let server = node();
+    let api = rest(&server);
+    let a = api.register("a").await;
+    let mut rooms = Vec::new();
+    for _ in 0..8 {
+        rooms.push(api.group(&a, &[]).await);
+    }
+    // Eight devices each mute a different room at once: every change lands.
+    let changes = rooms.iter().map(|room| {
+        let api = rest(&server);
+        let token = a.token.clone();
+        let room = room.clone();
+        async move {
+            api.call(
+                "PUT",
+                "/api/notification-settings",
+                Some(&token),
+                Some(json!({"rooms": {room: {"level": "none"}}})),
+            )
+            .await
+        }
+    });
+    for (status, body) in futures_util::future::join_all(changes).await {
+        assert_eq!(status, 200, "{body}");
+    }
+    let (_, body) = api.get("/api/notification-settings", &a.token).await;
+    let muted = body["settings"]["rooms"].as_object().map_or(0, |m| m.len());
+    assert_eq!(muted, rooms.len(), "{body}");
+}

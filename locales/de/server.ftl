@@ -209,3 +209,20 @@ push-endpoint-https = endpoint muss eine https-URL eines Push-Dienstes sein
 push-endpoint-not-allowed = endpoint gehört zu keinem erlaubten Push-Dienst
 push-apns-token = token muss ein APNs-Gerätetoken sein (64 bis 200 Hexziffern)
 push-apns-environment = environment muss "production" oder "sandbox" sein
+
+## Notification settings
+settings-unknown = unbekannte Einstellung `{ $k }`
+settings-flags = enabled und preview müssen true oder false sein
+settings-sound = sound muss eines von { $value } sein
+settings-quiet-shape = quiet_hours braucht start und end (HH:MM) und tz
+settings-quiet-times = Ruhezeiten sind HH:MM, von 00:00 bis 23:59
+settings-quiet-same = Ruhezeiten dürfen nicht zur selben Zeit beginnen und enden
+settings-tz = tz muss eine IANA-Zeitzone sein, etwa Asia/Seoul
+settings-too-many-rooms-change = zu viele Räume in einer Änderung
+settings-level = das level eines Raums muss "all", "mentions" oder "none" sein
+settings-muted-until = muted_until muss eine Zeit in ms sein, oder null
+settings-room-shape = die Einstellungen eines Raums müssen ein Objekt oder null sein
+settings-rooms-shape = rooms muss ein Objekt aus Raum-IDs sein
+settings-too-many-rooms = zu viele Räume mit eigenen Einstellungen
+settings-unreadable = die Benachrichtigungseinstellungen können nicht gelesen werden
+settings-contended = die Einstellungen haben sich inzwischen zu oft geändert; versuche es erneut

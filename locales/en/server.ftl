@@ -215,3 +215,20 @@ push-endpoint-https = endpoint must be an https URL of a push service
 push-endpoint-not-allowed = endpoint is not on an allowed push service
 push-apns-token = token must be an APNs device token (64 to 200 hex digits)
 push-apns-environment = environment must be "production" or "sandbox"
+
+## Notification settings
+settings-unknown = unknown setting `{ $k }`
+settings-flags = enabled and preview must be true or false
+settings-sound = sound must be one of { $value }
+settings-quiet-shape = quiet_hours needs start and end (HH:MM) and tz
+settings-quiet-times = quiet hours are HH:MM, from 00:00 to 23:59
+settings-quiet-same = quiet hours must not start and end at the same time
+settings-tz = tz must be an IANA time zone, like Asia/Seoul
+settings-too-many-rooms-change = too many rooms in one change
+settings-level = a room's level must be "all", "mentions" or "none"
+settings-muted-until = muted_until must be a time in ms, or null
+settings-room-shape = a room's settings must be an object or null
+settings-rooms-shape = rooms must be an object of room ids
+settings-too-many-rooms = too many rooms with their own settings
+settings-unreadable = cannot read the notification settings
+settings-contended = the settings changed too often meanwhile; try again

@@ -209,3 +209,20 @@ push-endpoint-https = endpoint debe ser una URL https de un servicio de push
 push-endpoint-not-allowed = endpoint no pertenece a un servicio de push permitido
 push-apns-token = token debe ser un token de dispositivo APNs (de 64 a 200 dígitos hexadecimales)
 push-apns-environment = environment debe ser "production" o "sandbox"
+
+## Notification settings
+settings-unknown = ajuste desconocido `{ $k }`
+settings-flags = enabled y preview deben ser true o false
+settings-sound = sound debe ser uno de { $value }
+settings-quiet-shape = quiet_hours necesita start y end (HH:MM) y tz
+settings-quiet-times = las horas de silencio son HH:MM, de 00:00 a 23:59
+settings-quiet-same = las horas de silencio no pueden empezar y terminar a la misma hora
+settings-tz = tz debe ser una zona horaria IANA, como Asia/Seoul
+settings-too-many-rooms-change = demasiadas salas en un solo cambio
+settings-level = el level de una sala debe ser "all", "mentions" o "none"
+settings-muted-until = muted_until debe ser una hora en ms, o null
+settings-room-shape = los ajustes de una sala deben ser un objeto o null
+settings-rooms-shape = rooms debe ser un objeto de ids de sala
+settings-too-many-rooms = demasiadas salas con ajustes propios
+settings-unreadable = no se pueden leer los ajustes de notificación
+settings-contended = los ajustes cambiaron demasiadas veces mientras tanto; vuelve a intentarlo

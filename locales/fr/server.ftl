@@ -209,3 +209,20 @@ push-endpoint-https = endpoint doit être une URL https d'un service de push
 push-endpoint-not-allowed = endpoint n'appartient pas à un service de push autorisé
 push-apns-token = token doit être un jeton d'appareil APNs (64 à 200 chiffres hexadécimaux)
 push-apns-environment = environment doit valoir "production" ou "sandbox"
+
+## Notification settings
+settings-unknown = réglage inconnu `{ $k }`
+settings-flags = enabled et preview doivent valoir true ou false
+settings-sound = sound doit être l'une de ces valeurs : { $value }
+settings-quiet-shape = quiet_hours demande start et end (HH:MM) et tz
+settings-quiet-times = les heures calmes sont au format HH:MM, de 00:00 à 23:59
+settings-quiet-same = les heures calmes ne peuvent pas commencer et finir à la même heure
+settings-tz = tz doit être un fuseau horaire IANA, comme Asia/Seoul
+settings-too-many-rooms-change = trop de salons dans une seule modification
+settings-level = le level d'un salon doit valoir "all", "mentions" ou "none"
+settings-muted-until = muted_until doit être une heure en ms, ou null
+settings-room-shape = les réglages d'un salon doivent être un objet ou null
+settings-rooms-shape = rooms doit être un objet d'identifiants de salon
+settings-too-many-rooms = trop de salons avec leurs propres réglages
+settings-unreadable = impossible de lire les réglages de notification
+settings-contended = les réglages ont trop changé entre-temps ; réessayez

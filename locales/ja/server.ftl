@@ -209,3 +209,20 @@ push-endpoint-https = endpoint はプッシュサービスの https URL にし�
 push-endpoint-not-allowed = endpoint は許可されたプッシュサービスのものではありません
 push-apns-token = token は APNs デバイストークンにしてください(16 進数 64〜200 桁)
 push-apns-environment = environment は "production" または "sandbox" にしてください
+
+## Notification settings
+settings-unknown = 不明な設定 `{ $k }`
+settings-flags = enabled と preview は true か false にしてください
+settings-sound = sound は次のいずれかにしてください: { $value }
+settings-quiet-shape = quiet_hours には start と end(HH:MM)と tz が必要です
+settings-quiet-times = おやすみ時間は 00:00〜23:59 の HH:MM です
+settings-quiet-same = おやすみ時間の開始と終了を同じにはできません
+settings-tz = tz は Asia/Seoul のような IANA タイムゾーンにしてください
+settings-too-many-rooms-change = 1 回の変更に含まれるルームが多すぎます
+settings-level = ルームの level は "all"、"mentions"、"none" のいずれかにしてください
+settings-muted-until = muted_until は ms 単位の時刻か null にしてください
+settings-room-shape = ルームの設定はオブジェクトか null にしてください
+settings-rooms-shape = rooms はルーム ID をキーとするオブジェクトにしてください
+settings-too-many-rooms = 個別設定のあるルームが多すぎます
+settings-unreadable = 通知設定を読み込めません
+settings-contended = その間に設定が何度も変更されました。もう一度お試しください

@@ -209,3 +209,20 @@ push-endpoint-https = endpoint 는 푸시 서비스의 https URL 이어야 합�
 push-endpoint-not-allowed = endpoint 가 허용된 푸시 서비스가 아닙니다
 push-apns-token = token 은 APNs 기기 토큰이어야 합니다 (16진수 64~200자)
 push-apns-environment = environment 는 "production" 또는 "sandbox" 여야 합니다
+
+## Notification settings
+settings-unknown = 알 수 없는 설정 `{ $k }`
+settings-flags = enabled 와 preview 는 true 또는 false 여야 합니다
+settings-sound = sound 는 다음 중 하나여야 합니다: { $value }
+settings-quiet-shape = quiet_hours 에는 start 와 end (HH:MM), tz 가 필요합니다
+settings-quiet-times = 방해 금지 시간은 00:00부터 23:59까지의 HH:MM 입니다
+settings-quiet-same = 방해 금지 시간의 시작과 끝이 같으면 안 됩니다
+settings-tz = tz 는 Asia/Seoul 같은 IANA 시간대여야 합니다
+settings-too-many-rooms-change = 한 번에 바꾸는 대화방이 너무 많습니다
+settings-level = 대화방의 level 은 "all", "mentions", "none" 중 하나여야 합니다
+settings-muted-until = muted_until 은 ms 단위 시각이나 null 이어야 합니다
+settings-room-shape = 대화방 설정은 객체나 null 이어야 합니다
+settings-rooms-shape = rooms 는 대화방 ID를 키로 하는 객체여야 합니다
+settings-too-many-rooms = 개별 설정을 가진 대화방이 너무 많습니다
+settings-unreadable = 알림 설정을 읽을 수 없습니다
+settings-contended = 그동안 설정이 너무 자주 바뀌었습니다. 다시 시도하세요

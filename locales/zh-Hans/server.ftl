@@ -209,3 +209,20 @@ push-endpoint-https = endpoint 必须是推送服务的 https URL
 push-endpoint-not-allowed = endpoint 不属于允许的推送服务
 push-apns-token = token 必须是 APNs 设备令牌(64 到 200 个十六进制数字)
 push-apns-environment = environment 必须是 "production" 或 "sandbox"
+
+## Notification settings
+settings-unknown = 未知的设置 `{ $k }`
+settings-flags = enabled 和 preview 必须是 true 或 false
+settings-sound = sound 必须是以下之一:{ $value }
+settings-quiet-shape = quiet_hours 需要 start 和 end(HH:MM)以及 tz
+settings-quiet-times = 免打扰时间格式为 HH:MM,从 00:00 到 23:59
+settings-quiet-same = 免打扰时间的开始和结束不能相同
+settings-tz = tz 必须是 IANA 时区,例如 Asia/Seoul
+settings-too-many-rooms-change = 一次修改的房间太多
+settings-level = 房间的 level 必须是 "all"、"mentions" 或 "none"
+settings-muted-until = muted_until 必须是以毫秒表示的时间,或 null
+settings-room-shape = 房间设置必须是对象或 null
+settings-rooms-shape = rooms 必须是以房间 ID 为键的对象
+settings-too-many-rooms = 有单独设置的房间太多
+settings-unreadable = 无法读取通知设置
+settings-contended = 设置在此期间变化太频繁;请重试

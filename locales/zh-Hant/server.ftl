@@ -209,3 +209,20 @@ push-endpoint-https = endpoint 必須是推播服務的 https URL
 push-endpoint-not-allowed = endpoint 不屬於允許的推播服務
 push-apns-token = token 必須是 APNs 裝置權杖(64 到 200 個十六進位數字)
 push-apns-environment = environment 必須是 "production" 或 "sandbox"
+
+## Notification settings
+settings-unknown = 未知的設定 `{ $k }`
+settings-flags = enabled 和 preview 必須是 true 或 false
+settings-sound = sound 必須是以下之一:{ $value }
+settings-quiet-shape = quiet_hours 需要 start 和 end(HH:MM)以及 tz
+settings-quiet-times = 勿擾時段格式為 HH:MM,從 00:00 到 23:59
+settings-quiet-same = 勿擾時段的開始和結束不能相同
+settings-tz = tz 必須是 IANA 時區,例如 Asia/Seoul
+settings-too-many-rooms-change = 一次修改的聊天室太多
+settings-level = 聊天室的 level 必須是 "all"、"mentions" 或 "none"
+settings-muted-until = muted_until 必須是以毫秒表示的時間,或 null
+settings-room-shape = 聊天室設定必須是物件或 null
+settings-rooms-shape = rooms 必須是以聊天室 ID 為鍵的物件
+settings-too-many-rooms = 有個別設定的聊天室太多
+settings-unreadable = 無法讀取通知設定
+settings-contended = 設定在此期間變動太頻繁;請重試

@@ -1,6 +1,6 @@
 -- Dovie embedded store, schema version 8: push — browsers' Web Push subscriptions (one row per
 -- endpoint: a browser profile subscribed once, whoever is logged in on it now) and APNs device
--- tokens (one row per token).
+-- tokens (one row per token); notification settings.
 
 CREATE TABLE push_subscriptions (
     id          TEXT PRIMARY KEY,
@@ -20,3 +20,10 @@ CREATE TABLE apns_tokens (
     created_at   INTEGER NOT NULL
 );
 CREATE INDEX apns_tokens_by_user ON apns_tokens (user_id);
+
+-- Notification settings: one JSON document per user, changed by compare-and-set on `version`.
+CREATE TABLE notification_settings (
+    user_id   TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    settings  TEXT NOT NULL,
+    version   INTEGER NOT NULL
+);

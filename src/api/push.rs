@@ -1,11 +1,14 @@
 //! Push registration (PUSH-1, PUSH-2): the cluster's VAPID key, browsers' Web Push subscriptions
-//! and iOS devices' APNs tokens. What is registered is checked by `crate::push` (allowed push
+//! and iOS devices' APNs tokens; notification settings (PUSH-4, PUSH-6). What is registered is checked by `crate::push` (allowed push
 //! services only, real P-256 keys, hex tokens) and kept on both stores.
 
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::{Api, ApiResult, Authed, Body, Out, RouteDoc};
+use dovie_protocol::error::ErrorCode;
+
+use super::{Api, ApiError, ApiResult, Authed, Body, Out, RouteDoc};
+use crate::push::settings::{Change, Settings};
 use crate::state::AppState;
 use crate::store::{ApnsToken, WebPushSubscription};
 
@@ -129,6 +132,76 @@ async fn remove_ios_token(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Rounds of read–change–compare-and-set a settings change tries before giving up.
+const SETTINGS_ATTEMPTS: usize = 8;
+
+/// The stored settings and their version, or the defaults.
+async fn stored_settings(state: &AppState, user_id: &str) -> ApiResult<(Settings, Option<i64>)> {
+    match state.store.notification_settings(user_id).await? {
+        Some((doc, version)) => {
+            let settings = serde_json::from_str(&doc).map_err(|e| {
+                tracing::error!(error = %e, user_id, "stored notification settings do not parse");
+                ApiError::new(ErrorCode::Internal, "cannot read the notification settings")
+            })?;
+            Ok((settings, Some(version)))
+        }
+        None => Ok((Settings::default(), None)),
+    }
+}
+
+/// `GET /api/notification-settings`: mine, the defaults until changed.
+async fn get_settings(
+    state: web::Data<AppState>,
+    out: Out,
+    who: Authed,
+) -> ApiResult<HttpResponse> {
+    let (settings, _) = stored_settings(&state, &who.user_id).await?;
+    Ok(out.ok(&serde_json::json!({ "settings": settings })))
+}
+
+/// `PUT /api/notification-settings`: a partial change; room overrides only for my rooms.
+async fn put_settings(
+    state: web::Data<AppState>,
+    out: Out,
+    who: Authed,
+    Body(body): Body<serde_json::Value>,
+) -> ApiResult<HttpResponse> {
+    let change = Change::parse(&body, &state.config.push.sounds)?;
+    let rooms = change.rooms_set();
+    if !rooms.is_empty() {
+        let found = state.store.rooms_by_ids(&rooms).await?;
+        let mine = |id: &String| {
+            found
+                .iter()
+                .any(|r| &r.id == id && r.is_member(&who.user_id))
+        };
+        if !rooms.iter().all(mine) {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "you are not a member of this room",
+            ));
+        }
+    }
+    for _ in 0..SETTINGS_ATTEMPTS {
+        let (settings, version) = stored_settings(&state, &who.user_id).await?;
+        let changed = change.apply(settings)?;
+        let doc = serde_json::to_string(&changed)
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+        let next = version.map_or(1, |v| v + 1);
+        if state
+            .store
+            .put_notification_settings(&who.user_id, &doc, next, version)
+            .await?
+        {
+            return Ok(out.ok(&serde_json::json!({ "settings": changed })));
+        }
+    }
+    Err(ApiError::new(
+        ErrorCode::Conflict,
+        "the settings changed too often meanwhile; try again",
+    ))
+}
+
 pub fn register(api: &mut Api) {
     let r = |method, path, summary, auth, body, ok, errors: &'static [u16]| RouteDoc {
         method,
@@ -194,6 +267,30 @@ pub fn register(api: &mut Api) {
             )
         },
         add_ios_token,
+    );
+    api.route(
+        r(
+            "GET",
+            "/api/notification-settings",
+            "My notification settings (the defaults until changed)",
+            true,
+            None,
+            (200, Some("NotificationSettingsResponse")),
+            &[],
+        ),
+        get_settings,
+    );
+    api.route(
+        r(
+            "PUT",
+            "/api/notification-settings",
+            "Change my notification settings (partial; rooms merge, null removes a room's override)",
+            true,
+            Some("NotificationSettingsChange"),
+            (200, Some("NotificationSettingsResponse")),
+            &[400, 403, 409],
+        ),
+        put_settings,
     );
     api.route(
         r(

@@ -2,7 +2,9 @@
 //! once and kept in the store, so every node signs with the same key) and the checks of what
 //! devices register — Web Push subscriptions (the endpoint on an allowed push service, never a
 //! private address; the browser's P-256 key a point on the curve; a 16-byte auth secret) and APNs
-//! device tokens (hex).
+//! device tokens (hex) — and the notification settings (`settings`).
+
+pub mod settings;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;

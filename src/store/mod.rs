@@ -733,6 +733,18 @@ pub trait PushStore: Send + Sync {
     async fn delete_apns_token(&self, user_id: &str, token: &str) -> StoreResult<bool>;
     /// The device tokens of these users.
     async fn apns_tokens_of(&self, user_ids: &[String]) -> StoreResult<Vec<ApnsToken>>;
+    /// A user's notification settings (a JSON document) and its version; `None`: never set.
+    async fn notification_settings(&self, user_id: &str) -> StoreResult<Option<(String, i64)>>;
+    /// Stores `settings` as `version` if the stored version is still `expected` (`None`: nothing
+    /// stored yet); whether it did (compare-and-set: of two changes from the same version, one
+    /// lands and the other reads again).
+    async fn put_notification_settings(
+        &self,
+        user_id: &str,
+        settings: &str,
+        version: i64,
+        expected: Option<i64>,
+    ) -> StoreResult<bool>;
 }
 
 /// Everything a node's store provides.

@@ -298,6 +298,12 @@ macro_rules! backends {
                 }
 
                 #[actix_rt::test]
+                async fn push_notification_settings() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::push::notification_settings(s).await;
+                }
+
+                #[actix_rt::test]
                 async fn push_apns_tokens() {
                     let Some((s, _guard, _probe)) = open().await else { return };
                     crate::push::apns_tokens(s).await;

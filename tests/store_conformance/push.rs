@@ -163,3 +163,36 @@ pub async fn apns_tokens(store: SharedStore) {
         [("u1".to_string(), "bb02".to_string())]
     );
 }
+
+pub async fn notification_settings(store: SharedStore) {
+    seed(&store).await;
+    assert_eq!(store.notification_settings("u1").await.unwrap(), None);
+    // The first write expects nothing stored; a second "first" write loses.
+    assert!(store
+        .put_notification_settings("u1", "{\"a\":1}", 1, None)
+        .await
+        .unwrap());
+    assert!(!store
+        .put_notification_settings("u1", "{\"b\":1}", 1, None)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.notification_settings("u1").await.unwrap(),
+        Some(("{\"a\":1}".to_string(), 1))
+    );
+    // Compare-and-set on the version: of two changes from version 1, one lands.
+    assert!(store
+        .put_notification_settings("u1", "{\"c\":1}", 2, Some(1))
+        .await
+        .unwrap());
+    assert!(!store
+        .put_notification_settings("u1", "{\"d\":1}", 2, Some(1))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.notification_settings("u1").await.unwrap(),
+        Some(("{\"c\":1}".to_string(), 2))
+    );
+    // Someone else's settings are their own.
+    assert_eq!(store.notification_settings("u2").await.unwrap(), None);
+}

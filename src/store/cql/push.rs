@@ -1,6 +1,7 @@
 //! Push targets in the cluster store: browsers' Web Push subscriptions (`push_subscriptions`,
 //! claimed per endpoint with an LWT; `push_subscriptions_by_user` lists a user's) and APNs
-//! device tokens (`apns_tokens`, `apns_tokens_by_user`). A subscription or token that moves to
+//! device tokens (`apns_tokens`, `apns_tokens_by_user`); notification settings
+//! (`notification_settings`, one JSON document per user, compare-and-set on its version). A subscription or token that moves to
 //! another user leaves its old user's listing; removals are conditional on the owner, so a
 //! removal racing a move never drops the new owner's row. Every write of the two main tables is
 //! a lightweight transaction (Paxos and plain writes are not mixed on one row).
@@ -25,6 +26,9 @@ pub(super) struct PushStmts {
     insert_token_by_user: PreparedStatement,
     delete_token_by_user: PreparedStatement,
     tokens_of_users: PreparedStatement,
+    settings_of: PreparedStatement,
+    create_settings: PreparedStatement,
+    swap_settings: PreparedStatement,
 }
 
 impl PushStmts {
@@ -44,6 +48,9 @@ impl PushStmts {
             delete_token_of: p("DELETE FROM apns_tokens WHERE device_token = ? IF user_id = ?".into()).await?,
             insert_token_by_user: p("INSERT INTO apns_tokens_by_user (user_id, device_token, environment, created_at) VALUES (?, ?, ?, ?)".into()).await?,
             delete_token_by_user: p("DELETE FROM apns_tokens_by_user WHERE user_id = ? AND device_token = ?".into()).await?,
+            settings_of: p("SELECT settings, version FROM notification_settings WHERE user_id = ?".into()).await?,
+            create_settings: p("INSERT INTO notification_settings (user_id, settings, version) VALUES (?, ?, ?) IF NOT EXISTS".into()).await?,
+            swap_settings: p("UPDATE notification_settings SET settings = ?, version = ? WHERE user_id = ? IF version = ?".into()).await?,
             tokens_of_users: p("SELECT device_token, user_id, environment, created_at FROM apns_tokens_by_user WHERE user_id IN ?".into()).await?,
         })
     }
@@ -193,6 +200,31 @@ impl PushStore for ScyllaStore {
         self.write(&st.delete_token_by_user, (user_id, token))
             .await?;
         Ok(deleted)
+    }
+
+    async fn notification_settings(&self, user_id: &str) -> StoreResult<Option<(String, i64)>> {
+        self.row::<(String, i64)>(&self.st.push.settings_of, (user_id,))
+            .await
+    }
+
+    async fn put_notification_settings(
+        &self,
+        user_id: &str,
+        settings: &str,
+        version: i64,
+        expected: Option<i64>,
+    ) -> StoreResult<bool> {
+        let st = &self.st.push;
+        match expected {
+            None => {
+                self.lwt(&st.create_settings, (user_id, settings, version))
+                    .await
+            }
+            Some(seen) => {
+                self.lwt(&st.swap_settings, (settings, version, user_id, seen))
+                    .await
+            }
+        }
     }
 
     async fn apns_tokens_of(&self, user_ids: &[String]) -> StoreResult<Vec<ApnsToken>> {

@@ -1,5 +1,6 @@
 //! Push targets in the embedded store: browsers' Web Push subscriptions (`push_subscriptions`,
-//! one row per endpoint) and APNs device tokens (`apns_tokens`, one row per token).
+//! one row per endpoint), APNs device tokens (`apns_tokens`, one row per token) and notification
+//! settings (`notification_settings`, one JSON document per user with a version).
 
 use super::*;
 
@@ -138,6 +139,49 @@ impl PushStore for SqliteStore {
                 "DELETE FROM apns_tokens WHERE user_id = ?1 AND token = ?2",
                 params![user_id, token],
             ))? == 1)
+        })
+        .await
+    }
+
+    async fn notification_settings(&self, user_id: &str) -> StoreResult<Option<(String, i64)>> {
+        let user_id = user_id.to_string();
+        self.read(move |c| {
+            db(c.query_row(
+                "SELECT settings, version FROM notification_settings WHERE user_id = ?1",
+                [&user_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional())
+        })
+        .await
+    }
+
+    async fn put_notification_settings(
+        &self,
+        user_id: &str,
+        settings: &str,
+        version: i64,
+        expected: Option<i64>,
+    ) -> StoreResult<bool> {
+        let (user_id, settings) = (user_id.to_string(), settings.to_string());
+        self.write(move |c| {
+            let stored: Option<i64> = db(c
+                .query_row(
+                    "SELECT version FROM notification_settings WHERE user_id = ?1",
+                    [&user_id],
+                    |r| r.get(0),
+                )
+                .optional())?;
+            if stored != expected {
+                return Ok(false);
+            }
+            db(c.execute(
+                "INSERT INTO notification_settings (user_id, settings, version) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (user_id) DO UPDATE SET settings = excluded.settings, \
+                 version = excluded.version",
+                params![user_id, settings, version],
+            ))?;
+            Ok(true)
         })
         .await
     }

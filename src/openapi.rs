@@ -141,12 +141,12 @@ fn schemas() -> Value {
             &["enabled", "sound", "preview", "quiet_hours", "rooms"]) }), &["settings"]),
         "NotificationSettingsChange": out(json!({
             "enabled": { "type": ["boolean", "null"] },
-            "sound": { "type": ["string", "null"], "description": "one of push.sounds" },
+            "sound": { "type": ["string", "null"], "minLength": 1, "description": "one of push.sounds" },
             "preview": { "type": ["boolean", "null"] },
             "quiet_hours": { "oneOf": [ { "type": "null" }, out(json!({
                 "start": { "type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$" },
                 "end": { "type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$" },
-                "tz": { "type": "string", "description": "an IANA time zone" } }), &["start", "end", "tz"]) ] },
+                "tz": { "type": "string", "minLength": 1, "description": "an IANA time zone" } }), &["start", "end", "tz"]) ] },
             "rooms": { "type": ["object", "null"], "description": "room id → settings, or null to remove a room's override (my rooms only)",
                 "additionalProperties": { "oneOf": [ { "type": "null" }, out(json!({
                     "level": { "type": "string", "enum": ["all", "mentions", "none"] },

@@ -300,12 +300,13 @@ impl SessionActor {
 
     /// Writes the errors that waited for the account's language (in the best one known now).
     fn flush_waiting_errors(&mut self, ctx: &mut Context<Self>) {
-        if let AccountLocale::Asking(waiting) =
-            std::mem::replace(&mut self.account_locale, AccountLocale::Known)
-        {
-            for (id, err) in waiting {
-                self.write_localized_error(ctx, id.as_ref(), &err);
-            }
+        let AccountLocale::Asking(waiting) = &mut self.account_locale else {
+            return;
+        };
+        let waiting = std::mem::take(waiting);
+        self.account_locale = AccountLocale::Known;
+        for (id, err) in waiting {
+            self.write_localized_error(ctx, id.as_ref(), &err);
         }
     }
 

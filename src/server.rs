@@ -87,7 +87,18 @@ async fn localize_error<B>(
         Some(e) => e.clone(),
         None => return res.map_into_left_body(),
     };
-    let locale = reader.locale(state).await;
+    // Refusals that must stay cheap or cannot reach the store speak the request's language
+    // without reading the account: a rate limit, a store outage, a draining node.
+    let locale = match err.0.code {
+        ErrorCode::RateLimited | ErrorCode::StoreUnavailable | ErrorCode::Unavailable => {
+            let header = reader
+                .accept_language
+                .as_ref()
+                .and_then(|v| v.to_str().ok());
+            state.texts.negotiate(None, header)
+        }
+        _ => reader.locale(state).await,
+    };
     let localized = ApiError(state.texts.error(locale, &err.0), err.1);
     let mut answer = localized.error_response();
     // The handler may have answered another status than the code's (416 for a bad range).

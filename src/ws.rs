@@ -246,25 +246,30 @@ pub async fn upgrade(
         frames: frames_tx,
         ctl: ctl_tx,
     });
-    let (ports, registry, directory, config) = (
+    let session = new_session(&state, codec, outlet, Hello { token, locale });
+    SessionActor::create(move |ctx| {
+        ctx.add_stream(inbound);
+        session
+    });
+    Ok(response)
+}
+
+/// A session actor of this node, not yet started.
+fn new_session(
+    state: &AppState,
+    codec: Codec,
+    outlet: Box<dyn Outlet + Sync>,
+    hello: Hello,
+) -> SessionActor {
+    SessionActor::new(
+        codec,
+        outlet,
         state.ports.clone(),
         state.registry.clone(),
         state.directory.clone(),
         state.session_config.clone(),
-    );
-    SessionActor::create(move |ctx| {
-        ctx.add_stream(inbound);
-        SessionActor::new(
-            codec,
-            outlet,
-            ports,
-            registry,
-            directory,
-            config,
-            Hello { token, locale },
-        )
-    });
-    Ok(response)
+        hello,
+    )
 }
 
 /// Whether a fresh connection's first request is `GET /ws` (peeked, nothing consumed).
@@ -379,29 +384,14 @@ pub async fn serve_socket(stream: TcpStream, state: web::Data<AppState>) {
     let limits = &state.config.limits;
     let outbox = Outbox::new(limits.ws_outbound_queue);
     let outlet = Box::new(LeanOutlet(outbox.clone()));
-    let (ports, registry, directory, config) = (
-        state.ports.clone(),
-        state.registry.clone(),
-        state.directory.clone(),
-        state.session_config.clone(),
-    );
     let Upgrade {
         codec,
         token,
         locale,
         ..
     } = upgrade;
-    let session = SessionActor::create(move |_| {
-        SessionActor::new(
-            codec,
-            outlet,
-            ports,
-            registry,
-            directory,
-            config,
-            Hello { token, locale },
-        )
-    });
+    let session = new_session(&state, codec, outlet, Hello { token, locale });
+    let session = SessionActor::create(move |_| session);
     let settings = Settings {
         max_message: limits.max_frame_bytes,
         binary: codec == Codec::MsgPack,

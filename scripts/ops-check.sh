@@ -34,7 +34,9 @@ helm lint --strict "$CHART"
 helm lint --strict "$CHART" -f "$CHART/ci/cluster-values.yaml"
 for bad in "--set mode=bogus" "--set replicaCount=0" "--set secrets.jwtSecret=short" \
   "--set mode=cluster --set files.s3.endpoint=https://s3.example" \
-  "--set mode=cluster --set secrets.jwtSecret=0123456789abcdef0123456789abcdef"; do
+  "--set mode=cluster --set secrets.jwtSecret=0123456789abcdef0123456789abcdef" \
+  "--set apns.enabled=true --set apns.keyId=K --set apns.teamId=T --set apns.topic=app" \
+  "--set apns.enabled=true --set secrets.apnsKey=pem"; do
   # shellcheck disable=SC2086
   if helm template t "$CHART" $bad > /dev/null 2>&1; then
     fail "helm template accepted bad values: $bad"

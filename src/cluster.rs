@@ -125,6 +125,10 @@ enum BusMsg {
         other: String,
         on: bool,
     },
+    /// A user's push devices changed.
+    Devices {
+        user_id: String,
+    },
 }
 
 enum SubCmd {
@@ -158,6 +162,7 @@ pub struct Cluster {
     subs: Mutex<LocalSubs>,
     registry: Arc<Registry>,
     directory: OnceLock<Arc<RoomDirectory>>,
+    devices: OnceLock<Arc<crate::push::devices::Devices>>,
     auth: Arc<AuthService>,
     store: SharedStore,
 }
@@ -215,6 +220,7 @@ impl Cluster {
             subs: Mutex::new(LocalSubs::default()),
             registry,
             directory: OnceLock::new(),
+            devices: OnceLock::new(),
             auth,
             store,
         });
@@ -551,6 +557,11 @@ impl Cluster {
             BusMsg::Block { user_id, other, on } => {
                 self.registry.block_changed(&user_id, &other, on);
             }
+            BusMsg::Devices { user_id } => {
+                if let Some(d) = self.devices.get() {
+                    d.forget(&user_id);
+                }
+            }
         }
     }
 
@@ -635,6 +646,21 @@ impl Cluster {
                 on,
             },
         );
+    }
+
+    /// A user's push devices changed: every node forgets what it knew of them.
+    pub fn devices_changed(&self, user_id: &str) {
+        self.publish(
+            BROADCAST.to_string(),
+            &BusMsg::Devices {
+                user_id: user_id.to_string(),
+            },
+        );
+    }
+
+    /// Hands the cluster the node's cache of who has push devices.
+    pub fn set_devices(&self, devices: Arc<crate::push::devices::Devices>) {
+        let _ = self.devices.set(devices);
     }
 
     /// A room's members changed (REST, on any node): every node follows it for its local users.

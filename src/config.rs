@@ -143,6 +143,49 @@ pub struct PushConfig {
     pub allowed_endpoint_hosts: Vec<String>,
     /// The notification sounds users and rooms may choose (the apps ship them); `none` is silent.
     pub sounds: Vec<String>,
+    /// Apple's push service (`[push.apns]`); unset, iOS tokens are kept but not pushed to.
+    pub apns: ApnsConfig,
+}
+
+/// APNs with token authentication: an ES256 provider token signed with the team's `.p8` key.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApnsConfig {
+    /// `https://api.push.apple.com` (production) or `https://api.sandbox.push.apple.com`.
+    pub base_url: String,
+    /// The sandbox service, for tokens registered as `sandbox`; empty means `base_url`.
+    pub sandbox_url: String,
+    /// The `.p8` key (PKCS#8 PEM of a P-256 key) from Apple's developer account.
+    pub key_file: String,
+    /// The key's id (the token's `kid`).
+    pub key_id: String,
+    /// The team id (the token's `iss`).
+    pub team_id: String,
+    /// The app's bundle id (`apns-topic`).
+    pub topic: String,
+}
+
+impl Default for ApnsConfig {
+    fn default() -> Self {
+        ApnsConfig {
+            base_url: "https://api.push.apple.com".into(),
+            sandbox_url: "https://api.sandbox.push.apple.com".into(),
+            key_file: String::new(),
+            key_id: String::new(),
+            team_id: String::new(),
+            topic: String::new(),
+        }
+    }
+}
+
+impl ApnsConfig {
+    /// Whether APNs is set up (a key to sign with and the app to push to).
+    pub fn configured(&self) -> bool {
+        !self.key_file.is_empty()
+            && !self.key_id.is_empty()
+            && !self.team_id.is_empty()
+            && !self.topic.is_empty()
+    }
 }
 
 impl Default for PushConfig {
@@ -160,6 +203,7 @@ impl Default for PushConfig {
             sounds: ["default", "chime", "ping", "none"]
                 .map(String::from)
                 .to_vec(),
+            apns: ApnsConfig::default(),
         }
     }
 }

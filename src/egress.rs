@@ -197,6 +197,17 @@ pub struct Egress {
 
 impl Egress {
     pub fn new(config: &EgressConfig) -> Result<Egress, String> {
+        Self::build(config, false)
+    }
+
+    /// A second client with the same guard that speaks HTTP/2 from the first byte (a cleartext
+    /// `http://` service that speaks only HTTP/2, as APNs stand-ins do; over TLS the protocol is
+    /// agreed by ALPN either way).
+    pub fn http2_only(config: &EgressConfig) -> Result<Egress, String> {
+        Self::build(config, true)
+    }
+
+    fn build(config: &EgressConfig, http2_only: bool) -> Result<Egress, String> {
         let allow_private = config.allow_private_addresses;
         let max_redirects = config.max_redirects;
         let policy = redirect::Policy::custom(move |attempt| {
@@ -208,7 +219,11 @@ impl Egress {
                 Err(e) => attempt.error(e),
             }
         });
-        let client = Client::builder()
+        let mut builder = Client::builder();
+        if http2_only {
+            builder = builder.http2_prior_knowledge();
+        }
+        let client = builder
             .user_agent(concat!("Dovie/", env!("CARGO_PKG_VERSION")))
             .timeout(Duration::from_millis(config.timeout_ms))
             .connect_timeout(Duration::from_millis(config.connect_timeout_ms))

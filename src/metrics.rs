@@ -52,6 +52,11 @@ pub struct Metrics {
     pub process_rss: IntGauge,
     pub process_cpu: prometheus::Gauge,
     pub process_start: IntGauge,
+    pub push_jobs: IntCounterVec,
+    pub push_attempts: IntCounterVec,
+    pub push_queue_depth: IntGauge,
+    pub push_latency: Histogram,
+    pub push_expand: Histogram,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -144,6 +149,31 @@ fn build() -> Result<Metrics, prometheus::Error> {
             ),
             &["result"],
         )?,
+        push_jobs: IntCounterVec::new(
+            Opts::new(
+                "push_jobs_total",
+                "Push deliveries by provider (webpush, apns) and result: accepted, retry, dead (target removed), failed (refused, kept), expired (not accepted within 24 h)",
+            ),
+            &["provider", "result"],
+        )?,
+        push_attempts: IntCounterVec::new(
+            Opts::new("push_attempts_total", "Push delivery attempts by provider"),
+            &["provider"],
+        )?,
+        push_queue_depth: IntGauge::new(
+            "push_queue_depth",
+            "Push jobs queued or waiting for a retry (as last sampled by this node)",
+        )?,
+        push_latency: plain(
+            "push_latency_seconds",
+            "From a message being sent to its push being accepted by the push service",
+            LATENCY_BUCKETS,
+        )?,
+        push_expand: plain(
+            "push_expand_seconds",
+            "Time to turn a message, read or notice into per-device push jobs",
+            LATENCY_BUCKETS,
+        )?,
         file_integrity_errors: IntCounter::new(
             "file_integrity_errors_total",
             "Stored file chunks or keys that failed to authenticate (tampering, corruption, a wrong key): never served",
@@ -229,6 +259,11 @@ fn build() -> Result<Metrics, prometheus::Error> {
     m.registry
         .register(Box::new(m.file_integrity_errors.clone()))?;
     m.registry.register(Box::new(m.link_previews.clone()))?;
+    m.registry.register(Box::new(m.push_jobs.clone()))?;
+    m.registry.register(Box::new(m.push_attempts.clone()))?;
+    m.registry.register(Box::new(m.push_queue_depth.clone()))?;
+    m.registry.register(Box::new(m.push_latency.clone()))?;
+    m.registry.register(Box::new(m.push_expand.clone()))?;
     m.registry.register(Box::new(m.location_shares.clone()))?;
     m.registry.register(Box::new(m.location_updates.clone()))?;
     m.registry.register(Box::new(m.nearby_queries.clone()))?;
@@ -304,6 +339,12 @@ pub fn init() {
     for kind in ["nearby", "rooms"] {
         m.nearby_queries.with_label_values(&[kind]);
     }
+    for provider in PUSH_PROVIDERS {
+        m.push_attempts.with_label_values(&[provider]);
+        for result in PUSH_RESULTS {
+            m.push_jobs.with_label_values(&[provider, result]);
+        }
+    }
     let kinds = crate::store::FileKind::ALL.map(|k| k.as_str());
     for kind in kinds.iter().chain(&["unknown"]) {
         for result in UPLOAD_RESULTS {
@@ -361,6 +402,34 @@ pub fn location_search(kind: &'static str, elapsed: Duration) {
         .nearby_queries
         .with_label_values(&[kind])
         .observe(elapsed.as_secs_f64());
+}
+
+/// Push providers, as `dovie_push_jobs_total{provider}` names them.
+pub const PUSH_PROVIDERS: [&str; 2] = ["webpush", "apns"];
+/// What becomes of a push delivery attempt.
+pub const PUSH_RESULTS: [&str; 5] = ["accepted", "retry", "dead", "failed", "expired"];
+
+pub fn push_job(provider: &str, result: &str) {
+    METRICS
+        .push_jobs
+        .with_label_values(&[provider, result])
+        .inc();
+}
+
+pub fn push_attempt(provider: &str) {
+    METRICS.push_attempts.with_label_values(&[provider]).inc();
+}
+
+pub fn push_queue_depth(n: u64) {
+    METRICS.push_queue_depth.set(n as i64);
+}
+
+pub fn push_latency(elapsed: Duration) {
+    METRICS.push_latency.observe(elapsed.as_secs_f64());
+}
+
+pub fn push_expanded(elapsed: Duration) {
+    METRICS.push_expand.observe(elapsed.as_secs_f64());
 }
 
 pub fn file_integrity_error() {

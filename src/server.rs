@@ -119,6 +119,8 @@ const HTTP_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const ROOM_ARBITERS: usize = 2;
 /// How long the drain waits for sessions to close before closing the listener anyway.
 const SESSION_DRAIN_WAIT: Duration = Duration::from_secs(3);
+/// How often the push queue's depth is sampled into its gauge.
+const PUSH_DEPTH_EVERY: Duration = Duration::from_secs(10);
 
 /// Opens the configured store (migrations applied).
 pub async fn open_store(config: &Config) -> Result<SharedStore, String> {
@@ -275,6 +277,27 @@ pub async fn serve(config: Config) -> Result<(), String> {
     crate::metrics::init();
     let texts = Arc::new(crate::i18n::Texts::new(&config.i18n.default_locale)?);
     let push = Arc::new(crate::push::Push::open(&config, &store).await?);
+    let active = match &cluster {
+        Some(c) => crate::push::active::ActiveRooms::shared(c.clone(), &config.node_id).await,
+        None => crate::push::active::ActiveRooms::local(),
+    };
+    let devices = Arc::new(crate::push::devices::Devices::new(store.clone()));
+    let (push_queue, push_depth): (
+        Arc<dyn dovie_actors::push::PushQueue>,
+        Arc<dyn crate::push::queue::Depth>,
+    ) = match &cluster {
+        Some(c) => {
+            c.set_devices(devices.clone());
+            let q = crate::push::queue::RedisQueue::open(c.clone(), &config.node_id).await?;
+            (q.clone(), q)
+        }
+        None => {
+            let q = crate::push::queue::StoreQueue::new(store.clone());
+            (q.clone(), q)
+        }
+    };
+    let pusher = crate::push::pipeline::Pusher::new(push_queue, devices.clone());
+    extras.set_pusher(pusher.clone());
     let ports = Ports {
         store: store.clone(),
         auth: auth.clone(),
@@ -286,6 +309,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
             texts: texts.clone(),
             store: store.clone(),
         }),
+        activity: active.clone(),
     };
     let arbiters: Vec<actix::Arbiter> = (0..ROOM_ARBITERS).map(|_| actix::Arbiter::new()).collect();
     let directory =
@@ -295,6 +319,24 @@ pub async fn serve(config: Config) -> Result<(), String> {
         c.set_directory(directory.clone());
     }
     extras.set_directory(directory.clone());
+    let vapid_subject = if config.push.vapid_subject.is_empty() {
+        config.public_url.clone()
+    } else {
+        config.push.vapid_subject.clone()
+    };
+    pusher.start(Arc::new(crate::push::pipeline::Worker {
+        store: store.clone(),
+        texts: texts.clone(),
+        active,
+        devices,
+        web: crate::push::webpush::WebPushSender::new(
+            egress.clone(),
+            push.vapid_key(),
+            vapid_subject,
+        ),
+        apns: crate::push::apns::ApnsSender::new(&config.push.apns, &config.egress)?,
+    }));
+    crate::push::queue::spawn_depth_sampler(push_depth, PUSH_DEPTH_EVERY);
     let limits = &config.limits;
     let session_config = SessionConfig {
         heartbeat: Duration::from_millis(config.ws.heartbeat_ms),
@@ -317,6 +359,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         profiles: Arc::new(crate::people::profiles::Profiles::new(store.clone())),
         texts,
         push,
+        pusher,
         store,
         auth,
         ports,

@@ -34,6 +34,8 @@ pub struct AppState {
     pub geo: Arc<crate::geo::Geo>,
     /// Push: the cluster's VAPID key and the rules of registration.
     pub push: Arc<crate::push::Push>,
+    /// Push: the queue and pipeline of this node.
+    pub pusher: Arc<crate::push::pipeline::Pusher>,
     /// Server texts in eight languages.
     pub texts: Arc<crate::i18n::Texts>,
     /// Public profiles kept a few seconds for listings.
@@ -53,5 +55,13 @@ pub struct Providers {
 impl AppState {
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+
+    /// `user_id`'s push devices changed: this node and every other forget what they knew.
+    pub fn push_devices_changed(&self, user_id: &str) {
+        self.pusher.devices.forget(user_id);
+        if let Some(c) = &self.cluster {
+            c.devices_changed(user_id);
+        }
     }
 }

@@ -33,6 +33,7 @@ fn draft(i: usize) -> Draft {
         nonce: Some(format!("nonce-{i}")),
         reply_to: None,
         hashtags: Vec::new(),
+        mentions: Vec::new(),
         created_at: dovie_actors::now_ms(),
         kind: dovie_protocol::model::MessageKind::Text,
         attachments: Vec::new(),
@@ -76,6 +77,7 @@ async fn a_panicking_room_actor_restarts_without_loss_or_duplication() {
         quota: dovie::quota::Quota::new(1_000_000),
         extras: Arc::new(dovie_actors::ports::NoExtras),
         texts: Arc::new(dovie_actors::ports::English),
+        activity: Arc::new(dovie_actors::ports::NoActivity),
     };
     let directory = RoomDirectory::new(ports, Vec::new());
     let room = directory.owned("r1").unwrap();

@@ -8,6 +8,7 @@
 pub mod directory;
 pub mod event;
 pub mod ports;
+pub mod push;
 pub mod registry;
 pub mod remote;
 pub mod room;

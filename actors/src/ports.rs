@@ -18,6 +18,9 @@ pub struct Draft {
     pub nonce: Option<String>,
     pub reply_to: Option<String>,
     pub hashtags: Vec<String>,
+    /// Ids of `<@…>` mentions in `content`; the room keeps only its members.
+    #[serde(default)]
+    pub mentions: Vec<String>,
     pub created_at: i64,
     /// `text`, or what the first attachment is.
     #[serde(default = "text_kind")]
@@ -50,6 +53,7 @@ impl Draft {
             nonce: self.nonce,
             reply_to: self.reply_to,
             hashtags: self.hashtags,
+            mentions: self.mentions,
             reactions: Default::default(),
             attachments: self.attachments,
             link_previews: Vec::new(),
@@ -305,8 +309,10 @@ pub trait MessageExtras: Send + Sync + 'static {
         file_ids: &[String],
         hashtags: &[String],
     ) -> Result<Vec<serde_json::Value>, ErrorBody>;
-    /// A new message was stored.
-    fn stored(&self, message: &Message);
+    /// A new message was stored in a room of these members.
+    fn stored(&self, message: &Message, members: &[String]);
+    /// `user_id` read `room_id` up to a new point (their unread counts changed).
+    fn read(&self, _user_id: &str, _room_id: &str) {}
     /// Adds to a message what it carries only when shown (signed links of its attachments).
     fn present(&self, message: &mut Message);
 }
@@ -334,7 +340,7 @@ impl MessageExtras for NoExtras {
         }
     }
 
-    fn stored(&self, _: &Message) {}
+    fn stored(&self, _: &Message, _: &[String]) {}
 
     fn present(&self, _: &mut Message) {}
 }
@@ -368,6 +374,21 @@ impl Localizer for English {
     }
 }
 
+/// Which room each session shows (WS `active`): no push reaches a user for a room one of their
+/// sessions shows, on any node.
+pub trait Activity: Send + Sync + 'static {
+    /// One of `user_id`'s sessions moved from showing `from` to showing `to` (`None`: no room;
+    /// a closing session moves to `None`).
+    fn active_changed(&self, user_id: &str, from: Option<&str>, to: Option<&str>);
+}
+
+/// Nobody watches: for tests of the actors alone.
+pub struct NoActivity;
+
+impl Activity for NoActivity {
+    fn active_changed(&self, _: &str, _: Option<&str>, _: Option<&str>) {}
+}
+
 /// Everything the actors need from the outside, shared.
 #[derive(Clone)]
 pub struct Ports {
@@ -378,4 +399,5 @@ pub struct Ports {
     pub quota: Arc<dyn SendQuota>,
     pub extras: Arc<dyn MessageExtras>,
     pub texts: Arc<dyn Localizer>,
+    pub activity: Arc<dyn Activity>,
 }

@@ -590,8 +590,8 @@ impl RoomActor {
             while r.window.len() > WINDOW {
                 r.window.pop_front();
             }
+            self.ports.extras.stored(&m, &r.room.member_ids);
         }
-        self.ports.extras.stored(&m);
         p.reply.send(Ok((self.shown(m), true)));
         event
     }
@@ -796,8 +796,13 @@ impl Handler<Post> for RoomActor {
                 return msg.reply.send(Err(e));
             }
             act.stop_typing(ctx, &msg.draft.sender_id.clone());
+            let mut draft = msg.draft;
+            if let State::Ready(r) = &act.state {
+                // Mentions name members only (an id that is not one stays plain text).
+                draft.mentions.retain(|m| r.room.member_ids.contains(m));
+            }
             act.pending.push_back(Pending {
-                draft: msg.draft,
+                draft,
                 reply: msg.reply,
                 started: msg.started,
                 _in_flight: InFlight::new(),
@@ -1090,6 +1095,9 @@ impl Handler<Receipt> for RoomActor {
             ctx.spawn(fut.into_actor(act).map(move |res, act, _| match res {
                 Ok(()) => {
                     reply.send(Ok(()));
+                    if kind == ReceiptKind::Read {
+                        act.ports.extras.read(&user_id, &act.room_id);
+                    }
                     let t = match kind {
                         ReceiptKind::Read => ev::MESSAGE_READ,
                         ReceiptKind::Delivered => ev::MESSAGE_DELIVERED,

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use dovie_protocol::commands::{self as cmd, Command};
 use dovie_protocol::error::{ErrorBody, ErrorCode};
 use dovie_protocol::events as ev;
-use dovie_protocol::model::extract_hashtags;
+use dovie_protocol::model::{extract_hashtags, extract_mentions};
 use dovie_protocol::{Codec, Frame};
 use serde_json::{json, Value};
 
@@ -39,6 +39,8 @@ pub const CLOSE_TOO_BIG: u16 = 1009;
 pub const MAX_RESUME_ROOMS: usize = 1000;
 /// Live events buffered per room while its replay is pending; past this the client is too slow.
 const MAX_RESUME_BUFFER: usize = 10_000;
+/// Longest room id `active` accepts (ids are UUIDs).
+const MAX_ROOM_ID_BYTES: usize = 64;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
@@ -187,6 +189,8 @@ pub struct SessionActor {
     /// then the account's (read at the first error).
     locale: &'static str,
     account_locale: AccountLocale,
+    /// The room this session shows (WS `active`): no pushes for it while it does.
+    active_room: Option<String>,
 }
 
 /// Whether the account's language has been read for this session's errors.
@@ -232,6 +236,7 @@ impl SessionActor {
             closing: false,
             locale: hello.locale,
             account_locale: AccountLocale::Unasked,
+            active_room: None,
         }
     }
 
@@ -551,6 +556,7 @@ impl SessionActor {
                     id: uuid::Uuid::now_v7().to_string(),
                     sender_id: user_id,
                     hashtags,
+                    mentions: extract_mentions(&c.content),
                     content: c.content,
                     nonce,
                     reply_to,
@@ -659,6 +665,27 @@ impl SessionActor {
                     server_time: crate::now_ms(),
                 };
                 self.write_frame(ctx, ev::HEARTBEAT, id.as_ref(), &hb);
+            }
+            Command::Active(c) => {
+                if let Some(room) = &c.room_id {
+                    if room.is_empty() || room.len() > MAX_ROOM_ID_BYTES {
+                        let err = ErrorBody::new(
+                            ErrorCode::ValidationFailed,
+                            "room_id must be a room id or null",
+                        );
+                        return self.write_error(ctx, id.as_ref(), &err);
+                    }
+                }
+                if self.active_room != c.room_id {
+                    self.ports.activity.active_changed(
+                        &user_id,
+                        self.active_room.as_deref(),
+                        c.room_id.as_deref(),
+                    );
+                    self.active_room = c.room_id;
+                }
+                let reply = self.responder(ctx, id, |_| json!({}));
+                reply.send(Ok(()));
             }
             command @ Command::LocationUpdate(_) => {
                 let reply = self.responder(ctx, id, |v| v);
@@ -814,6 +841,11 @@ impl Actor for SessionActor {
         }
         if self.identity.is_some() && self.registry.unregister(&self.user_id, self.conn_id) {
             self.announce_presence(false);
+        }
+        if let Some(room) = self.active_room.take() {
+            self.ports
+                .activity
+                .active_changed(&self.user_id, Some(&room), None);
         }
         Running::Stop
     }

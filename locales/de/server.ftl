@@ -3,6 +3,14 @@
 ## SMS
 sms-code = [Dovie] Dein Code lautet { $code }. Er läuft in 5 Minuten ab. Gib ihn an niemanden weiter.
 
+## Push notifications
+push-title-in-room = { $sender } in { $room }
+push-body-image = Foto
+push-body-video = Video
+push-body-voice = Sprachnachricht
+push-body-file = Datei
+push-body-location = Standort
+
 ## Errors
 a-bearer-token-is-required = ein Bearer-Token ist erforderlich
 a-bearer-token-or-a-signed-link-is-required = ein Bearer-Token oder ein signierter Link ist erforderlich
@@ -226,3 +234,9 @@ settings-rooms-shape = rooms muss ein Objekt aus Raum-IDs sein
 settings-too-many-rooms = zu viele Räume mit eigenen Einstellungen
 settings-unreadable = die Benachrichtigungseinstellungen können nicht gelesen werden
 settings-contended = die Einstellungen haben sich inzwischen zu oft geändert; versuche es erneut
+room-id-must-be-a-room-id-or-null = room_id muss eine Raum-ID oder null sein
+title-must-be-1-to-200-characters = title muss 1 bis 200 Zeichen lang sein
+body-must-be-at-most-2000-characters = body darf höchstens 2000 Zeichen lang sein
+data-must-be-a-json-object-of-at-most-2048-bytes = data muss ein JSON-Objekt von höchstens 2048 Bytes sein
+only-admins-send-notifications-to-others = nur Admins senden anderen Benachrichtigungen
+push-queue-failed = Push-Warteschlange: { $what }: { $cause }

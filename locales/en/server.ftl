@@ -8,6 +8,14 @@
 ## SMS
 sms-code = [Dovie] Your code is { $code }. It expires in 5 minutes. Do not share it with anyone.
 
+## Push notifications
+push-title-in-room = { $sender } in { $room }
+push-body-image = Photo
+push-body-video = Video
+push-body-voice = Voice message
+push-body-file = File
+push-body-location = Location
+
 ## Errors
 
 a-bearer-token-is-required = a bearer token is required
@@ -232,3 +240,9 @@ settings-rooms-shape = rooms must be an object of room ids
 settings-too-many-rooms = too many rooms with their own settings
 settings-unreadable = cannot read the notification settings
 settings-contended = the settings changed too often meanwhile; try again
+room-id-must-be-a-room-id-or-null = room_id must be a room id or null
+title-must-be-1-to-200-characters = title must be 1 to 200 characters
+body-must-be-at-most-2000-characters = body must be at most 2000 characters
+data-must-be-a-json-object-of-at-most-2048-bytes = data must be a JSON object of at most 2048 bytes
+only-admins-send-notifications-to-others = only admins send notifications to others
+push-queue-failed = push queue: { $what }: { $cause }

@@ -3,6 +3,14 @@
 ## SMS
 sms-code = [Dovie] Tu código es { $code }. Caduca en 5 minutos. No lo compartas con nadie.
 
+## Push notifications
+push-title-in-room = { $sender } en { $room }
+push-body-image = Foto
+push-body-video = Vídeo
+push-body-voice = Mensaje de voz
+push-body-file = Archivo
+push-body-location = Ubicación
+
 ## Errors
 a-bearer-token-is-required = se necesita un token Bearer
 a-bearer-token-or-a-signed-link-is-required = se necesita un token Bearer o un enlace firmado
@@ -226,3 +234,9 @@ settings-rooms-shape = rooms debe ser un objeto de ids de sala
 settings-too-many-rooms = demasiadas salas con ajustes propios
 settings-unreadable = no se pueden leer los ajustes de notificación
 settings-contended = los ajustes cambiaron demasiadas veces mientras tanto; vuelve a intentarlo
+room-id-must-be-a-room-id-or-null = room_id debe ser un id de sala o null
+title-must-be-1-to-200-characters = title debe tener entre 1 y 200 caracteres
+body-must-be-at-most-2000-characters = body debe tener como máximo 2000 caracteres
+data-must-be-a-json-object-of-at-most-2048-bytes = data debe ser un objeto JSON de 2048 bytes como máximo
+only-admins-send-notifications-to-others = solo los administradores envían notificaciones a otros
+push-queue-failed = cola de notificaciones: { $what }: { $cause }

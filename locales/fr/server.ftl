@@ -3,6 +3,14 @@
 ## SMS
 sms-code = [Dovie] Votre code est { $code }. Il expire dans 5 minutes. Ne le communiquez à personne.
 
+## Push notifications
+push-title-in-room = { $sender } dans { $room }
+push-body-image = Photo
+push-body-video = Vidéo
+push-body-voice = Message vocal
+push-body-file = Fichier
+push-body-location = Position
+
 ## Errors
 a-bearer-token-is-required = un jeton Bearer est requis
 a-bearer-token-or-a-signed-link-is-required = un jeton Bearer ou un lien signé est requis
@@ -226,3 +234,9 @@ settings-rooms-shape = rooms doit être un objet d'identifiants de salon
 settings-too-many-rooms = trop de salons avec leurs propres réglages
 settings-unreadable = impossible de lire les réglages de notification
 settings-contended = les réglages ont trop changé entre-temps ; réessayez
+room-id-must-be-a-room-id-or-null = room_id doit être un identifiant de salon ou null
+title-must-be-1-to-200-characters = title doit compter de 1 à 200 caractères
+body-must-be-at-most-2000-characters = body doit compter au plus 2000 caractères
+data-must-be-a-json-object-of-at-most-2048-bytes = data doit être un objet JSON d’au plus 2048 octets
+only-admins-send-notifications-to-others = seuls les administrateurs envoient des notifications aux autres
+push-queue-failed = file des notifications : { $what } : { $cause }

@@ -3,6 +3,14 @@
 ## SMS
 sms-code = [Dovie] 認証コード: { $code }(5分以内に入力してください)。このコードは誰にも教えないでください。
 
+## Push notifications
+push-title-in-room = { $room } の { $sender }
+push-body-image = 写真
+push-body-video = 動画
+push-body-voice = ボイスメッセージ
+push-body-file = ファイル
+push-body-location = 位置情報
+
 ## Errors
 a-bearer-token-is-required = Bearer トークンが必要です
 a-bearer-token-or-a-signed-link-is-required = Bearer トークンまたは署名付きリンクが必要です
@@ -226,3 +234,9 @@ settings-rooms-shape = rooms はルーム ID をキーとするオブジェク�
 settings-too-many-rooms = 個別設定のあるルームが多すぎます
 settings-unreadable = 通知設定を読み込めません
 settings-contended = その間に設定が何度も変更されました。もう一度お試しください
+room-id-must-be-a-room-id-or-null = room_id はルーム ID か null でなければなりません
+title-must-be-1-to-200-characters = title は 1～200 文字でなければなりません
+body-must-be-at-most-2000-characters = body は 2000 文字以内でなければなりません
+data-must-be-a-json-object-of-at-most-2048-bytes = data は 2048 バイト以内の JSON オブジェクトでなければなりません
+only-admins-send-notifications-to-others = 他のユーザーに通知を送れるのは管理者だけです
+push-queue-failed = プッシュキュー: { $what }: { $cause }

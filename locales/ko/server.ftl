@@ -3,6 +3,14 @@
 ## SMS
 sms-code = [Dovie] 인증 코드: { $code } (5분 안에 입력하세요). 이 코드를 누구에게도 알려주지 마세요.
 
+## Push notifications
+push-title-in-room = { $room }의 { $sender }
+push-body-image = 사진
+push-body-video = 동영상
+push-body-voice = 음성 메시지
+push-body-file = 파일
+push-body-location = 위치
+
 ## Errors
 a-bearer-token-is-required = Bearer 토큰이 필요합니다
 a-bearer-token-or-a-signed-link-is-required = Bearer 토큰이나 서명된 링크가 필요합니다
@@ -226,3 +234,9 @@ settings-rooms-shape = rooms 는 대화방 ID를 키로 하는 객체여야 합�
 settings-too-many-rooms = 개별 설정을 가진 대화방이 너무 많습니다
 settings-unreadable = 알림 설정을 읽을 수 없습니다
 settings-contended = 그동안 설정이 너무 자주 바뀌었습니다. 다시 시도하세요
+room-id-must-be-a-room-id-or-null = room_id는 방 ID 또는 null이어야 합니다
+title-must-be-1-to-200-characters = title은 1~200자여야 합니다
+body-must-be-at-most-2000-characters = body는 최대 2000자입니다
+data-must-be-a-json-object-of-at-most-2048-bytes = data는 최대 2048바이트의 JSON 객체여야 합니다
+only-admins-send-notifications-to-others = 다른 사용자에게 알림을 보낼 수 있는 것은 관리자뿐입니다
+push-queue-failed = 푸시 대기열: { $what }: { $cause }

@@ -3,6 +3,14 @@
 ## SMS
 sms-code = [Dovie] 你的验证码是 { $code },5 分钟内有效。请勿告诉任何人。
 
+## Push notifications
+push-title-in-room = { $sender }（{ $room }）
+push-body-image = 图片
+push-body-video = 视频
+push-body-voice = 语音消息
+push-body-file = 文件
+push-body-location = 位置
+
 ## Errors
 a-bearer-token-is-required = 需要 Bearer 令牌
 a-bearer-token-or-a-signed-link-is-required = 需要 Bearer 令牌或签名链接
@@ -226,3 +234,9 @@ settings-rooms-shape = rooms 必须是以房间 ID 为键的对象
 settings-too-many-rooms = 有单独设置的房间太多
 settings-unreadable = 无法读取通知设置
 settings-contended = 设置在此期间变化太频繁;请重试
+room-id-must-be-a-room-id-or-null = room_id 必须是房间 ID 或 null
+title-must-be-1-to-200-characters = title 必须为 1 到 200 个字符
+body-must-be-at-most-2000-characters = body 最多 2000 个字符
+data-must-be-a-json-object-of-at-most-2048-bytes = data 必须是不超过 2048 字节的 JSON 对象
+only-admins-send-notifications-to-others = 只有管理员可以向他人发送通知
+push-queue-failed = 推送队列：{ $what }：{ $cause }

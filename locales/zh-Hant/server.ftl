@@ -3,6 +3,14 @@
 ## SMS
 sms-code = [Dovie] 你的驗證碼是 { $code },5 分鐘內有效。請勿告訴任何人。
 
+## Push notifications
+push-title-in-room = { $sender }（{ $room }）
+push-body-image = 相片
+push-body-video = 影片
+push-body-voice = 語音訊息
+push-body-file = 檔案
+push-body-location = 位置
+
 ## Errors
 a-bearer-token-is-required = 需要 Bearer 權杖
 a-bearer-token-or-a-signed-link-is-required = 需要 Bearer 權杖或簽名連結
@@ -226,3 +234,9 @@ settings-rooms-shape = rooms 必須是以聊天室 ID 為鍵的物件
 settings-too-many-rooms = 有個別設定的聊天室太多
 settings-unreadable = 無法讀取通知設定
 settings-contended = 設定在此期間變動太頻繁;請重試
+room-id-must-be-a-room-id-or-null = room_id 必須是聊天室 ID 或 null
+title-must-be-1-to-200-characters = title 必須為 1 到 200 個字元
+body-must-be-at-most-2000-characters = body 最多 2000 個字元
+data-must-be-a-json-object-of-at-most-2048-bytes = data 必須是不超過 2048 位元組的 JSON 物件
+only-admins-send-notifications-to-others = 只有管理員可以向他人傳送通知
+push-queue-failed = 推播佇列：{ $what }：{ $cause }

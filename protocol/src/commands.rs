@@ -54,6 +54,13 @@ pub struct Resume {
     pub rooms: BTreeMap<String, u64>,
 }
 
+/// Which room the session shows now (`None`: none, or the app is in the background): no push
+/// reaches the user for a room one of their sessions shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Active {
+    pub room_id: Option<String>,
+}
+
 /// A new position of the sender's live location share.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LocationUpdate {
@@ -88,6 +95,7 @@ pub enum Command {
     Resume(Resume),
     Ping,
     LocationUpdate(LocationUpdate),
+    Active(Active),
 }
 
 /// Why a frame is not a valid command.
@@ -121,6 +129,7 @@ pub const ALL: &[&str] = &[
     "resume",
     "ping",
     "location_update",
+    "active",
 ];
 
 impl Command {
@@ -139,6 +148,7 @@ impl Command {
             Command::Delivered(_) => "delivered",
             Command::Resume(_) => "resume",
             Command::LocationUpdate(_) => "location_update",
+            Command::Active(_) => "active",
             Command::Ping => "ping",
         }
     }
@@ -161,6 +171,7 @@ impl Command {
             "resume" => Command::Resume(d(frame.d)?),
             "ping" => Command::Ping,
             "location_update" => Command::LocationUpdate(d(frame.d)?),
+            "active" => Command::Active(d(frame.d)?),
             other => return Err(CommandError::UnknownType(other.chars().take(64).collect())),
         })
     }

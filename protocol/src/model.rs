@@ -293,6 +293,9 @@ pub struct Message {
     pub reply_to: Option<String>,
     #[serde(default)]
     pub hashtags: Vec<String>,
+    /// The members `<@USER_ID>` in `content` names (members only, in order, unique).
+    #[serde(default)]
+    pub mentions: Vec<String>,
     #[serde(default)]
     pub reactions: BTreeMap<String, Vec<String>>,
     #[serde(default)]
@@ -344,9 +347,53 @@ pub fn extract_hashtags(text: &str) -> Vec<String> {
     tags
 }
 
+/// Mentions one message may carry (more `<@…>` are plain text).
+pub const MAX_MENTIONS: usize = 50;
+
+/// Extracts the user ids of `<@USER_ID>` mentions from message text: ids of 1–64 ASCII letters,
+/// digits, `-` or `_`, unique, in order of appearance, at most [`MAX_MENTIONS`]. Whether each is
+/// a member of the room is the room's to check.
+pub fn extract_mentions(text: &str) -> Vec<String> {
+    const MAX_ID_CHARS: usize = 64;
+    let mut ids: Vec<String> = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("<@") {
+        rest = &rest[at + 2..];
+        let Some(end) = rest.find('>') else { break };
+        let id = &rest[..end];
+        let valid = !id.is_empty()
+            && id.len() <= MAX_ID_CHARS
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if valid {
+            if !ids.iter().any(|i| i == id) {
+                ids.push(id.to_string());
+                if ids.len() == MAX_MENTIONS {
+                    break;
+                }
+            }
+            rest = &rest[end + 1..];
+        }
+    }
+    ids
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mentions_are_extracted_unique_and_bounded() {
+        assert_eq!(
+            extract_mentions("hi <@u-1> and <@u_2>, again <@u-1>; <@bad id> <@> <@x"),
+            vec!["u-1", "u_2"]
+        );
+        assert_eq!(extract_mentions("<<@a>>"), vec!["a"]);
+        let many: String = (0..60).map(|i| format!("<@u{i}> ")).collect();
+        assert_eq!(extract_mentions(&many).len(), MAX_MENTIONS);
+        assert!(extract_mentions("no mentions").is_empty());
+    }
 
     #[test]
     fn hashtags_are_extracted_lowercased_and_unique() {

@@ -629,6 +629,7 @@ async fn voice_message(
             nonce,
             reply_to: None,
             hashtags: Vec::new(),
+            mentions: Vec::new(),
             created_at: dovie_actors::now_ms(),
             kind: MessageKind::Voice,
             attachments: objects,

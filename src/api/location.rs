@@ -161,6 +161,7 @@ async fn share_location(
             nonce: None,
             reply_to: None,
             hashtags: Vec::new(),
+            mentions: Vec::new(),
             created_at: now,
             kind: MessageKind::Location,
             attachments: Vec::new(),

@@ -137,6 +137,7 @@ async fn send(
         id,
         sender_id: who.user_id,
         hashtags,
+        mentions: dovie_protocol::model::extract_mentions(&b.content),
         content: b.content,
         nonce,
         reply_to,

@@ -238,6 +238,11 @@ impl Out {
         self.respond(StatusCode::CREATED, value)
     }
 
+    /// 202: taken on, done later.
+    pub fn accepted<T: Serialize>(&self, value: &T) -> HttpResponse {
+        self.respond(StatusCode::ACCEPTED, value)
+    }
+
     /// 201 for something made now, 200 for an idempotent repeat that found it made.
     pub fn created_or_ok<T: Serialize>(&self, new: bool, value: &T) -> HttpResponse {
         if new {

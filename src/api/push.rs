@@ -1,6 +1,8 @@
 //! Push registration (PUSH-1, PUSH-2): the cluster's VAPID key, browsers' Web Push subscriptions
-//! and iOS devices' APNs tokens; notification settings (PUSH-4, PUSH-6). What is registered is checked by `crate::push` (allowed push
-//! services only, real P-256 keys, hex tokens) and kept on both stores.
+//! and iOS devices' APNs tokens; notification settings (PUSH-4, PUSH-6); notifications sent on
+//! demand (`send-notification`: admins to anyone, anyone to themselves). What is registered is
+//! checked by `crate::push` (allowed push services only, real P-256 keys, hex tokens) and kept
+//! on both stores; every node forgets what it knew of the user's devices.
 
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -79,6 +81,7 @@ async fn subscribe(
         created_at: dovie_actors::now_ms(),
     };
     let (stored, new) = state.store.put_web_push(sub).await?;
+    state.push_devices_changed(&stored.user_id);
     let body = serde_json::json!({ "subscription": SubscriptionView {
         id: &stored.id,
         endpoint: &stored.endpoint,
@@ -98,6 +101,7 @@ async fn unsubscribe(
         .store
         .delete_web_push(&who.user_id, &b.endpoint)
         .await?;
+    state.push_devices_changed(&who.user_id);
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -117,7 +121,9 @@ async fn add_ios_token(
         created_at: dovie_actors::now_ms(),
     };
     let body = serde_json::json!({ "token": { "token": t.token, "environment": t.environment } });
+    let user_id = t.user_id.clone();
     let new = state.store.put_apns_token(t).await?;
+    state.push_devices_changed(&user_id);
     Ok(out.created_or_ok(new, &body))
 }
 
@@ -129,7 +135,66 @@ async fn remove_ios_token(
 ) -> ApiResult<HttpResponse> {
     let token = crate::push::check_apns_token(&b.token)?;
     state.store.delete_apns_token(&who.user_id, &token).await?;
+    state.push_devices_changed(&who.user_id);
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Longest notification title and body (characters), and `data` (bytes of JSON).
+const MAX_NOTICE_TITLE_CHARS: usize = 200;
+const MAX_NOTICE_BODY_CHARS: usize = 2000;
+const MAX_NOTICE_DATA_BYTES: usize = 2048;
+
+#[derive(Deserialize)]
+struct NoticeBody {
+    user_id: String,
+    title: String,
+    body: String,
+    #[serde(default)]
+    data: Option<serde_json::Value>,
+}
+
+/// `POST /api/send-notification`: 202 with the job id once the job is durable; admins to anyone,
+/// anyone to themselves.
+async fn send_notification(
+    state: web::Data<AppState>,
+    out: Out,
+    who: Authed,
+    Body(b): Body<NoticeBody>,
+) -> ApiResult<HttpResponse> {
+    let invalid = |m: &str| ApiError::new(ErrorCode::ValidationFailed, m);
+    let title = b.title.trim();
+    if title.is_empty() || title.chars().count() > MAX_NOTICE_TITLE_CHARS {
+        return Err(invalid("title must be 1 to 200 characters"));
+    }
+    if b.body.chars().count() > MAX_NOTICE_BODY_CHARS {
+        return Err(invalid("body must be at most 2000 characters"));
+    }
+    if let Some(d) = &b.data {
+        if !d.is_object() || d.to_string().len() > MAX_NOTICE_DATA_BYTES {
+            return Err(invalid("data must be a JSON object of at most 2048 bytes"));
+        }
+    }
+    if b.user_id != who.user_id {
+        let me = state
+            .store
+            .user_by_id(&who.user_id)
+            .await?
+            .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "no such account"))?;
+        if me.role != dovie_protocol::model::UserRole::Admin {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "only admins send notifications to others",
+            ));
+        }
+        if state.store.user_by_id(&b.user_id).await?.is_none() {
+            return Err(ApiError::new(ErrorCode::NotFound, "no such user"));
+        }
+    }
+    let job_id = state
+        .pusher
+        .notify(&b.user_id, title.to_string(), b.body, b.data)
+        .await?;
+    Ok(out.accepted(&serde_json::json!({ "job_id": job_id })))
 }
 
 /// Rounds of read–change–compare-and-set a settings change tries before giving up.
@@ -291,6 +356,18 @@ pub fn register(api: &mut Api) {
             &[400, 403, 409],
         ),
         put_settings,
+    );
+    api.route(
+        r(
+            "POST",
+            "/api/send-notification",
+            "Push a notification to a user's devices (admins to anyone, anyone to themselves); 202 once queued",
+            true,
+            Some("SendNotificationRequest"),
+            (202, Some("SendNotificationResponse")),
+            &[400, 403, 404],
+        ),
+        send_notification,
     );
     api.route(
         r(

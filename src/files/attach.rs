@@ -25,6 +25,7 @@ pub struct ServerExtras {
     store: SharedStore,
     links: Arc<LinkPreviewer>,
     directory: OnceLock<Arc<RoomDirectory>>,
+    pusher: OnceLock<Arc<crate::push::pipeline::Pusher>>,
 }
 
 impl ServerExtras {
@@ -40,12 +41,18 @@ impl ServerExtras {
             store,
             links,
             directory: OnceLock::new(),
+            pusher: OnceLock::new(),
         })
     }
 
     /// The room directory (made after the ports that hold this).
     pub fn set_directory(&self, d: Arc<RoomDirectory>) {
         let _ = self.directory.set(d);
+    }
+
+    /// The push pipeline's entry (made after the ports that hold this).
+    pub fn set_pusher(&self, p: Arc<crate::push::pipeline::Pusher>) {
+        let _ = self.pusher.set(p);
     }
 
     /// Amends every message that carries `f` with its object as it is now.
@@ -169,7 +176,16 @@ impl MessageExtras for ServerExtras {
         }
     }
 
-    fn stored(&self, m: &Message) {
+    fn read(&self, user_id: &str, _room_id: &str) {
+        if let Some(p) = self.pusher.get() {
+            p.read(user_id);
+        }
+    }
+
+    fn stored(&self, m: &Message, members: &[String]) {
+        if let Some(p) = self.pusher.get() {
+            p.message_stored(m, members);
+        }
         if m.suggest_location {
             let (geo, m) = (self.geo.clone(), m.clone());
             tokio::spawn(async move { geo.suggest(&m).await });

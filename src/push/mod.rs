@@ -1,10 +1,19 @@
-//! Push (PUSH-1..7), the part that exists so far: the cluster's VAPID key (RFC 8292; generated
-//! once and kept in the store, so every node signs with the same key) and the checks of what
-//! devices register — Web Push subscriptions (the endpoint on an allowed push service, never a
-//! private address; the browser's P-256 key a point on the curve; a 16-byte auth secret) and APNs
-//! device tokens (hex) — and the notification settings (`settings`).
+//! Push (PUSH-1..7): the cluster's VAPID key (RFC 8292; generated once and kept in the store, so
+//! every node signs with the same key) and the checks of what devices register — Web Push
+//! subscriptions (the endpoint on an allowed push service, never a private address; the
+//! browser's P-256 key a point on the curve; a 16-byte auth secret) and APNs device tokens
+//! (hex). Beside it: notification settings (`settings`), which rooms users have on screen
+//! (`active`), who has devices (`devices`), the durable queues (`queue`), the pipeline's work
+//! (`pipeline`), and the senders (`webpush`, `apns`) with what their answers mean (`delivery`).
 
+pub mod active;
+pub mod apns;
+pub mod delivery;
+pub mod devices;
+pub mod pipeline;
+pub mod queue;
 pub mod settings;
+pub mod webpush;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
@@ -33,7 +42,6 @@ pub const ENVIRONMENTS: [&str; 2] = ["production", "sandbox"];
 /// The push side of a node: its VAPID key and the rules of registration.
 pub struct Push {
     /// The cluster's signing key (the sender signs VAPID tokens with it).
-    #[allow(dead_code)] // read by the push sender, which lands with the pipeline
     vapid: p256::SecretKey,
     vapid_public: String,
     allowed_hosts: Vec<String>,
@@ -69,6 +77,11 @@ impl Push {
                 .collect(),
             allow_private: config.egress.allow_private_addresses,
         })
+    }
+
+    /// The cluster's VAPID signing key.
+    pub fn vapid_key(&self) -> &p256::SecretKey {
+        &self.vapid
     }
 
     /// The VAPID public key browsers subscribe with (`applicationServerKey`): base64url of the

@@ -712,6 +712,19 @@ pub struct ApnsToken {
     pub created_at: i64,
 }
 
+/// A job of the push pipeline's durable queue (a node without Redis keeps it in its store).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushJobRecord {
+    /// Unique; a job added again under the same id is not added twice.
+    pub id: String,
+    /// What to do (the pipeline's JSON).
+    pub body: String,
+    /// Not attempted before this (ms since the epoch).
+    pub due_at: i64,
+    /// Attempts made so far.
+    pub attempts: u32,
+}
+
 /// Where a user's pushes go: browsers' subscriptions and iOS devices' tokens.
 #[async_trait]
 pub trait PushStore: Send + Sync {
@@ -745,6 +758,21 @@ pub trait PushStore: Send + Sync {
         version: i64,
         expected: Option<i64>,
     ) -> StoreResult<bool>;
+    /// The stored settings documents of those of `user_ids` who changed theirs.
+    async fn notification_settings_of(
+        &self,
+        user_ids: &[String],
+    ) -> StoreResult<Vec<(String, String)>>;
+    /// Adds jobs to the queue (an id already queued keeps its job).
+    async fn add_push_jobs(&self, jobs: &[PushJobRecord]) -> StoreResult<()>;
+    /// Up to `limit` queued jobs due at `now`, oldest due first.
+    async fn due_push_jobs(&self, now: i64, limit: usize) -> StoreResult<Vec<PushJobRecord>>;
+    /// Removes a done job and adds what follows from it, at once (never one without the other).
+    async fn finish_push_job(&self, id: &str, follow: &[PushJobRecord]) -> StoreResult<()>;
+    /// Puts a job back for another attempt at `due_at`.
+    async fn retry_push_job(&self, id: &str, due_at: i64, attempts: u32) -> StoreResult<()>;
+    /// How many jobs are queued.
+    async fn push_jobs_queued(&self) -> StoreResult<u64>;
 }
 
 /// Everything a node's store provides.

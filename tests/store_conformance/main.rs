@@ -56,6 +56,7 @@ fn draft(id: &str, sender: &str, content: &str, nonce: Option<&str>) -> Draft {
         nonce: nonce.map(str::to_string),
         reply_to: None,
         hashtags: dovie_protocol::model::extract_hashtags(content),
+        mentions: dovie_protocol::model::extract_mentions(content),
         created_at: 100,
         kind: dovie_protocol::model::MessageKind::Text,
         attachments: Vec::new(),
@@ -307,6 +308,18 @@ macro_rules! backends {
                 async fn push_apns_tokens() {
                     let Some((s, _guard, _probe)) = open().await else { return };
                     crate::push::apns_tokens(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn push_queue() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::push::push_queue(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn push_settings_of_many() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::push::settings_of_many(s).await;
                 }
 
                 #[actix_rt::test]

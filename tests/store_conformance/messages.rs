@@ -102,13 +102,25 @@ pub async fn messages(store: SharedStore) {
         "g",
         1,
         vec![
-            draft("m1", "u1", "hello #Tag", Some("n1")),
+            draft("m1", "u1", "hello #Tag <@u2>", Some("n1")),
             draft("m2", "u2", "world", Some("n1")),
             draft("m3", "u1", "again", Some("n1")),
         ],
     )
     .await;
     assert!(matches!(&out[0], AppendOutcome::Stored(m) if m.seq == 1 && m.hashtags == vec!["tag"]));
+    // Mentions are stored with the message and read back with it.
+    assert_eq!(
+        store.get_message("m1").await.unwrap().unwrap().mentions,
+        vec!["u2"]
+    );
+    assert!(store
+        .get_message("m2")
+        .await
+        .unwrap()
+        .unwrap()
+        .mentions
+        .is_empty());
     assert!(
         matches!(&out[1], AppendOutcome::Stored(m) if m.seq == 2),
         "nonces are per sender"

@@ -196,3 +196,79 @@ pub async fn notification_settings(store: SharedStore) {
     // Someone else's settings are their own.
     assert_eq!(store.notification_settings("u2").await.unwrap(), None);
 }
+
+fn job(id: &str, due_at: i64) -> dovie::store::PushJobRecord {
+    dovie::store::PushJobRecord {
+        id: id.into(),
+        body: format!("{{\"job\":\"{id}\"}}"),
+        due_at,
+        attempts: 0,
+    }
+}
+
+fn ids(v: &[dovie::store::PushJobRecord]) -> Vec<&str> {
+    v.iter().map(|j| j.id.as_str()).collect()
+}
+
+/// The push queue of a node without Redis: due order, followers added with the finish,
+/// retries later, an id never doubled.
+pub async fn push_queue(store: SharedStore) {
+    assert_eq!(store.push_jobs_queued().await.unwrap(), 0);
+    store
+        .add_push_jobs(&[job("m:2", 200), job("m:1", 100), job("m:3", 5_000)])
+        .await
+        .unwrap();
+    // The same id again is one job (a repeated expansion does not double it).
+    store.add_push_jobs(&[job("m:1", 100)]).await.unwrap();
+    assert_eq!(store.push_jobs_queued().await.unwrap(), 3);
+    let due = store.due_push_jobs(1_000, 10).await.unwrap();
+    assert_eq!(ids(&due), ["m:1", "m:2"], "due ones, oldest first");
+    assert_eq!(due[0].body, "{\"job\":\"m:1\"}");
+    assert_eq!(ids(&store.due_push_jobs(1_000, 1).await.unwrap()), ["m:1"]);
+
+    store
+        .finish_push_job("m:1", &[job("m:1:a", 150), job("m:1:b", 150)])
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&store.due_push_jobs(1_000, 10).await.unwrap()),
+        ["m:1:a", "m:1:b", "m:2"]
+    );
+    store.retry_push_job("m:1:a", 2_000, 1).await.unwrap();
+    let due = store.due_push_jobs(1_000, 10).await.unwrap();
+    assert_eq!(ids(&due), ["m:1:b", "m:2"], "a retry waits for its time");
+    let later = store.due_push_jobs(2_500, 10).await.unwrap();
+    assert_eq!(ids(&later), ["m:1:b", "m:2", "m:1:a"]);
+    assert_eq!(later[2].attempts, 1);
+    assert_eq!(later[2].due_at, 2_000);
+    for id in ["m:1:a", "m:1:b", "m:2", "m:3"] {
+        store.finish_push_job(id, &[]).await.unwrap();
+    }
+    assert_eq!(store.push_jobs_queued().await.unwrap(), 0);
+    assert!(store.due_push_jobs(i64::MAX, 10).await.unwrap().is_empty());
+}
+
+/// Several users' settings documents at once: only those who changed theirs.
+pub async fn settings_of_many(store: SharedStore) {
+    seed(&store).await;
+    assert!(store
+        .put_notification_settings("u1", "{\"a\":1}", 1, None)
+        .await
+        .unwrap());
+    assert!(store
+        .put_notification_settings("u3", "{\"c\":3}", 1, None)
+        .await
+        .unwrap());
+    let mut got = store
+        .notification_settings_of(&["u1".into(), "u2".into(), "u3".into()])
+        .await
+        .unwrap();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("u1".to_string(), "{\"a\":1}".to_string()),
+            ("u3".to_string(), "{\"c\":3}".to_string())
+        ]
+    );
+}

@@ -114,7 +114,7 @@ Argument: (list "<table name or empty>" <map>).
 {{/* The chart-made Secret's data: only the keys given a value. */}}
 {{- define "dovie.secretData" -}}
 {{- $s := .Values.secrets -}}
-{{- $keys := dict "jwt-secret" $s.jwtSecret "file-master-key" $s.fileMasterKey "file-master-key-id" $s.fileMasterKeyId "s3-access-key-id" $s.s3AccessKeyId "s3-secret-access-key" $s.s3SecretAccessKey "facebook-app-secret" $s.facebookAppSecret "twilio-auth-token" $s.twilioAuthToken "google-maps-static-api-key" $s.googleMapsStaticApiKey -}}
+{{- $keys := dict "jwt-secret" $s.jwtSecret "file-master-key" $s.fileMasterKey "file-master-key-id" $s.fileMasterKeyId "s3-access-key-id" $s.s3AccessKeyId "s3-secret-access-key" $s.s3SecretAccessKey "facebook-app-secret" $s.facebookAppSecret "twilio-auth-token" $s.twilioAuthToken "google-maps-static-api-key" $s.googleMapsStaticApiKey "apns-key" $s.apnsKey -}}
 {{- range $k, $v := $keys }}
 {{- if $v }}
 {{ $k }}: {{ $v | b64enc | quote }}

@@ -15,6 +15,7 @@ pub fn message(seq: u64) -> Message {
         nonce: Some(format!("c-{seq}")),
         reply_to: None,
         hashtags: vec!["roadmap".into()],
+        mentions: Vec::new(),
         reactions: Default::default(),
         attachments: Vec::new(),
         link_previews: Vec::new(),

@@ -95,17 +95,21 @@ const MIGRATIONS: &[(i32, &str)] = &[
         include_str!("../../../schema/scylla/0006_location_cells.cql"),
     ),
     (7, include_str!("../../../schema/scylla/0007_push.cql")),
+    (
+        8,
+        include_str!("../../../schema/scylla/0008_push_queue.cql"),
+    ),
 ];
 
 const MSG_COLS: &str =
     "room_id, seq, id, sender_id, kind, content, nonce, reply_to, hashtags, reactions, \
                         attachments, created_at, edited_at, deleted, link_previews, location, \
-                        suggest_location";
+                        suggest_location, mentions";
 /// What an append writes (link previews come later, by amendment; reactions, edits and
 /// deletion are absent until they happen).
 const MSG_INSERT_COLS: &str =
     "room_id, seq, id, sender_id, kind, content, nonce, reply_to, hashtags, \
-                        attachments, created_at, location, suggest_location";
+                        attachments, created_at, location, suggest_location, mentions";
 
 /// One `messages` row as [`MSG_COLS`] selects it (columns matched by name).
 #[derive(::scylla::DeserializeRow)]
@@ -127,6 +131,7 @@ struct MsgRow {
     link_previews: Option<String>,
     location: Option<String>,
     suggest_location: Option<bool>,
+    mentions: Option<Vec<String>>,
 }
 
 fn bucket(seq: u64) -> i64 {
@@ -161,6 +166,7 @@ fn to_message(r: MsgRow) -> Message {
         link_previews: json(r.link_previews).unwrap_or_default(),
         location: json(r.location),
         suggest_location: r.suggest_location.unwrap_or(false),
+        mentions: r.mentions.unwrap_or_default(),
     }
 }
 
@@ -908,7 +914,7 @@ impl Stmts {
             insert_user_room: p("INSERT INTO user_rooms (user_id, room_id) VALUES (?, ?)".into()).await?,
             delete_user_room: p("DELETE FROM user_rooms WHERE user_id = ? AND room_id = ?".into()).await?,
             rooms_of_user: p("SELECT room_id FROM user_rooms WHERE user_id = ?".into()).await?,
-            insert_message: p(format!("INSERT INTO messages (bucket, epoch, {MSG_INSERT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")).await?,
+            insert_message: p(format!("INSERT INTO messages (bucket, epoch, {MSG_INSERT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")).await?,
             insert_message_id: p("INSERT INTO messages_by_id (id, room_id, seq, epoch) VALUES (?, ?, ?, ?)".into()).await?,
             insert_nonce: p("INSERT INTO message_nonces (room_id, sender_id, nonce, epoch, seq) VALUES (?, ?, ?, ?, ?)".into()).await?,
             nonce_seq: p("SELECT seq FROM message_nonces WHERE room_id = ? AND sender_id = ? AND nonce = ?".into()).await?,

@@ -5,6 +5,11 @@
 //! another user leaves its old user's listing; removals are conditional on the owner, so a
 //! removal racing a move never drops the new owner's row. Every write of the two main tables is
 //! a lightweight transaction (Paxos and plain writes are not mixed on one row).
+//!
+//! The push queue of a node on this store without Redis (`push_jobs`): one partition, ids in
+//! time order, read whole up to a bound (one node consumes it; a cluster queues in Redis).
+//! A job's followers are written before the job is deleted, so a crash between the two repeats
+//! the job's expansion (same follower ids: rewritten, not doubled) rather than losing it.
 
 use super::*;
 
@@ -29,6 +34,12 @@ pub(super) struct PushStmts {
     settings_of: PreparedStatement,
     create_settings: PreparedStatement,
     swap_settings: PreparedStatement,
+    settings_of_users: PreparedStatement,
+    insert_job: PreparedStatement,
+    jobs: PreparedStatement,
+    delete_job: PreparedStatement,
+    retry_job: PreparedStatement,
+    count_jobs: PreparedStatement,
 }
 
 impl PushStmts {
@@ -51,6 +62,12 @@ impl PushStmts {
             settings_of: p("SELECT settings, version FROM notification_settings WHERE user_id = ?".into()).await?,
             create_settings: p("INSERT INTO notification_settings (user_id, settings, version) VALUES (?, ?, ?) IF NOT EXISTS".into()).await?,
             swap_settings: p("UPDATE notification_settings SET settings = ?, version = ? WHERE user_id = ? IF version = ?".into()).await?,
+            settings_of_users: p("SELECT user_id, settings FROM notification_settings WHERE user_id IN ?".into()).await?,
+            insert_job: p("INSERT INTO push_jobs (shard, id, body, due_at, attempts) VALUES (0, ?, ?, ?, ?)".into()).await?,
+            jobs: p("SELECT id, body, due_at, attempts FROM push_jobs WHERE shard = 0 LIMIT ?".into()).await?,
+            delete_job: p("DELETE FROM push_jobs WHERE shard = 0 AND id = ?".into()).await?,
+            retry_job: p("UPDATE push_jobs SET due_at = ?, attempts = ? WHERE shard = 0 AND id = ?".into()).await?,
+            count_jobs: p("SELECT count(*) FROM push_jobs WHERE shard = 0".into()).await?,
             tokens_of_users: p("SELECT device_token, user_id, environment, created_at FROM apns_tokens_by_user WHERE user_id IN ?".into()).await?,
         })
     }
@@ -242,4 +259,70 @@ impl PushStore for ScyllaStore {
         }
         Ok(out)
     }
+
+    async fn notification_settings_of(
+        &self,
+        user_ids: &[String],
+    ) -> StoreResult<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for chunk in user_ids.chunks(USERS_PER_READ) {
+            out.extend(
+                self.rows::<(String, String)>(&self.st.push.settings_of_users, (chunk,))
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
+
+    async fn add_push_jobs(&self, jobs: &[PushJobRecord]) -> StoreResult<()> {
+        let st = &self.st.push.insert_job;
+        let writes = jobs
+            .iter()
+            .map(|j| self.write(st, (&j.id, &j.body, j.due_at, j.attempts as i32)));
+        for r in futures_util::future::join_all(writes).await {
+            r?;
+        }
+        Ok(())
+    }
+
+    async fn due_push_jobs(&self, now: i64, limit: usize) -> StoreResult<Vec<PushJobRecord>> {
+        // The partition is in id (enqueue) order; a bounded read finds the due ones.
+        let rows = self
+            .rows::<(String, String, i64, i32)>(&self.st.push.jobs, (MAX_JOBS_SCANNED,))
+            .await?;
+        let mut due: Vec<PushJobRecord> = rows
+            .into_iter()
+            .filter(|r| r.2 <= now)
+            .map(|(id, body, due_at, attempts)| PushJobRecord {
+                id,
+                body,
+                due_at,
+                attempts: attempts.max(0) as u32,
+            })
+            .collect();
+        due.sort_by(|a, b| (a.due_at, &a.id).cmp(&(b.due_at, &b.id)));
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn finish_push_job(&self, id: &str, follow: &[PushJobRecord]) -> StoreResult<()> {
+        self.add_push_jobs(follow).await?;
+        self.write(&self.st.push.delete_job, (id,)).await
+    }
+
+    async fn retry_push_job(&self, id: &str, due_at: i64, attempts: u32) -> StoreResult<()> {
+        self.write(&self.st.push.retry_job, (due_at, attempts as i32, id))
+            .await
+    }
+
+    async fn push_jobs_queued(&self) -> StoreResult<u64> {
+        let n = self
+            .row::<(i64,)>(&self.st.push.count_jobs, ())
+            .await?
+            .map_or(0, |r| r.0);
+        Ok(n.max(0) as u64)
+    }
 }
+
+/// Queued jobs read at most at once when looking for due ones.
+const MAX_JOBS_SCANNED: i32 = 5000;

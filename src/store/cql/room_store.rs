@@ -79,6 +79,7 @@ impl ScyllaStore {
                 m.created_at,
                 m.location.as_ref().map(|l| l.to_string()),
                 m.suggest_location,
+                m.mentions.clone(),
             );
             batches.push(b, &self.st.insert_message, Box::new(row), bytes);
             for t in Self::terms(&m.content) {

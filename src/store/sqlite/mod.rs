@@ -53,6 +53,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../../../schema/sqlite/0006_files.sql")),
     (7, include_str!("../../../schema/sqlite/0007_location.sql")),
     (8, include_str!("../../../schema/sqlite/0008_push.sql")),
+    (
+        9,
+        include_str!("../../../schema/sqlite/0009_push_queue.sql"),
+    ),
 ];
 /// A migration that rebuilds a table says so with this line: foreign keys are turned off
 /// around its transaction (they cannot be inside one) and checked before it commits.
@@ -79,7 +83,7 @@ const DAY_MS: i64 = 86_400_000;
 const MESSAGE_COLUMNS: &str =
     "id, room_id, seq, sender_id, kind, content, nonce, reply_to, hashtags, \
      reactions, attachments, created_at, edited_at, deleted, link_previews, location, \
-     suggest_location";
+     suggest_location, mentions";
 
 type Done = Box<dyn FnOnce(StoreResult<()>) + Send>;
 type Job = Box<dyn FnOnce(Option<&mut Transaction>) -> Done + Send>;
@@ -471,6 +475,7 @@ fn message_from_row(r: &Row) -> rusqlite::Result<Message> {
             .get::<_, Option<String>>(15)?
             .and_then(|j| serde_json::from_str(&j).ok()),
         suggest_location: r.get::<_, i64>(16)? != 0,
+        mentions: serde_json::from_str(&r.get::<_, String>(17)?).unwrap_or_default(),
     })
 }
 

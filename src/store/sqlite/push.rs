@@ -199,4 +199,83 @@ impl PushStore for SqliteStore {
         })
         .await
     }
+
+    async fn notification_settings_of(
+        &self,
+        user_ids: &[String],
+    ) -> StoreResult<Vec<(String, String)>> {
+        let user_ids = user_ids.to_vec();
+        self.read(move |c| {
+            each(
+                c,
+                "SELECT user_id, settings FROM notification_settings WHERE user_id = ?1",
+                &user_ids,
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })
+        .await
+    }
+
+    async fn add_push_jobs(&self, jobs: &[PushJobRecord]) -> StoreResult<()> {
+        let jobs = jobs.to_vec();
+        self.write(move |c| insert_jobs(c, &jobs)).await
+    }
+
+    async fn due_push_jobs(&self, now: i64, limit: usize) -> StoreResult<Vec<PushJobRecord>> {
+        self.read(move |c| {
+            let mut st = db(c.prepare_cached(
+                "SELECT id, body, due_at, attempts FROM push_jobs WHERE due_at <= ?1 \
+                 ORDER BY due_at, id LIMIT ?2",
+            ))?;
+            let rows = db(st.query_map(params![now, limit as i64], |r| {
+                Ok(PushJobRecord {
+                    id: r.get(0)?,
+                    body: r.get(1)?,
+                    due_at: r.get(2)?,
+                    attempts: r.get::<_, i64>(3)? as u32,
+                })
+            }))?;
+            rows.map(db).collect()
+        })
+        .await
+    }
+
+    async fn finish_push_job(&self, id: &str, follow: &[PushJobRecord]) -> StoreResult<()> {
+        let (id, follow) = (id.to_string(), follow.to_vec());
+        self.write(move |c| {
+            db(c.execute("DELETE FROM push_jobs WHERE id = ?1", [&id]))?;
+            insert_jobs(c, &follow)
+        })
+        .await
+    }
+
+    async fn retry_push_job(&self, id: &str, due_at: i64, attempts: u32) -> StoreResult<()> {
+        let id = id.to_string();
+        self.write(move |c| {
+            db(c.execute(
+                "UPDATE push_jobs SET due_at = ?2, attempts = ?3 WHERE id = ?1",
+                params![id, due_at, attempts as i64],
+            ))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn push_jobs_queued(&self) -> StoreResult<u64> {
+        self.read(|c| {
+            let n: i64 = db(c.query_row("SELECT count(*) FROM push_jobs", [], |r| r.get(0)))?;
+            Ok(n as u64)
+        })
+        .await
+    }
+}
+
+fn insert_jobs(c: &Connection, jobs: &[PushJobRecord]) -> StoreResult<()> {
+    let mut st = db(c.prepare_cached(
+        "INSERT OR IGNORE INTO push_jobs (id, body, due_at, attempts) VALUES (?1, ?2, ?3, ?4)",
+    ))?;
+    for j in jobs {
+        db(st.execute(params![j.id, j.body, j.due_at, j.attempts as i64]))?;
+    }
+    Ok(())
 }

@@ -61,8 +61,8 @@ impl dovie_actors::RoomStore for SqliteStore {
                 // A repeated nonce inserts nothing (the unique index answers it in the same
                 // probe as the insert); only then is the stored message looked up.
                 let mut insert = db(c.prepare_cached(
-                    "INSERT INTO messages (id, room_id, seq, sender_id, kind, content, nonce, reply_to, hashtags, created_at, attachments, location, suggest_location) \
-                     VALUES (?1, ?2, ?3, ?4, ?10, ?5, ?6, ?7, ?8, ?9, ?11, ?12, ?13) \
+                    "INSERT INTO messages (id, room_id, seq, sender_id, kind, content, nonce, reply_to, hashtags, created_at, attachments, location, suggest_location, mentions) \
+                     VALUES (?1, ?2, ?3, ?4, ?10, ?5, ?6, ?7, ?8, ?9, ?11, ?12, ?13, ?14) \
                      ON CONFLICT (room_id, sender_id, nonce) WHERE nonce IS NOT NULL DO NOTHING",
                 ))?;
                 let mut reply_exists = db(c.prepare_cached("SELECT 1 FROM messages WHERE id = ?1 AND room_id = ?2"))?;
@@ -83,9 +83,10 @@ impl dovie_actors::RoomStore for SqliteStore {
                     let hashtags = serde_json::to_string(&d.hashtags).unwrap_or_else(|_| "[]".into());
                     let attachments = serde_json::to_string(&d.attachments).unwrap_or_else(|_| "[]".into());
                     let location = d.location.as_ref().map(|l| l.to_string());
+                    let mentions = serde_json::to_string(&d.mentions).unwrap_or_else(|_| "[]".into());
                     let inserted = db(insert.execute(params![
                         d.id, room_id, next as i64, d.sender_id, d.content, d.nonce, d.reply_to, hashtags, d.created_at,
-                        d.kind.as_str(), attachments, location, d.suggest_location as i64
+                        d.kind.as_str(), attachments, location, d.suggest_location as i64, mentions
                     ]))?;
                     if inserted == 0 {
                         // The nonce was used before: answer the stored message.

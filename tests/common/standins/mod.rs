@@ -5,6 +5,7 @@
 //! Every stand-in records the requests it got, for tests to assert on.
 
 pub mod identity;
+pub mod push;
 pub mod site;
 
 use std::sync::{Arc, Mutex};

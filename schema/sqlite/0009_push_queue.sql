@@ -1,0 +1,13 @@
+-- Dovie embedded store, schema version 9: the push pipeline — messages carry their mentions
+-- (`<@USER_ID>`, members only), and the durable queue of push jobs a single node works through
+-- (a job is stored before it is attempted and deleted only when done; a retry moves `due_at`).
+
+ALTER TABLE messages ADD COLUMN mentions TEXT NOT NULL DEFAULT '[]';
+
+CREATE TABLE push_jobs (
+    id        TEXT PRIMARY KEY,
+    body      TEXT NOT NULL,
+    due_at    INTEGER NOT NULL,
+    attempts  INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX push_jobs_by_due ON push_jobs (due_at);

@@ -1,0 +1,505 @@
+//! The push pipeline's durable queues (PUSH-7), behind the actors' `PushQueue` port.
+//!
+//! - [`StoreQueue`]: one node without Redis — the store's `push_jobs` (embedded or CQL). The
+//!   node is the only consumer; what it works on is remembered in memory so a job is not handed
+//!   out twice, and a restart finds every unfinished job still queued.
+//! - [`RedisQueue`]: a cluster — a Redis Stream with one consumer group, each node a consumer.
+//!   A job is acknowledged (and deleted) only when finished; its followers are added in the same
+//!   script, once (a marker key stops a repeated expansion from adding them again). Retries wait
+//!   in a sorted set and move back into the stream when due. Entries pending with a node whose
+//!   lease is gone are claimed by a live node (`XCLAIM`), and so are entries stuck for longer
+//!   than [`STUCK_AFTER`] on any node. Every key shares one hash tag, so the scripts run on a
+//!   Redis Cluster too.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use dovie_actors::push::{NewJob, PushQueue, QueuedJob};
+use dovie_protocol::error::{ErrorBody, ErrorCode};
+use parking_lot::Mutex;
+use redis::streams::{StreamClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
+
+use crate::cluster::{Cluster, RedisConn};
+use crate::store::{PushJobRecord, SharedStore};
+
+const STREAM: &str = "{dovie:push}:jobs";
+const DELAYED: &str = "{dovie:push}:delayed";
+const GROUP: &str = "pushers";
+/// How often a node looks for entries left pending by dead or stuck consumers.
+pub const RECLAIM_EVERY: Duration = Duration::from_secs(2);
+/// An entry pending this long with a live consumer is taken over too.
+pub const STUCK_AFTER: Duration = Duration::from_secs(300);
+/// How long a job's "followers added" marker is kept (longer than any job is retried).
+const MARKER_TTL_SECS: u64 = 2 * 86_400;
+/// Delayed jobs moved into the stream at most per look.
+const MOVE_BATCH: usize = 500;
+/// Pending entries inspected per look.
+const PENDING_BATCH: usize = 200;
+
+/// How many jobs wait (the `dovie_push_queue_depth` gauge).
+#[async_trait]
+pub trait Depth: Send + Sync + 'static {
+    async fn depth(&self) -> Result<u64, ErrorBody>;
+}
+
+/// Samples the queue's depth into the gauge every `every`, for as long as the node runs.
+pub fn spawn_depth_sampler(queue: Arc<dyn Depth>, every: Duration) {
+    actix_rt::spawn(async move {
+        loop {
+            match queue.depth().await {
+                Ok(n) => crate::metrics::push_queue_depth(n),
+                Err(e) => tracing::debug!(error = %e.message, "cannot read the push queue's depth"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    });
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> ErrorBody {
+    ErrorBody::new(ErrorCode::Unavailable, format!("push queue: {what}: {e}"))
+}
+
+/// The queue in the node's own store.
+pub struct StoreQueue {
+    store: SharedStore,
+    claims: Mutex<Claims>,
+}
+
+/// What this node works on. A claim reads the store and then takes what no one works on; a
+/// job finished while that read was under way may still show in it as it was (due), so jobs
+/// finished since a claim began are kept out of that claim (`settled`: id → the claim count
+/// when it was written back).
+#[derive(Default)]
+struct Claims {
+    working: HashSet<String>,
+    settled: std::collections::HashMap<String, u64>,
+    started: u64,
+}
+
+impl StoreQueue {
+    pub fn new(store: SharedStore) -> Arc<StoreQueue> {
+        Arc::new(StoreQueue {
+            store,
+            claims: Mutex::new(Claims::default()),
+        })
+    }
+
+    /// A job's outcome is in the store: it is no longer being worked on.
+    fn settle(&self, id: &str) {
+        let mut c = self.claims.lock();
+        c.working.remove(id);
+        let now = c.started;
+        c.settled.insert(id.to_string(), now);
+    }
+}
+
+#[async_trait]
+impl Depth for StoreQueue {
+    async fn depth(&self) -> Result<u64, ErrorBody> {
+        self.store.push_jobs_queued().await
+    }
+}
+
+#[async_trait]
+impl PushQueue for StoreQueue {
+    async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<(), ErrorBody> {
+        let now = dovie_actors::now_ms();
+        let records: Vec<PushJobRecord> = jobs
+            .into_iter()
+            .map(|j| PushJobRecord {
+                id: j.id,
+                body: j.body,
+                due_at: now,
+                attempts: 0,
+            })
+            .collect();
+        self.store.add_push_jobs(&records).await
+    }
+
+    async fn claim(&self, max: usize) -> Result<Vec<QueuedJob>, ErrorBody> {
+        let (busy, claim) = {
+            let mut c = self.claims.lock();
+            c.started += 1;
+            let claim = c.started;
+            // Written back before this claim began: the read below sees it as it is now.
+            c.settled.retain(|_, at| *at >= claim);
+            (c.working.len(), claim)
+        };
+        let due = self
+            .store
+            .due_push_jobs(dovie_actors::now_ms(), max + busy)
+            .await?;
+        let mut c = self.claims.lock();
+        let Claims {
+            working, settled, ..
+        } = &mut *c;
+        Ok(due
+            .into_iter()
+            .filter(|j| settled.get(&j.id).is_none_or(|at| *at < claim))
+            .filter(|j| working.insert(j.id.clone()))
+            .take(max)
+            .map(|j| QueuedJob {
+                handle: j.id.clone(),
+                id: j.id,
+                body: j.body,
+                attempts: j.attempts,
+            })
+            .collect())
+    }
+
+    async fn finish(&self, job: &QueuedJob, follow: Vec<NewJob>) -> Result<(), ErrorBody> {
+        let now = dovie_actors::now_ms();
+        let follow: Vec<PushJobRecord> = follow
+            .into_iter()
+            .map(|j| PushJobRecord {
+                id: j.id,
+                body: j.body,
+                due_at: now,
+                attempts: 0,
+            })
+            .collect();
+        let r = self.store.finish_push_job(&job.id, &follow).await;
+        self.settle(&job.id);
+        r
+    }
+
+    async fn retry(&self, job: &QueuedJob, due_at: i64) -> Result<(), ErrorBody> {
+        let r = self
+            .store
+            .retry_push_job(&job.id, due_at, job.attempts + 1)
+            .await;
+        self.settle(&job.id);
+        r
+    }
+}
+
+/// Adds followers once, then acknowledges and deletes the entry.
+/// KEYS: stream, marker. ARGV: group, entry id, then id, body pairs.
+const FINISH: &str = r#"
+if #ARGV > 2 and redis.call('SET', KEYS[2], '1', 'NX', 'EX', tonumber(ARGV[3])) then
+  for i = 4, #ARGV, 2 do
+    redis.call('XADD', KEYS[1], '*', 'id', ARGV[i], 'body', ARGV[i + 1], 'attempts', '0')
+  end
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return 1
+"#;
+
+/// Parks a job for a later attempt, then acknowledges and deletes the entry.
+/// KEYS: stream, delayed. ARGV: group, entry id, due at, job JSON.
+const RETRY: &str = r#"
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return 1
+"#;
+
+/// Moves due parked jobs into the stream. KEYS: stream, delayed. ARGV: now, batch.
+const MOVE_DUE: &str = r#"
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, j in ipairs(due) do
+  redis.call('ZREM', KEYS[2], j)
+  local t = cjson.decode(j)
+  redis.call('XADD', KEYS[1], '*', 'id', t.id, 'body', t.body, 'attempts', tostring(t.attempts))
+end
+return #due
+"#;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Parked {
+    id: String,
+    body: String,
+    attempts: u32,
+}
+
+/// The cluster's queue.
+pub struct RedisQueue {
+    cluster: Arc<Cluster>,
+    conn: RedisConn,
+    node: String,
+    state: Mutex<RedisState>,
+}
+
+struct RedisState {
+    /// Own entries pending from an earlier run of this node still to be read back.
+    own_pending: bool,
+    last_reclaim: Option<Instant>,
+    working: HashSet<String>,
+}
+
+impl RedisQueue {
+    /// Creates the consumer group if it is new.
+    pub async fn open(cluster: Arc<Cluster>, node: &str) -> Result<Arc<RedisQueue>, String> {
+        let conn = cluster.connection();
+        let mut pipe = redis::pipe();
+        pipe.cmd("XGROUP")
+            .arg("CREATE")
+            .arg(STREAM)
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM");
+        if let Err(e) = conn.query::<()>(&pipe).await {
+            if e.code() != Some("BUSYGROUP") {
+                return Err(format!(
+                    "cannot create the push queue's consumer group: {e}"
+                ));
+            }
+        }
+        Ok(Arc::new(RedisQueue {
+            cluster,
+            conn,
+            node: node.to_string(),
+            state: Mutex::new(RedisState {
+                own_pending: true,
+                last_reclaim: None,
+                working: HashSet::new(),
+            }),
+        }))
+    }
+
+    fn job_of(&self, e: StreamId) -> Option<QueuedJob> {
+        let id: String = e.get("id")?;
+        let body: String = e.get("body")?;
+        let attempts: u32 = e.get("attempts").unwrap_or(0);
+        Some(QueuedJob {
+            handle: e.id,
+            id,
+            body,
+            attempts,
+        })
+    }
+
+    /// Reads this consumer's entries: `0` its pending ones, `>` new ones.
+    async fn read(&self, from: &str, max: usize) -> Result<Vec<StreamId>, ErrorBody> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg(&self.node)
+            .arg("COUNT")
+            .arg(max)
+            .arg("STREAMS")
+            .arg(STREAM)
+            .arg(from);
+        let (reply,): (Option<StreamReadReply>,) = self
+            .conn
+            .query(&pipe)
+            .await
+            .map_err(|e| unavailable("read", e))?;
+        Ok(reply
+            .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
+            .unwrap_or_default())
+    }
+
+    /// Takes over entries pending with dead nodes, or stuck.
+    async fn reclaim(&self, max: usize) -> Result<Vec<StreamId>, ErrorBody> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("XPENDING")
+            .arg(STREAM)
+            .arg(GROUP)
+            .arg("-")
+            .arg("+")
+            .arg(PENDING_BATCH);
+        let (pending,): (StreamPendingCountReply,) = self
+            .conn
+            .query(&pipe)
+            .await
+            .map_err(|e| unavailable("pending", e))?;
+        let live: HashSet<String> = self.cluster.live_nodes().into_iter().collect();
+        let stuck_ms = STUCK_AFTER.as_millis() as usize;
+        let orphans: Vec<String> = pending
+            .ids
+            .into_iter()
+            .filter(|p| {
+                p.consumer != self.node
+                    && (!live.contains(&p.consumer) || p.last_delivered_ms > stuck_ms)
+            })
+            .map(|p| p.id)
+            .take(max)
+            .collect();
+        if orphans.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        pipe.cmd("XCLAIM")
+            .arg(STREAM)
+            .arg(GROUP)
+            .arg(&self.node)
+            .arg(0)
+            .arg(&orphans);
+        let (claimed,): (StreamClaimReply,) = self
+            .conn
+            .query(&pipe)
+            .await
+            .map_err(|e| unavailable("claim", e))?;
+        if !claimed.ids.is_empty() {
+            tracing::info!(
+                n = claimed.ids.len(),
+                "took over push jobs of a node that is gone"
+            );
+        }
+        Ok(claimed.ids)
+    }
+
+    async fn move_due(&self) -> Result<(), ErrorBody> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("EVAL")
+            .arg(MOVE_DUE)
+            .arg(2)
+            .arg(STREAM)
+            .arg(DELAYED)
+            .arg(dovie_actors::now_ms())
+            .arg(MOVE_BATCH)
+            .ignore();
+        self.conn
+            .query::<()>(&pipe)
+            .await
+            .map_err(|e| unavailable("move due jobs", e))
+    }
+}
+
+#[async_trait]
+impl Depth for RedisQueue {
+    async fn depth(&self) -> Result<u64, ErrorBody> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("XLEN").arg(STREAM).cmd("ZCARD").arg(DELAYED);
+        let (a, b): (u64, u64) = self
+            .conn
+            .query(&pipe)
+            .await
+            .map_err(|e| unavailable("depth", e))?;
+        Ok(a + b)
+    }
+}
+
+#[async_trait]
+impl PushQueue for RedisQueue {
+    async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<(), ErrorBody> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for j in &jobs {
+            pipe.cmd("XADD")
+                .arg(STREAM)
+                .arg("*")
+                .arg("id")
+                .arg(&j.id)
+                .arg("body")
+                .arg(&j.body)
+                .arg("attempts")
+                .arg(0)
+                .ignore();
+        }
+        self.conn
+            .query::<()>(&pipe)
+            .await
+            .map_err(|e| unavailable("add", e))
+    }
+
+    async fn claim(&self, max: usize) -> Result<Vec<QueuedJob>, ErrorBody> {
+        let (own, reclaim) = {
+            let mut s = self.state.lock();
+            let reclaim = s.last_reclaim.is_none_or(|t| t.elapsed() >= RECLAIM_EVERY);
+            if reclaim {
+                s.last_reclaim = Some(Instant::now());
+            }
+            (std::mem::replace(&mut s.own_pending, false), reclaim)
+        };
+        let mut entries = Vec::new();
+        if own {
+            entries.extend(self.read("0", max).await?);
+        }
+        if reclaim {
+            self.move_due().await?;
+            entries.extend(self.reclaim(max.saturating_sub(entries.len())).await?);
+        }
+        if entries.len() < max {
+            entries.extend(self.read(">", max - entries.len()).await?);
+        }
+        let mut s = self.state.lock();
+        let mut jobs = Vec::with_capacity(entries.len());
+        for e in entries {
+            let handle = e.id.clone();
+            if !s.working.insert(handle.clone()) {
+                continue;
+            }
+            match self.job_of(e) {
+                Some(j) => jobs.push(j),
+                None => {
+                    // Not a job of ours: drop it so it cannot block the queue.
+                    tracing::warn!(entry = %handle, "a push queue entry without a job; dropped");
+                    s.working.remove(&handle);
+                    let conn = self.conn.clone();
+                    tokio::spawn(async move {
+                        let mut pipe = redis::pipe();
+                        pipe.cmd("XACK")
+                            .arg(STREAM)
+                            .arg(GROUP)
+                            .arg(&handle)
+                            .ignore();
+                        pipe.cmd("XDEL").arg(STREAM).arg(&handle).ignore();
+                        let _ = conn.query::<()>(&pipe).await;
+                    });
+                }
+            }
+        }
+        Ok(jobs)
+    }
+
+    async fn finish(&self, job: &QueuedJob, follow: Vec<NewJob>) -> Result<(), ErrorBody> {
+        let mut pipe = redis::pipe();
+        let cmd = pipe
+            .cmd("EVAL")
+            .arg(FINISH)
+            .arg(2)
+            .arg(STREAM)
+            .arg(format!("{{dovie:push}}:done:{}", job.id))
+            .arg(GROUP)
+            .arg(&job.handle);
+        if !follow.is_empty() {
+            cmd.arg(MARKER_TTL_SECS);
+            for f in &follow {
+                cmd.arg(&f.id).arg(&f.body);
+            }
+        }
+        cmd.ignore();
+        let r = self
+            .conn
+            .query::<()>(&pipe)
+            .await
+            .map_err(|e| unavailable("finish", e));
+        self.state.lock().working.remove(&job.handle);
+        r
+    }
+
+    async fn retry(&self, job: &QueuedJob, due_at: i64) -> Result<(), ErrorBody> {
+        let parked = serde_json::to_string(&Parked {
+            id: job.id.clone(),
+            body: job.body.clone(),
+            attempts: job.attempts + 1,
+        })
+        .map_err(|e| unavailable("retry", e))?;
+        let mut pipe = redis::pipe();
+        pipe.cmd("EVAL")
+            .arg(RETRY)
+            .arg(2)
+            .arg(STREAM)
+            .arg(DELAYED)
+            .arg(GROUP)
+            .arg(&job.handle)
+            .arg(due_at)
+            .arg(parked)
+            .ignore();
+        let r = self
+            .conn
+            .query::<()>(&pipe)
+            .await
+            .map_err(|e| unavailable("retry", e));
+        self.state.lock().working.remove(&job.handle);
+        r
+    }
+}

@@ -145,6 +145,8 @@ pub struct PushConfig {
     pub sounds: Vec<String>,
     /// Apple's push service (`[push.apns]`); unset, iOS tokens are kept but not pushed to.
     pub apns: ApnsConfig,
+    /// Push jobs a node works on at once (1–4096).
+    pub max_in_flight: usize,
 }
 
 /// APNs with token authentication: an ES256 provider token signed with the team's `.p8` key.
@@ -204,6 +206,7 @@ impl Default for PushConfig {
                 .map(String::from)
                 .to_vec(),
             apns: ApnsConfig::default(),
+            max_in_flight: dovie_actors::push::MAX_IN_FLIGHT,
         }
     }
 }
@@ -787,6 +790,12 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if !(1..=4096).contains(&self.push.max_in_flight) {
+            return Err(format!(
+                "push.max_in_flight must be 1 to 4096, not {}",
+                self.push.max_in_flight
+            ));
+        }
         if !self.public_url.starts_with("http://") && !self.public_url.starts_with("https://") {
             return Err(format!(
                 "public_url must be an http:// or https:// URL, not `{}`",

@@ -324,18 +324,21 @@ pub async fn serve(config: Config) -> Result<(), String> {
     } else {
         config.push.vapid_subject.clone()
     };
-    pusher.start(Arc::new(crate::push::pipeline::Worker {
-        store: store.clone(),
-        texts: texts.clone(),
-        active,
-        devices,
-        web: crate::push::webpush::WebPushSender::new(
-            egress.clone(),
-            push.vapid_key(),
-            vapid_subject,
-        ),
-        apns: crate::push::apns::ApnsSender::new(&config.push.apns, &config.egress)?,
-    }));
+    pusher.start(
+        Arc::new(crate::push::pipeline::Worker {
+            store: store.clone(),
+            texts: texts.clone(),
+            active,
+            devices,
+            web: crate::push::webpush::WebPushSender::new(
+                egress.clone(),
+                push.vapid_key(),
+                vapid_subject,
+            ),
+            apns: crate::push::apns::ApnsSender::new(&config.push.apns, &config.egress)?,
+        }),
+        config.push.max_in_flight,
+    );
     crate::push::queue::spawn_depth_sampler(push_depth, PUSH_DEPTH_EVERY);
     let limits = &config.limits;
     let session_config = SessionConfig {

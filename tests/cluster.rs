@@ -1192,3 +1192,144 @@ async fn location_works_across_nodes() {
     let s = wb.expect("location_suggestion").await;
     assert_eq!(s["d"]["message_id"], m["id"]);
 }
+
+/// Nodes that may push to a loopback Web Push stand-in.
+const PUSH_ENV: [(&str, &str); 2] = [
+    ("DOVIE_EGRESS__ALLOW_PRIVATE_ADDRESSES", "true"),
+    ("DOVIE_PUSH__ALLOWED_ENDPOINT_HOSTS", "[\"127.0.0.1\"]"),
+];
+
+/// Subscribes a new browser of `user` at `web` through `node`.
+async fn push_browser(
+    node: &Server,
+    web: &common::standins::push::WebPushService,
+    user: &User,
+) -> common::standins::push::Browser {
+    let b =
+        common::standins::push::Browser::new(&format!("{}-{}", &user.id[..8], common::uuid_like()));
+    let (status, body) = rest(node)
+        .post(
+            "/api/push-subscribe",
+            &user.token,
+            json!({"endpoint": web.subscribe(&b), "keys": {"p256dh": b.p256dh(), "auth": b.auth()}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    b
+}
+
+#[actix_rt::test]
+async fn a_room_on_screen_on_one_node_silences_pushes_decided_on_another() {
+    let Some(cql) = cql() else { return };
+    let redis = RedisServer::start();
+    let cluster = start_nodes_env(&[&cql], &redis.url(), 3, LIMITS, &PUSH_ENV);
+    let web = common::standins::push::WebPushService::start();
+    let (_, key) = rest(&cluster.nodes[0])
+        .call("GET", "/api/push-vapid-key", None, None)
+        .await;
+    let key = key["public_key"].as_str().unwrap().to_string();
+    for n in &cluster.nodes[1..] {
+        let (_, other) = rest(n).call("GET", "/api/push-vapid-key", None, None).await;
+        assert_eq!(
+            other["public_key"],
+            key.as_str(),
+            "one VAPID key for the cluster"
+        );
+    }
+    web.expect_vapid_key(&key);
+    let api = rest(&cluster.nodes[0]);
+    let [a, b, c] = api.register_all(["ann", "bob", "cat"]).await;
+    let room = api.group(&a, &[&b, &c]).await;
+    let bb = push_browser(&cluster.nodes[1], &web, &b).await;
+    let cb = push_browser(&cluster.nodes[2], &web, &c).await;
+    // Bob looks at the room in a session on n3; Cat is away.
+    let mut bob = Ws::connect(&cluster.nodes[2], Codec::Json, Auth::Query(&b.token)).await;
+    bob.request("active", json!({"room_id": room})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        rest(node).send(&a, &room, &format!("via n{}", i + 1)).await;
+    }
+    let got = web.wait_for(&cb, 3, Duration::from_secs(15)).await;
+    assert_eq!(
+        got.len(),
+        3,
+        "Cat hears of every message, whichever node took it"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        web.delivered_to(&bb).is_empty(),
+        "Bob looks at the room on n3"
+    );
+    assert!(web.refused().is_empty(), "{:?}", web.refused());
+    // Bob's session ends: he is pushed again, from any node.
+    drop(bob);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    rest(&cluster.nodes[0]).send(&a, &room, "after").await;
+    let got = web.wait_for(&bb, 1, Duration::from_secs(15)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].payload["body"], "after");
+}
+
+#[actix_rt::test]
+async fn pushes_queued_on_a_killed_node_are_delivered_by_another() {
+    let Some(cql) = cql() else { return };
+    let redis = RedisServer::start();
+    // Two pushes in flight per node: the rest of a message's pushes wait in the stream.
+    let env = [&PUSH_ENV[..], &[("DOVIE_PUSH__MAX_IN_FLIGHT", "2")]].concat();
+    let mut cluster = start_nodes_env(&[&cql], &redis.url(), 3, LIMITS, &env);
+    let web = common::standins::push::WebPushService::start();
+    let (_, key) = rest(&cluster.nodes[0])
+        .call("GET", "/api/push-vapid-key", None, None)
+        .await;
+    web.expect_vapid_key(key["public_key"].as_str().unwrap());
+    let api = rest(&cluster.nodes[0]);
+    let a = api.register("ann").await;
+    let mut members = Vec::new();
+    for i in 0..16 {
+        members.push(api.register(&format!("m{i}")).await);
+    }
+    let refs: Vec<&User> = members.iter().collect();
+    let room = api.group(&a, &refs).await;
+    let mut browsers = Vec::new();
+    for m in &members {
+        browsers.push(push_browser(&cluster.nodes[0], &web, m).await);
+    }
+    // The push service answers slowly: when two of the three nodes die, each has pushes in
+    // flight and the stream holds the rest.
+    web.slow_down(Duration::from_secs(3));
+    rest(&cluster.nodes[2]).send(&a, &room, "queued").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while browsers.iter().all(|b| web.attempts(b) == 0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cluster.nodes[0].kill();
+    cluster.nodes[1].kill();
+    // What the push service held when they died: sent by a dead node, maybe not acknowledged.
+    let in_flight: Vec<bool> = browsers.iter().map(|b| web.attempts(b) > 0).collect();
+    let held = in_flight.iter().filter(|f| **f).count();
+    assert!(
+        (1..=6).contains(&held),
+        "at most two in flight per node: {held}"
+    );
+    web.slow_down(Duration::ZERO);
+    for b in &browsers {
+        let got = web.wait_for(b, 1, Duration::from_secs(30)).await;
+        assert_eq!(got.len(), 1, "every push delivered, by the node that lives");
+        assert_eq!(got[0].payload["body"], "queued");
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    for (b, was_in_flight) in browsers.iter().zip(in_flight) {
+        let n = web.delivered_to(b).len();
+        if was_in_flight {
+            // Received by the service from a node that died before it heard the answer: the
+            // live node cannot know, and sends again (at least once, never lost).
+            assert!((1..=2).contains(&n), "{n}");
+        } else {
+            assert_eq!(
+                n, 1,
+                "a push still queued when its node died is delivered once"
+            );
+        }
+    }
+}

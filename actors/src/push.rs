@@ -15,7 +15,8 @@ use dovie_protocol::error::ErrorBody;
 
 /// How often the queue is looked at when nothing wakes the pipeline.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
-/// Jobs being worked on at once (sends wait on push services: many in flight, little CPU).
+/// Jobs being worked on at once by default (sends wait on push services: many in flight, little
+/// CPU).
 pub const MAX_IN_FLIGHT: usize = 128;
 /// Jobs claimed at most at once.
 pub const CLAIM_BATCH: usize = 256;
@@ -73,15 +74,21 @@ pub struct PushPipeline {
     queue: Arc<dyn PushQueue>,
     worker: Arc<dyn PushWorker>,
     in_flight: usize,
+    max_in_flight: usize,
     claiming: bool,
 }
 
 impl PushPipeline {
-    pub fn new(queue: Arc<dyn PushQueue>, worker: Arc<dyn PushWorker>) -> PushPipeline {
+    pub fn new(
+        queue: Arc<dyn PushQueue>,
+        worker: Arc<dyn PushWorker>,
+        max_in_flight: usize,
+    ) -> PushPipeline {
         PushPipeline {
             queue,
             worker,
             in_flight: 0,
+            max_in_flight: max_in_flight.max(1),
             claiming: false,
         }
     }
@@ -90,15 +97,16 @@ impl PushPipeline {
     pub fn start_supervised(
         queue: Arc<dyn PushQueue>,
         worker: Arc<dyn PushWorker>,
+        max_in_flight: usize,
     ) -> Addr<PushPipeline> {
-        Supervisor::start(move |_| PushPipeline::new(queue, worker))
+        Supervisor::start(move |_| PushPipeline::new(queue, worker, max_in_flight))
     }
 
     fn poll(&mut self, ctx: &mut Context<Self>) {
-        if self.claiming || self.in_flight >= MAX_IN_FLIGHT {
+        if self.claiming || self.in_flight >= self.max_in_flight {
             return;
         }
-        let room = (MAX_IN_FLIGHT - self.in_flight).min(CLAIM_BATCH);
+        let room = (self.max_in_flight - self.in_flight).min(CLAIM_BATCH);
         self.claiming = true;
         let queue = self.queue.clone();
         let fut = async move { queue.claim(room).await };
@@ -265,7 +273,7 @@ mod tests {
             }])
             .await
             .unwrap();
-        let addr = PushPipeline::start_supervised(queue.clone(), Arc::new(Expander));
+        let addr = PushPipeline::start_supervised(queue.clone(), Arc::new(Expander), MAX_IN_FLIGHT);
         addr.do_send(Wake);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while queue.finished.lock().len() < 501 && std::time::Instant::now() < deadline {

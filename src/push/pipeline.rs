@@ -201,8 +201,8 @@ impl Pusher {
     }
 
     /// Starts the node's supervised pipeline with this worker.
-    pub fn start(&self, worker: Arc<Worker>) {
-        let addr = PushPipeline::start_supervised(self.queue.clone(), worker);
+    pub fn start(&self, worker: Arc<Worker>, max_in_flight: usize) {
+        let addr = PushPipeline::start_supervised(self.queue.clone(), worker, max_in_flight);
         let _ = self.pipeline.set(addr);
     }
 

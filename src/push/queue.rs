@@ -242,7 +242,8 @@ impl RedisQueue {
             .arg("0")
             .arg("MKSTREAM");
         if let Err(e) = conn.query::<()>(&pipe).await {
-            if e.code() != Some("BUSYGROUP") {
+            // Another node (or an earlier run) made it: fine.
+            if e.code() != Some("BUSYGROUP") && !e.to_string().contains("BUSYGROUP") {
                 return Err(format!(
                     "cannot create the push queue's consumer group: {e}"
                 ));

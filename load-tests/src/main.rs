@@ -10,6 +10,7 @@
 mod files;
 mod floor;
 mod geo;
+mod push;
 mod report;
 mod scan;
 mod scenario;
@@ -100,6 +101,25 @@ enum Cmd {
         each_mib: u64,
         /// The config the started node runs with.
         #[arg(long, default_value = "load-tests/files-server.toml")]
+        config: String,
+        #[arg(long)]
+        bin_dir: Option<String>,
+        #[arg(long, default_value = "load-tests/results")]
+        out: String,
+    },
+    /// The push benchmark: a message to a room of 2,000 offline members, every one subscribed
+    /// to Web Push, against a push service sink; the room's send rate with and without push.
+    Push {
+        /// Members besides the sender.
+        #[arg(long, default_value_t = 2_000)]
+        members: usize,
+        /// Messages of each send-rate phase.
+        #[arg(long, default_value_t = 100)]
+        sends: usize,
+        /// REST connections sending at once.
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+        #[arg(long, default_value = "load-tests/server.toml")]
         config: String,
         #[arg(long)]
         bin_dir: Option<String>,
@@ -203,6 +223,25 @@ fn main() {
         return bench(name, "geo", &out, geo::table, move || async move {
             let bins = targets::Bins::locate(bin_dir.as_deref())?;
             geo::run(&bins, &config, &plan).await
+        });
+    }
+    if let Cmd::Push {
+        members,
+        sends,
+        connections,
+        config,
+        bin_dir,
+        out,
+    } = cli.cmd
+    {
+        let plan = push::Plan {
+            members,
+            sends,
+            connections,
+        };
+        return bench("push", "push", &out, push::table, move || async move {
+            let bins = targets::Bins::locate(bin_dir.as_deref())?;
+            push::run(&bins, &config, &plan).await
         });
     }
     if let Cmd::Files {

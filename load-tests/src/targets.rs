@@ -123,12 +123,31 @@ impl Target {
         Target::start_dovie_args(bins, config, real_login_limits, &[]).await
     }
 
+    /// A node with environment of its own (settings beyond the config file).
+    pub async fn start_dovie_env(
+        bins: &Bins,
+        config: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Target, String> {
+        Target::start_dovie_full(bins, config, false, &[], env).await
+    }
+
     /// [`Target::start_dovie_with`] with more flags (a cluster's store and bus).
     pub async fn start_dovie_args(
         bins: &Bins,
         config: &str,
         real_login_limits: bool,
         extra: &[String],
+    ) -> Result<Target, String> {
+        Target::start_dovie_full(bins, config, real_login_limits, extra, &[]).await
+    }
+
+    async fn start_dovie_full(
+        bins: &Bins,
+        config: &str,
+        real_login_limits: bool,
+        extra: &[String],
+        env: &[(&str, &str)],
     ) -> Result<Target, String> {
         let login_limit = if real_login_limits { "10" } else { "100000000" };
         let addr = free_port()?;
@@ -148,6 +167,7 @@ impl Target {
             .env("DOVIE_RATE_LIMITS__REGISTER_PER_HOUR", "100000000")
             .env("DOVIE_RATE_LIMITS__LOGIN_PER_MINUTE", login_limit)
             .env("DOVIE_RATE_LIMITS__API_PER_MINUTE", "100000000")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

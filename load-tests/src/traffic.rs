@@ -44,14 +44,18 @@ static PHASES: AtomicU64 = AtomicU64::new(0);
 
 /// One REST-created user.
 #[derive(Clone)]
-struct User {
-    id: String,
-    token: String,
+pub(crate) struct User {
+    pub id: String,
+    pub token: String,
 }
 
 // ---------------------------------------------------------------- set-up over REST
 
-async fn register_users(target: &Target, n: usize, sources: usize) -> Result<Vec<User>, String> {
+pub(crate) async fn register_users(
+    target: &Target,
+    n: usize,
+    sources: usize,
+) -> Result<Vec<User>, String> {
     let run = format!("{}-{}", std::process::id(), target.addr.port());
     let next = Arc::new(AtomicUsize::new(0));
     let out: Arc<Mutex<Vec<Option<User>>>> = Arc::new(Mutex::new(vec![None; n]));
@@ -96,6 +100,42 @@ async fn register_users(target: &Target, n: usize, sources: usize) -> Result<Vec
         .into_iter()
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| "a registration is missing".into())
+}
+
+/// Creates one group of `owner` and `members`; answers its id.
+pub(crate) async fn create_group(
+    target: &Target,
+    owner: &User,
+    members: &[User],
+) -> Result<String, String> {
+    // A create names at most 100 members; the rest join 100 at a time.
+    const PER_CALL: usize = 100;
+    let first = members.len().min(PER_CALL);
+    let mut all = vec![owner.clone()];
+    all.extend_from_slice(&members[..first]);
+    let room = create_rooms(target, &all, all.len())
+        .await?
+        .pop()
+        .ok_or_else(|| "no room was created".to_string())?;
+    let mut http = wire::Http::connect(wire::source(0, 1), target.addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    for chunk in members[first..].chunks(PER_CALL) {
+        let ids: Vec<&str> = chunk.iter().map(|u| u.id.as_str()).collect();
+        let (status, v) = http
+            .call(
+                "POST",
+                &format!("/api/chat-rooms/{room}/participants"),
+                Some(&owner.token),
+                Some(&json!({ "user_ids": ids })),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if status != 200 {
+            return Err(format!("add participants answered {status}: {v}"));
+        }
+    }
+    Ok(room)
 }
 
 /// Creates one group per chunk of `members` users; answers the room ids.

@@ -185,3 +185,58 @@ async fn every_node_of_a_keyspace_signs_pushes_with_one_vapid_key() {
     assert_eq!(a.len(), 87, "base64url of a 65-byte point: {a}");
     assert_eq!(a, b, "one key for the cluster");
 }
+
+#[actix_rt::test]
+async fn a_cql_node_queues_pushes_in_its_store_and_keeps_them_across_a_kill() {
+    let Some(nodes) = cql() else { return };
+    let web = common::standins::push::WebPushService::start();
+    let keyspace = format!("dovie_node_{}", common::uuid_like());
+    let args = [
+        "--store",
+        "scylla",
+        "--scylla",
+        &nodes,
+        "--keyspace",
+        &keyspace,
+    ];
+    let env = [
+        ("DOVIE_EGRESS__ALLOW_PRIVATE_ADDRESSES", "true"),
+        ("DOVIE_PUSH__ALLOWED_ENDPOINT_HOSTS", "[\"127.0.0.1\"]"),
+    ];
+    let mut server = Server::start_with(&args, &env);
+    let api = rest(&server);
+    let (_, key) = api.call("GET", "/api/push-vapid-key", None, None).await;
+    web.expect_vapid_key(key["public_key"].as_str().unwrap());
+    let [a, b] = api.register_all(["ann", "bob"]).await;
+    let room = api.group(&a, &[&b]).await;
+    let browser = common::standins::push::Browser::new(&format!("cql-{}", common::uuid_like()));
+    let (status, _) = api
+        .post(
+            "/api/push-subscribe",
+            &b.token,
+            json!({"endpoint": web.subscribe(&browser),
+                   "keys": {"p256dh": browser.p256dh(), "auth": browser.auth()}}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let m = api.send(&a, &room, "<@nobody> hello over CQL").await;
+    let got = web.wait_for(&browser, 1, Duration::from_secs(15)).await;
+    assert_eq!(got.len(), 1, "refused: {:?}", web.refused());
+    assert_eq!(got[0].payload["message_id"], m["id"]);
+    assert_eq!(got[0].payload["badge"], 1);
+    // A push the service fails waits in the store's queue for its retry, across a SIGKILL.
+    web.answer(&browser, &[500]);
+    api.send(&a, &room, "second").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while web.attempts(&browser) < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.kill();
+    server.restart();
+    let got = web.wait_for(&browser, 2, Duration::from_secs(30)).await;
+    assert_eq!(got.len(), 2, "delivered after the restart");
+    assert_eq!(got[1].payload["body"], "second");
+    assert_eq!(got[1].payload["badge"], 2);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(web.delivered_to(&browser).len(), 2, "once");
+}

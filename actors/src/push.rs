@@ -102,6 +102,18 @@ impl PushPipeline {
         Supervisor::start(move |_| PushPipeline::new(queue, worker, max_in_flight))
     }
 
+    /// [`PushPipeline::start_supervised`] on an arbiter of its own (its jobs' work runs there).
+    pub fn start_supervised_in(
+        arbiter: &ArbiterHandle,
+        queue: Arc<dyn PushQueue>,
+        worker: Arc<dyn PushWorker>,
+        max_in_flight: usize,
+    ) -> Addr<PushPipeline> {
+        Supervisor::start_in_arbiter(arbiter, move |_| {
+            PushPipeline::new(queue, worker, max_in_flight)
+        })
+    }
+
     fn poll(&mut self, ctx: &mut Context<Self>) {
         if self.claiming || self.in_flight >= self.max_in_flight {
             return;

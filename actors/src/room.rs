@@ -590,8 +590,12 @@ impl RoomActor {
             while r.window.len() > WINDOW {
                 r.window.pop_front();
             }
-            self.ports.extras.stored(&m, &r.room.member_ids);
         }
+        let members = match &self.state {
+            State::Ready(r) => &r.room.member_ids[..],
+            _ => &[],
+        };
+        self.ports.extras.stored(&m, members);
         p.reply.send(Ok((self.shown(m), true)));
         event
     }

@@ -119,6 +119,9 @@ enum Cmd {
         /// REST connections sending at once.
         #[arg(long, default_value_t = 8)]
         connections: usize,
+        /// Wait only this many seconds for the pushes of the send-rate phase (default: all).
+        #[arg(long)]
+        drain_secs: Option<u64>,
         #[arg(long, default_value = "load-tests/server.toml")]
         config: String,
         #[arg(long)]
@@ -229,6 +232,7 @@ fn main() {
         members,
         sends,
         connections,
+        drain_secs,
         config,
         bin_dir,
         out,
@@ -238,6 +242,7 @@ fn main() {
             members,
             sends,
             connections,
+            drain_secs,
         };
         return bench("push", "push", &out, push::table, move || async move {
             let bins = targets::Bins::locate(bin_dir.as_deref())?;

@@ -20,6 +20,7 @@ use std::time::Instant;
 use actix::Addr;
 use async_trait::async_trait;
 use chrono::Timelike;
+use futures_util::{StreamExt, TryStreamExt};
 use dovie_actors::push::{NewJob, Outcome, PushPipeline, PushQueue, PushWorker, QueuedJob, Wake};
 use dovie_protocol::error::ErrorBody;
 use dovie_protocol::model::{Message, MessageKind, RoomType};
@@ -40,6 +41,8 @@ use crate::store::SharedStore;
 pub const PUSH_TTL_SECS: u32 = 24 * 3600;
 /// Characters of a message's text a push shows.
 pub const MAX_BODY_CHARS: usize = 200;
+/// Badges (unread counts) read from the store at once while expanding a message.
+const BADGE_READS_AT_ONCE: usize = 16;
 /// Messages after a pushed one counted at most (to take them out of its badge).
 const MAX_LATER_COUNTED: usize = 256;
 /// Web Push payloads stay under what every push service takes (4 KiB less the encryption).
@@ -189,7 +192,12 @@ pub struct Pusher {
     queue: Arc<dyn PushQueue>,
     pub devices: Arc<Devices>,
     pipeline: OnceLock<Addr<PushPipeline>>,
+    /// The pipeline's own thread, at a lower priority than the threads that serve requests.
+    arbiter: OnceLock<actix::Arbiter>,
 }
+
+/// The nice value of the push pipeline's thread: pushes use the CPU that sends leave.
+pub const PIPELINE_NICE: i32 = 10;
 
 impl Pusher {
     pub fn new(queue: Arc<dyn PushQueue>, devices: Arc<Devices>) -> Arc<Pusher> {
@@ -197,13 +205,28 @@ impl Pusher {
             queue,
             devices,
             pipeline: OnceLock::new(),
+            arbiter: OnceLock::new(),
         })
     }
 
-    /// Starts the node's supervised pipeline with this worker.
+    /// Starts the node's supervised pipeline with this worker, on a thread of its own whose
+    /// priority is lowered ([`PIPELINE_NICE`]): a burst of pushes slows down rather than the
+    /// rooms' sends.
     pub fn start(&self, worker: Arc<Worker>, max_in_flight: usize) {
-        let addr = PushPipeline::start_supervised(self.queue.clone(), worker, max_in_flight);
+        let arbiter = actix::Arbiter::new();
+        arbiter.spawn(async {
+            if let Err(e) = dovie_transport::process::lower_this_thread(PIPELINE_NICE) {
+                tracing::warn!(error = %e, "cannot lower the push pipeline's priority");
+            }
+        });
+        let addr = PushPipeline::start_supervised_in(
+            &arbiter.handle(),
+            self.queue.clone(),
+            worker,
+            max_in_flight,
+        );
         let _ = self.pipeline.set(addr);
+        let _ = self.arbiter.set(arbiter);
     }
 
     fn queue(&self, jobs: Vec<NewJob>) {
@@ -306,7 +329,12 @@ pub struct Worker {
     pub devices: Arc<Devices>,
     pub web: WebPushSender,
     pub apns: Option<ApnsSender>,
+    /// Expansions running at once ([`EXPANSIONS_AT_ONCE`]).
+    pub expansions: tokio::sync::Semaphore,
 }
+
+/// Messages, reads and notices turned into deliveries at once, per node.
+pub const EXPANSIONS_AT_ONCE: usize = 1;
 
 #[async_trait]
 impl PushWorker for Worker {
@@ -317,6 +345,22 @@ impl PushWorker for Worker {
                 tracing::error!(job = %job.id, error = %e, "a push job does not parse; dropped");
                 return Outcome::Done(Vec::new());
             }
+        };
+        if let Job::Deliver {
+            user_id,
+            device,
+            push,
+            at,
+        } = &parsed
+        {
+            return self.deliver(job, user_id, device, push, *at).await;
+        }
+        // Expansions read and write a lot at once: a few at a time, so that a burst of messages
+        // to large rooms does not crowd out the rooms' own writes.
+        let Ok(_permit) = self.expansions.acquire().await else {
+            return Outcome::Retry {
+                due_at: dovie_actors::now_ms() + backoff(job.attempts, None).as_millis() as i64,
+            };
         };
         let started = Instant::now();
         let r = match &parsed {
@@ -336,12 +380,7 @@ impl PushWorker for Worker {
                 self.expand_notice(&job.id, user_id, title, body, data.clone(), *at)
                     .await
             }
-            Job::Deliver {
-                user_id,
-                device,
-                push,
-                at,
-            } => return self.deliver(job, user_id, device, push, *at).await,
+            Job::Deliver { .. } => Ok(Vec::new()),
         };
         crate::metrics::push_expanded(started.elapsed());
         match r {
@@ -532,23 +571,34 @@ impl Worker {
             .await?
             .len() as u64;
         let now = dovie_actors::now_ms();
+        // Who is told, by their settings.
+        let told: Vec<(String, Vec<Device>, Settings)> = devices
+            .into_iter()
+            .filter_map(|(user, devs)| {
+                let s = settings_of(&docs, &user);
+                let level = s.rooms.get(room_id).map_or("all", |r| r.level.as_str());
+                let mentioned = m.mentions.contains(&user);
+                let muted_now = s
+                    .rooms
+                    .get(room_id)
+                    .and_then(|r| r.muted_until)
+                    .is_some_and(|t| t > now);
+                let silent =
+                    level == "none" || (level == "mentions" && !mentioned) || muted_now;
+                (s.enabled && !silent).then_some((user, devs, s))
+            })
+            .collect();
+        // Their badges, a few store reads at a time.
+        let reads: Vec<_> = told
+            .iter()
+            .map(|(user, _, s)| self.badge(user, s, now, Some((room_id, later))))
+            .collect();
+        let badges: Vec<u64> = futures_util::stream::iter(reads)
+            .buffered(BADGE_READS_AT_ONCE)
+            .try_collect()
+            .await?;
         let mut follow = Vec::new();
-        for (user, devs) in devices {
-            let s = settings_of(&docs, &user);
-            if !s.enabled {
-                continue;
-            }
-            let level = s.rooms.get(room_id).map_or("all", |r| r.level.as_str());
-            let mentioned = m.mentions.contains(&user);
-            let muted_now = s
-                .rooms
-                .get(room_id)
-                .and_then(|r| r.muted_until)
-                .is_some_and(|t| t > now);
-            if level == "none" || (level == "mentions" && !mentioned) || muted_now {
-                continue;
-            }
-            let badge = self.badge(&user, &s, now, Some((room_id, later))).await?;
+        for ((user, devs, s), badge) in told.into_iter().zip(badges) {
             let push = if in_quiet_hours(&s, now) {
                 Rendered {
                     kind: "badge".into(),

@@ -22,8 +22,41 @@ pub fn no_transparent_huge_pages() -> std::io::Result<()> {
     }
 }
 
+/// Lowers the calling thread's scheduling priority to `nice` (Linux keeps a nice value per
+/// thread): background work on that thread — the push pipeline — takes the CPU the
+/// request-serving threads leave, instead of competing with them.
+pub fn lower_this_thread(nice: i32) -> std::io::Result<()> {
+    // SAFETY: gettid takes no arguments; setpriority takes plain integers (PRIO_PROCESS with a
+    // thread id addresses that thread) and touches none of our memory.
+    let r = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice)
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_thread_lowers_only_itself() {
+        let before = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        let lowered = std::thread::spawn(|| {
+            super::lower_this_thread(10).unwrap();
+            // SAFETY: plain integer arguments.
+            unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+        })
+        .join()
+        .unwrap();
+        assert_eq!(lowered, 10.max(before));
+        // SAFETY: plain integer arguments.
+        let after = unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
+        assert_eq!(after, before, "the calling thread keeps its priority");
+    }
+
     #[test]
     fn huge_pages_are_off_after_the_call() {
         super::no_transparent_huge_pages().unwrap();

@@ -336,7 +336,6 @@ pub async fn serve(config: Config) -> Result<(), String> {
                 vapid_subject,
             ),
             apns: crate::push::apns::ApnsSender::new(&config.push.apns, &config.egress)?,
-            expansions: tokio::sync::Semaphore::new(crate::push::pipeline::EXPANSIONS_AT_ONCE),
         }),
         config.push.max_in_flight,
     );

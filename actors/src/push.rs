@@ -1,10 +1,12 @@
 //! The PushPipeline actor: one per node, supervised. It works through a durable queue of push
-//! jobs (the queue port: the embedded store's table on one node, a Redis Stream with a consumer
-//! group in a cluster) with a bounded number of jobs in flight, hands each to the worker port
-//! (which filters, renders and sends), and only then finishes the job in the queue — with the
-//! jobs that follow from it (a message's per-device deliveries) added in the same step — or puts
-//! it back for a later attempt. A job is never dropped by the actor: one whose work did not end
-//! (a crash, a restart) is still in the queue and is claimed again.
+//! jobs (the queue port: the embedded store's table on one node, Redis Streams with a consumer
+//! group in a cluster) in two lanes — expansions (a message, a read, a notice: heavy, few at a
+//! time) and deliveries (one device each: many in flight) — so a burst of messages to large
+//! rooms never starves the deliveries of the messages before them. Each job goes to the worker
+//! port (which filters, renders and sends), and only then is finished in the queue — with the
+//! jobs that follow from it (a message's per-device deliveries) added in the same step — or put
+//! back for a later attempt. A job is never dropped by the actor: one whose work did not end (a
+//! crash, a restart) is still in the queue and is claimed again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,11 +17,41 @@ use dovie_protocol::error::ErrorBody;
 
 /// How often the queue is looked at when nothing wakes the pipeline.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
-/// Jobs being worked on at once by default (sends wait on push services: many in flight, little
-/// CPU).
+/// Deliveries being worked on at once by default (sends wait on push services: many in flight,
+/// little CPU).
 pub const MAX_IN_FLIGHT: usize = 128;
+/// Expansions being worked on at once: each reads and writes a lot.
+pub const EXPANSIONS_AT_ONCE: usize = 1;
 /// Jobs claimed at most at once.
 pub const CLAIM_BATCH: usize = 256;
+
+/// The two kinds of work, queued and claimed apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    /// Turns a message, a read or a notice into deliveries.
+    Expand,
+    /// Sends to one device.
+    Deliver,
+}
+
+impl Lane {
+    pub const ALL: [Lane; 2] = [Lane::Expand, Lane::Deliver];
+
+    pub fn index(self) -> usize {
+        match self {
+            Lane::Expand => 0,
+            Lane::Deliver => 1,
+        }
+    }
+
+    pub fn from_index(i: usize) -> Lane {
+        if i == 0 {
+            Lane::Expand
+        } else {
+            Lane::Deliver
+        }
+    }
+}
 
 /// A job the queue handed out.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +64,7 @@ pub struct QueuedJob {
     pub body: String,
     /// Attempts made before this one.
     pub attempts: u32,
+    pub lane: Lane,
 }
 
 /// A job to add to the queue.
@@ -40,6 +73,7 @@ pub struct NewJob {
     /// Unique per piece of work: adding it again does not double it.
     pub id: String,
     pub body: String,
+    pub lane: Lane,
 }
 
 /// What became of a job.
@@ -56,8 +90,9 @@ pub enum Outcome {
 pub trait PushQueue: Send + Sync + 'static {
     /// Adds jobs.
     async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<(), ErrorBody>;
-    /// Up to `max` due jobs no one else is working on; each is this node's until finished.
-    async fn claim(&self, max: usize) -> Result<Vec<QueuedJob>, ErrorBody>;
+    /// Up to `max` due jobs of `lane` no one else is working on; each is this node's until
+    /// finished.
+    async fn claim(&self, lane: Lane, max: usize) -> Result<Vec<QueuedJob>, ErrorBody>;
     /// Ends a job and adds its followers, at once.
     async fn finish(&self, job: &QueuedJob, follow: Vec<NewJob>) -> Result<(), ErrorBody>;
     /// Puts a job back for another attempt at `due_at`.
@@ -73,9 +108,10 @@ pub trait PushWorker: Send + Sync + 'static {
 pub struct PushPipeline {
     queue: Arc<dyn PushQueue>,
     worker: Arc<dyn PushWorker>,
-    in_flight: usize,
-    max_in_flight: usize,
-    claiming: bool,
+    /// Per lane: jobs in work, the most at once, whether a claim is under way.
+    running: [usize; 2],
+    limit: [usize; 2],
+    claiming: [bool; 2],
 }
 
 impl PushPipeline {
@@ -87,9 +123,9 @@ impl PushPipeline {
         PushPipeline {
             queue,
             worker,
-            in_flight: 0,
-            max_in_flight: max_in_flight.max(1),
-            claiming: false,
+            running: [0, 0],
+            limit: [EXPANSIONS_AT_ONCE, max_in_flight.max(1)],
+            claiming: [false, false],
         }
     }
 
@@ -115,15 +151,22 @@ impl PushPipeline {
     }
 
     fn poll(&mut self, ctx: &mut Context<Self>) {
-        if self.claiming || self.in_flight >= self.max_in_flight {
+        for lane in Lane::ALL {
+            self.poll_lane(lane, ctx);
+        }
+    }
+
+    fn poll_lane(&mut self, lane: Lane, ctx: &mut Context<Self>) {
+        let l = lane.index();
+        if self.claiming[l] || self.running[l] >= self.limit[l] {
             return;
         }
-        let room = (self.max_in_flight - self.in_flight).min(CLAIM_BATCH);
-        self.claiming = true;
+        let room = (self.limit[l] - self.running[l]).min(CLAIM_BATCH);
+        self.claiming[l] = true;
         let queue = self.queue.clone();
-        let fut = async move { queue.claim(room).await };
+        let fut = async move { queue.claim(lane, room).await };
         ctx.spawn(fut.into_actor(self).map(move |claimed, act, ctx| {
-            act.claiming = false;
+            act.claiming[l] = false;
             let jobs = match claimed {
                 Ok(jobs) => jobs,
                 Err(e) => {
@@ -133,7 +176,7 @@ impl PushPipeline {
             };
             let full = jobs.len() == room;
             for job in jobs {
-                act.in_flight += 1;
+                act.running[l] += 1;
                 let (queue, worker, me) = (act.queue.clone(), act.worker.clone(), ctx.address());
                 actix::spawn(async move {
                     let outcome = worker.work(&job).await;
@@ -145,11 +188,11 @@ impl PushPipeline {
                         // The job stays claimed; the queue hands it out again later.
                         tracing::warn!(job = %job.id, error = %e.message, "cannot finish a push job");
                     }
-                    me.do_send(Finished);
+                    me.do_send(Finished(job.lane));
                 });
             }
             if full {
-                act.poll(ctx);
+                act.poll_lane(lane, ctx);
             }
         }));
     }
@@ -167,7 +210,7 @@ impl Actor for PushPipeline {
 impl Supervised for PushPipeline {
     fn restarting(&mut self, _: &mut Context<Self>) {
         // Jobs in flight finish on their own tasks and report back; claims start afresh.
-        self.claiming = false;
+        self.claiming = [false, false];
     }
 }
 
@@ -184,16 +227,17 @@ impl Handler<Wake> for PushPipeline {
     }
 }
 
-/// A job's work ended.
+/// A job of this lane ended.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Finished;
+struct Finished(Lane);
 
 impl Handler<Finished> for PushPipeline {
     type Result = ();
 
-    fn handle(&mut self, _: Finished, ctx: &mut Context<Self>) {
-        self.in_flight = self.in_flight.saturating_sub(1);
+    fn handle(&mut self, done: Finished, ctx: &mut Context<Self>) {
+        let l = done.0.index();
+        self.running[l] = self.running[l].saturating_sub(1);
         self.poll(ctx);
     }
 }
@@ -222,15 +266,21 @@ mod tests {
                     id: j.id,
                     body: j.body,
                     attempts: 0,
+                    lane: j.lane,
                 });
             }
             Ok(())
         }
 
-        async fn claim(&self, max: usize) -> Result<Vec<QueuedJob>, ErrorBody> {
+        async fn claim(&self, lane: Lane, max: usize) -> Result<Vec<QueuedJob>, ErrorBody> {
             let mut q = self.queued.lock();
-            let n = max.min(q.len());
-            Ok(q.drain(..n).collect())
+            let (mine, rest): (VecDeque<QueuedJob>, VecDeque<QueuedJob>) =
+                q.drain(..).partition(|j| j.lane == lane);
+            *q = rest;
+            let mut mine: Vec<QueuedJob> = mine.into();
+            let keep = mine.split_off(max.min(mine.len()));
+            q.extend(keep);
+            Ok(mine)
         }
 
         async fn finish(&self, job: &QueuedJob, follow: Vec<NewJob>) -> Result<(), ErrorBody> {
@@ -260,6 +310,7 @@ mod tests {
                         .map(|i| NewJob {
                             id: format!("{}:{i}", job.id),
                             body: if i % 10 == 0 { "flaky" } else { "send" }.into(),
+                            lane: Lane::Deliver,
                         })
                         .collect(),
                 );
@@ -279,23 +330,31 @@ mod tests {
     async fn expand_and_retry() {
         let queue = Arc::new(MemQueue::default());
         queue
-            .enqueue(vec![NewJob {
-                id: "m1".into(),
-                body: "fan:500".into(),
-            }])
+            .enqueue(vec![
+                NewJob {
+                    id: "m1".into(),
+                    body: "fan:500".into(),
+                    lane: Lane::Expand,
+                },
+                NewJob {
+                    id: "m2".into(),
+                    body: "fan:0".into(),
+                    lane: Lane::Expand,
+                },
+            ])
             .await
             .unwrap();
         let addr = PushPipeline::start_supervised(queue.clone(), Arc::new(Expander), MAX_IN_FLIGHT);
         addr.do_send(Wake);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while queue.finished.lock().len() < 501 && std::time::Instant::now() < deadline {
+        while queue.finished.lock().len() < 502 && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let mut finished = queue.finished.lock().clone();
-        assert_eq!(finished.len(), 501, "every job finished");
+        assert_eq!(finished.len(), 502, "every job finished");
         finished.sort();
         finished.dedup();
-        assert_eq!(finished.len(), 501, "none finished twice");
+        assert_eq!(finished.len(), 502, "none finished twice");
         assert_eq!(
             queue.retried.lock().len(),
             50,

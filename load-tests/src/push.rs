@@ -187,8 +187,24 @@ async fn run_inner(bins: &Bins, config: &str, plan: &Plan) -> Result<Value, Stri
     let sender = &users[0];
 
     // 1. Nobody subscribed.
-    let warm = send_burst(&dovie, sender, &room, plan.sends, plan.connections, "warm-up").await?;
-    let baseline = send_burst(&dovie, sender, &room, plan.sends, plan.connections, "baseline").await?;
+    let warm = send_burst(
+        &dovie,
+        sender,
+        &room,
+        plan.sends,
+        plan.connections,
+        "warm-up",
+    )
+    .await?;
+    let baseline = send_burst(
+        &dovie,
+        sender,
+        &room,
+        plan.sends,
+        plan.connections,
+        "baseline",
+    )
+    .await?;
 
     // 2. Everyone subscribes; one message.
     let mut http = Http::connect(wire::source(0, 1), dovie.addr)
@@ -224,7 +240,15 @@ async fn run_inner(bins: &Bins, config: &str, plan: &Plan) -> Result<Value, Stri
     // 3. Sends while every message pushes everyone.
     let before = sink.accepted.load(Ordering::Relaxed);
     let burst_at = Instant::now();
-    let with_push = send_burst(&dovie, sender, &room, plan.sends, plan.connections, "pushed").await?;
+    let with_push = send_burst(
+        &dovie,
+        sender,
+        &room,
+        plan.sends,
+        plan.connections,
+        "pushed",
+    )
+    .await?;
     let total = before + members * plan.sends as u64;
     let (accepted, drain_secs) = match plan.drain_secs {
         None => {

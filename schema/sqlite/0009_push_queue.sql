@@ -4,10 +4,12 @@
 
 ALTER TABLE messages ADD COLUMN mentions TEXT NOT NULL DEFAULT '[]';
 
+-- Two lanes, claimed apart: 0 expansions (a message, a read, a notice), 1 deliveries.
 CREATE TABLE push_jobs (
     id        TEXT PRIMARY KEY,
+    lane      INTEGER NOT NULL CHECK (lane IN (0, 1)),
     body      TEXT NOT NULL,
     due_at    INTEGER NOT NULL,
     attempts  INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX push_jobs_by_due ON push_jobs (due_at);
+CREATE INDEX push_jobs_by_due ON push_jobs (lane, due_at);

@@ -20,10 +20,12 @@ use std::time::Instant;
 use actix::Addr;
 use async_trait::async_trait;
 use chrono::Timelike;
-use futures_util::{StreamExt, TryStreamExt};
-use dovie_actors::push::{NewJob, Outcome, PushPipeline, PushQueue, PushWorker, QueuedJob, Wake};
+use dovie_actors::push::{
+    Lane, NewJob, Outcome, PushPipeline, PushQueue, PushWorker, QueuedJob, Wake,
+};
 use dovie_protocol::error::ErrorBody;
 use dovie_protocol::model::{Message, MessageKind, RoomType};
+use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -180,7 +182,12 @@ pub enum Job {
 
 impl Job {
     fn new_job(&self, id: String) -> NewJob {
+        let lane = match self {
+            Job::Deliver { .. } => Lane::Deliver,
+            _ => Lane::Expand,
+        };
         NewJob {
+            lane,
             id,
             body: serde_json::to_string(self).unwrap_or_default(),
         }
@@ -329,12 +336,7 @@ pub struct Worker {
     pub devices: Arc<Devices>,
     pub web: WebPushSender,
     pub apns: Option<ApnsSender>,
-    /// Expansions running at once ([`EXPANSIONS_AT_ONCE`]).
-    pub expansions: tokio::sync::Semaphore,
 }
-
-/// Messages, reads and notices turned into deliveries at once, per node.
-pub const EXPANSIONS_AT_ONCE: usize = 1;
 
 #[async_trait]
 impl PushWorker for Worker {
@@ -355,13 +357,6 @@ impl PushWorker for Worker {
         {
             return self.deliver(job, user_id, device, push, *at).await;
         }
-        // Expansions read and write a lot at once: a few at a time, so that a burst of messages
-        // to large rooms does not crowd out the rooms' own writes.
-        let Ok(_permit) = self.expansions.acquire().await else {
-            return Outcome::Retry {
-                due_at: dovie_actors::now_ms() + backoff(job.attempts, None).as_millis() as i64,
-            };
-        };
         let started = Instant::now();
         let r = match &parsed {
             Job::Message {
@@ -583,8 +578,7 @@ impl Worker {
                     .get(room_id)
                     .and_then(|r| r.muted_until)
                     .is_some_and(|t| t > now);
-                let silent =
-                    level == "none" || (level == "mentions" && !mentioned) || muted_now;
+                let silent = level == "none" || (level == "mentions" && !mentioned) || muted_now;
                 (s.enabled && !silent).then_some((user, devs, s))
             })
             .collect();

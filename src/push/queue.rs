@@ -3,7 +3,8 @@
 //! - [`StoreQueue`]: one node without Redis — the store's `push_jobs` (embedded or CQL). The
 //!   node is the only consumer; what it works on is remembered in memory so a job is not handed
 //!   out twice, and a restart finds every unfinished job still queued.
-//! - [`RedisQueue`]: a cluster — a Redis Stream with one consumer group, each node a consumer.
+//! - [`RedisQueue`]: a cluster — a Redis Stream per lane (expansions, deliveries) with one
+//!   consumer group, each node a consumer.
 //!   A job is acknowledged (and deleted) only when finished; its followers are added in the same
 //!   script, once (a marker key stops a repeated expansion from adding them again). Retries wait
 //!   in a sorted set and move back into the stream when due. Entries pending with a node whose
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use dovie_actors::push::{NewJob, PushQueue, QueuedJob};
+use dovie_actors::push::{Lane, NewJob, PushQueue, QueuedJob};
 use dovie_protocol::error::{ErrorBody, ErrorCode};
 use parking_lot::Mutex;
 use redis::streams::{StreamClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
@@ -24,7 +25,8 @@ use redis::streams::{StreamClaimReply, StreamId, StreamPendingCountReply, Stream
 use crate::cluster::{Cluster, RedisConn};
 use crate::store::{PushJobRecord, SharedStore};
 
-const STREAM: &str = "{dovie:push}:jobs";
+/// A stream per lane (expansions, deliveries).
+const STREAMS: [&str; 2] = ["{dovie:push}:expand", "{dovie:push}:deliver"];
 const DELAYED: &str = "{dovie:push}:delayed";
 const GROUP: &str = "pushers";
 /// How often a node looks for entries left pending by dead or stuck consumers.
@@ -106,19 +108,11 @@ impl Depth for StoreQueue {
 impl PushQueue for StoreQueue {
     async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<(), ErrorBody> {
         let now = dovie_actors::now_ms();
-        let records: Vec<PushJobRecord> = jobs
-            .into_iter()
-            .map(|j| PushJobRecord {
-                id: j.id,
-                body: j.body,
-                due_at: now,
-                attempts: 0,
-            })
-            .collect();
+        let records: Vec<PushJobRecord> = jobs.into_iter().map(|j| record(j, now)).collect();
         self.store.add_push_jobs(&records).await
     }
 
-    async fn claim(&self, max: usize) -> Result<Vec<QueuedJob>, ErrorBody> {
+    async fn claim(&self, lane: Lane, max: usize) -> Result<Vec<QueuedJob>, ErrorBody> {
         let (busy, claim) = {
             let mut c = self.claims.lock();
             c.started += 1;
@@ -129,7 +123,7 @@ impl PushQueue for StoreQueue {
         };
         let due = self
             .store
-            .due_push_jobs(dovie_actors::now_ms(), max + busy)
+            .due_push_jobs(lane.index() as u8, dovie_actors::now_ms(), max + busy)
             .await?;
         let mut c = self.claims.lock();
         let Claims {
@@ -145,22 +139,18 @@ impl PushQueue for StoreQueue {
                 id: j.id,
                 body: j.body,
                 attempts: j.attempts,
+                lane,
             })
             .collect())
     }
 
     async fn finish(&self, job: &QueuedJob, follow: Vec<NewJob>) -> Result<(), ErrorBody> {
         let now = dovie_actors::now_ms();
-        let follow: Vec<PushJobRecord> = follow
-            .into_iter()
-            .map(|j| PushJobRecord {
-                id: j.id,
-                body: j.body,
-                due_at: now,
-                attempts: 0,
-            })
-            .collect();
-        let r = self.store.finish_push_job(&job.id, &follow).await;
+        let follow: Vec<PushJobRecord> = follow.into_iter().map(|j| record(j, now)).collect();
+        let r = self
+            .store
+            .finish_push_job(job.lane.index() as u8, &job.id, &follow)
+            .await;
         self.settle(&job.id);
         r
     }
@@ -168,19 +158,30 @@ impl PushQueue for StoreQueue {
     async fn retry(&self, job: &QueuedJob, due_at: i64) -> Result<(), ErrorBody> {
         let r = self
             .store
-            .retry_push_job(&job.id, due_at, job.attempts + 1)
+            .retry_push_job(job.lane.index() as u8, &job.id, due_at, job.attempts + 1)
             .await;
         self.settle(&job.id);
         r
     }
 }
 
+fn record(j: NewJob, due_at: i64) -> PushJobRecord {
+    PushJobRecord {
+        id: j.id,
+        body: j.body,
+        due_at,
+        attempts: 0,
+        lane: j.lane.index() as u8,
+    }
+}
+
 /// Adds followers once, then acknowledges and deletes the entry.
-/// KEYS: stream, marker. ARGV: group, entry id, then id, body pairs.
+/// KEYS: the entry's stream, marker, expand stream, deliver stream. ARGV: group, entry id, then
+/// (with followers) the marker's lifetime and lane, id, body triples.
 const FINISH: &str = r#"
 if #ARGV > 2 and redis.call('SET', KEYS[2], '1', 'NX', 'EX', tonumber(ARGV[3])) then
-  for i = 4, #ARGV, 2 do
-    redis.call('XADD', KEYS[1], '*', 'id', ARGV[i], 'body', ARGV[i + 1], 'attempts', '0')
+  for i = 4, #ARGV, 3 do
+    redis.call('XADD', KEYS[3 + tonumber(ARGV[i])], '*', 'id', ARGV[i + 1], 'body', ARGV[i + 2], 'attempts', '0')
   end
 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
@@ -197,13 +198,14 @@ redis.call('XDEL', KEYS[1], ARGV[2])
 return 1
 "#;
 
-/// Moves due parked jobs into the stream. KEYS: stream, delayed. ARGV: now, batch.
+/// Moves due parked jobs into their lane's stream. KEYS: expand stream, deliver stream,
+/// delayed. ARGV: now, batch.
 const MOVE_DUE: &str = r#"
-local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, j in ipairs(due) do
-  redis.call('ZREM', KEYS[2], j)
+  redis.call('ZREM', KEYS[3], j)
   local t = cjson.decode(j)
-  redis.call('XADD', KEYS[1], '*', 'id', t.id, 'body', t.body, 'attempts', tostring(t.attempts))
+  redis.call('XADD', KEYS[1 + t.lane], '*', 'id', t.id, 'body', t.body, 'attempts', tostring(t.attempts))
 end
 return #due
 "#;
@@ -213,6 +215,7 @@ struct Parked {
     id: String,
     body: String,
     attempts: u32,
+    lane: usize,
 }
 
 /// The cluster's queue.
@@ -224,9 +227,11 @@ pub struct RedisQueue {
 }
 
 struct RedisState {
-    /// Own entries pending from an earlier run of this node still to be read back.
-    own_pending: bool,
-    last_reclaim: Option<Instant>,
+    /// Per lane: own entries pending from an earlier run of this node still to be read back.
+    own_pending: [bool; 2],
+    /// Per lane: when entries of dead or stuck consumers were last looked for.
+    last_reclaim: [Option<Instant>; 2],
+    last_move: Option<Instant>,
     working: HashSet<String>,
 }
 
@@ -234,19 +239,21 @@ impl RedisQueue {
     /// Creates the consumer group if it is new.
     pub async fn open(cluster: Arc<Cluster>, node: &str) -> Result<Arc<RedisQueue>, String> {
         let conn = cluster.connection();
-        let mut pipe = redis::pipe();
-        pipe.cmd("XGROUP")
-            .arg("CREATE")
-            .arg(STREAM)
-            .arg(GROUP)
-            .arg("0")
-            .arg("MKSTREAM");
-        if let Err(e) = conn.query::<()>(&pipe).await {
-            // Another node (or an earlier run) made it: fine.
-            if e.code() != Some("BUSYGROUP") && !e.to_string().contains("BUSYGROUP") {
-                return Err(format!(
-                    "cannot create the push queue's consumer group: {e}"
-                ));
+        for stream in STREAMS {
+            let mut pipe = redis::pipe();
+            pipe.cmd("XGROUP")
+                .arg("CREATE")
+                .arg(stream)
+                .arg(GROUP)
+                .arg("0")
+                .arg("MKSTREAM");
+            if let Err(e) = conn.query::<()>(&pipe).await {
+                // Another node (or an earlier run) made it: fine.
+                if e.code() != Some("BUSYGROUP") && !e.to_string().contains("BUSYGROUP") {
+                    return Err(format!(
+                        "cannot create the push queue's consumer group: {e}"
+                    ));
+                }
             }
         }
         Ok(Arc::new(RedisQueue {
@@ -254,14 +261,15 @@ impl RedisQueue {
             conn,
             node: node.to_string(),
             state: Mutex::new(RedisState {
-                own_pending: true,
-                last_reclaim: None,
+                own_pending: [true, true],
+                last_reclaim: [None, None],
+                last_move: None,
                 working: HashSet::new(),
             }),
         }))
     }
 
-    fn job_of(&self, e: StreamId) -> Option<QueuedJob> {
+    fn job_of(&self, e: StreamId, lane: Lane) -> Option<QueuedJob> {
         let id: String = e.get("id")?;
         let body: String = e.get("body")?;
         let attempts: u32 = e.get("attempts").unwrap_or(0);
@@ -270,11 +278,12 @@ impl RedisQueue {
             id,
             body,
             attempts,
+            lane,
         })
     }
 
-    /// Reads this consumer's entries: `0` its pending ones, `>` new ones.
-    async fn read(&self, from: &str, max: usize) -> Result<Vec<StreamId>, ErrorBody> {
+    /// Reads this consumer's entries of `lane`: `0` its pending ones, `>` new ones.
+    async fn read(&self, lane: Lane, from: &str, max: usize) -> Result<Vec<StreamId>, ErrorBody> {
         let mut pipe = redis::pipe();
         pipe.cmd("XREADGROUP")
             .arg("GROUP")
@@ -283,7 +292,7 @@ impl RedisQueue {
             .arg("COUNT")
             .arg(max)
             .arg("STREAMS")
-            .arg(STREAM)
+            .arg(STREAMS[lane.index()])
             .arg(from);
         let (reply,): (Option<StreamReadReply>,) = self
             .conn
@@ -295,11 +304,12 @@ impl RedisQueue {
             .unwrap_or_default())
     }
 
-    /// Takes over entries pending with dead nodes, or stuck.
-    async fn reclaim(&self, max: usize) -> Result<Vec<StreamId>, ErrorBody> {
+    /// Takes over entries of `lane` pending with dead nodes, or stuck.
+    async fn reclaim(&self, lane: Lane, max: usize) -> Result<Vec<StreamId>, ErrorBody> {
+        let stream = STREAMS[lane.index()];
         let mut pipe = redis::pipe();
         pipe.cmd("XPENDING")
-            .arg(STREAM)
+            .arg(stream)
             .arg(GROUP)
             .arg("-")
             .arg("+")
@@ -326,7 +336,7 @@ impl RedisQueue {
         }
         let mut pipe = redis::pipe();
         pipe.cmd("XCLAIM")
-            .arg(STREAM)
+            .arg(stream)
             .arg(GROUP)
             .arg(&self.node)
             .arg(0)
@@ -349,8 +359,9 @@ impl RedisQueue {
         let mut pipe = redis::pipe();
         pipe.cmd("EVAL")
             .arg(MOVE_DUE)
-            .arg(2)
-            .arg(STREAM)
+            .arg(3)
+            .arg(STREAMS[0])
+            .arg(STREAMS[1])
             .arg(DELAYED)
             .arg(dovie_actors::now_ms())
             .arg(MOVE_BATCH)
@@ -366,13 +377,18 @@ impl RedisQueue {
 impl Depth for RedisQueue {
     async fn depth(&self) -> Result<u64, ErrorBody> {
         let mut pipe = redis::pipe();
-        pipe.cmd("XLEN").arg(STREAM).cmd("ZCARD").arg(DELAYED);
-        let (a, b): (u64, u64) = self
+        pipe.cmd("XLEN")
+            .arg(STREAMS[0])
+            .cmd("XLEN")
+            .arg(STREAMS[1])
+            .cmd("ZCARD")
+            .arg(DELAYED);
+        let (a, b, c): (u64, u64, u64) = self
             .conn
             .query(&pipe)
             .await
             .map_err(|e| unavailable("depth", e))?;
-        Ok(a + b)
+        Ok(a + b + c)
     }
 }
 
@@ -385,7 +401,7 @@ impl PushQueue for RedisQueue {
         let mut pipe = redis::pipe();
         for j in &jobs {
             pipe.cmd("XADD")
-                .arg(STREAM)
+                .arg(STREAMS[j.lane.index()])
                 .arg("*")
                 .arg("id")
                 .arg(&j.id)
@@ -401,25 +417,39 @@ impl PushQueue for RedisQueue {
             .map_err(|e| unavailable("add", e))
     }
 
-    async fn claim(&self, max: usize) -> Result<Vec<QueuedJob>, ErrorBody> {
-        let (own, reclaim) = {
+    async fn claim(&self, lane: Lane, max: usize) -> Result<Vec<QueuedJob>, ErrorBody> {
+        let l = lane.index();
+        let (own, reclaim, move_due) = {
             let mut s = self.state.lock();
-            let reclaim = s.last_reclaim.is_none_or(|t| t.elapsed() >= RECLAIM_EVERY);
+            let due = |t: Option<Instant>| t.is_none_or(|t| t.elapsed() >= RECLAIM_EVERY);
+            let (reclaim, move_due) = (due(s.last_reclaim[l]), due(s.last_move));
             if reclaim {
-                s.last_reclaim = Some(Instant::now());
+                s.last_reclaim[l] = Some(Instant::now());
             }
-            (std::mem::replace(&mut s.own_pending, false), reclaim)
+            if move_due {
+                s.last_move = Some(Instant::now());
+            }
+            (
+                std::mem::replace(&mut s.own_pending[l], false),
+                reclaim,
+                move_due,
+            )
         };
+        if move_due {
+            self.move_due().await?;
+        }
         let mut entries = Vec::new();
         if own {
-            entries.extend(self.read("0", max).await?);
+            entries.extend(self.read(lane, "0", max).await?);
         }
         if reclaim {
-            self.move_due().await?;
-            entries.extend(self.reclaim(max.saturating_sub(entries.len())).await?);
+            entries.extend(
+                self.reclaim(lane, max.saturating_sub(entries.len()))
+                    .await?,
+            );
         }
         if entries.len() < max {
-            entries.extend(self.read(">", max - entries.len()).await?);
+            entries.extend(self.read(lane, ">", max - entries.len()).await?);
         }
         let mut s = self.state.lock();
         let mut jobs = Vec::with_capacity(entries.len());
@@ -428,21 +458,22 @@ impl PushQueue for RedisQueue {
             if !s.working.insert(handle.clone()) {
                 continue;
             }
-            match self.job_of(e) {
+            match self.job_of(e, lane) {
                 Some(j) => jobs.push(j),
                 None => {
                     // Not a job of ours: drop it so it cannot block the queue.
                     tracing::warn!(entry = %handle, "a push queue entry without a job; dropped");
                     s.working.remove(&handle);
                     let conn = self.conn.clone();
+                    let stream = STREAMS[l];
                     tokio::spawn(async move {
                         let mut pipe = redis::pipe();
                         pipe.cmd("XACK")
-                            .arg(STREAM)
+                            .arg(stream)
                             .arg(GROUP)
                             .arg(&handle)
                             .ignore();
-                        pipe.cmd("XDEL").arg(STREAM).arg(&handle).ignore();
+                        pipe.cmd("XDEL").arg(stream).arg(&handle).ignore();
                         let _ = conn.query::<()>(&pipe).await;
                     });
                 }
@@ -456,15 +487,17 @@ impl PushQueue for RedisQueue {
         let cmd = pipe
             .cmd("EVAL")
             .arg(FINISH)
-            .arg(2)
-            .arg(STREAM)
+            .arg(4)
+            .arg(STREAMS[job.lane.index()])
             .arg(format!("{{dovie:push}}:done:{}", job.id))
+            .arg(STREAMS[0])
+            .arg(STREAMS[1])
             .arg(GROUP)
             .arg(&job.handle);
         if !follow.is_empty() {
             cmd.arg(MARKER_TTL_SECS);
             for f in &follow {
-                cmd.arg(&f.id).arg(&f.body);
+                cmd.arg(f.lane.index()).arg(&f.id).arg(&f.body);
             }
         }
         cmd.ignore();
@@ -482,13 +515,14 @@ impl PushQueue for RedisQueue {
             id: job.id.clone(),
             body: job.body.clone(),
             attempts: job.attempts + 1,
+            lane: job.lane.index(),
         })
         .map_err(|e| unavailable("retry", e))?;
         let mut pipe = redis::pipe();
         pipe.cmd("EVAL")
             .arg(RETRY)
             .arg(2)
-            .arg(STREAM)
+            .arg(STREAMS[job.lane.index()])
             .arg(DELAYED)
             .arg(GROUP)
             .arg(&job.handle)

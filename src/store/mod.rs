@@ -723,6 +723,8 @@ pub struct PushJobRecord {
     pub due_at: i64,
     /// Attempts made so far.
     pub attempts: u32,
+    /// Which kind of work (the pipeline's lanes: 0 expansions, 1 deliveries), claimed apart.
+    pub lane: u8,
 }
 
 /// Where a user's pushes go: browsers' subscriptions and iOS devices' tokens.
@@ -765,12 +767,28 @@ pub trait PushStore: Send + Sync {
     ) -> StoreResult<Vec<(String, String)>>;
     /// Adds jobs to the queue (an id already queued keeps its job).
     async fn add_push_jobs(&self, jobs: &[PushJobRecord]) -> StoreResult<()>;
-    /// Up to `limit` queued jobs due at `now`, oldest due first.
-    async fn due_push_jobs(&self, now: i64, limit: usize) -> StoreResult<Vec<PushJobRecord>>;
+    /// Up to `limit` queued jobs of `lane` due at `now`, oldest due first.
+    async fn due_push_jobs(
+        &self,
+        lane: u8,
+        now: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<PushJobRecord>>;
     /// Removes a done job and adds what follows from it, at once (never one without the other).
-    async fn finish_push_job(&self, id: &str, follow: &[PushJobRecord]) -> StoreResult<()>;
+    async fn finish_push_job(
+        &self,
+        lane: u8,
+        id: &str,
+        follow: &[PushJobRecord],
+    ) -> StoreResult<()>;
     /// Puts a job back for another attempt at `due_at`.
-    async fn retry_push_job(&self, id: &str, due_at: i64, attempts: u32) -> StoreResult<()>;
+    async fn retry_push_job(
+        &self,
+        lane: u8,
+        id: &str,
+        due_at: i64,
+        attempts: u32,
+    ) -> StoreResult<()>;
     /// How many jobs are queued.
     async fn push_jobs_queued(&self) -> StoreResult<u64>;
 }

@@ -197,12 +197,13 @@ pub async fn notification_settings(store: SharedStore) {
     assert_eq!(store.notification_settings("u2").await.unwrap(), None);
 }
 
-fn job(id: &str, due_at: i64) -> dovie::store::PushJobRecord {
+fn job(id: &str, lane: u8, due_at: i64) -> dovie::store::PushJobRecord {
     dovie::store::PushJobRecord {
         id: id.into(),
         body: format!("{{\"job\":\"{id}\"}}"),
         due_at,
         attempts: 0,
+        lane,
     }
 }
 
@@ -210,42 +211,86 @@ fn ids(v: &[dovie::store::PushJobRecord]) -> Vec<&str> {
     v.iter().map(|j| j.id.as_str()).collect()
 }
 
-/// The push queue of a node without Redis: due order, followers added with the finish,
-/// retries later, an id never doubled.
+/// The push queue of a node without Redis: two lanes claimed apart, due order, followers added
+/// with the finish, retries later, an id never doubled.
 pub async fn push_queue(store: SharedStore) {
+    const EXPAND: u8 = 0;
+    const DELIVER: u8 = 1;
     assert_eq!(store.push_jobs_queued().await.unwrap(), 0);
     store
-        .add_push_jobs(&[job("m:2", 200), job("m:1", 100), job("m:3", 5_000)])
+        .add_push_jobs(&[
+            job("m:2", EXPAND, 200),
+            job("m:1", EXPAND, 100),
+            job("m:3", EXPAND, 5_000),
+        ])
         .await
         .unwrap();
     // The same id again is one job (a repeated expansion does not double it).
-    store.add_push_jobs(&[job("m:1", 100)]).await.unwrap();
+    store
+        .add_push_jobs(&[job("m:1", EXPAND, 100)])
+        .await
+        .unwrap();
     assert_eq!(store.push_jobs_queued().await.unwrap(), 3);
-    let due = store.due_push_jobs(1_000, 10).await.unwrap();
+    let due = store.due_push_jobs(EXPAND, 1_000, 10).await.unwrap();
     assert_eq!(ids(&due), ["m:1", "m:2"], "due ones, oldest first");
     assert_eq!(due[0].body, "{\"job\":\"m:1\"}");
-    assert_eq!(ids(&store.due_push_jobs(1_000, 1).await.unwrap()), ["m:1"]);
+    assert_eq!(due[0].lane, EXPAND);
+    assert_eq!(
+        ids(&store.due_push_jobs(EXPAND, 1_000, 1).await.unwrap()),
+        ["m:1"]
+    );
+    assert!(store
+        .due_push_jobs(DELIVER, 1_000, 10)
+        .await
+        .unwrap()
+        .is_empty());
 
     store
-        .finish_push_job("m:1", &[job("m:1:a", 150), job("m:1:b", 150)])
+        .finish_push_job(
+            EXPAND,
+            "m:1",
+            &[job("m:1:a", DELIVER, 150), job("m:1:b", DELIVER, 150)],
+        )
         .await
         .unwrap();
     assert_eq!(
-        ids(&store.due_push_jobs(1_000, 10).await.unwrap()),
-        ["m:1:a", "m:1:b", "m:2"]
+        ids(&store.due_push_jobs(EXPAND, 1_000, 10).await.unwrap()),
+        ["m:2"]
     );
-    store.retry_push_job("m:1:a", 2_000, 1).await.unwrap();
-    let due = store.due_push_jobs(1_000, 10).await.unwrap();
-    assert_eq!(ids(&due), ["m:1:b", "m:2"], "a retry waits for its time");
-    let later = store.due_push_jobs(2_500, 10).await.unwrap();
-    assert_eq!(ids(&later), ["m:1:b", "m:2", "m:1:a"]);
-    assert_eq!(later[2].attempts, 1);
-    assert_eq!(later[2].due_at, 2_000);
-    for id in ["m:1:a", "m:1:b", "m:2", "m:3"] {
-        store.finish_push_job(id, &[]).await.unwrap();
+    let deliveries = store.due_push_jobs(DELIVER, 1_000, 10).await.unwrap();
+    assert_eq!(
+        ids(&deliveries),
+        ["m:1:a", "m:1:b"],
+        "followers in their lane"
+    );
+    assert_eq!(deliveries[0].lane, DELIVER);
+    store
+        .retry_push_job(DELIVER, "m:1:a", 2_000, 1)
+        .await
+        .unwrap();
+    let due = store.due_push_jobs(DELIVER, 1_000, 10).await.unwrap();
+    assert_eq!(ids(&due), ["m:1:b"], "a retry waits for its time");
+    let later = store.due_push_jobs(DELIVER, 2_500, 10).await.unwrap();
+    assert_eq!(ids(&later), ["m:1:b", "m:1:a"]);
+    assert_eq!(later[1].attempts, 1);
+    assert_eq!(later[1].due_at, 2_000);
+    assert_eq!(store.push_jobs_queued().await.unwrap(), 4);
+    for (lane, id) in [
+        (DELIVER, "m:1:a"),
+        (DELIVER, "m:1:b"),
+        (EXPAND, "m:2"),
+        (EXPAND, "m:3"),
+    ] {
+        store.finish_push_job(lane, id, &[]).await.unwrap();
     }
     assert_eq!(store.push_jobs_queued().await.unwrap(), 0);
-    assert!(store.due_push_jobs(i64::MAX, 10).await.unwrap().is_empty());
+    for lane in [EXPAND, DELIVER] {
+        assert!(store
+            .due_push_jobs(lane, i64::MAX, 10)
+            .await
+            .unwrap()
+            .is_empty());
+    }
 }
 
 /// Several users' settings documents at once: only those who changed theirs.

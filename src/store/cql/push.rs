@@ -63,11 +63,11 @@ impl PushStmts {
             create_settings: p("INSERT INTO notification_settings (user_id, settings, version) VALUES (?, ?, ?) IF NOT EXISTS".into()).await?,
             swap_settings: p("UPDATE notification_settings SET settings = ?, version = ? WHERE user_id = ? IF version = ?".into()).await?,
             settings_of_users: p("SELECT user_id, settings FROM notification_settings WHERE user_id IN ?".into()).await?,
-            insert_job: p("INSERT INTO push_jobs (shard, id, body, due_at, attempts) VALUES (0, ?, ?, ?, ?)".into()).await?,
-            jobs: p("SELECT id, body, due_at, attempts FROM push_jobs WHERE shard = 0 LIMIT ?".into()).await?,
-            delete_job: p("DELETE FROM push_jobs WHERE shard = 0 AND id = ?".into()).await?,
-            retry_job: p("UPDATE push_jobs SET due_at = ?, attempts = ? WHERE shard = 0 AND id = ?".into()).await?,
-            count_jobs: p("SELECT count(*) FROM push_jobs WHERE shard = 0".into()).await?,
+            insert_job: p("INSERT INTO push_jobs (lane, id, body, due_at, attempts) VALUES (?, ?, ?, ?, ?)".into()).await?,
+            jobs: p("SELECT id, body, due_at, attempts FROM push_jobs WHERE lane = ? LIMIT ?".into()).await?,
+            delete_job: p("DELETE FROM push_jobs WHERE lane = ? AND id = ?".into()).await?,
+            retry_job: p("UPDATE push_jobs SET due_at = ?, attempts = ? WHERE lane = ? AND id = ?".into()).await?,
+            count_jobs: p("SELECT count(*) FROM push_jobs WHERE lane IN (0, 1)".into()).await?,
             tokens_of_users: p("SELECT device_token, user_id, environment, created_at FROM apns_tokens_by_user WHERE user_id IN ?".into()).await?,
         })
     }
@@ -276,19 +276,27 @@ impl PushStore for ScyllaStore {
 
     async fn add_push_jobs(&self, jobs: &[PushJobRecord]) -> StoreResult<()> {
         let st = &self.st.push.insert_job;
-        let writes = jobs
-            .iter()
-            .map(|j| self.write(st, (&j.id, &j.body, j.due_at, j.attempts as i32)));
+        let writes = jobs.iter().map(|j| {
+            self.write(
+                st,
+                (j.lane as i32, &j.id, &j.body, j.due_at, j.attempts as i32),
+            )
+        });
         for r in futures_util::future::join_all(writes).await {
             r?;
         }
         Ok(())
     }
 
-    async fn due_push_jobs(&self, now: i64, limit: usize) -> StoreResult<Vec<PushJobRecord>> {
-        // The partition is in id (enqueue) order; a bounded read finds the due ones.
+    async fn due_push_jobs(
+        &self,
+        lane: u8,
+        now: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<PushJobRecord>> {
+        // A lane's partition is in id order; a bounded read finds the due ones.
         let rows = self
-            .rows::<(String, String, i64, i32)>(&self.st.push.jobs, (MAX_JOBS_SCANNED,))
+            .rows::<(String, String, i64, i32)>(&self.st.push.jobs, (lane as i32, MAX_JOBS_SCANNED))
             .await?;
         let mut due: Vec<PushJobRecord> = rows
             .into_iter()
@@ -298,6 +306,7 @@ impl PushStore for ScyllaStore {
                 body,
                 due_at,
                 attempts: attempts.max(0) as u32,
+                lane,
             })
             .collect();
         due.sort_by(|a, b| (a.due_at, &a.id).cmp(&(b.due_at, &b.id)));
@@ -305,14 +314,29 @@ impl PushStore for ScyllaStore {
         Ok(due)
     }
 
-    async fn finish_push_job(&self, id: &str, follow: &[PushJobRecord]) -> StoreResult<()> {
+    async fn finish_push_job(
+        &self,
+        lane: u8,
+        id: &str,
+        follow: &[PushJobRecord],
+    ) -> StoreResult<()> {
         self.add_push_jobs(follow).await?;
-        self.write(&self.st.push.delete_job, (id,)).await
+        self.write(&self.st.push.delete_job, (lane as i32, id))
+            .await
     }
 
-    async fn retry_push_job(&self, id: &str, due_at: i64, attempts: u32) -> StoreResult<()> {
-        self.write(&self.st.push.retry_job, (due_at, attempts as i32, id))
-            .await
+    async fn retry_push_job(
+        &self,
+        lane: u8,
+        id: &str,
+        due_at: i64,
+        attempts: u32,
+    ) -> StoreResult<()> {
+        self.write(
+            &self.st.push.retry_job,
+            (due_at, attempts as i32, lane as i32, id),
+        )
+        .await
     }
 
     async fn push_jobs_queued(&self) -> StoreResult<u64> {

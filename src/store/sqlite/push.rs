@@ -221,18 +221,24 @@ impl PushStore for SqliteStore {
         self.write(move |c| insert_jobs(c, &jobs)).await
     }
 
-    async fn due_push_jobs(&self, now: i64, limit: usize) -> StoreResult<Vec<PushJobRecord>> {
+    async fn due_push_jobs(
+        &self,
+        lane: u8,
+        now: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<PushJobRecord>> {
         self.read(move |c| {
             let mut st = db(c.prepare_cached(
-                "SELECT id, body, due_at, attempts FROM push_jobs WHERE due_at <= ?1 \
-                 ORDER BY due_at, id LIMIT ?2",
+                "SELECT id, body, due_at, attempts FROM push_jobs WHERE lane = ?1 AND due_at <= ?2 \
+                 ORDER BY due_at, id LIMIT ?3",
             ))?;
-            let rows = db(st.query_map(params![now, limit as i64], |r| {
+            let rows = db(st.query_map(params![lane, now, limit as i64], |r| {
                 Ok(PushJobRecord {
                     id: r.get(0)?,
                     body: r.get(1)?,
                     due_at: r.get(2)?,
                     attempts: r.get::<_, i64>(3)? as u32,
+                    lane,
                 })
             }))?;
             rows.map(db).collect()
@@ -240,7 +246,12 @@ impl PushStore for SqliteStore {
         .await
     }
 
-    async fn finish_push_job(&self, id: &str, follow: &[PushJobRecord]) -> StoreResult<()> {
+    async fn finish_push_job(
+        &self,
+        _lane: u8,
+        id: &str,
+        follow: &[PushJobRecord],
+    ) -> StoreResult<()> {
         let (id, follow) = (id.to_string(), follow.to_vec());
         self.write(move |c| {
             db(c.execute("DELETE FROM push_jobs WHERE id = ?1", [&id]))?;
@@ -249,7 +260,13 @@ impl PushStore for SqliteStore {
         .await
     }
 
-    async fn retry_push_job(&self, id: &str, due_at: i64, attempts: u32) -> StoreResult<()> {
+    async fn retry_push_job(
+        &self,
+        _lane: u8,
+        id: &str,
+        due_at: i64,
+        attempts: u32,
+    ) -> StoreResult<()> {
         let id = id.to_string();
         self.write(move |c| {
             db(c.execute(
@@ -272,10 +289,10 @@ impl PushStore for SqliteStore {
 
 fn insert_jobs(c: &Connection, jobs: &[PushJobRecord]) -> StoreResult<()> {
     let mut st = db(c.prepare_cached(
-        "INSERT OR IGNORE INTO push_jobs (id, body, due_at, attempts) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT OR IGNORE INTO push_jobs (id, lane, body, due_at, attempts) VALUES (?1, ?2, ?3, ?4, ?5)",
     ))?;
     for j in jobs {
-        db(st.execute(params![j.id, j.body, j.due_at, j.attempts as i64]))?;
+        db(st.execute(params![j.id, j.lane, j.body, j.due_at, j.attempts as i64]))?;
     }
     Ok(())
 }

@@ -112,6 +112,9 @@ pub struct PushPipeline {
     running: [usize; 2],
     limit: [usize; 2],
     claiming: [bool; 2],
+    /// Where jobs' work runs, in turn (none: the pipeline's own arbiter).
+    runners: Vec<ArbiterHandle>,
+    next_runner: usize,
 }
 
 impl PushPipeline {
@@ -126,7 +129,16 @@ impl PushPipeline {
             running: [0, 0],
             limit: [EXPANSIONS_AT_ONCE, max_in_flight.max(1)],
             claiming: [false, false],
+            runners: Vec::new(),
+            next_runner: 0,
         }
+    }
+
+    /// Runs jobs' work on these arbiters in turn (their threads share the CPU-heavy part:
+    /// encryption and signing).
+    pub fn with_runners(mut self, runners: Vec<ArbiterHandle>) -> PushPipeline {
+        self.runners = runners;
+        self
     }
 
     /// Starts the node's pipeline under a supervisor (restarted if it ever stops).
@@ -138,16 +150,18 @@ impl PushPipeline {
         Supervisor::start(move |_| PushPipeline::new(queue, worker, max_in_flight))
     }
 
-    /// [`PushPipeline::start_supervised`] on an arbiter of its own (its jobs' work runs there).
+    /// [`PushPipeline::start_supervised`] on arbiters of its own: the actor on the first, jobs'
+    /// work on each in turn.
     pub fn start_supervised_in(
-        arbiter: &ArbiterHandle,
+        arbiters: Vec<ArbiterHandle>,
         queue: Arc<dyn PushQueue>,
         worker: Arc<dyn PushWorker>,
         max_in_flight: usize,
-    ) -> Addr<PushPipeline> {
-        Supervisor::start_in_arbiter(arbiter, move |_| {
-            PushPipeline::new(queue, worker, max_in_flight)
-        })
+    ) -> Option<Addr<PushPipeline>> {
+        let home = arbiters.first()?.clone();
+        Some(Supervisor::start_in_arbiter(&home, move |_| {
+            PushPipeline::new(queue, worker, max_in_flight).with_runners(arbiters)
+        }))
     }
 
     fn poll(&mut self, ctx: &mut Context<Self>) {
@@ -178,7 +192,7 @@ impl PushPipeline {
             for job in jobs {
                 act.running[l] += 1;
                 let (queue, worker, me) = (act.queue.clone(), act.worker.clone(), ctx.address());
-                actix::spawn(async move {
+                let work = async move {
                     let outcome = worker.work(&job).await;
                     let stored = match outcome {
                         Outcome::Done(follow) => queue.finish(&job, follow).await,
@@ -189,7 +203,13 @@ impl PushPipeline {
                         tracing::warn!(job = %job.id, error = %e.message, "cannot finish a push job");
                     }
                     me.do_send(Finished(job.lane));
-                });
+                };
+                if act.runners.is_empty() {
+                    actix::spawn(work);
+                } else {
+                    act.next_runner = (act.next_runner + 1) % act.runners.len();
+                    act.runners[act.next_runner].spawn(work);
+                }
             }
             if full {
                 act.poll_lane(lane, ctx);

@@ -199,12 +199,14 @@ pub struct Pusher {
     queue: Arc<dyn PushQueue>,
     pub devices: Arc<Devices>,
     pipeline: OnceLock<Addr<PushPipeline>>,
-    /// The pipeline's own thread, at a lower priority than the threads that serve requests.
-    arbiter: OnceLock<actix::Arbiter>,
+    /// The pipeline's own threads, at a lower priority than the threads that serve requests.
+    arbiters: OnceLock<Vec<actix::Arbiter>>,
 }
 
-/// The nice value of the push pipeline's thread: pushes use the CPU that sends leave.
+/// The nice value of the push pipeline's threads: pushes use the CPU that sends leave.
 pub const PIPELINE_NICE: i32 = 10;
+/// The push pipeline's threads (one per core of the machines Dovie is measured on).
+pub const PIPELINE_THREADS: usize = 2;
 
 impl Pusher {
     pub fn new(queue: Arc<dyn PushQueue>, devices: Arc<Devices>) -> Arc<Pusher> {
@@ -212,7 +214,7 @@ impl Pusher {
             queue,
             devices,
             pipeline: OnceLock::new(),
-            arbiter: OnceLock::new(),
+            arbiters: OnceLock::new(),
         })
     }
 
@@ -220,20 +222,24 @@ impl Pusher {
     /// priority is lowered ([`PIPELINE_NICE`]): a burst of pushes slows down rather than the
     /// rooms' sends.
     pub fn start(&self, worker: Arc<Worker>, max_in_flight: usize) {
-        let arbiter = actix::Arbiter::new();
-        arbiter.spawn(async {
-            if let Err(e) = dovie_transport::process::lower_this_thread(PIPELINE_NICE) {
-                tracing::warn!(error = %e, "cannot lower the push pipeline's priority");
-            }
-        });
-        let addr = PushPipeline::start_supervised_in(
-            &arbiter.handle(),
-            self.queue.clone(),
-            worker,
-            max_in_flight,
-        );
-        let _ = self.pipeline.set(addr);
-        let _ = self.arbiter.set(arbiter);
+        let arbiters: Vec<actix::Arbiter> = (0..PIPELINE_THREADS)
+            .map(|_| {
+                let a = actix::Arbiter::new();
+                a.spawn(async {
+                    if let Err(e) = dovie_transport::process::lower_this_thread(PIPELINE_NICE) {
+                        tracing::warn!(error = %e, "cannot lower the push pipeline's priority");
+                    }
+                });
+                a
+            })
+            .collect();
+        let handles = arbiters.iter().map(|a| a.handle()).collect();
+        if let Some(addr) =
+            PushPipeline::start_supervised_in(handles, self.queue.clone(), worker, max_in_flight)
+        {
+            let _ = self.pipeline.set(addr);
+        }
+        let _ = self.arbiters.set(arbiters);
     }
 
     fn queue(&self, jobs: Vec<NewJob>) {

@@ -197,17 +197,27 @@ pub struct Egress {
 
 impl Egress {
     pub fn new(config: &EgressConfig) -> Result<Egress, String> {
-        Self::build(config, false)
+        Self::build(config, false, POOL_IDLE_PER_HOST)
+    }
+
+    /// A client with the same guard that keeps up to `idle_per_host` connections open to each
+    /// host: push services take many requests at once from one sender.
+    pub fn with_pool(config: &EgressConfig, idle_per_host: usize) -> Result<Egress, String> {
+        Self::build(config, false, idle_per_host)
     }
 
     /// A second client with the same guard that speaks HTTP/2 from the first byte (a cleartext
     /// `http://` service that speaks only HTTP/2, as APNs stand-ins do; over TLS the protocol is
     /// agreed by ALPN either way).
     pub fn http2_only(config: &EgressConfig) -> Result<Egress, String> {
-        Self::build(config, true)
+        Self::build(config, true, POOL_IDLE_PER_HOST)
     }
 
-    fn build(config: &EgressConfig, http2_only: bool) -> Result<Egress, String> {
+    fn build(
+        config: &EgressConfig,
+        http2_only: bool,
+        idle_per_host: usize,
+    ) -> Result<Egress, String> {
         let allow_private = config.allow_private_addresses;
         let max_redirects = config.max_redirects;
         let policy = redirect::Policy::custom(move |attempt| {
@@ -227,7 +237,7 @@ impl Egress {
             .user_agent(concat!("Dovie/", env!("CARGO_PKG_VERSION")))
             .timeout(Duration::from_millis(config.timeout_ms))
             .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
-            .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
+            .pool_max_idle_per_host(idle_per_host)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .redirect(policy)
             .no_proxy()

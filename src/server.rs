@@ -330,8 +330,9 @@ pub async fn serve(config: Config) -> Result<(), String> {
             texts: texts.clone(),
             active,
             devices,
+            // Its own pool: many pushes at once to few push services, each kept alive.
             web: crate::push::webpush::WebPushSender::new(
-                egress.clone(),
+                crate::egress::Egress::with_pool(&config.egress, config.push.max_in_flight)?,
                 push.vapid_key(),
                 vapid_subject,
             ),

@@ -15,8 +15,9 @@ const FROM_PROMETHEUS: [&str; 1] = ["up"];
 
 /// PromQL words that look like metric names but are functions, keywords or label names.
 fn is_promql_word(word: &str) -> bool {
-    const WORDS: [&str; 24] = [
+    const WORDS: [&str; 26] = [
         "sum",
+        "max",
         "by",
         "rate",
         "increase",
@@ -37,6 +38,7 @@ fn is_promql_word(word: &str) -> bool {
         "direction",
         "result",
         "backend",
+        "provider",
         "source",
         "label_values",
         "ignoring",

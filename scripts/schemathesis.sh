@@ -85,6 +85,7 @@ log "fuzzing $BASE with $EXAMPLES examples per operation"
   --exclude-path-regex '^/api/contacts/invites/\{token\}/' \
   --exclude-path /api/auth/refresh \
   --exclude-path /api/push-subscribe \
+  --exclude-path /api/send-notification \
   --exclude-path /api/notification-settings \
   --request-timeout 10 \
   --max-time "${DOVIE_ST_MAX_TIME:-180}" \

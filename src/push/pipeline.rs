@@ -109,6 +109,21 @@ pub struct Rendered {
 }
 
 impl Rendered {
+    /// A push that only sets the badge.
+    fn badge_only(badge: u64) -> Rendered {
+        Rendered {
+            kind: "badge".into(),
+            badge,
+            title: None,
+            body: None,
+            sound: None,
+            room_id: None,
+            message_id: None,
+            seq: None,
+            data: None,
+        }
+    }
+
     fn is_alert(&self) -> bool {
         self.kind != "badge"
     }
@@ -600,17 +615,7 @@ impl Worker {
         let mut follow = Vec::new();
         for ((user, devs, s), badge) in told.into_iter().zip(badges) {
             let push = if in_quiet_hours(&s, now) {
-                Rendered {
-                    kind: "badge".into(),
-                    badge,
-                    title: None,
-                    body: None,
-                    sound: None,
-                    room_id: None,
-                    message_id: None,
-                    seq: None,
-                    data: None,
-                }
+                Rendered::badge_only(badge)
             } else {
                 let locale = people.get(&user).map_or("", |(_, l)| l.as_str());
                 let title = match (&room.kind, &room.name) {
@@ -662,16 +667,14 @@ impl Worker {
         }
     }
 
-    async fn expand_badge(
+    /// One user's devices, settings and badge (`None`: no device).
+    async fn one_user(
         &self,
-        job_id: &str,
         user_id: &str,
-        at: i64,
-    ) -> Result<Vec<NewJob>, ErrorBody> {
+    ) -> Result<Option<(Vec<Device>, Settings, u64)>, ErrorBody> {
         let users = [user_id.to_string()];
-        let devices = self.devices_of(&users).await?;
-        let Some(devs) = devices.get(user_id) else {
-            return Ok(Vec::new());
+        let Some(devs) = self.devices_of(&users).await?.remove(user_id) else {
+            return Ok(None);
         };
         let docs: HashMap<String, String> = self
             .store
@@ -683,18 +686,20 @@ impl Worker {
         let badge = self
             .badge(user_id, &s, dovie_actors::now_ms(), None)
             .await?;
-        let push = Rendered {
-            kind: "badge".into(),
-            badge,
-            title: None,
-            body: None,
-            sound: None,
-            room_id: None,
-            message_id: None,
-            seq: None,
-            data: None,
+        Ok(Some((devs, s, badge)))
+    }
+
+    async fn expand_badge(
+        &self,
+        job_id: &str,
+        user_id: &str,
+        at: i64,
+    ) -> Result<Vec<NewJob>, ErrorBody> {
+        let Some((devs, _, badge)) = self.one_user(user_id).await? else {
+            return Ok(Vec::new());
         };
-        Ok(Self::deliveries(job_id, user_id, devs, &push, at))
+        let push = Rendered::badge_only(badge);
+        Ok(Self::deliveries(job_id, user_id, &devs, &push, at))
     }
 
     async fn expand_notice(
@@ -706,21 +711,9 @@ impl Worker {
         data: Option<Value>,
         at: i64,
     ) -> Result<Vec<NewJob>, ErrorBody> {
-        let users = [user_id.to_string()];
-        let devices = self.devices_of(&users).await?;
-        let Some(devs) = devices.get(user_id) else {
+        let Some((devs, s, badge)) = self.one_user(user_id).await? else {
             return Ok(Vec::new());
         };
-        let docs: HashMap<String, String> = self
-            .store
-            .notification_settings_of(&users)
-            .await?
-            .into_iter()
-            .collect();
-        let s = settings_of(&docs, user_id);
-        let badge = self
-            .badge(user_id, &s, dovie_actors::now_ms(), None)
-            .await?;
         let mut push = Rendered {
             kind: "notification".into(),
             badge,
@@ -733,7 +726,7 @@ impl Worker {
             data,
         };
         fit(&mut push);
-        Ok(Self::deliveries(job_id, user_id, devs, &push, at))
+        Ok(Self::deliveries(job_id, user_id, &devs, &push, at))
     }
 
     async fn deliver(

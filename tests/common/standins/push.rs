@@ -339,6 +339,8 @@ struct ApnsState {
     delivered: Mutex<Vec<ApnsDelivered>>,
     refused: Mutex<Vec<String>>,
     scripted: Mutex<HashMap<String, VecDeque<(u16, String)>>>,
+    /// Scripted answers given, by token.
+    answered: Mutex<HashMap<String, usize>>,
     connections: AtomicUsize,
     requests: AtomicUsize,
 }
@@ -458,6 +460,7 @@ async fn apns_handle(
         .get_mut(&token)
         .and_then(|q| q.pop_front())
     {
+        *state.answered.lock().unwrap().entry(token).or_default() += 1;
         return Ok(apns_answer(status, &reason));
     }
     state.delivered.lock().unwrap().push(ApnsDelivered {
@@ -487,6 +490,7 @@ impl ApnsService {
             delivered: Mutex::new(Vec::new()),
             refused: Mutex::new(Vec::new()),
             scripted: Mutex::new(HashMap::new()),
+            answered: Mutex::new(HashMap::new()),
             connections: AtomicUsize::new(0),
             requests: AtomicUsize::new(0),
         });
@@ -561,6 +565,25 @@ impl ApnsService {
 
     pub fn requests(&self) -> usize {
         self.state.requests.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `token` has had `n` of its scripted answers; how many it had.
+    pub async fn wait_answered(&self, token: &str, n: usize, within: Duration) -> usize {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let got = self
+                .state
+                .answered
+                .lock()
+                .unwrap()
+                .get(token)
+                .copied()
+                .unwrap_or(0);
+            if got >= n || std::time::Instant::now() >= deadline {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub async fn wait_for(&self, token: &str, n: usize, within: Duration) -> Vec<ApnsDelivered> {

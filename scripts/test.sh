@@ -66,7 +66,7 @@ if [ "${DOVIE_KEEP_SERVICES:-}" != "1" ]; then
 fi
 
 echo "== tests"
-cargo test --workspace
+cargo test --workspace --no-fail-fast
 
 echo "== operations: Helm chart, alerts, dashboard config, Dockerfile"
 if ! wait "$OPS_TOOLS_INSTALL"; then

@@ -130,6 +130,27 @@ pub struct Config {
     pub location: LocationConfig,
     pub i18n: I18nConfig,
     pub push: PushConfig,
+    pub ai: AiConfig,
+}
+
+/// AI assistants (see `crate::ai`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AiConfig {
+    /// Provider calls (chat, transcription, YouTube) a user may make per hour, on every node
+    /// together.
+    pub requests_per_hour: u64,
+    /// Recent messages of a room a smart-reply request shows the model (1–100).
+    pub context_messages: usize,
+}
+
+impl Default for AiConfig {
+    fn default() -> Self {
+        AiConfig {
+            requests_per_hour: 100,
+            context_messages: 20,
+        }
+    }
 }
 
 /// Push (see `crate::push`).
@@ -236,6 +257,52 @@ pub struct ProvidersConfig {
     pub google: GoogleConfig,
     pub facebook: FacebookConfig,
     pub twilio: TwilioConfig,
+    pub openai: OpenAiConfig,
+    pub youtube: YouTubeConfig,
+}
+
+/// An OpenAI-compatible API (OpenAI itself, or a self-hosted model server).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpenAiConfig {
+    /// The API's base, up to and including `/v1`.
+    pub base_url: String,
+    /// The bearer key; empty: AI calls answer `provider_not_configured`.
+    pub api_key: String,
+    /// The model of smart replies, translation and hashtag ideas.
+    pub chat_model: String,
+    /// The model of transcriptions.
+    pub transcribe_model: String,
+}
+
+impl Default for OpenAiConfig {
+    fn default() -> Self {
+        OpenAiConfig {
+            base_url: "https://api.openai.com/v1".into(),
+            api_key: String::new(),
+            chat_model: "gpt-4o-mini".into(),
+            transcribe_model: "whisper-1".into(),
+        }
+    }
+}
+
+/// The YouTube Data API v3.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct YouTubeConfig {
+    /// The API's base, up to and including `/youtube/v3`.
+    pub base_url: String,
+    /// The API key; empty: YouTube search answers `provider_not_configured`.
+    pub api_key: String,
+}
+
+impl Default for YouTubeConfig {
+    fn default() -> Self {
+        YouTubeConfig {
+            base_url: "https://www.googleapis.com/youtube/v3".into(),
+            api_key: String::new(),
+        }
+    }
 }
 
 /// Google Sign-In: ID tokens verified against Google's keys.
@@ -660,6 +727,7 @@ impl Default for Config {
             location: LocationConfig::default(),
             i18n: I18nConfig::default(),
             push: PushConfig::default(),
+            ai: AiConfig::default(),
         }
     }
 }
@@ -790,6 +858,12 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if !(1..=100).contains(&self.ai.context_messages) {
+            return Err(format!(
+                "ai.context_messages must be 1 to 100, not {}",
+                self.ai.context_messages
+            ));
+        }
         if !(1..=4096).contains(&self.push.max_in_flight) {
             return Err(format!(
                 "push.max_in_flight must be 1 to 4096, not {}",

@@ -256,6 +256,14 @@ impl Egress {
         &self.client
     }
 
+    /// Checks a URL as [`Egress::send`] would, for a client that sends through [`Egress::client`]
+    /// itself to that URL's host only (a provider's SDK): its names are checked by the client's
+    /// resolver, and an address literal here.
+    pub fn check(&self, url: &str) -> Result<(), EgressError> {
+        let url = Url::parse(url).map_err(|e| EgressError::Refused(format!("bad URL: {e}")))?;
+        check_url(&url, self.allow_private)
+    }
+
     /// Sends a request through the guard.
     pub async fn send(&self, request: RequestBuilder) -> Result<Response, EgressError> {
         let request = request

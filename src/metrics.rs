@@ -57,6 +57,9 @@ pub struct Metrics {
     pub push_queue_depth: IntGauge,
     pub push_latency: Histogram,
     pub push_expand: Histogram,
+    pub ai_calls: IntCounterVec,
+    pub ai_call_seconds: HistogramVec,
+    pub ai_tokens: IntCounterVec,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -174,6 +177,25 @@ fn build() -> Result<Metrics, prometheus::Error> {
             "Time to turn a message, read or notice into per-device push jobs",
             LATENCY_BUCKETS,
         )?,
+        ai_calls: IntCounterVec::new(
+            Opts::new(
+                "ai_calls_total",
+                "Provider calls of the AI assistants by provider (openai, youtube), call and result: ok, failed, timeout",
+            ),
+            &["provider", "call", "result"],
+        )?,
+        ai_call_seconds: hist(
+            "ai_call_seconds",
+            "Time of the AI assistants' provider calls",
+            &["provider"],
+        )?,
+        ai_tokens: IntCounterVec::new(
+            Opts::new(
+                "ai_tokens_total",
+                "Tokens the chat model reported using, by kind: prompt, completion",
+            ),
+            &["kind"],
+        )?,
         file_integrity_errors: IntCounter::new(
             "file_integrity_errors_total",
             "Stored file chunks or keys that failed to authenticate (tampering, corruption, a wrong key): never served",
@@ -264,6 +286,9 @@ fn build() -> Result<Metrics, prometheus::Error> {
     m.registry.register(Box::new(m.push_queue_depth.clone()))?;
     m.registry.register(Box::new(m.push_latency.clone()))?;
     m.registry.register(Box::new(m.push_expand.clone()))?;
+    m.registry.register(Box::new(m.ai_calls.clone()))?;
+    m.registry.register(Box::new(m.ai_call_seconds.clone()))?;
+    m.registry.register(Box::new(m.ai_tokens.clone()))?;
     m.registry.register(Box::new(m.location_shares.clone()))?;
     m.registry.register(Box::new(m.location_updates.clone()))?;
     m.registry.register(Box::new(m.nearby_queries.clone()))?;
@@ -339,6 +364,15 @@ pub fn init() {
     for kind in ["nearby", "rooms"] {
         m.nearby_queries.with_label_values(&[kind]);
     }
+    for (provider, call) in AI_CALLS {
+        m.ai_call_seconds.with_label_values(&[provider]);
+        for result in AI_RESULTS {
+            m.ai_calls.with_label_values(&[provider, call, result]);
+        }
+    }
+    for kind in ["prompt", "completion"] {
+        m.ai_tokens.with_label_values(&[kind]);
+    }
     for provider in PUSH_PROVIDERS {
         m.push_attempts.with_label_values(&[provider]);
         for result in PUSH_RESULTS {
@@ -402,6 +436,40 @@ pub fn location_search(kind: &'static str, elapsed: Duration) {
         .nearby_queries
         .with_label_values(&[kind])
         .observe(elapsed.as_secs_f64());
+}
+
+/// The AI assistants' provider calls, as `dovie_ai_calls_total{provider, call}` names them.
+pub const AI_CALLS: [(&str, &str); 6] = [
+    ("openai", "smart_replies"),
+    ("openai", "translate"),
+    ("openai", "transcribe"),
+    ("openai", "hashtags"),
+    ("openai", "reminder"),
+    ("youtube", "search"),
+];
+/// How a provider call ended.
+pub const AI_RESULTS: [&str; 3] = ["ok", "failed", "timeout"];
+
+pub fn ai_call(provider: &str, call: &str, result: &str, elapsed: Duration) {
+    METRICS
+        .ai_calls
+        .with_label_values(&[provider, call, result])
+        .inc();
+    METRICS
+        .ai_call_seconds
+        .with_label_values(&[provider])
+        .observe(elapsed.as_secs_f64());
+}
+
+pub fn ai_tokens(prompt: u64, completion: u64) {
+    METRICS
+        .ai_tokens
+        .with_label_values(&["prompt"])
+        .inc_by(prompt);
+    METRICS
+        .ai_tokens
+        .with_label_values(&["completion"])
+        .inc_by(completion);
 }
 
 /// Push providers, as `dovie_push_jobs_total{provider}` names them.

@@ -358,8 +358,10 @@ pub async fn serve(config: Config) -> Result<(), String> {
         limiter.share(c.connection());
         api_quota.share(c.connection());
     }
+    let ai = Arc::new(crate::ai::Ai::new(&config, &egress)?);
     let state = web::Data::new(AppState {
         config: config.clone(),
+        ai,
         profiles: Arc::new(crate::people::profiles::Profiles::new(store.clone())),
         texts,
         push,

@@ -36,6 +36,8 @@ pub struct AppState {
     pub push: Arc<crate::push::Push>,
     /// Push: the queue and pipeline of this node.
     pub pusher: Arc<crate::push::pipeline::Pusher>,
+    /// AI assistants: the chat model and YouTube.
+    pub ai: Arc<crate::ai::Ai>,
     /// Server texts in eight languages.
     pub texts: Arc<crate::i18n::Texts>,
     /// Public profiles kept a few seconds for listings.

@@ -298,6 +298,15 @@ pub trait MessageExtras: Send + Sync + 'static {
             format!("`{}` is not available here", command.name()),
         ))
     }
+    /// The text a WebSocket send's content stands for, if it calls one of the sender's saved
+    /// commands (`/name`); `None`: send the content as it is.
+    async fn expand_command(
+        &self,
+        _user_id: &str,
+        _content: &str,
+    ) -> Result<Option<String>, ErrorBody> {
+        Ok(None)
+    }
     /// Checks a send's attachments (the sender's own files, not deleted, at most the limit) and
     /// shares each into the room; answers their objects in order. Called before the send
     /// reaches the room.

@@ -566,9 +566,11 @@ impl SessionActor {
                     location: None,
                     suggest_location: false,
                 };
-                self.ports.extras.prepare(&mut draft);
                 let room = self.directory.room(&c.room_id);
-                if c.attachments.is_empty() {
+                // `/name` alone may be one of the sender's saved commands: looked up first.
+                let may_be_command = draft.content.trim_start().starts_with('/');
+                if c.attachments.is_empty() && !may_be_command {
+                    self.ports.extras.prepare(&mut draft);
                     return room.do_send(room::Post {
                         draft,
                         reply,
@@ -580,27 +582,44 @@ impl SessionActor {
                 let started = Instant::now();
                 actix::spawn(async move {
                     let mut draft = draft;
-                    match extras
-                        .attach(
-                            &draft.sender_id,
-                            &room_id,
-                            &draft.id,
-                            &files,
-                            &draft.hashtags,
-                        )
-                        .await
-                    {
-                        Ok(objects) => {
-                            draft.kind = room::kind_of_attachments(&objects);
-                            draft.attachments = objects;
-                            room.do_send(room::Post {
-                                draft,
-                                reply,
-                                started,
-                            });
+                    if may_be_command {
+                        match extras
+                            .expand_command(&draft.sender_id, &draft.content)
+                            .await
+                        {
+                            Ok(Some(text)) => {
+                                draft.hashtags = extract_hashtags(&text);
+                                draft.mentions = extract_mentions(&text);
+                                draft.content = text;
+                            }
+                            Ok(None) => {}
+                            Err(e) => return reply.send(Err(e)),
                         }
-                        Err(e) => reply.send(Err(e)),
                     }
+                    extras.prepare(&mut draft);
+                    if !files.is_empty() {
+                        match extras
+                            .attach(
+                                &draft.sender_id,
+                                &room_id,
+                                &draft.id,
+                                &files,
+                                &draft.hashtags,
+                            )
+                            .await
+                        {
+                            Ok(objects) => {
+                                draft.kind = room::kind_of_attachments(&objects);
+                                draft.attachments = objects;
+                            }
+                            Err(e) => return reply.send(Err(e)),
+                        }
+                    }
+                    room.do_send(room::Post {
+                        draft,
+                        reply,
+                        started,
+                    });
                 });
             }
             Command::EditMessage(c) => {

@@ -102,8 +102,9 @@ async fn send(
     out: Out,
     who: Authed,
     path: web::Path<String>,
-    Body(b): Body<SendBody>,
+    Body(mut b): Body<SendBody>,
 ) -> ApiResult<HttpResponse> {
+    b.content = super::ai::expand(&state, &who.user_id, b.content).await?;
     room::validate_send(
         &b.content,
         b.attachments.len(),
@@ -186,7 +187,11 @@ pub fn shown(state: &AppState, messages: &mut [Message]) {
 }
 
 /// The message (404 if none) after checking the caller is a member of its room (403).
-async fn member_message(state: &AppState, message_id: &str, user_id: &str) -> ApiResult<Message> {
+pub(crate) async fn member_message(
+    state: &AppState,
+    message_id: &str,
+    user_id: &str,
+) -> ApiResult<Message> {
     let m = state
         .store
         .get_message(message_id)

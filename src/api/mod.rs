@@ -3,12 +3,14 @@
 //! extractor, and the route table. Routes are registered through [`Api`], which also records
 //! each route's documentation, so `/api/openapi.json` lists exactly the routes served.
 
+pub mod ai;
 pub mod auth;
 pub mod files;
 pub mod location;
 pub mod messages;
 pub mod ops;
 pub mod people;
+pub mod privacy;
 pub mod push;
 pub mod rooms;
 
@@ -471,6 +473,8 @@ pub fn register(api: &mut Api) {
     files::register(api);
     location::register(api);
     push::register(api);
+    ai::register(api);
+    privacy::register(api);
     ops::register(api);
 }
 

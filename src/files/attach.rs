@@ -86,6 +86,21 @@ impl ServerExtras {
 
 #[async_trait]
 impl MessageExtras for ServerExtras {
+    async fn expand_command(
+        &self,
+        user_id: &str,
+        content: &str,
+    ) -> Result<Option<String>, ErrorBody> {
+        let Some(name) = crate::ai::commands::called(content) else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .command_named(user_id, name)
+            .await?
+            .map(|c| c.text))
+    }
+
     async fn attach(
         &self,
         sender_id: &str,

@@ -1,12 +1,15 @@
 //! One thin client per external service, each with a configurable base URL and all on the one
 //! egress client: Google (ID tokens against its JWKS), Facebook (Graph `debug_token`, `/me`),
-//! Twilio (Messages API). Only these modules know a provider's wire format. An unconfigured
+//! Twilio (Messages API), an OpenAI-compatible chat model (through `async-openai`), YouTube
+//! (Data API v3 `search.list`). Only these modules know a provider's wire format. An unconfigured
 //! provider answers `provider_not_configured`; a provider that fails answers `provider_error`
 //! with the cause logged, never echoed.
 
 pub mod facebook;
 pub mod google;
+pub mod openai;
 pub mod twilio;
+pub mod youtube;
 
 use dovie_protocol::error::{ErrorBody, ErrorCode};
 

@@ -793,9 +793,72 @@ pub trait PushStore: Send + Sync {
     async fn push_jobs_queued(&self) -> StoreResult<u64>;
 }
 
+/// A user's saved command: `/name` sent alone is sent as `text`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SavedCommand {
+    pub id: String,
+    #[serde(skip)]
+    pub user_id: String,
+    pub name: String,
+    pub text: String,
+    pub created_at: i64,
+}
+
+/// One change of a consent: `kind` (`ai`, `location`, `analytics`, `marketing`) given or
+/// withdrawn at `at`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ConsentRecord {
+    pub kind: String,
+    pub granted: bool,
+    pub at: i64,
+}
+
+/// A message's translation, kept per target language and message version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranslationRecord {
+    pub message_id: String,
+    pub target: String,
+    /// The message's `edited_at` (0: never edited) when it was translated.
+    pub version: i64,
+    pub source_language: String,
+    pub text: String,
+}
+
+/// What the AI assistants keep: saved commands and translations.
+#[async_trait]
+pub trait AiStore: Send + Sync {
+    /// Stores a command; `false` if the user already has one of that name (nothing changed).
+    async fn put_command(&self, c: &SavedCommand) -> StoreResult<bool>;
+    /// The user's commands, by name.
+    async fn commands(&self, user_id: &str) -> StoreResult<Vec<SavedCommand>>;
+    /// The user's command of that name.
+    async fn command_named(&self, user_id: &str, name: &str) -> StoreResult<Option<SavedCommand>>;
+    /// Removes the user's command `id`; whether there was one.
+    async fn delete_command(&self, user_id: &str, id: &str) -> StoreResult<bool>;
+    /// The kept translation of a message into `target`, whatever its version.
+    async fn translation(
+        &self,
+        message_id: &str,
+        target: &str,
+    ) -> StoreResult<Option<TranslationRecord>>;
+    /// Keeps a translation (replacing one of an older version).
+    async fn put_translation(&self, t: &TranslationRecord) -> StoreResult<()>;
+}
+
+/// Consents (OPS-9): what each user agreed to, with every change kept.
+#[async_trait]
+pub trait ConsentStore: Send + Sync {
+    /// Appends consent changes (history is never rewritten).
+    async fn add_consents(&self, user_id: &str, changes: &[ConsentRecord]) -> StoreResult<()>;
+    /// Every consent change of the user, oldest first.
+    async fn consents(&self, user_id: &str) -> StoreResult<Vec<ConsentRecord>>;
+}
+
 /// Everything a node's store provides.
 pub trait Store:
     UserStore
+    + AiStore
+    + ConsentStore
     + PushStore
     + FileStore
     + GeoStore
@@ -811,6 +874,8 @@ pub trait Store:
 
 impl<T> Store for T where
     T: UserStore
+        + AiStore
+        + ConsentStore
         + PushStore
         + FileStore
         + GeoStore

@@ -28,11 +28,13 @@ use tokio::sync::Semaphore;
 
 use super::*;
 
+mod ai;
 mod auth;
 mod files;
 mod geo;
 mod history;
 mod people;
+mod privacy;
 mod push;
 mod room_store;
 mod rooms;
@@ -99,6 +101,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
         8,
         include_str!("../../../schema/scylla/0008_push_queue.cql"),
     ),
+    (9, include_str!("../../../schema/scylla/0009_ai.cql")),
 ];
 
 const MSG_COLS: &str =
@@ -711,6 +714,7 @@ struct Stmts {
     files: files::FileStmts,
     geo: geo::GeoStmts,
     push: push::PushStmts,
+    ai: ai::AiStmts,
     insert_user: PreparedStatement,
     claim_email: PreparedStatement,
     user_by_id: PreparedStatement,
@@ -869,6 +873,7 @@ impl Stmts {
             files: files::FileStmts::prepare(s, keyspace).await?,
             geo: geo::GeoStmts::prepare(s, keyspace).await?,
             push: push::PushStmts::prepare(s, keyspace).await?,
+            ai: ai::AiStmts::prepare(s, keyspace).await?,
             insert_user: p("INSERT INTO users (id, email, password_hash, display_name, avatar_url, bio, created_at, role, phone, status_message, theme, locale, presence_visible, discoverable) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)".into()).await?,
             claim_email: p("INSERT INTO users_by_email (email, user_id) VALUES (?, ?) IF NOT EXISTS".into()).await?,
             user_by_id: p("SELECT id, email, display_name, avatar_url, bio, created_at, role, phone, status_message, theme, locale, presence_visible, discoverable FROM users WHERE id = ?".into()).await?,

@@ -27,11 +27,13 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 use super::*;
 
+mod ai;
 mod auth;
 mod files;
 mod geo;
 mod history;
 mod people;
+mod privacy;
 mod push;
 mod room_store;
 mod rooms;
@@ -57,6 +59,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         9,
         include_str!("../../../schema/sqlite/0009_push_queue.sql"),
     ),
+    (10, include_str!("../../../schema/sqlite/0010_ai.sql")),
 ];
 /// A migration that rebuilds a table says so with this line: foreign keys are turned off
 /// around its transaction (they cannot be inside one) and checked before it commits.

@@ -90,6 +90,7 @@ async fn append_ok(
     }
 }
 
+mod ai;
 mod files;
 mod geo;
 mod messages;
@@ -290,6 +291,24 @@ macro_rules! backends {
                 async fn geo_location_messages() {
                     let Some((s, _guard, _probe)) = open().await else { return };
                     crate::geo::location_messages(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn ai_saved_commands() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::ai::saved_commands(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn privacy_consents() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::ai::consents(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn ai_translations() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::ai::translations(s).await;
                 }
 
                 #[actix_rt::test]

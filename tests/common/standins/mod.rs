@@ -4,6 +4,7 @@
 //! A feature that calls a provider points the provider's configured `base_url` at its stand-in.
 //! Every stand-in records the requests it got, for tests to assert on.
 
+pub mod ai;
 pub mod identity;
 pub mod push;
 pub mod site;

@@ -251,7 +251,6 @@ the-message-has-no-text-to-translate = die Nachricht hat keinen Text zum Überse
 give-either-text-or-message-id = gib entweder text oder message_id an
 q-is-1-to-200-characters = q hat 1 bis 200 Zeichen
 limit-is-1-to-50 = limit liegt zwischen 1 und 50
-a-commands-text-cannot-itself-be-a-command = der Text eines Befehls kann kein Befehl sein
 you-can-keep-at-most-commands = du kannst höchstens { $max } Befehle speichern
 you-already-have-a-command-of-that-name = du hast schon einen Befehl mit diesem Namen
 no-such-command = diesen Befehl gibt es nicht

@@ -257,7 +257,6 @@ the-message-has-no-text-to-translate = the message has no text to translate
 give-either-text-or-message-id = give either text or message_id
 q-is-1-to-200-characters = q is 1 to 200 characters
 limit-is-1-to-50 = limit is 1 to 50
-a-commands-text-cannot-itself-be-a-command = a command's text cannot itself be a command
 you-can-keep-at-most-commands = you can keep at most { $max } commands
 you-already-have-a-command-of-that-name = you already have a command of that name
 no-such-command = no such command

@@ -251,7 +251,6 @@ the-message-has-no-text-to-translate = el mensaje no tiene texto que traducir
 give-either-text-or-message-id = indica text o message_id, no ambos
 q-is-1-to-200-characters = q tiene de 1 a 200 caracteres
 limit-is-1-to-50 = limit va de 1 a 50
-a-commands-text-cannot-itself-be-a-command = el texto de un comando no puede ser otro comando
 you-can-keep-at-most-commands = puedes guardar como máximo { $max } comandos
 you-already-have-a-command-of-that-name = ya tienes un comando con ese nombre
 no-such-command = no existe ese comando

@@ -251,7 +251,6 @@ the-message-has-no-text-to-translate = le message n'a pas de texte à traduire
 give-either-text-or-message-id = donnez soit text, soit message_id
 q-is-1-to-200-characters = q compte 1 à 200 caractères
 limit-is-1-to-50 = limit va de 1 à 50
-a-commands-text-cannot-itself-be-a-command = le texte d'une commande ne peut pas être une commande
 you-can-keep-at-most-commands = vous pouvez garder au plus { $max } commandes
 you-already-have-a-command-of-that-name = vous avez déjà une commande de ce nom
 no-such-command = commande introuvable

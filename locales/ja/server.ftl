@@ -251,7 +251,6 @@ the-message-has-no-text-to-translate = 翻訳するテキストがないメッ�
 give-either-text-or-message-id = text か message_id のどちらか一方を指定してください
 q-is-1-to-200-characters = q は 1〜200 文字です
 limit-is-1-to-50 = limit は 1〜50 です
-a-commands-text-cannot-itself-be-a-command = コマンドのテキストをコマンドにすることはできません
 you-can-keep-at-most-commands = 保存できるコマンドは最大 { $max } 個です
 you-already-have-a-command-of-that-name = 同じ名前のコマンドがすでにあります
 no-such-command = そのコマンドはありません

@@ -251,7 +251,6 @@ the-message-has-no-text-to-translate = 번역할 텍스트가 없는 메시지�
 give-either-text-or-message-id = text 또는 message_id 중 하나만 주세요
 q-is-1-to-200-characters = q는 1~200자여야 합니다
 limit-is-1-to-50 = limit은 1~50이어야 합니다
-a-commands-text-cannot-itself-be-a-command = 명령의 텍스트 자체가 명령일 수는 없습니다
 you-can-keep-at-most-commands = 명령은 최대 { $max }개까지 저장할 수 있습니다
 you-already-have-a-command-of-that-name = 같은 이름의 명령이 이미 있습니다
 no-such-command = 해당 명령이 없습니다

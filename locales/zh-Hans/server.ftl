@@ -251,7 +251,6 @@ the-message-has-no-text-to-translate = 该消息没有可翻译的文本
 give-either-text-or-message-id = 请只提供 text 或 message_id 之一
 q-is-1-to-200-characters = q 须为 1 到 200 个字符
 limit-is-1-to-50 = limit 须为 1 到 50
-a-commands-text-cannot-itself-be-a-command = 命令的文本本身不能是命令
 you-can-keep-at-most-commands = 最多可保存 { $max } 个命令
 you-already-have-a-command-of-that-name = 您已有同名命令
 no-such-command = 没有该命令

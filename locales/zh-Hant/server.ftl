@@ -251,7 +251,6 @@ the-message-has-no-text-to-translate = 該訊息沒有可翻譯的文字
 give-either-text-or-message-id = 請只提供 text 或 message_id 之一
 q-is-1-to-200-characters = q 須為 1 到 200 個字元
 limit-is-1-to-50 = limit 須為 1 到 50
-a-commands-text-cannot-itself-be-a-command = 指令的文字本身不能是指令
 you-can-keep-at-most-commands = 最多可儲存 { $max } 個指令
 you-already-have-a-command-of-that-name = 您已有同名指令
 no-such-command = 沒有該指令

@@ -371,9 +371,7 @@ async fn add_command(
 ) -> ApiResult<HttpResponse> {
     let name = commands::check_name(&b.name)?;
     dovie_actors::room::validate_send(&b.text, 0, state.config.limits.max_message_chars)?;
-    if commands::called(&b.text).is_some() {
-        return Err(invalid("a command's text cannot itself be a command"));
-    }
+    // A text that is itself `/name` is sent as written: expansion happens once.
     if state.store.commands(&who.user_id).await?.len() >= commands::MAX_COMMANDS {
         return Err(ApiError::new(
             ErrorCode::ValidationFailed,

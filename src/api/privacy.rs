@@ -18,6 +18,7 @@ use crate::store::ConsentRecord;
 pub const KINDS: [&str; 4] = ["ai", "location", "analytics", "marketing"];
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ConsentsBody {
     ai: Option<bool>,
     location: Option<bool>,

@@ -396,9 +396,10 @@ async fn a_redis_restart_heals_by_itself() {
         delivered,
         "cross-node delivery did not come back after the Redis restart"
     );
-    // Anything b missed meanwhile comes back by resume (retried while ownership settles).
+    // Anything b missed meanwhile comes back by resume (retried while ownership settles: on a
+    // loaded two-core machine that has taken more than 20 s).
     let mut seqs = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     'resume: while Instant::now() < deadline {
         wb.clear();
         seqs.clear();
@@ -406,7 +407,7 @@ async fn a_redis_restart_heals_by_itself() {
             .await;
         loop {
             // A call caught in the churn is answered `unavailable` (or times out): resume again.
-            let Some(f) = wb.next_within(Duration::from_secs(12)).await else {
+            let Some(f) = wb.next_within(Duration::from_secs(8)).await else {
                 continue 'resume;
             };
             match f["t"].as_str() {

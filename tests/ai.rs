@@ -573,6 +573,8 @@ async fn consents_keep_their_history() {
     assert_error(status, &body, 400, "validation_failed");
     let (status, body) = put(json!({"ai": "yes"})).await;
     assert_eq!(status, 400, "{body}");
+    let (status, body) = put(json!({"ai": true, "marketing": null})).await;
+    assert_eq!(status, 400, "null is not a consent: {body}");
     let (_, again) = api.get("/api/me/consents", &a.token).await;
     assert_eq!(again["history"].as_array().unwrap().len(), 3);
 }

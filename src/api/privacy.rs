@@ -17,12 +17,21 @@ use crate::store::ConsentRecord;
 /// The consents there are.
 pub const KINDS: [&str; 4] = ["ai", "location", "analytics", "marketing"];
 
+/// A consent named in the body must be `true` or `false` (absent: unchanged; `null` refused).
+fn given<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    bool::deserialize(d).map(Some)
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConsentsBody {
+    #[serde(default, deserialize_with = "given")]
     ai: Option<bool>,
+    #[serde(default, deserialize_with = "given")]
     location: Option<bool>,
+    #[serde(default, deserialize_with = "given")]
     analytics: Option<bool>,
+    #[serde(default, deserialize_with = "given")]
     marketing: Option<bool>,
 }
 

@@ -31,8 +31,14 @@ use crate::store::SharedStore;
 pub const LEASE_TTL: Duration = Duration::from_secs(5);
 /// How often the lease is renewed and the live set read.
 pub const LEASE_RENEW: Duration = Duration::from_millis(1000);
-/// A forwarded command not answered within this is answered `unavailable`.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// A forwarded command not answered within this is answered `unavailable` (the client retries
+/// with the same nonce, so a late success on the owner is not sent twice).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often unanswered forwarded commands are looked for (independent of Redis).
+const CALL_SWEEP: Duration = Duration::from_millis(250);
+/// A Redis command not answered within this fails (Redis restarting or unreachable), so no
+/// caller waits on a connection that is being re-established.
+pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 const NODES_KEY: &str = "dovie:nodes";
 const BROADCAST: &str = "dovie:bcast";
 const MAX_PIPELINE: usize = 512;
@@ -84,10 +90,20 @@ impl RedisConn {
         &self,
         pipe: &redis::Pipeline,
     ) -> redis::RedisResult<T> {
-        match self {
-            RedisConn::Single(c) => pipe.query_async(&mut c.clone()).await,
-            RedisConn::Cluster(c) => pipe.query_async(&mut c.clone()).await,
-        }
+        let answer = match self {
+            RedisConn::Single(c) => {
+                tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async(&mut c.clone())).await
+            }
+            RedisConn::Cluster(c) => {
+                tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async(&mut c.clone())).await
+            }
+        };
+        answer.unwrap_or_else(|_| {
+            Err(
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "Redis did not answer in time")
+                    .into(),
+            )
+        })
     }
 
     fn sharded(&self) -> bool {
@@ -234,6 +250,7 @@ impl Cluster {
             None => actix_rt::spawn(cluster.clone().sharded_subscriber(push_rx, subs_rx)),
         };
         actix_rt::spawn(cluster.clone().lease_keeper());
+        actix_rt::spawn(cluster.clone().call_sweeper());
         tracing::info!(node = %node_id, live = ?cluster.live.read(), "joined the cluster");
         Ok(cluster)
     }
@@ -330,6 +347,17 @@ impl Cluster {
                 tracing::info!("node lease renewed: owning rooms again");
             }
             was_live = live;
+        }
+    }
+
+    /// Answers forwarded commands whose owner stayed silent, on its own clock: a renewal
+    /// stuck on an unreachable Redis must not hold those answers back.
+    async fn call_sweeper(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(CALL_SWEEP).await;
+            if self.lease_until.load(Ordering::Relaxed) == 0 && self.pending.lock().is_empty() {
+                return; // left the cluster and nothing is waiting
+            }
             self.expire_calls();
         }
     }

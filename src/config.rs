@@ -142,6 +142,17 @@ pub struct AiConfig {
     pub requests_per_hour: u64,
     /// Recent messages of a room a smart-reply request shows the model (1–100).
     pub context_messages: usize,
+    /// Pending reminders a user may have at once.
+    pub max_reminders: usize,
+    /// How far ahead a reminder may be set, in days.
+    pub max_reminder_days: u32,
+    /// How often each node looks for due reminders (ms).
+    pub reminder_sweep_ms: u64,
+    /// Transcribe new voice messages by themselves (their sender's `ai` consent given).
+    pub auto_transcribe: bool,
+    /// The first delay before an automatic transcription that failed is tried again (ms); each
+    /// next one is 4 times longer.
+    pub transcribe_retry_ms: u64,
 }
 
 impl Default for AiConfig {
@@ -149,6 +160,11 @@ impl Default for AiConfig {
         AiConfig {
             requests_per_hour: 100,
             context_messages: 20,
+            max_reminders: 100,
+            max_reminder_days: 3650,
+            reminder_sweep_ms: 1000,
+            auto_transcribe: false,
+            transcribe_retry_ms: 30_000,
         }
     }
 }
@@ -656,6 +672,8 @@ pub struct LimitsConfig {
     pub max_frame_bytes: usize,
     pub max_body_bytes: usize,
     pub max_group_members: usize,
+    /// Subscribers a company channel holds at most (channels have no group-size cap).
+    pub max_channel_subscribers: usize,
     /// Rooms with more members than this carry no presence (`user_online`/`user_offline`).
     pub presence_max_room_members: usize,
     pub ws_rate_per_sec: f64,
@@ -750,6 +768,7 @@ impl Default for LimitsConfig {
             max_frame_bytes: 64 * 1024,
             max_body_bytes: 256 * 1024,
             max_group_members: 100,
+            max_channel_subscribers: 100_000,
             presence_max_room_members: 100,
             ws_rate_per_sec: 50.0,
             ws_rate_burst: 100.0,
@@ -858,6 +877,9 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if self.ai.max_reminders == 0 || self.ai.max_reminder_days == 0 {
+            return Err("ai.max_reminders and ai.max_reminder_days must be at least 1".into());
+        }
         if !(1..=100).contains(&self.ai.context_messages) {
             return Err(format!(
                 "ai.context_messages must be 1 to 100, not {}",
@@ -923,6 +945,9 @@ impl Config {
         }
         if self.limits.max_group_members < 2 {
             return Err("limits.max_group_members must be at least 2".into());
+        }
+        if self.limits.max_channel_subscribers < 1 {
+            return Err("limits.max_channel_subscribers must be at least 1".into());
         }
         if self.limits.ws_outbound_queue == 0 || self.limits.ws_rate_per_sec <= 0.0 {
             return Err(

@@ -6,7 +6,9 @@
 
 pub mod ai;
 pub mod api;
+pub mod audit;
 pub mod auth;
+pub mod business;
 pub mod cluster;
 pub mod config;
 pub mod egress;
@@ -21,6 +23,7 @@ pub mod push;
 pub mod quota;
 pub mod ratelimit;
 pub mod server;
+pub mod social;
 pub mod state;
 pub mod store;
 pub mod ws;

@@ -39,6 +39,8 @@ pub struct Metrics {
     pub file_bytes: IntCounterVec,
     pub file_uploads: IntCounterVec,
     pub file_previews: IntCounterVec,
+    pub auto_transcriptions: IntCounterVec,
+    pub audit_entries: IntCounterVec,
     pub file_integrity_errors: IntCounter,
     pub link_previews: IntCounterVec,
     pub location_shares: IntCounterVec,
@@ -60,6 +62,7 @@ pub struct Metrics {
     pub ai_calls: IntCounterVec,
     pub ai_call_seconds: HistogramVec,
     pub ai_tokens: IntCounterVec,
+    pub reminders_fired: IntCounter,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -196,6 +199,24 @@ fn build() -> Result<Metrics, prometheus::Error> {
             ),
             &["kind"],
         )?,
+        auto_transcriptions: IntCounterVec::new(
+            Opts::new(
+                "auto_transcriptions_total",
+                "Automatic transcription attempts by result: done, skipped (file gone or not transcribable, consent withdrawn), retry (put off), gave_up",
+            ),
+            &["result"],
+        )?,
+        audit_entries: IntCounterVec::new(
+            Opts::new(
+                "audit_entries_total",
+                "Entries appended to the audit log, by action",
+            ),
+            &["action"],
+        )?,
+        reminders_fired: IntCounter::new(
+            "reminders_fired_total",
+            "Reminders fired (each once, by one node of the cluster)",
+        )?,
         file_integrity_errors: IntCounter::new(
             "file_integrity_errors_total",
             "Stored file chunks or keys that failed to authenticate (tampering, corruption, a wrong key): never served",
@@ -289,6 +310,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
     m.registry.register(Box::new(m.ai_calls.clone()))?;
     m.registry.register(Box::new(m.ai_call_seconds.clone()))?;
     m.registry.register(Box::new(m.ai_tokens.clone()))?;
+    m.registry.register(Box::new(m.reminders_fired.clone()))?;
+    m.registry
+        .register(Box::new(m.auto_transcriptions.clone()))?;
+    m.registry.register(Box::new(m.audit_entries.clone()))?;
     m.registry.register(Box::new(m.location_shares.clone()))?;
     m.registry.register(Box::new(m.location_updates.clone()))?;
     m.registry.register(Box::new(m.nearby_queries.clone()))?;
@@ -459,6 +484,23 @@ pub fn ai_call(provider: &str, call: &str, result: &str, elapsed: Duration) {
         .ai_call_seconds
         .with_label_values(&[provider])
         .observe(elapsed.as_secs_f64());
+}
+
+/// An automatic transcription attempt ended (`done`, `skipped`, `retry`, `gave_up`).
+pub fn auto_transcription(result: &'static str) {
+    METRICS
+        .auto_transcriptions
+        .with_label_values(&[result])
+        .inc();
+}
+
+/// An entry was appended to the audit log.
+pub fn audit_entry(action: &'static str) {
+    METRICS.audit_entries.with_label_values(&[action]).inc();
+}
+
+pub fn reminder_fired() {
+    METRICS.reminders_fired.inc();
 }
 
 pub fn ai_tokens(prompt: u64, completion: u64) {

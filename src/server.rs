@@ -261,10 +261,12 @@ pub async fn serve(config: Config) -> Result<(), String> {
     }
     let egress = crate::egress::Egress::new(&config.egress)?;
     let files = crate::files::Files::open(&config, store.as_ref()).await?;
+    let ai = Arc::new(crate::ai::Ai::new(&config, &egress)?);
     let links = Arc::new(crate::files::links::LinkPreviewer {
         egress: egress.clone(),
         files: files.clone(),
         store: store.clone(),
+        ai: ai.clone(),
     });
     let geo = crate::geo::Geo::new(
         config.location.clone(),
@@ -352,16 +354,33 @@ pub async fn serve(config: Config) -> Result<(), String> {
         max_message_chars: limits.max_message_chars,
         presence_max_room_members: limits.presence_max_room_members,
     };
-    let limiter = crate::ratelimit::Limiter::new();
+    let limiter = Arc::new(crate::ratelimit::Limiter::new());
     let api_quota = crate::quota::Quota::named("api", config.rate_limits.api_per_minute);
     if let Some(c) = &cluster {
         limiter.share(c.connection());
         api_quota.share(c.connection());
     }
-    let ai = Arc::new(crate::ai::Ai::new(&config, &egress)?);
+    let reminders = crate::ai::reminders::Reminders::new(
+        store.clone(),
+        ports.fanout.clone(),
+        pusher.clone(),
+        texts.clone(),
+        cluster.clone(),
+        config.ai.reminder_sweep_ms,
+    );
+    let transcriber = crate::ai::transcriber::Transcriber::new(
+        &config.ai,
+        ai.clone(),
+        files.clone(),
+        store.clone(),
+        extras.clone(),
+        limiter.clone(),
+    );
+    extras.set_transcriber(transcriber.clone());
     let state = web::Data::new(AppState {
         config: config.clone(),
         ai,
+        transcriber: transcriber.clone(),
         profiles: Arc::new(crate::people::profiles::Profiles::new(store.clone())),
         texts,
         push,
@@ -395,6 +414,8 @@ pub async fn serve(config: Config) -> Result<(), String> {
 
     spawn_ip_sweeper(state.clone());
     geo.spawn_sweeper();
+    reminders.spawn_sweeper();
+    transcriber.spawn_sweeper();
 
     let app_state = state.clone();
     let make_app = move || {

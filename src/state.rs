@@ -23,7 +23,7 @@ pub struct AppState {
     /// The identity and SMS providers.
     pub providers: Providers,
     /// Rate limits of the sensitive calls.
-    pub limiter: crate::ratelimit::Limiter,
+    pub limiter: Arc<crate::ratelimit::Limiter>,
     /// The per-user bucket of every authenticated REST call.
     pub api_quota: Arc<crate::quota::Quota>,
     /// Files: storage, encryption, links, previews.
@@ -38,6 +38,8 @@ pub struct AppState {
     pub pusher: Arc<crate::push::pipeline::Pusher>,
     /// AI assistants: the chat model and YouTube.
     pub ai: Arc<crate::ai::Ai>,
+    /// Transcriptions asked for and automatic.
+    pub transcriber: Arc<crate::ai::transcriber::Transcriber>,
     /// Server texts in eight languages.
     pub texts: Arc<crate::i18n::Texts>,
     /// Public profiles kept a few seconds for listings.

@@ -63,6 +63,25 @@ async fn consent(api: &Rest, user: &User, ai: bool) {
     assert_eq!(body["consents"]["ai"], ai);
 }
 
+/// Uploads `bytes` as `name`; answers the file id.
+async fn upload(api: &Rest, user: &User, name: &str, bytes: Vec<u8>) -> String {
+    let auth = format!("Bearer {}", user.token);
+    let (status, _, body) = api
+        .raw(
+            "POST",
+            &format!("/api/upload?filename={name}"),
+            &[
+                ("authorization", auth.as_str()),
+                ("content-type", "application/octet-stream"),
+            ],
+            bytes,
+        )
+        .await;
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    assert_eq!(status, 201, "{body}");
+    body["file"]["id"].as_str().unwrap().to_string()
+}
+
 fn assert_error(status: u16, body: &Value, want_status: u16, code: &str) {
     assert_eq!(status, want_status, "{body}");
     assert_eq!(body["error"]["code"], code, "{body}");
@@ -330,6 +349,11 @@ async fn a_wrong_key_or_no_provider_gives_the_documented_errors() {
         .post("/api/youtube-search", &a.token, json!({"q": "cats"}))
         .await;
     assert_error(status, &body, 503, "provider_not_configured");
+    let voice = upload(&api, &a, "voice.wav", common::samples::wav(300)).await;
+    let (status, body) = api
+        .post("/api/transcribe", &a.token, json!({"file_id": voice}))
+        .await;
+    assert_error(status, &body, 503, "provider_not_configured");
 
     let (status, body) = api
         .post(
@@ -421,11 +445,11 @@ async fn youtube_search_sends_the_real_parameters_and_maps_the_answer() {
     assert_eq!(
         videos[0],
         json!({
-            "id": "vid0",
+            "id": "dovieVid000",
             "title": "lofi beats & friends #0",
             "channel": "Dovie 's Channel",
-            "thumbnail_url": "https://i.ytimg.com/vi/vid0/hqdefault.jpg",
-            "url": "https://www.youtube.com/watch?v=vid0",
+            "thumbnail_url": "https://i.ytimg.com/vi/dovieVid000/hqdefault.jpg",
+            "url": "https://www.youtube.com/watch?v=dovieVid000",
             "published_at": 1_714_979_289_000i64,
         })
     );
@@ -449,6 +473,84 @@ async fn youtube_search_sends_the_real_parameters_and_maps_the_answer() {
         .await;
     assert_error(status, &body, 502, "provider_error");
     assert!(!body.to_string().contains("bad-key"));
+}
+
+#[actix_rt::test]
+async fn a_shared_youtube_video_is_previewed_from_the_data_api() {
+    let rig = rig();
+    let api = rest(&rig.server);
+    let [a, b] = api.register_all(["yt-a", "yt-b"]).await;
+    consent(&api, &a, true).await;
+    let room = api.group(&a, &[&b]).await;
+    let mut wb = Ws::connect(&rig.server, Codec::Json, Auth::Query(&b.token)).await;
+    let (status, body) = api
+        .post("/api/youtube-search", &a.token, json!({"q": "jazz"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let shared = body["videos"][1]["url"].as_str().unwrap().to_string();
+
+    api.send(&a, &room, &format!("listen {shared}")).await;
+    wb.expect("new_message").await;
+    let edited = wb.expect("message_edited").await;
+    let p = &edited["d"]["message"]["link_previews"][0];
+    assert_eq!(p["url"], shared.as_str(), "{edited}");
+    assert_eq!(p["title"], "Video & number 1");
+    assert_eq!(p["description"], "What video 1 shows, over two lines.");
+    assert_eq!(p["site_name"], "YouTube");
+    assert_eq!(
+        p["video"],
+        json!({
+            "provider": "youtube",
+            "id": "dovieVid001",
+            "url": "https://www.youtube.com/watch?v=dovieVid001",
+            "channel": "Dovie 's Channel",
+            "published_at": 1_714_979_289_000i64,
+        })
+    );
+    // The thumbnail is Dovie's copy of YouTube's, served as a file.
+    let img = p["image_url"].as_str().unwrap();
+    assert!(img.starts_with("/api/files/"), "{img}");
+    let res = reqwest::Client::new()
+        .get(rig.server.url(img))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.bytes().await.unwrap()[..3], [0xFF, 0xD8, 0xFF]);
+    // videos.list was asked as the real API is: the id, the part, the key.
+    let lookups = rig.youtube.video_lookups();
+    assert_eq!(lookups.len(), 1, "{lookups:?}");
+    assert_eq!(lookups[0]["id"], "dovieVid001");
+    assert_eq!(lookups[0]["part"], "snippet");
+    assert_eq!(lookups[0]["key"], rig.youtube.api_key);
+    let hist = api.history(&b, &room, "").await;
+    assert_eq!(hist[0]["link_previews"][0]["video"]["id"], "dovieVid001");
+
+    // Every link form of the same video is read; a second sharing is served from the cache.
+    api.send(&a, &room, "short form https://youtu.be/dovieVid001?t=3")
+        .await;
+    wb.expect("new_message").await;
+    let edited = wb.expect("message_edited").await;
+    assert_eq!(
+        edited["d"]["message"]["link_previews"][0]["video"]["id"],
+        "dovieVid001"
+    );
+    api.send(&a, &room, &format!("again {shared}")).await;
+    wb.expect("new_message").await;
+    wb.expect("message_edited").await;
+    assert_eq!(rig.youtube.video_lookups().len(), 2);
+
+    // A video YouTube does not know has no preview.
+    api.send(
+        &a,
+        &room,
+        "gone https://www.youtube.com/watch?v=dovieVid999",
+    )
+    .await;
+    wb.expect("new_message").await;
+    wb.expect_none("message_edited", std::time::Duration::from_secs(2))
+        .await;
+    assert_eq!(rig.youtube.video_lookups().len(), 3);
 }
 
 #[actix_rt::test]
@@ -577,4 +679,247 @@ async fn consents_keep_their_history() {
     assert_eq!(status, 400, "null is not a consent: {body}");
     let (_, again) = api.get("/api/me/consents", &a.token).await;
     assert_eq!(again["history"].as_array().unwrap().len(), 3);
+}
+
+#[actix_rt::test]
+async fn transcription_streams_a_file_i_can_read_and_keeps_its_transcript() {
+    let rig = rig_with(&[(
+        "DOVIE_PROVIDERS__OPENAI__TRANSCRIBE_MODEL",
+        "dovie-whisper-1",
+    )]);
+    assert_eq!(rig.openai.transcribe_model, "dovie-whisper-1");
+    let api = rest(&rig.server);
+    let [a, b, e] = api.register_all(["ann", "bob", "eve"]).await;
+    let room = api.group(&a, &[&b]).await;
+    let audio = common::samples::wav(400);
+    let voice = upload(&api, &a, "kim-voice-memo.wav", audio.clone()).await;
+    let (status, body) = api
+        .post(
+            &format!("/api/chat-rooms/{room}/messages"),
+            &a.token,
+            json!({"content": "", "attachments": [voice]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let message_id = body["message"]["id"].as_str().unwrap().to_string();
+    let transcribe = |who: &User| {
+        let token = who.token.clone();
+        let api = &api;
+        let voice = voice.clone();
+        async move {
+            api.post("/api/transcribe", &token, json!({ "file_id": voice }))
+                .await
+        }
+    };
+
+    // Someone outside the room, and a member without the ai consent: nothing leaves.
+    let (status, body) = transcribe(&e).await;
+    assert_error(status, &body, 403, "forbidden");
+    let (status, body) = transcribe(&b).await;
+    assert_error(status, &body, 403, "consent_required");
+    let (status, body) = api
+        .post("/api/transcribe", &b.token, json!({ "file_id": "nope" }))
+        .await;
+    assert_error(status, &body, 404, "not_found");
+    assert!(rig.openai.transcriptions().is_empty());
+
+    // Bob may: the decrypted audio is sent under a neutral name, the transcript kept on the
+    // file and shown to the room (message_edited with the attachment's transcript).
+    consent(&api, &b, true).await;
+    let mut ws = Ws::connect(&rig.server, Codec::Json, Auth::Query(&a.token)).await;
+    rig.openai
+        .script_transcript(Scripted::Reply("회의는 세 시에 시작합니다".into()));
+    let (status, body) = transcribe(&b).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["transcript"],
+        json!({ "file_id": voice, "text": "회의는 세 시에 시작합니다", "language": "ko" })
+    );
+    let sent = rig.openai.transcriptions();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].bytes, audio, "the whole file, decrypted");
+    assert_eq!(
+        sent[0].filename, "audio.wav",
+        "the user's file name stays here"
+    );
+    assert_eq!(sent[0].model, "dovie-whisper-1");
+    assert_eq!(sent[0].response_format, "verbose_json");
+    let edited = ws.expect("message_edited").await;
+    let m = &edited["d"]["message"];
+    assert_eq!(m["id"], message_id.as_str());
+    assert_eq!(
+        m["attachments"][0]["transcript"],
+        json!({ "text": "회의는 세 시에 시작합니다", "language": "ko" })
+    );
+    let (status, files) = api.get("/api/files", &a.token).await;
+    assert_eq!(status, 200, "{files}");
+    let listed = files["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == voice.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(listed["transcript"]["text"], "회의는 세 시에 시작합니다");
+
+    // Asked again (by anyone who may read it): the kept transcript, no provider call.
+    consent(&api, &a, true).await;
+    let (status, again) = transcribe(&a).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["transcript"], body["transcript"]);
+    assert_eq!(rig.openai.transcriptions().len(), 1);
+
+    // Not audio: refused before anything is sent; a provider failure keeps nothing.
+    let picture = upload(&api, &a, "pic.png", common::samples::png(8, 8)).await;
+    let (status, body) = api
+        .post("/api/transcribe", &a.token, json!({ "file_id": picture }))
+        .await;
+    assert_error(status, &body, 400, "validation_failed");
+    let other = upload(&api, &a, "memo.wav", common::samples::wav(200)).await;
+    rig.openai
+        .script_transcript(Scripted::Fail(500, "server_error", None));
+    let (status, body) = api
+        .post("/api/transcribe", &a.token, json!({ "file_id": other }))
+        .await;
+    assert_error(status, &body, 502, "provider_error");
+    assert!(!body.to_string().contains("scripted"), "{body}");
+    rig.openai
+        .script_transcript(Scripted::Reply("Call me back after lunch".into()));
+    let (status, body) = api
+        .post("/api/transcribe", &a.token, json!({ "file_id": other }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["transcript"]["language"], "en");
+    assert_eq!(rig.openai.transcriptions().len(), 3);
+}
+
+/// `dovie_auto_transcriptions_total{result}` of the node.
+async fn auto_transcriptions(api: &Rest, result: &str) -> u64 {
+    let (status, _, text) = api.raw("GET", "/metrics", &[], Vec::new()).await;
+    assert_eq!(status, 200);
+    let series = format!("dovie_auto_transcriptions_total{{result=\"{result}\"}} ");
+    String::from_utf8_lossy(&text)
+        .lines()
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+/// Sends a voice message (a WAV of `ms`) into `room`; its message.
+async fn voice_message(api: &Rest, who: &User, room: &str, ms: u32) -> Value {
+    let auth = format!("Bearer {}", who.token);
+    let (status, _, body) = api
+        .raw(
+            "POST",
+            &format!("/api/voice-messages?room_id={room}&filename=memo.wav"),
+            &[("authorization", &auth)],
+            common::samples::wav(ms),
+        )
+        .await;
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status, 201, "{body}");
+    body["message"].clone()
+}
+
+#[actix_rt::test]
+async fn new_voice_messages_are_transcribed_by_themselves_retried_and_kept_across_a_restart() {
+    let mut rig = rig_with(&[
+        (
+            "DOVIE_PROVIDERS__OPENAI__TRANSCRIBE_MODEL",
+            "dovie-whisper-1",
+        ),
+        ("DOVIE_AI__AUTO_TRANSCRIBE", "true"),
+        ("DOVIE_AI__TRANSCRIBE_RETRY_MS", "400"),
+    ]);
+    let api = rest(&rig.server);
+    let [a, b] = api.register_all(["ann", "bob"]).await;
+    consent(&api, &a, true).await;
+    let room = api.group(&a, &[&b]).await;
+    let mut wb = Ws::connect(&rig.server, Codec::Json, Auth::Query(&b.token)).await;
+
+    // Ann's voice message: the model fails once, the job is put off and tried again.
+    rig.openai
+        .script_transcript(Scripted::Fail(500, "server_error", None));
+    rig.openai
+        .script_transcript(Scripted::Reply("see you at three".into()));
+    let m = voice_message(&api, &a, &room, 600).await;
+    assert!(m["attachments"][0].get("transcript").is_none(), "{m}");
+    wb.expect("new_message").await;
+    // (The audio's preview job amends the message too.)
+    let edited = loop {
+        let e = wb.expect("message_edited").await;
+        if e["d"]["message"]["attachments"][0]
+            .get("transcript")
+            .is_some()
+        {
+            break e;
+        }
+    };
+    let shown = &edited["d"]["message"];
+    assert_eq!(shown["id"], m["id"], "{edited}");
+    assert_eq!(
+        shown["attachments"][0]["transcript"],
+        json!({ "text": "see you at three", "language": "en" })
+    );
+    let sent = rig.openai.transcriptions();
+    assert_eq!(sent.len(), 2, "one failure, one success");
+    assert_eq!(sent[1].bytes, common::samples::wav(600));
+    assert_eq!(sent[1].filename, "audio.wav");
+    assert_eq!(auto_transcriptions(&api, "retry").await, 1);
+    assert_eq!(auto_transcriptions(&api, "done").await, 1);
+    let hist = api.history(&b, &room, "").await;
+    assert_eq!(
+        hist[0]["attachments"][0]["transcript"]["text"],
+        "see you at three"
+    );
+    // Asking for it now costs no call: it is kept.
+    consent(&api, &b, true).await;
+    let file = m["attachments"][0]["id"].as_str().unwrap();
+    let (status, body) = api
+        .post("/api/transcribe", &b.token, json!({ "file_id": file }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(rig.openai.transcriptions().len(), 2);
+
+    // Without the sender's consent nothing leaves Dovie.
+    consent(&api, &b, false).await;
+    wb.clear();
+    voice_message(&api, &b, &room, 500).await;
+    let quiet = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while let Some(f) = wb
+        .next_within(quiet.saturating_duration_since(std::time::Instant::now()))
+        .await
+    {
+        let transcribed = f["d"]["message"]["attachments"][0].get("transcript");
+        assert!(transcribed.is_none(), "{f}");
+    }
+    assert_eq!(rig.openai.transcriptions().len(), 2);
+
+    // A queued job outlives the node: it fails, the node dies before the next attempt, and the
+    // restarted node finishes it.
+    rig.openai
+        .script_transcript(Scripted::Fail(503, "server_error", None));
+    let m = voice_message(&api, &a, &room, 700).await;
+    // Killed once the failure is recorded (put off, counted), before the next attempt is due.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while auto_transcriptions(&api, "retry").await < 2 {
+        assert!(std::time::Instant::now() < deadline, "no first attempt");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(rig.openai.transcriptions().len(), 3);
+    rig.server.kill();
+    rig.openai
+        .script_transcript(Scripted::Reply("after the restart".into()));
+    rig.server.restart();
+    let api = rest(&rig.server);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let hist = api.history(&b, &room, "").await;
+        let now = hist.iter().find(|h| h["id"] == m["id"]).unwrap();
+        if now["attachments"][0]["transcript"]["text"] == "after the restart" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{now}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(rig.openai.transcriptions().len(), 4, "once more, not twice");
 }

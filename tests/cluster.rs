@@ -405,14 +405,17 @@ async fn a_redis_restart_heals_by_itself() {
         seqs.clear();
         wb.send_frame("resume", None, json!({"rooms": {room.clone(): 1}}))
             .await;
+        // A room caught in the churn is answered `unavailable` (its error comes before that
+        // resume's `resume_done`): once the resume is done, resume again.
+        let mut failed = false;
         loop {
-            // A call caught in the churn is answered `unavailable` (or times out): resume again.
             let Some(f) = wb.next_within(Duration::from_secs(8)).await else {
                 continue 'resume;
             };
             match f["t"].as_str() {
                 Some("new_message") => seqs.push(f["d"]["message"]["seq"].as_u64().unwrap()),
-                Some("error") => {
+                Some("error") => failed = true,
+                Some("resume_done") if failed => {
                     tokio::time::sleep(Duration::from_millis(300)).await;
                     continue 'resume;
                 }
@@ -1333,4 +1336,161 @@ async fn pushes_queued_on_a_killed_node_are_delivered_by_another() {
             );
         }
     }
+}
+
+#[actix_rt::test]
+async fn the_social_network_works_from_any_node() {
+    let Some(cql) = cql() else { return };
+    let redis = RedisServer::start();
+    let cluster = start_nodes_env(&[&cql], &redis.url(), 2, LIMITS, &[]);
+    let (api1, api2) = (rest(&cluster.nodes[0]), rest(&cluster.nodes[1]));
+    let (ann, bob) = (api1.register("ann").await, api2.register("bob").await);
+    // Bob follows Ann on n2 and is told nothing; Ann, on n1, is told live.
+    let mut wa = Ws::connect(&cluster.nodes[0], Codec::Json, Auth::Query(&ann.token)).await;
+    let (s, _) = api2
+        .post(
+            &format!("/api/users/{}/follow", ann.id),
+            &bob.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 204);
+    assert_eq!(wa.expect("activity").await["d"]["item"]["kind"], "follow");
+    // A followers-only post made on n1 is in Bob's feed on n2.
+    let (s, p) = api1
+        .post(
+            "/api/posts",
+            &ann.token,
+            json!({"content": "#cluster news", "visibility": "followers"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{p}");
+    let pid = p["post"]["id"].as_str().unwrap().to_string();
+    let (s, feed) = api2.get("/api/feed", &bob.token).await;
+    assert_eq!(s, 200, "{feed}");
+    assert_eq!(feed["posts"][0]["id"], pid.as_str());
+    // Likes from both nodes at once: exact.
+    let fans: Vec<_> = futures_util::future::join_all((0..8).map(|i| {
+        let api = if i % 2 == 0 { &api1 } else { &api2 };
+        async move { (i, api.register(&format!("fan{i}")).await) }
+    }))
+    .await;
+    for (_, f) in &fans {
+        api1.post(
+            &format!("/api/users/{}/follow", ann.id),
+            &f.token,
+            json!({}),
+        )
+        .await;
+    }
+    let likes = futures_util::future::join_all(fans.iter().map(|(i, f)| {
+        let (api, pid) = (if i % 2 == 0 { &api2 } else { &api1 }, pid.clone());
+        async move {
+            api.post(&format!("/api/posts/{pid}/like"), &f.token, json!({}))
+                .await
+                .0
+        }
+    }))
+    .await;
+    assert!(likes.iter().all(|s| *s == 200), "{likes:?}");
+    let (_, got) = api1.get(&format!("/api/posts/{pid}"), &ann.token).await;
+    assert_eq!(got["post"]["like_count"], 8, "{got}");
+}
+
+#[actix_rt::test]
+async fn business_works_from_any_node() {
+    let Some(cql) = cql() else { return };
+    let redis = RedisServer::start();
+    let cluster = start_nodes_env(&[&cql], &redis.url(), 2, LIMITS, &[]);
+    let (api1, api2) = (rest(&cluster.nodes[0]), rest(&cluster.nodes[1]));
+    let owner = api1.register("bizowner").await;
+    let subs: Vec<_> = futures_util::future::join_all((0..6).map(|i| {
+        let api = if i % 2 == 0 { &api1 } else { &api2 };
+        async move { api.register(&format!("bizsub{i}")).await }
+    }))
+    .await;
+    // A business made on n1, followed from n2: its post (n1) is in the follower's feed (n2).
+    let (s, b) = api1
+        .post(
+            "/api/business-profiles",
+            &owner.token,
+            json!({"name": "Cluster Cafe", "category": "food", "description": "coffee"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let bid = b["business"]["id"].as_str().unwrap().to_string();
+    let (s, _) = api2
+        .post(
+            &format!("/api/business-profiles/{bid}/follow"),
+            &subs[0].token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (s, p) = api1
+        .post(
+            "/api/business-posts",
+            &owner.token,
+            json!({"business_id": bid, "content": "open late"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{p}");
+    let (_, feed) = api2.get("/api/feed", &subs[0].token).await;
+    assert_eq!(feed["posts"][0]["id"], p["post"]["id"], "{feed}");
+    // A channel made on n2; subscribers on both nodes get the owner's post sent on n1, and a
+    // subscriber cannot post on either node.
+    let (s, ch) = api2
+        .post(
+            "/api/company-channels",
+            &owner.token,
+            json!({"business_id": bid, "name": "Deals"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{ch}");
+    let (cid, room) = (
+        ch["channel"]["id"].as_str().unwrap().to_string(),
+        ch["channel"]["room_id"].as_str().unwrap().to_string(),
+    );
+    let mut sockets = Vec::new();
+    for (i, u) in subs.iter().enumerate() {
+        let api = if i % 2 == 0 { &api2 } else { &api1 };
+        let (s, _) = api
+            .post(
+                &format!("/api/company-channels/{cid}/subscribe"),
+                &u.token,
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, 204);
+        sockets.push(Ws::connect(&cluster.nodes[i % 2], Codec::Json, Auth::Query(&u.token)).await);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut ws_owner = Ws::connect(&cluster.nodes[0], Codec::Json, Auth::Query(&owner.token)).await;
+    send_until_acked(&mut ws_owner, &room, "channel-post", deadline)
+        .await
+        .expect("the owner's channel post is acknowledged");
+    for ws in &mut sockets {
+        let e = ws.expect("new_message").await;
+        assert_eq!(e["d"]["message"]["content"], "channel-post");
+    }
+    for ws in sockets.iter_mut().take(2) {
+        let r = ws
+            .request(
+                "send_message",
+                json!({"room_id": room, "content": "x", "nonce": "sub"}),
+            )
+            .await;
+        assert_eq!(r["d"]["code"], "forbidden", "{r}");
+    }
+    // Analytics counted on both nodes add up.
+    let (_, report) = api2
+        .get(
+            &format!("/api/business-analytics?business_id={bid}"),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(report["totals"]["followers"], 1, "{report}");
+    assert_eq!(report["totals"]["channel_subscribers"], 6, "{report}");
+    assert_eq!(report["totals"]["post_views"], 1, "{report}");
 }

@@ -172,6 +172,50 @@ async fn resume_replays_exactly_what_was_missed_in_order() {
 }
 
 #[actix_rt::test]
+async fn a_rooms_resume_error_comes_before_resume_done() {
+    let (server, _cfg) = fast_server();
+    let api = rest(&server);
+    let (a, b, c) = (
+        api.register("a").await,
+        api.register("b").await,
+        api.register("c").await,
+    );
+    let mine = api.group(&a, &[&b]).await;
+    let theirs = api.group(&a, &[&c]).await;
+    api.send(&a, &mine, "hello").await;
+    // The session's first error waits for the account's language: resume_done waits too.
+    let mut ws = Ws::connect(&server, Codec::Json, Auth::Query(&b.token)).await;
+    ws.send_frame(
+        "resume",
+        None,
+        json!({"rooms": {mine.clone(): 0, theirs.clone(): 0}}),
+    )
+    .await;
+    let mut order = Vec::new();
+    loop {
+        let f = ws.next().await;
+        let t = f["t"].as_str().unwrap_or("").to_string();
+        if t == "error" {
+            assert!(f["d"]["message"].as_str().unwrap().contains(&theirs), "{f}");
+        }
+        let done = t == "resume_done";
+        order.push(t);
+        if done {
+            assert_eq!(f["d"]["rooms"][&mine], 1, "{f}");
+            assert!(f["d"]["rooms"].get(&theirs).is_none(), "{f}");
+            break;
+        }
+    }
+    assert_eq!(
+        order.iter().filter(|t| *t == "error").count(),
+        1,
+        "{order:?}"
+    );
+    assert_eq!(order.last().map(String::as_str), Some("resume_done"));
+    ws.expect_none("error", Duration::from_millis(300)).await;
+}
+
+#[actix_rt::test]
 async fn resume_racing_live_traffic_has_no_gap_and_no_duplicate() {
     let (server, _cfg) = fast_server();
     let api = rest(&server);

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use dovie_protocol::error::{ErrorBody, ErrorCode};
 use dovie_protocol::events::{self as ev};
-use dovie_protocol::model::{Message, Role, Room};
+use dovie_protocol::model::{Message, Role, Room, RoomType};
 use dovie_protocol::rules;
 
 use crate::directory::RoomDirectory;
@@ -474,6 +474,68 @@ impl RoomActor {
         Ok(r)
     }
 
+    /// The room for a member who may write in it: in a channel, only its owner and admins
+    /// post and type (subscribers read and react).
+    fn speaking_room(&self, user_id: &str) -> Result<&Ready, ErrorBody> {
+        let r = self.open_room(user_id)?;
+        if r.room.kind == RoomType::Channel
+            && r.room.role_of(user_id).unwrap_or(Role::Member) < Role::Admin
+        {
+            return Err(ErrorBody::new(
+                ErrorCode::Forbidden,
+                "only the channel's admins post in it",
+            ));
+        }
+        Ok(r)
+    }
+
+    /// A channel's subscribers came or went: each of them hears of it (the room as they may
+    /// see it), and so do the channel's admins; the other subscribers hear nothing (with
+    /// thousands of them, telling everyone of everyone is quadratic, and they do not list
+    /// one another).
+    fn channel_changed(&mut self, room: Room, joined: &[String], left: &[String]) {
+        let rid = self.room_id.to_string();
+        let moved = |t: &'static str, u: &String| {
+            let payload = ev::RoomUser {
+                room_id: rid.clone(),
+                user_id: u.clone(),
+            };
+            Arc::new(self.room_event(t, &payload))
+        };
+        let mut for_admins: Vec<Arc<Event>> = Vec::new();
+        let mut for_movers: Vec<(String, Arc<Event>)> = Vec::new();
+        for (t, users) in [(ev::USER_JOINED, joined), (ev::USER_LEFT, left)] {
+            for u in users {
+                let e = moved(t, u);
+                for_admins.push(e.clone());
+                for_movers.push((u.clone(), e));
+            }
+        }
+        for_admins.push(Arc::new(
+            self.room_event(ev::ROOM_UPDATED, &ev::RoomPayload { room: room.clone() }),
+        ));
+        for u in joined.iter().chain(left) {
+            let seen = room.seen_by(u).into_owned();
+            let e = Arc::new(self.room_event(ev::ROOM_UPDATED, &ev::RoomPayload { room: seen }));
+            for_movers.push((u.clone(), e));
+        }
+        let admins: Vec<String> = room
+            .roles
+            .iter()
+            .filter(|(u, r)| **r >= Role::Admin && !joined.contains(u) && !left.contains(u))
+            .map(|(u, _)| u.clone())
+            .collect();
+        if let State::Ready(r) = &mut self.state {
+            r.room = room;
+        }
+        self.ports
+            .fanout
+            .room_events(&self.room_id, &admins, &for_admins);
+        for (u, e) in for_movers {
+            self.ports.fanout.user_event(std::slice::from_ref(&u), e);
+        }
+    }
+
     fn member_room(&self, user_id: &str) -> Result<&Ready, ErrorBody> {
         match &self.state {
             State::Ready(r) if r.room.is_member(user_id) => Ok(r),
@@ -491,6 +553,27 @@ impl RoomActor {
                 .fanout
                 .room_event(&self.room_id, &r.room.member_ids, event);
         }
+    }
+
+    /// A receipt goes to every member, but in a channel only to its admins and the reader's
+    /// own devices (subscribers' receipts to every subscriber would be quadratic).
+    fn publish_receipt(&self, reader: &str, event: Arc<Event>) {
+        let State::Ready(r) = &self.state else {
+            return;
+        };
+        if r.room.kind != RoomType::Channel {
+            return self.publish(event);
+        }
+        let audience: Vec<String> = r
+            .room
+            .roles
+            .iter()
+            .filter(|(u, role)| **role >= Role::Admin || u.as_str() == reader)
+            .map(|(u, _)| u.clone())
+            .collect();
+        self.ports
+            .fanout
+            .room_event(&self.room_id, &audience, event);
     }
 
     fn room_event<T: serde::Serialize>(&self, t: &'static str, payload: &T) -> Event {
@@ -796,7 +879,7 @@ impl Handler<Post> for RoomActor {
         }
         self.touch();
         guarded(self, ctx, move |act, ctx| {
-            if let Err(e) = act.open_room(&msg.draft.sender_id) {
+            if let Err(e) = act.speaking_room(&msg.draft.sender_id) {
                 return msg.reply.send(Err(e));
             }
             act.stop_typing(ctx, &msg.draft.sender_id.clone());
@@ -1042,7 +1125,7 @@ impl Handler<Typing> for RoomActor {
         self.touch();
         guarded(self, ctx, move |act, ctx| {
             let check = if msg.start {
-                act.open_room(&msg.user_id).map(|_| ())
+                act.speaking_room(&msg.user_id).map(|_| ())
             } else {
                 act.member_room(&msg.user_id).map(|_| ())
             };
@@ -1116,7 +1199,7 @@ impl Handler<Receipt> for RoomActor {
                             },
                         )
                         .by(&user_id);
-                    act.publish(Arc::new(e));
+                    act.publish_receipt(&user_id, Arc::new(e));
                 }
                 Err(e) => reply.send(Err(e)),
             }));
@@ -1138,60 +1221,98 @@ impl Handler<Replay> for RoomActor {
                 after,
                 reply,
             } = msg;
-            let ready = match act.member_room(&user_id) {
-                Ok(r) => r,
-                Err(e) => return reply.send(Err(e)),
+            let epoch = match &act.state {
+                State::Ready(r) => r.epoch,
+                _ => 0,
             };
-            let upto = ready.last_seq;
-            if after >= upto {
-                act.ports.telemetry.replay("memory");
-                return reply.send(Ok(ReplayAnswer::Events {
-                    upto,
-                    events: Vec::new(),
-                }));
+            if epoch == 0 {
+                return act.replay(ctx, &user_id, after, reply);
             }
-            let covered = ready
-                .window
-                .front()
-                .is_some_and(|e| e.message.seq <= after + 1);
-            if covered {
-                act.ports.telemetry.replay("memory");
-                let events = ready
-                    .window
-                    .iter()
-                    .filter(|e| e.message.seq > after)
-                    .map(|e| {
-                        // Signed links expire: a message with attachments is shown anew.
-                        if e.message.attachments.is_empty() {
-                            e.event.clone()
-                        } else {
-                            act.message_event(&e.message, None)
-                        }
-                    })
-                    .collect();
-                return reply.send(Ok(ReplayAnswer::Events { upto, events }));
-            }
-            let missed = (upto - after) as usize;
-            if missed > MAX_REPLAY {
-                act.ports.telemetry.replay("resync");
-                return reply.send(Ok(ReplayAnswer::Resync { upto }));
-            }
-            act.ports.telemetry.replay("store");
-            let store = act.ports.store.clone();
-            let rid = act.room_id.clone();
-            let fut = async move { store.messages_after(&rid, after, missed).await };
-            ctx.spawn(fut.into_actor(act).map(move |res, act, _| {
-                let answer = res.map(|msgs| ReplayAnswer::Events {
-                    upto,
-                    events: msgs
-                        .into_iter()
-                        .filter(|m| m.seq <= upto)
-                        .map(|m| act.message_event(&m, None))
-                        .collect(),
-                });
-                reply.send(answer);
+            // In a cluster, another node may have claimed the room since this actor loaded it
+            // (for a moment after a membership change the nodes' views of the live set
+            // differ): what it wrote is not in this actor's memory, so a resume is answered
+            // only while this actor's claim is still the room's.
+            let (store, room_id) = (act.ports.store.clone(), act.room_id.clone());
+            let fut = async move { store.current_epoch(&room_id).await };
+            ctx.spawn(fut.into_actor(act).map(move |res, act, ctx| match res {
+                Ok(current) if current == epoch => act.replay(ctx, &user_id, after, reply),
+                Ok(_) => {
+                    tracing::warn!(room = %act.room_id, "another node claimed the room; handing over");
+                    act.leaving = true;
+                    act.leave_when_idle(ctx);
+                    reply.send(Err(ErrorBody::new(
+                        ErrorCode::Unavailable,
+                        "the room moved to another node; resume again",
+                    )));
+                }
+                Err(e) => reply.send(Err(e)),
             }));
         });
+    }
+}
+
+impl RoomActor {
+    /// Answers a replay from this actor's window, or the store for older messages.
+    fn replay(
+        &mut self,
+        ctx: &mut Context<Self>,
+        user_id: &str,
+        after: u64,
+        reply: Responder<ReplayAnswer>,
+    ) {
+        let ready = match self.member_room(user_id) {
+            Ok(r) => r,
+            Err(e) => return reply.send(Err(e)),
+        };
+        let upto = ready.last_seq;
+        if after >= upto {
+            self.ports.telemetry.replay("memory");
+            return reply.send(Ok(ReplayAnswer::Events {
+                upto,
+                events: Vec::new(),
+            }));
+        }
+        let covered = ready
+            .window
+            .front()
+            .is_some_and(|e| e.message.seq <= after + 1);
+        if covered {
+            self.ports.telemetry.replay("memory");
+            let events = ready
+                .window
+                .iter()
+                .filter(|e| e.message.seq > after)
+                .map(|e| {
+                    // Signed links expire: a message with attachments is shown anew.
+                    if e.message.attachments.is_empty() {
+                        e.event.clone()
+                    } else {
+                        self.message_event(&e.message, None)
+                    }
+                })
+                .collect();
+            return reply.send(Ok(ReplayAnswer::Events { upto, events }));
+        }
+        let missed = (upto - after) as usize;
+        if missed > MAX_REPLAY {
+            self.ports.telemetry.replay("resync");
+            return reply.send(Ok(ReplayAnswer::Resync { upto }));
+        }
+        self.ports.telemetry.replay("store");
+        let store = self.ports.store.clone();
+        let rid = self.room_id.clone();
+        let fut = async move { store.messages_after(&rid, after, missed).await };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, _| {
+            let answer = res.map(|msgs| ReplayAnswer::Events {
+                upto,
+                events: msgs
+                    .into_iter()
+                    .filter(|m| m.seq <= upto)
+                    .map(|m| act.message_event(&m, None))
+                    .collect(),
+            });
+            reply.send(answer);
+        }));
     }
 }
 
@@ -1226,6 +1347,9 @@ impl Handler<RoomChanged> for RoomActor {
                 act.fail_pending(ErrorBody::new(ErrorCode::NotFound, "the room was deleted"));
                 return act.leave(ctx);
             };
+            if room.kind == RoomType::Channel && !msg.created {
+                return act.channel_changed(room, &msg.joined, &msg.left);
+            }
             let rid = act.room_id.to_string();
             let mut events = Vec::new();
             for (t, users) in [(ev::USER_JOINED, &msg.joined), (ev::USER_LEFT, &msg.left)] {

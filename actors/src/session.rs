@@ -196,9 +196,16 @@ pub struct SessionActor {
 /// Whether the account's language has been read for this session's errors.
 enum AccountLocale {
     Unasked,
-    /// Being read; the errors met meanwhile, in order.
-    Asking(Vec<(Option<Value>, ErrorBody)>),
+    /// Being read; the errors met meanwhile, and the frames that must follow them, in order.
+    Asking(Vec<Waiting>),
     Known,
+}
+
+/// What waits for the account's locale to be known.
+enum Waiting {
+    Error(Option<Value>, ErrorBody),
+    /// A frame that must not overtake the errors before it (`resume_done`).
+    Frame(&'static str, Option<Value>, Value),
 }
 
 impl SessionActor {
@@ -277,9 +284,12 @@ impl SessionActor {
         }
         match &mut self.account_locale {
             AccountLocale::Known => self.write_localized_error(ctx, id, err),
-            AccountLocale::Asking(waiting) => waiting.push((id.cloned(), err.clone())),
+            AccountLocale::Asking(waiting) => {
+                waiting.push(Waiting::Error(id.cloned(), err.clone()))
+            }
             AccountLocale::Unasked => {
-                self.account_locale = AccountLocale::Asking(vec![(id.cloned(), err.clone())]);
+                self.account_locale =
+                    AccountLocale::Asking(vec![Waiting::Error(id.cloned(), err.clone())]);
                 let texts = self.ports.texts.clone();
                 let user_id = self.user_id.to_string();
                 let read = async move { texts.account_locale(&user_id).await };
@@ -310,9 +320,28 @@ impl SessionActor {
         };
         let waiting = std::mem::take(waiting);
         self.account_locale = AccountLocale::Known;
-        for (id, err) in waiting {
-            self.write_localized_error(ctx, id.as_ref(), &err);
+        for w in waiting {
+            match w {
+                Waiting::Error(id, err) => self.write_localized_error(ctx, id.as_ref(), &err),
+                Waiting::Frame(t, id, d) => self.write_frame(ctx, t, id.as_ref(), &d),
+            }
         }
+    }
+
+    /// Writes a frame after every error already written or waiting for its language.
+    fn write_after_errors<T: serde::Serialize>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        t: &'static str,
+        id: Option<&Value>,
+        d: &T,
+    ) {
+        if let AccountLocale::Asking(waiting) = &mut self.account_locale {
+            let d = serde_json::to_value(d).unwrap_or(Value::Null);
+            waiting.push(Waiting::Frame(t, id.cloned(), d));
+            return;
+        }
+        self.write_frame(ctx, t, id, d);
     }
 
     /// `auth_error`, then the 4001 close.
@@ -1038,10 +1067,11 @@ impl Handler<ReplayResult> for SessionActor {
         };
         if finished {
             if let Some(r) = self.resume.take() {
+                // After the rooms' errors (which may be waiting for the account's language).
                 let done = ev::ResumeDone { rooms: r.latest };
-                self.write_frame(ctx, ev::RESUME_DONE, None, &done);
+                self.write_after_errors(ctx, ev::RESUME_DONE, None, &done);
                 if r.id.is_some() {
-                    self.write_frame(ctx, ev::REPLY, r.id.as_ref(), &done);
+                    self.write_after_errors(ctx, ev::REPLY, r.id.as_ref(), &done);
                 }
             }
         }

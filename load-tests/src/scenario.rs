@@ -72,6 +72,10 @@ pub struct Scenario {
     /// Also run the scenario against the bare relay (idle, rooms).
     #[serde(default)]
     pub relay: bool,
+    /// Rooms: each room is a business's company channel (its first member the business's
+    /// owner, who sends; the others subscribe) instead of a group.
+    #[serde(default)]
+    pub channel: bool,
     /// Loopback source addresses to spread connections over (127.0.0.1 …).
     #[serde(default = "sources")]
     pub sources: usize,

@@ -168,6 +168,85 @@ async fn create_rooms(
     Ok(rooms)
 }
 
+/// Creates one company channel per chunk of `members` users: the chunk's first user makes a
+/// business and its channel, the others subscribe (each with its own token, a few at a time);
+/// answers the channels' room ids.
+async fn create_channels(
+    target: &Target,
+    users: &[User],
+    members: usize,
+) -> Result<Vec<String>, String> {
+    /// Subscriptions in flight at once.
+    const AT_ONCE: usize = 16;
+    let mut rooms = Vec::new();
+    for (i, chunk) in users.chunks(members).enumerate() {
+        let mut http = wire::Http::connect(wire::source(0, 1), target.addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let owner = &chunk[0];
+        let (status, b) = http
+            .call(
+                "POST",
+                "/api/business-profiles",
+                Some(&owner.token),
+                Some(&json!({"name": format!("load business {i}"), "category": "load", "description": "load test"})),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let business = b["business"]["id"]
+            .as_str()
+            .ok_or_else(|| format!("create business answered {status}: {b}"))?;
+        let (status, c) = http
+            .call(
+                "POST",
+                "/api/company-channels",
+                Some(&owner.token),
+                Some(&json!({"business_id": business, "name": format!("load channel {i}")})),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let (channel, room) = match (
+            c["channel"]["id"].as_str(),
+            c["channel"]["room_id"].as_str(),
+        ) {
+            (Some(ch), Some(r)) => (ch.to_string(), r.to_string()),
+            _ => return Err(format!("create channel answered {status}: {c}")),
+        };
+        let subscribers = &chunk[1..];
+        let per_task = subscribers.len().div_ceil(AT_ONCE).max(1);
+        let tasks: Vec<_> = subscribers
+            .chunks(per_task)
+            .map(|part| {
+                let (part, path, addr) = (
+                    part.to_vec(),
+                    format!("/api/company-channels/{channel}/subscribe"),
+                    target.addr,
+                );
+                tokio::spawn(async move {
+                    let mut http = wire::Http::connect(wire::source(0, 1), addr)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    for u in &part {
+                        let (status, v) = http
+                            .call("POST", &path, Some(&u.token), None)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        if status != 204 {
+                            return Err(format!("subscribe answered {status}: {v}"));
+                        }
+                    }
+                    Ok::<(), String>(())
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.map_err(|e| e.to_string())??;
+        }
+        rooms.push(room);
+    }
+    Ok(rooms)
+}
+
 // ---------------------------------------------------------------- frames
 
 #[derive(Serialize)]
@@ -692,7 +771,11 @@ async fn rooms(sc: &Scenario, target: &Target) -> Result<Value, String> {
     let dovie = target.kind == TargetKind::Dovie;
     let (room_ids, paths) = if dovie {
         let users = register_users(target, sc.rooms * sc.members, sc.sources).await?;
-        let room_ids = create_rooms(target, &users, sc.members).await?;
+        let room_ids = if sc.channel {
+            create_channels(target, &users, sc.members).await?
+        } else {
+            create_rooms(target, &users, sc.members).await?
+        };
         let paths: Vec<(String, usize)> = users
             .iter()
             .enumerate()

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -19,31 +20,40 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The `dovie` binary of this profile, built if missing (it belongs to another package).
+/// The directory holding the `dovie` binary of this profile beside the load tool's own.
+///
+/// `dovie` belongs to another package, so it is built here, once for all tests (a build of
+/// one package resolves its dependencies' features apart from the suite's, which can take
+/// minutes on a loaded machine: the scenarios' time limit starts after it).
 fn bin_dir() -> PathBuf {
-    let load = PathBuf::from(env!("CARGO_BIN_EXE_dovie-load"));
-    let dir = load.parent().unwrap().to_path_buf();
-    let profile_release = dir.ends_with("release");
-    let mut build = Command::new(env!("CARGO"));
-    build
-        .current_dir(root())
-        .args(["build", "-q", "-p", "dovie", "--bin", "dovie"]);
-    if profile_release {
-        build.arg("--release");
-    }
-    assert!(build.status().unwrap().success(), "cannot build dovie");
-    assert!(dir.join("dovie").exists() && dir.join("dovie-relay").exists());
-    dir
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let load = PathBuf::from(env!("CARGO_BIN_EXE_dovie-load"));
+            let dir = load.parent().unwrap().to_path_buf();
+            let mut build = Command::new(env!("CARGO"));
+            build
+                .current_dir(root())
+                .args(["build", "-q", "-p", "dovie", "--bin", "dovie"]);
+            if dir.ends_with("release") {
+                build.arg("--release");
+            }
+            assert!(build.status().unwrap().success(), "cannot build dovie");
+            assert!(dir.join("dovie").exists() && dir.join("dovie-relay").exists());
+            dir
+        })
+        .clone()
 }
 
 fn run(scenario: &str) -> Value {
     let out = tempfile_dir(scenario);
+    let bin_dir = bin_dir();
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_dovie-load"))
         .current_dir(root())
         .args(["run", &format!("load-tests/scenarios/{scenario}.toml")])
         .arg("--bin-dir")
-        .arg(bin_dir())
+        .arg(&bin_dir)
         .arg("--out")
         .arg(&out)
         .spawn()

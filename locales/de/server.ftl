@@ -254,3 +254,78 @@ limit-is-1-to-50 = limit liegt zwischen 1 und 50
 you-can-keep-at-most-commands = du kannst höchstens { $max } Befehle speichern
 you-already-have-a-command-of-that-name = du hast schon einen Befehl mit diesem Namen
 no-such-command = diesen Befehl gibt es nicht
+
+## Reminders
+time-zone-must-be-iana = time_zone muss eine IANA-Zeitzone sein, etwa Asia/Seoul
+the-message-has-no-text-to-be-reminded-of = die Nachricht hat keinen Text, an den erinnert werden kann
+you-can-have-at-most-reminders = du kannst höchstens { $max } wartende Erinnerungen haben
+no-time-found-in-the-text = im Text wurde keine Zeit für die Erinnerung gefunden
+reminder-at-most-days-ahead = eine Erinnerung kann höchstens { $max } Tage im Voraus gesetzt werden
+no-such-reminder = keine solche Erinnerung
+server-clock-out-of-range = die Serveruhr liegt außerhalb des Bereichs
+reminder-title = Erinnerung
+
+## Cluster
+the-room-moved-resume-again = der Raum ist auf einen anderen Knoten gewechselt; resume erneut senden
+
+## Transcription
+only-audio-can-be-transcribed = nur Sprachnachrichten sowie Audio- und Videodateien können transkribiert werden
+format-cannot-be-transcribed = das Format dieser Datei kann nicht transkribiert werden
+too-large-to-transcribe = Dateien über 25 MB können nicht transkribiert werden
+
+## Social
+no-such-post = diesen Beitrag gibt es nicht
+no-such-comment = diesen Kommentar gibt es nicht
+post-content-is-required = content ist erforderlich
+the-post-is-empty = der Beitrag ist leer
+a-post-is-at-most-characters = ein Beitrag hat höchstens { $max } Zeichen
+visibility-is-public-or-followers = visibility ist public oder followers
+posts-cannot-carry-attachments-yet = Beiträge können noch keine Anhänge tragen
+only-its-author-edits-a-post = nur der Autor bearbeitet einen Beitrag
+give-content-or-visibility = gib content oder visibility an
+only-its-author-or-an-admin-deletes-a-post = nur der Autor oder ein Admin löscht einen Beitrag
+the-comment-is-empty = der Kommentar ist leer
+a-comment-is-at-most-characters = ein Kommentar hat höchstens { $max } Zeichen
+replies-are-to-comments-not-to-replies = Antworten gehen an Kommentare, nicht an Antworten
+who-deletes-a-comment = nur der Autor des Kommentars, der des Beitrags oder ein Admin löscht einen Kommentar
+activity-like = { $name } gefällt dein Beitrag
+activity-comment = { $name } hat deinen Beitrag kommentiert
+activity-reply = { $name } hat auf deinen Kommentar geantwortet
+activity-follow = { $name } folgt dir jetzt
+activity-mention = { $name } hat dich erwähnt
+
+# Business (BIZ-1..6)
+no-such-business = dieses Unternehmen gibt es nicht
+no-such-channel = diesen Kanal gibt es nicht
+no-such-connection = diese Verbindung gibt es nicht
+no-such-verification = diese Verifizierung gibt es nicht
+field-is-required = { $field } ist erforderlich
+field-must-be-1-to-characters = { $field } muss 1 bis { $max } Zeichen lang sein
+field-is-at-most-characters = { $field } hat höchstens { $max } Zeichen
+website-must-be-http = website muss eine http- oder https-Adresse sein
+email-is-not-an-email = email ist keine E-Mail-Adresse
+phone-is-not-a-phone = phone ist keine Telefonnummer
+only-business-owner-or-admins = nur Inhaber oder Admins des Unternehmens dürfen das
+only-business-owner-names-admins = nur der Inhaber des Unternehmens ernennt dessen Admins
+a-business-has-at-most-admins = ein Unternehmen hat höchstens { $max } Admins
+channel-owner-cannot-unsubscribe = der Inhaber des Kanals kann das Abo nicht beenden
+business-does-not-connect-to-itself = ein Unternehmen verbindet sich nicht mit sich selbst
+businesses-connected-or-pending = diese Unternehmen sind verbunden oder haben eine offene Anfrage
+only-business-asked-decides = nur das angefragte Unternehmen nimmt eine Anfrage an oder lehnt sie ab
+request-already-answered = die Anfrage wurde schon beantwortet
+only-owner-asks-verification = nur der Inhaber des Unternehmens beantragt dessen Verifizierung
+documents-names-files = documents nennt 1 bis { $max } Dateien
+the-business-is-verified = das Unternehmen ist bereits verifiziert
+verification-request-pending = eine Verifizierungsanfrage ist offen
+only-admins-do-this = nur Admins dürfen das
+status-is-pending-approved-rejected = status ist pending, approved oder rejected
+request-already-decided = über die Anfrage wurde schon entschieden
+only-owner-sees-analytics = nur Inhaber oder Admins des Unternehmens sehen dessen Analysen
+field-is-a-day = { $field } ist ein Tag im Format YYYY-MM-DD
+from-is-after-to = from liegt nach to
+report-covers-at-most-days = ein Bericht umfasst höchstens { $max } Tage
+only-channel-admins-post = nur die Admins des Kanals posten darin
+channel-subscribers-subscribe = Abonnenten eines Kanals treten durch Abonnieren bei
+activity-verified = { $name } hat dein Unternehmen verifiziert
+activity-verification_rejected = { $name } hat die Verifizierung deines Unternehmens abgelehnt
+a-channel-has-at-most-members = ein Kanal hat höchstens { $max } Mitglieder

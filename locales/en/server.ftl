@@ -260,3 +260,78 @@ limit-is-1-to-50 = limit is 1 to 50
 you-can-keep-at-most-commands = you can keep at most { $max } commands
 you-already-have-a-command-of-that-name = you already have a command of that name
 no-such-command = no such command
+
+## Reminders
+time-zone-must-be-iana = time_zone must be an IANA time zone, like Asia/Seoul
+the-message-has-no-text-to-be-reminded-of = the message has no text to be reminded of
+you-can-have-at-most-reminders = you can have at most { $max } reminders waiting
+no-time-found-in-the-text = no time to be reminded at was found in the text
+reminder-at-most-days-ahead = a reminder can be set at most { $max } days ahead
+no-such-reminder = no such reminder
+server-clock-out-of-range = the server clock is out of range
+reminder-title = Reminder
+
+## Cluster
+the-room-moved-resume-again = the room moved to another node; resume again
+
+## Transcription
+only-audio-can-be-transcribed = only voice messages, audio and video files can be transcribed
+format-cannot-be-transcribed = this file's format cannot be transcribed
+too-large-to-transcribe = files over 25 MB cannot be transcribed
+
+## Social
+no-such-post = no such post
+no-such-comment = no such comment
+post-content-is-required = content is required
+the-post-is-empty = the post is empty
+a-post-is-at-most-characters = a post is at most { $max } characters
+visibility-is-public-or-followers = visibility is public or followers
+posts-cannot-carry-attachments-yet = posts cannot carry attachments yet
+only-its-author-edits-a-post = only its author edits a post
+give-content-or-visibility = give content or visibility
+only-its-author-or-an-admin-deletes-a-post = only its author or an admin deletes a post
+the-comment-is-empty = the comment is empty
+a-comment-is-at-most-characters = a comment is at most { $max } characters
+replies-are-to-comments-not-to-replies = replies are to comments, not to replies
+who-deletes-a-comment = only the comment's author, the post's author or an admin deletes a comment
+activity-like = { $name } liked your post
+activity-comment = { $name } commented on your post
+activity-reply = { $name } replied to your comment
+activity-follow = { $name } followed you
+activity-mention = { $name } mentioned you
+
+# Business (BIZ-1..6)
+no-such-business = no such business
+no-such-channel = no such channel
+no-such-connection = no such connection
+no-such-verification = no such verification
+field-is-required = { $field } is required
+field-must-be-1-to-characters = { $field } must be 1 to { $max } characters
+field-is-at-most-characters = { $field } is at most { $max } characters
+website-must-be-http = website must be an http or https address
+email-is-not-an-email = email is not an email address
+phone-is-not-a-phone = phone is not a phone number
+only-business-owner-or-admins = only the business's owner or admins do this
+only-business-owner-names-admins = only the business's owner names its admins
+a-business-has-at-most-admins = a business has at most { $max } admins
+channel-owner-cannot-unsubscribe = the channel's owner cannot unsubscribe
+business-does-not-connect-to-itself = a business does not connect to itself
+businesses-connected-or-pending = these businesses are connected or have a request pending
+only-business-asked-decides = only the business asked accepts or declines a request
+request-already-answered = the request was already answered
+only-owner-asks-verification = only the business's owner asks to verify it
+documents-names-files = documents names 1 to { $max } files
+the-business-is-verified = the business is verified
+verification-request-pending = a verification request is pending
+only-admins-do-this = only admins do this
+status-is-pending-approved-rejected = status is pending, approved or rejected
+request-already-decided = the request was already decided
+only-owner-sees-analytics = only the business's owner or admins see its analytics
+field-is-a-day = { $field } is a YYYY-MM-DD day
+from-is-after-to = from is after to
+report-covers-at-most-days = a report covers at most { $max } days
+only-channel-admins-post = only the channel's admins post in it
+channel-subscribers-subscribe = a channel's subscribers join by subscribing
+activity-verified = { $name } verified your business
+activity-verification_rejected = { $name } declined to verify your business
+a-channel-has-at-most-members = a channel has at most { $max } members

@@ -254,3 +254,78 @@ limit-is-1-to-50 = limit va de 1 a 50
 you-can-keep-at-most-commands = puedes guardar como máximo { $max } comandos
 you-already-have-a-command-of-that-name = ya tienes un comando con ese nombre
 no-such-command = no existe ese comando
+
+## Reminders
+time-zone-must-be-iana = time_zone debe ser una zona horaria IANA, como Asia/Seoul
+the-message-has-no-text-to-be-reminded-of = el mensaje no tiene texto para recordar
+you-can-have-at-most-reminders = puedes tener como máximo { $max } recordatorios pendientes
+no-time-found-in-the-text = no se encontró en el texto una hora para el recordatorio
+reminder-at-most-days-ahead = un recordatorio se puede fijar como máximo { $max } días antes
+no-such-reminder = no existe ese recordatorio
+server-clock-out-of-range = el reloj del servidor está fuera de rango
+reminder-title = Recordatorio
+
+## Cluster
+the-room-moved-resume-again = la sala se trasladó a otro nodo; vuelve a hacer resume
+
+## Transcription
+only-audio-can-be-transcribed = solo se pueden transcribir mensajes de voz y archivos de audio y vídeo
+format-cannot-be-transcribed = el formato de este archivo no se puede transcribir
+too-large-to-transcribe = los archivos de más de 25 MB no se pueden transcribir
+
+## Social
+no-such-post = no existe esa publicación
+no-such-comment = no existe ese comentario
+post-content-is-required = se necesita content
+the-post-is-empty = la publicación está vacía
+a-post-is-at-most-characters = una publicación tiene como máximo { $max } caracteres
+visibility-is-public-or-followers = visibility es public o followers
+posts-cannot-carry-attachments-yet = las publicaciones todavía no admiten archivos adjuntos
+only-its-author-edits-a-post = solo su autor edita una publicación
+give-content-or-visibility = indica content o visibility
+only-its-author-or-an-admin-deletes-a-post = solo su autor o un administrador borra una publicación
+the-comment-is-empty = el comentario está vacío
+a-comment-is-at-most-characters = un comentario tiene como máximo { $max } caracteres
+replies-are-to-comments-not-to-replies = las respuestas son a comentarios, no a respuestas
+who-deletes-a-comment = solo el autor del comentario, el de la publicación o un administrador borra un comentario
+activity-like = A { $name } le gustó tu publicación
+activity-comment = { $name } comentó tu publicación
+activity-reply = { $name } respondió a tu comentario
+activity-follow = { $name } empezó a seguirte
+activity-mention = { $name } te mencionó
+
+# Business (BIZ-1..6)
+no-such-business = no existe ese negocio
+no-such-channel = no existe ese canal
+no-such-connection = no existe esa conexión
+no-such-verification = no existe esa verificación
+field-is-required = { $field } es obligatorio
+field-must-be-1-to-characters = { $field } debe tener de 1 a { $max } caracteres
+field-is-at-most-characters = { $field } tiene como máximo { $max } caracteres
+website-must-be-http = website debe ser una dirección http o https
+email-is-not-an-email = email no es una dirección de correo
+phone-is-not-a-phone = phone no es un número de teléfono
+only-business-owner-or-admins = solo el propietario o los administradores del negocio pueden hacerlo
+only-business-owner-names-admins = solo el propietario del negocio nombra a sus administradores
+a-business-has-at-most-admins = un negocio tiene como máximo { $max } administradores
+channel-owner-cannot-unsubscribe = el propietario del canal no puede cancelar la suscripción
+business-does-not-connect-to-itself = un negocio no se conecta consigo mismo
+businesses-connected-or-pending = estos negocios ya están conectados o tienen una solicitud pendiente
+only-business-asked-decides = solo el negocio al que se pidió acepta o rechaza la solicitud
+request-already-answered = la solicitud ya fue respondida
+only-owner-asks-verification = solo el propietario del negocio pide su verificación
+documents-names-files = documents nombra de 1 a { $max } archivos
+the-business-is-verified = el negocio ya está verificado
+verification-request-pending = hay una solicitud de verificación pendiente
+only-admins-do-this = solo los administradores pueden hacerlo
+status-is-pending-approved-rejected = status es pending, approved o rejected
+request-already-decided = la solicitud ya fue resuelta
+only-owner-sees-analytics = solo el propietario o los administradores del negocio ven sus estadísticas
+field-is-a-day = { $field } es un día AAAA-MM-DD (YYYY-MM-DD)
+from-is-after-to = from es posterior a to
+report-covers-at-most-days = un informe abarca como máximo { $max } días
+only-channel-admins-post = solo los administradores del canal publican en él
+channel-subscribers-subscribe = los suscriptores de un canal se unen suscribiéndose
+activity-verified = { $name } verificó tu negocio
+activity-verification_rejected = { $name } rechazó verificar tu negocio
+a-channel-has-at-most-members = un canal tiene como máximo { $max } miembros

@@ -254,3 +254,78 @@ limit-is-1-to-50 = limit va de 1 à 50
 you-can-keep-at-most-commands = vous pouvez garder au plus { $max } commandes
 you-already-have-a-command-of-that-name = vous avez déjà une commande de ce nom
 no-such-command = commande introuvable
+
+## Reminders
+time-zone-must-be-iana = time_zone doit être un fuseau horaire IANA, comme Asia/Seoul
+the-message-has-no-text-to-be-reminded-of = le message n'a pas de texte à rappeler
+you-can-have-at-most-reminders = vous pouvez avoir au plus { $max } rappels en attente
+no-time-found-in-the-text = aucune heure de rappel n'a été trouvée dans le texte
+reminder-at-most-days-ahead = un rappel peut être fixé au plus { $max } jours à l'avance
+no-such-reminder = aucun rappel de ce type
+server-clock-out-of-range = l'horloge du serveur est hors limites
+reminder-title = Rappel
+
+## Cluster
+the-room-moved-resume-again = le salon a changé de nœud ; refaites resume
+
+## Transcription
+only-audio-can-be-transcribed = seuls les messages vocaux et les fichiers audio et vidéo peuvent être transcrits
+format-cannot-be-transcribed = le format de ce fichier ne peut pas être transcrit
+too-large-to-transcribe = les fichiers de plus de 25 Mo ne peuvent pas être transcrits
+
+## Social
+no-such-post = cette publication n'existe pas
+no-such-comment = ce commentaire n'existe pas
+post-content-is-required = content est requis
+the-post-is-empty = la publication est vide
+a-post-is-at-most-characters = une publication fait au plus { $max } caractères
+visibility-is-public-or-followers = visibility vaut public ou followers
+posts-cannot-carry-attachments-yet = les publications ne peuvent pas encore porter de pièces jointes
+only-its-author-edits-a-post = seul son auteur modifie une publication
+give-content-or-visibility = donnez content ou visibility
+only-its-author-or-an-admin-deletes-a-post = seul son auteur ou un administrateur supprime une publication
+the-comment-is-empty = le commentaire est vide
+a-comment-is-at-most-characters = un commentaire fait au plus { $max } caractères
+replies-are-to-comments-not-to-replies = on répond aux commentaires, pas aux réponses
+who-deletes-a-comment = seuls l'auteur du commentaire, celui de la publication ou un administrateur suppriment un commentaire
+activity-like = { $name } a aimé votre publication
+activity-comment = { $name } a commenté votre publication
+activity-reply = { $name } a répondu à votre commentaire
+activity-follow = { $name } vous suit
+activity-mention = { $name } vous a mentionné
+
+# Business (BIZ-1..6)
+no-such-business = cette entreprise n'existe pas
+no-such-channel = ce canal n'existe pas
+no-such-connection = cette relation n'existe pas
+no-such-verification = cette vérification n'existe pas
+field-is-required = { $field } est obligatoire
+field-must-be-1-to-characters = { $field } doit compter de 1 à { $max } caractères
+field-is-at-most-characters = { $field } compte au plus { $max } caractères
+website-must-be-http = website doit être une adresse http ou https
+email-is-not-an-email = email n'est pas une adresse e-mail
+phone-is-not-a-phone = phone n'est pas un numéro de téléphone
+only-business-owner-or-admins = seuls le propriétaire ou les administrateurs de l'entreprise peuvent le faire
+only-business-owner-names-admins = seul le propriétaire de l'entreprise nomme ses administrateurs
+a-business-has-at-most-admins = une entreprise a au plus { $max } administrateurs
+channel-owner-cannot-unsubscribe = le propriétaire du canal ne peut pas se désabonner
+business-does-not-connect-to-itself = une entreprise ne se relie pas à elle-même
+businesses-connected-or-pending = ces entreprises sont déjà reliées ou ont une demande en attente
+only-business-asked-decides = seule l'entreprise sollicitée accepte ou refuse une demande
+request-already-answered = la demande a déjà reçu une réponse
+only-owner-asks-verification = seul le propriétaire de l'entreprise demande sa vérification
+documents-names-files = documents désigne de 1 à { $max } fichiers
+the-business-is-verified = l'entreprise est déjà vérifiée
+verification-request-pending = une demande de vérification est en attente
+only-admins-do-this = seuls les administrateurs peuvent le faire
+status-is-pending-approved-rejected = status vaut pending, approved ou rejected
+request-already-decided = la demande a déjà été tranchée
+only-owner-sees-analytics = seuls le propriétaire ou les administrateurs de l'entreprise voient ses statistiques
+field-is-a-day = { $field } est un jour AAAA-MM-JJ (YYYY-MM-DD)
+from-is-after-to = from est après to
+report-covers-at-most-days = un rapport couvre au plus { $max } jours
+only-channel-admins-post = seuls les administrateurs du canal y publient
+channel-subscribers-subscribe = les abonnés d'un canal le rejoignent en s'abonnant
+activity-verified = { $name } a vérifié votre entreprise
+activity-verification_rejected = { $name } a refusé de vérifier votre entreprise
+a-channel-has-at-most-members = un canal compte au plus { $max } membres

@@ -254,3 +254,78 @@ limit-is-1-to-50 = limit は 1〜50 です
 you-can-keep-at-most-commands = 保存できるコマンドは最大 { $max } 個です
 you-already-have-a-command-of-that-name = 同じ名前のコマンドがすでにあります
 no-such-command = そのコマンドはありません
+
+## Reminders
+time-zone-must-be-iana = time_zone は Asia/Seoul のような IANA タイムゾーンでなければなりません
+the-message-has-no-text-to-be-reminded-of = リマインドするテキストのないメッセージです
+you-can-have-at-most-reminders = 待機中のリマインダーは最大 { $max } 件です
+no-time-found-in-the-text = テキストにリマインドする時刻が見つかりませんでした
+reminder-at-most-days-ahead = リマインダーは最大 { $max } 日先まで設定できます
+no-such-reminder = そのリマインダーはありません
+server-clock-out-of-range = サーバーの時計が範囲外です
+reminder-title = リマインダー
+
+## Cluster
+the-room-moved-resume-again = ルームが別のノードに移りました。もう一度 resume してください
+
+## Transcription
+only-audio-can-be-transcribed = 文字起こしできるのはボイスメッセージ、音声、動画ファイルだけです
+format-cannot-be-transcribed = このファイル形式は文字起こしできません
+too-large-to-transcribe = 25 MB を超えるファイルは文字起こしできません
+
+## Social
+no-such-post = そのような投稿はありません
+no-such-comment = そのようなコメントはありません
+post-content-is-required = content が必要です
+the-post-is-empty = 投稿が空です
+a-post-is-at-most-characters = 投稿は最大 { $max } 文字です
+visibility-is-public-or-followers = visibility は public か followers です
+posts-cannot-carry-attachments-yet = 投稿にはまだファイルを添付できません
+only-its-author-edits-a-post = 投稿を編集できるのは投稿者だけです
+give-content-or-visibility = content か visibility を指定してください
+only-its-author-or-an-admin-deletes-a-post = 投稿を削除できるのは投稿者か管理者だけです
+the-comment-is-empty = コメントが空です
+a-comment-is-at-most-characters = コメントは最大 { $max } 文字です
+replies-are-to-comments-not-to-replies = 返信できるのはコメントに対してだけで、返信には返信できません
+who-deletes-a-comment = コメントを削除できるのはコメントの投稿者、投稿の投稿者、管理者だけです
+activity-like = { $name }さんがあなたの投稿にいいねしました
+activity-comment = { $name }さんがあなたの投稿にコメントしました
+activity-reply = { $name }さんがあなたのコメントに返信しました
+activity-follow = { $name }さんがあなたをフォローしました
+activity-mention = { $name }さんがあなたをメンションしました
+
+# Business (BIZ-1..6)
+no-such-business = そのビジネスはありません
+no-such-channel = そのチャンネルはありません
+no-such-connection = そのつながりはありません
+no-such-verification = その認証申請はありません
+field-is-required = { $field } は必須です
+field-must-be-1-to-characters = { $field } は 1〜{ $max } 文字にしてください
+field-is-at-most-characters = { $field } は最大 { $max } 文字です
+website-must-be-http = website は http または https のアドレスにしてください
+email-is-not-an-email = email がメールアドレスではありません
+phone-is-not-a-phone = phone が電話番号ではありません
+only-business-owner-or-admins = ビジネスのオーナーか管理者だけが行えます
+only-business-owner-names-admins = 管理者を指名できるのはビジネスのオーナーだけです
+a-business-has-at-most-admins = ビジネスの管理者は最大 { $max } 人です
+channel-owner-cannot-unsubscribe = チャンネルのオーナーは購読を解除できません
+business-does-not-connect-to-itself = ビジネスは自分自身とつながれません
+businesses-connected-or-pending = これらのビジネスはすでにつながっているか、保留中の申請があります
+only-business-asked-decides = 申請を承認・拒否できるのは申請を受けたビジネスだけです
+request-already-answered = この申請にはすでに回答済みです
+only-owner-asks-verification = 認証を申請できるのはビジネスのオーナーだけです
+documents-names-files = documents には 1〜{ $max } 個のファイルを指定してください
+the-business-is-verified = このビジネスは認証済みです
+verification-request-pending = 保留中の認証申請があります
+only-admins-do-this = 管理者だけが行えます
+status-is-pending-approved-rejected = status は pending、approved、rejected のいずれかです
+request-already-decided = この申請はすでに判断済みです
+only-owner-sees-analytics = 分析を見られるのはビジネスのオーナーか管理者だけです
+field-is-a-day = { $field } は YYYY-MM-DD 形式の日付です
+from-is-after-to = from が to より後です
+report-covers-at-most-days = レポートの対象は最大 { $max } 日です
+only-channel-admins-post = チャンネルに投稿できるのは管理者だけです
+channel-subscribers-subscribe = チャンネルの購読者は購読によって参加します
+activity-verified = { $name }さんがあなたのビジネスを認証しました
+activity-verification_rejected = { $name }さんがあなたのビジネスの認証を却下しました
+a-channel-has-at-most-members = チャンネルのメンバーは最大 { $max } 人です

@@ -254,3 +254,78 @@ limit-is-1-to-50 = limit은 1~50이어야 합니다
 you-can-keep-at-most-commands = 명령은 최대 { $max }개까지 저장할 수 있습니다
 you-already-have-a-command-of-that-name = 같은 이름의 명령이 이미 있습니다
 no-such-command = 해당 명령이 없습니다
+
+## Reminders
+time-zone-must-be-iana = time_zone 은 Asia/Seoul 같은 IANA 시간대여야 합니다
+the-message-has-no-text-to-be-reminded-of = 알림으로 남길 텍스트가 없는 메시지입니다
+you-can-have-at-most-reminders = 대기 중인 알림은 최대 { $max }개까지 둘 수 있습니다
+no-time-found-in-the-text = 텍스트에서 알림을 받을 시간을 찾지 못했습니다
+reminder-at-most-days-ahead = 알림은 최대 { $max }일 뒤까지 설정할 수 있습니다
+no-such-reminder = 해당 알림이 없습니다
+server-clock-out-of-range = 서버 시계가 범위를 벗어났습니다
+reminder-title = 알림
+
+## Cluster
+the-room-moved-resume-again = 대화방이 다른 노드로 옮겨졌습니다. 다시 resume 하세요
+
+## Transcription
+only-audio-can-be-transcribed = 음성 메시지, 오디오, 동영상 파일만 받아쓸 수 있습니다
+format-cannot-be-transcribed = 이 파일 형식은 받아쓸 수 없습니다
+too-large-to-transcribe = 25MB가 넘는 파일은 받아쓸 수 없습니다
+
+## Social
+no-such-post = 그런 게시물이 없습니다
+no-such-comment = 그런 댓글이 없습니다
+post-content-is-required = content가 필요합니다
+the-post-is-empty = 게시물이 비어 있습니다
+a-post-is-at-most-characters = 게시물은 최대 { $max }자입니다
+visibility-is-public-or-followers = visibility는 public 또는 followers입니다
+posts-cannot-carry-attachments-yet = 게시물에는 아직 첨부 파일을 넣을 수 없습니다
+only-its-author-edits-a-post = 게시물은 작성자만 수정할 수 있습니다
+give-content-or-visibility = content 또는 visibility를 주세요
+only-its-author-or-an-admin-deletes-a-post = 게시물은 작성자나 관리자만 삭제할 수 있습니다
+the-comment-is-empty = 댓글이 비어 있습니다
+a-comment-is-at-most-characters = 댓글은 최대 { $max }자입니다
+replies-are-to-comments-not-to-replies = 답글은 댓글에만 달 수 있고 답글에는 달 수 없습니다
+who-deletes-a-comment = 댓글은 댓글 작성자, 게시물 작성자 또는 관리자만 삭제할 수 있습니다
+activity-like = { $name }님이 회원님의 게시물을 좋아합니다
+activity-comment = { $name }님이 회원님의 게시물에 댓글을 남겼습니다
+activity-reply = { $name }님이 회원님의 댓글에 답글을 남겼습니다
+activity-follow = { $name }님이 회원님을 팔로우합니다
+activity-mention = { $name }님이 회원님을 언급했습니다
+
+# Business (BIZ-1..6)
+no-such-business = 해당 비즈니스가 없습니다
+no-such-channel = 해당 채널이 없습니다
+no-such-connection = 해당 연결이 없습니다
+no-such-verification = 해당 인증 요청이 없습니다
+field-is-required = { $field }이(가) 필요합니다
+field-must-be-1-to-characters = { $field }은(는) 1~{ $max }자여야 합니다
+field-is-at-most-characters = { $field }은(는) 최대 { $max }자입니다
+website-must-be-http = website는 http 또는 https 주소여야 합니다
+email-is-not-an-email = email이 이메일 주소가 아닙니다
+phone-is-not-a-phone = phone이 전화번호가 아닙니다
+only-business-owner-or-admins = 비즈니스 소유자나 관리자만 할 수 있습니다
+only-business-owner-names-admins = 비즈니스 소유자만 관리자를 지정합니다
+a-business-has-at-most-admins = 비즈니스의 관리자는 최대 { $max }명입니다
+channel-owner-cannot-unsubscribe = 채널 소유자는 구독을 취소할 수 없습니다
+business-does-not-connect-to-itself = 비즈니스는 자기 자신과 연결할 수 없습니다
+businesses-connected-or-pending = 이 비즈니스들은 이미 연결되었거나 대기 중인 요청이 있습니다
+only-business-asked-decides = 요청받은 비즈니스만 수락하거나 거절할 수 있습니다
+request-already-answered = 요청에 이미 응답했습니다
+only-owner-asks-verification = 비즈니스 소유자만 인증을 요청할 수 있습니다
+documents-names-files = documents에는 파일 1~{ $max }개를 지정합니다
+the-business-is-verified = 이미 인증된 비즈니스입니다
+verification-request-pending = 대기 중인 인증 요청이 있습니다
+only-admins-do-this = 관리자만 할 수 있습니다
+status-is-pending-approved-rejected = status는 pending, approved, rejected 중 하나입니다
+request-already-decided = 요청이 이미 처리되었습니다
+only-owner-sees-analytics = 비즈니스 소유자나 관리자만 분석을 볼 수 있습니다
+field-is-a-day = { $field }은(는) YYYY-MM-DD 형식의 날짜입니다
+from-is-after-to = from이 to보다 뒤입니다
+report-covers-at-most-days = 보고서는 최대 { $max }일을 다룹니다
+only-channel-admins-post = 채널 관리자만 게시할 수 있습니다
+channel-subscribers-subscribe = 채널 구독자는 구독으로 참여합니다
+activity-verified = { $name }님이 회원님의 비즈니스를 인증했습니다
+activity-verification_rejected = { $name }님이 회원님의 비즈니스 인증을 거절했습니다
+a-channel-has-at-most-members = 채널의 멤버는 최대 { $max }명입니다

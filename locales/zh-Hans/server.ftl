@@ -254,3 +254,78 @@ limit-is-1-to-50 = limit 须为 1 到 50
 you-can-keep-at-most-commands = 最多可保存 { $max } 个命令
 you-already-have-a-command-of-that-name = 您已有同名命令
 no-such-command = 没有该命令
+
+## Reminders
+time-zone-must-be-iana = time_zone 必须是 IANA 时区，例如 Asia/Seoul
+the-message-has-no-text-to-be-reminded-of = 该消息没有可提醒的文字
+you-can-have-at-most-reminders = 最多可有 { $max } 个待提醒事项
+no-time-found-in-the-text = 未在文字中找到提醒时间
+reminder-at-most-days-ahead = 提醒最多可设置在 { $max } 天之后
+no-such-reminder = 没有该提醒
+server-clock-out-of-range = 服务器时钟超出范围
+reminder-title = 提醒
+
+## Cluster
+the-room-moved-resume-again = 房间已移到另一个节点；请重新 resume
+
+## Transcription
+only-audio-can-be-transcribed = 只有语音消息、音频和视频文件可以转写
+format-cannot-be-transcribed = 该文件格式无法转写
+too-large-to-transcribe = 超过 25 MB 的文件无法转写
+
+## Social
+no-such-post = 没有这个帖子
+no-such-comment = 没有这条评论
+post-content-is-required = 需要 content
+the-post-is-empty = 帖子是空的
+a-post-is-at-most-characters = 帖子最多 { $max } 个字符
+visibility-is-public-or-followers = visibility 只能是 public 或 followers
+posts-cannot-carry-attachments-yet = 帖子暂时还不能带附件
+only-its-author-edits-a-post = 只有作者可以编辑帖子
+give-content-or-visibility = 请提供 content 或 visibility
+only-its-author-or-an-admin-deletes-a-post = 只有作者或管理员可以删除帖子
+the-comment-is-empty = 评论是空的
+a-comment-is-at-most-characters = 评论最多 { $max } 个字符
+replies-are-to-comments-not-to-replies = 只能回复评论，不能回复回复
+who-deletes-a-comment = 只有评论作者、帖子作者或管理员可以删除评论
+activity-like = { $name } 赞了你的帖子
+activity-comment = { $name } 评论了你的帖子
+activity-reply = { $name } 回复了你的评论
+activity-follow = { $name } 关注了你
+activity-mention = { $name } 提到了你
+
+# Business (BIZ-1..6)
+no-such-business = 没有该商家
+no-such-channel = 没有该频道
+no-such-connection = 没有该连接
+no-such-verification = 没有该认证申请
+field-is-required = { $field } 为必填项
+field-must-be-1-to-characters = { $field } 须为 1 到 { $max } 个字符
+field-is-at-most-characters = { $field } 最多 { $max } 个字符
+website-must-be-http = website 必须是 http 或 https 地址
+email-is-not-an-email = email 不是电子邮件地址
+phone-is-not-a-phone = phone 不是电话号码
+only-business-owner-or-admins = 只有商家的所有者或管理员可以这样做
+only-business-owner-names-admins = 只有商家的所有者可以指定管理员
+a-business-has-at-most-admins = 一个商家最多有 { $max } 名管理员
+channel-owner-cannot-unsubscribe = 频道所有者不能取消订阅
+business-does-not-connect-to-itself = 商家不能与自己建立连接
+businesses-connected-or-pending = 这些商家已连接或有待处理的请求
+only-business-asked-decides = 只有被请求的商家可以接受或拒绝请求
+request-already-answered = 该请求已被答复
+only-owner-asks-verification = 只有商家的所有者可以申请认证
+documents-names-files = documents 须指定 1 到 { $max } 个文件
+the-business-is-verified = 该商家已认证
+verification-request-pending = 有一个待处理的认证申请
+only-admins-do-this = 只有管理员可以这样做
+status-is-pending-approved-rejected = status 为 pending、approved 或 rejected
+request-already-decided = 该申请已被处理
+only-owner-sees-analytics = 只有商家的所有者或管理员可以查看其分析数据
+field-is-a-day = { $field } 须为 YYYY-MM-DD 格式的日期
+from-is-after-to = from 晚于 to
+report-covers-at-most-days = 报告最多涵盖 { $max } 天
+only-channel-admins-post = 只有频道管理员可以在其中发布
+channel-subscribers-subscribe = 频道的订阅者通过订阅加入
+activity-verified = { $name } 认证了你的商家
+activity-verification_rejected = { $name } 拒绝了你的商家认证
+a-channel-has-at-most-members = 一个频道最多有 { $max } 名成员

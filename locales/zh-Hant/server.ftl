@@ -254,3 +254,78 @@ limit-is-1-to-50 = limit 須為 1 到 50
 you-can-keep-at-most-commands = 最多可儲存 { $max } 個指令
 you-already-have-a-command-of-that-name = 您已有同名指令
 no-such-command = 沒有該指令
+
+## Reminders
+time-zone-must-be-iana = time_zone 必須是 IANA 時區，例如 Asia/Seoul
+the-message-has-no-text-to-be-reminded-of = 該訊息沒有可提醒的文字
+you-can-have-at-most-reminders = 最多可有 { $max } 個待提醒事項
+no-time-found-in-the-text = 未在文字中找到提醒時間
+reminder-at-most-days-ahead = 提醒最多可設定在 { $max } 天之後
+no-such-reminder = 沒有該提醒
+server-clock-out-of-range = 伺服器時鐘超出範圍
+reminder-title = 提醒
+
+## Cluster
+the-room-moved-resume-again = 房間已移到另一個節點；請重新 resume
+
+## Transcription
+only-audio-can-be-transcribed = 只有語音訊息、音訊和影片檔案可以轉寫
+format-cannot-be-transcribed = 該檔案格式無法轉寫
+too-large-to-transcribe = 超過 25 MB 的檔案無法轉寫
+
+## Social
+no-such-post = 沒有這則貼文
+no-such-comment = 沒有這則留言
+post-content-is-required = 需要 content
+the-post-is-empty = 貼文是空的
+a-post-is-at-most-characters = 貼文最多 { $max } 個字元
+visibility-is-public-or-followers = visibility 只能是 public 或 followers
+posts-cannot-carry-attachments-yet = 貼文暫時還不能附加檔案
+only-its-author-edits-a-post = 只有作者可以編輯貼文
+give-content-or-visibility = 請提供 content 或 visibility
+only-its-author-or-an-admin-deletes-a-post = 只有作者或管理員可以刪除貼文
+the-comment-is-empty = 留言是空的
+a-comment-is-at-most-characters = 留言最多 { $max } 個字元
+replies-are-to-comments-not-to-replies = 只能回覆留言，不能回覆回覆
+who-deletes-a-comment = 只有留言作者、貼文作者或管理員可以刪除留言
+activity-like = { $name } 對你的貼文按讚
+activity-comment = { $name } 在你的貼文留言
+activity-reply = { $name } 回覆了你的留言
+activity-follow = { $name } 開始追蹤你
+activity-mention = { $name } 提及了你
+
+# Business (BIZ-1..6)
+no-such-business = 沒有該商家
+no-such-channel = 沒有該頻道
+no-such-connection = 沒有該連結
+no-such-verification = 沒有該認證申請
+field-is-required = { $field } 為必填項
+field-must-be-1-to-characters = { $field } 須為 1 到 { $max } 個字元
+field-is-at-most-characters = { $field } 最多 { $max } 個字元
+website-must-be-http = website 必須是 http 或 https 位址
+email-is-not-an-email = email 不是電子郵件地址
+phone-is-not-a-phone = phone 不是電話號碼
+only-business-owner-or-admins = 只有商家的擁有者或管理員可以這樣做
+only-business-owner-names-admins = 只有商家的擁有者可以指定管理員
+a-business-has-at-most-admins = 一個商家最多有 { $max } 名管理員
+channel-owner-cannot-unsubscribe = 頻道擁有者不能取消訂閱
+business-does-not-connect-to-itself = 商家不能與自己建立連結
+businesses-connected-or-pending = 這些商家已連結或有待處理的請求
+only-business-asked-decides = 只有被請求的商家可以接受或拒絕請求
+request-already-answered = 該請求已被答覆
+only-owner-asks-verification = 只有商家的擁有者可以申請認證
+documents-names-files = documents 須指定 1 到 { $max } 個檔案
+the-business-is-verified = 該商家已認證
+verification-request-pending = 有一個待處理的認證申請
+only-admins-do-this = 只有管理員可以這樣做
+status-is-pending-approved-rejected = status 為 pending、approved 或 rejected
+request-already-decided = 該申請已被處理
+only-owner-sees-analytics = 只有商家的擁有者或管理員可以查看其分析資料
+field-is-a-day = { $field } 須為 YYYY-MM-DD 格式的日期
+from-is-after-to = from 晚於 to
+report-covers-at-most-days = 報告最多涵蓋 { $max } 天
+only-channel-admins-post = 只有頻道管理員可以在其中發布
+channel-subscribers-subscribe = 頻道的訂閱者透過訂閱加入
+activity-verified = { $name } 認證了你的商家
+activity-verification_rejected = { $name } 拒絕了你的商家認證
+a-channel-has-at-most-members = 一個頻道最多有 { $max } 名成員

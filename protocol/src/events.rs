@@ -33,6 +33,8 @@ pub const LOCATION_UPDATED: &str = "location_updated";
 pub const LOCATION_SHARE_ENDED: &str = "location_share_ended";
 pub const LOCATION_SHARE_REQUESTED: &str = "location_share_requested";
 pub const LOCATION_SUGGESTION: &str = "location_suggestion";
+pub const REMINDER_DUE: &str = "reminder_due";
+pub const ACTIVITY: &str = "activity";
 pub const ERROR: &str = "error";
 
 /// Every event name, so an event that crossed nodes maps back onto its constant.
@@ -65,6 +67,8 @@ pub const ALL: &[&str] = &[
     LOCATION_SHARE_ENDED,
     LOCATION_SHARE_REQUESTED,
     LOCATION_SUGGESTION,
+    REMINDER_DUE,
+    ACTIVITY,
 ];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -25,6 +25,9 @@ pub struct User {
     pub theme: Theme,
     #[serde(default = "default_locale")]
     pub locale: String,
+    /// The IANA time zone reminders are read in (e.g. `Asia/Seoul`); none: UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
     /// Others may see `online` and `last_seen_at`.
     #[serde(default = "yes")]
     pub presence_visible: bool,
@@ -90,6 +93,7 @@ impl User {
             status_message: None,
             theme: Theme::default(),
             locale: default_locale(),
+            time_zone: None,
             presence_visible: true,
             discoverable: true,
             created_at,
@@ -165,6 +169,8 @@ pub enum RoomType {
     Group,
     /// A group at a place: discovered by position, joined from inside its radius.
     Location,
+    /// A business's company channel: its admins post, subscribers read and react.
+    Channel,
 }
 
 impl RoomType {
@@ -173,6 +179,7 @@ impl RoomType {
             RoomType::Direct => "direct",
             RoomType::Group => "group",
             RoomType::Location => "location",
+            RoomType::Channel => "channel",
         }
     }
 
@@ -181,6 +188,7 @@ impl RoomType {
             "direct" => Some(RoomType::Direct),
             "group" => Some(RoomType::Group),
             "location" => Some(RoomType::Location),
+            "channel" => Some(RoomType::Channel),
             _ => None,
         }
     }
@@ -236,6 +244,40 @@ impl Room {
 
     pub fn is_member(&self, user_id: &str) -> bool {
         self.roles.contains_key(user_id)
+    }
+
+    /// Whether members of this room see who else is in it: not a channel's subscribers.
+    pub fn lists_members_to(&self, user_id: &str) -> bool {
+        self.kind != RoomType::Channel
+            || self.role_of(user_id).unwrap_or(Role::Member) >= Role::Admin
+    }
+
+    /// The room as `user_id` may see it: a channel's subscriber sees its admins and
+    /// themself, never the other subscribers.
+    pub fn seen_by(&self, user_id: &str) -> std::borrow::Cow<'_, Room> {
+        if self.lists_members_to(user_id) {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let keep = |u: &str| u == user_id || self.role_of(u).is_some_and(|r| r >= Role::Admin);
+        std::borrow::Cow::Owned(Room {
+            id: self.id.clone(),
+            kind: self.kind,
+            name: self.name.clone(),
+            member_ids: self
+                .member_ids
+                .iter()
+                .filter(|u| keep(u))
+                .cloned()
+                .collect(),
+            created_by: self.created_by.clone(),
+            created_at: self.created_at,
+            roles: self
+                .roles
+                .iter()
+                .filter(|(u, _)| keep(u))
+                .map(|(u, r)| (u.clone(), *r))
+                .collect(),
+        })
     }
 }
 

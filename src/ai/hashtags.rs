@@ -1,7 +1,9 @@
 //! Hashtag suggestions, local: the tags that appear with a text's words in messages the caller
-//! can read (their rooms' history, through the store's search), and the words that already are
-//! tags there. Ranked by how often they co-occur; tags the text already carries are left out.
-//! No provider is needed; the API may ask the model for more when these are few.
+//! can read (their rooms' history, through the store's search) and in public posts (by tag,
+//! authors blocked either way left out), and the words that already are tags there; ranked by
+//! how often they co-occur, tags trending now weighing a little more, and a few trending tags
+//! added after them. Tags the text already carries are left out. No provider is needed; the API
+//! may ask the model for more when these are few.
 
 use std::collections::HashMap;
 
@@ -15,8 +17,16 @@ pub const MAX_SUGGESTIONS: usize = 10;
 const MAX_WORDS: usize = 6;
 /// Messages read per word.
 const MESSAGES_PER_WORD: usize = 50;
-/// A word that is itself a tag in the caller's rooms weighs as much as this many co-occurrences.
+/// Public posts read per word.
+const POSTS_PER_WORD: usize = 50;
+/// A word that is itself a tag in the caller's rooms or in public posts weighs as much as this
+/// many co-occurrences.
 const OWN_TAG_WEIGHT: u32 = 3;
+/// What a suggested tag trending now weighs more.
+const TRENDING_WEIGHT: u32 = 2;
+/// Trending tags considered, and how many of those not otherwise suggested are added.
+const TRENDING_CONSIDERED: usize = 10;
+const TRENDING_ADDED: usize = 3;
 
 /// Words too common to say what a text is about.
 const STOP_WORDS: &[&str] = &[
@@ -54,21 +64,39 @@ pub async fn suggest(store: &SharedStore, user_id: &str, text: &str) -> StoreRes
     let tagged = extract_hashtags(text);
     let words = words(text, &tagged);
     let mut score: HashMap<String, u32> = HashMap::new();
+    let hidden = crate::people::blocked_either_way(store, user_id).await?;
     let lookups = words.iter().map(|w| async move {
-        let (near, own) = futures_util::try_join!(
+        let (near, own, posts) = futures_util::try_join!(
             store.search(user_id, None, w, MESSAGES_PER_WORD),
             store.by_hashtag(user_id, w, 1),
+            store.public_posts_tagged(w, POSTS_PER_WORD),
         )?;
-        Ok::<_, dovie_protocol::error::ErrorBody>((w, near, !own.is_empty()))
+        Ok::<_, dovie_protocol::error::ErrorBody>((w, near, own, posts))
     });
-    for (word, near, is_tag) in futures_util::future::try_join_all(lookups).await? {
-        if is_tag {
+    for (word, near, own, posts) in futures_util::future::try_join_all(lookups).await? {
+        let posts: Vec<_> = posts
+            .into_iter()
+            .filter(|p| !hidden.contains(&p.author_id))
+            .collect();
+        if !own.is_empty() || !posts.is_empty() {
             *score.entry(word.clone()).or_default() += OWN_TAG_WEIGHT;
         }
-        for m in near.iter().filter(|m| !m.deleted) {
-            for tag in &m.hashtags {
+        let messages = near.iter().filter(|m| !m.deleted).map(|m| &m.hashtags);
+        for tags in messages.chain(posts.iter().map(|p| &p.hashtags)) {
+            for tag in tags {
                 *score.entry(tag.clone()).or_default() += 1;
             }
+        }
+    }
+    let trending: Vec<String> =
+        crate::social::trends::trending(store, dovie_actors::now_ms(), TRENDING_CONSIDERED)
+            .await?
+            .into_iter()
+            .map(|t| t.tag)
+            .collect();
+    for tag in &trending {
+        if let Some(s) = score.get_mut(tag) {
+            *s += TRENDING_WEIGHT;
         }
     }
     let mut ranked: Vec<(String, u32)> = score
@@ -76,11 +104,23 @@ pub async fn suggest(store: &SharedStore, user_id: &str, text: &str) -> StoreRes
         .filter(|(tag, _)| !tagged.contains(tag))
         .collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    Ok(ranked
+    let mut out: Vec<String> = ranked
         .into_iter()
         .take(MAX_SUGGESTIONS)
         .map(|(t, _)| t)
-        .collect())
+        .collect();
+    let added: Vec<String> = trending
+        .into_iter()
+        .filter(|t| !out.contains(t) && !tagged.contains(t))
+        .take(TRENDING_ADDED)
+        .collect();
+    for t in added {
+        if out.len() == MAX_SUGGESTIONS {
+            break;
+        }
+        out.push(t);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

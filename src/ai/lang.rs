@@ -100,9 +100,14 @@ pub fn detect(text: &str) -> Option<Detected> {
     })
 }
 
-/// The languages translation targets: Dovie's eight locales, with the language name the model
-/// is told.
-pub const TARGETS: &[(&str, &str, &str)] = &[
+/// A translation target: (Dovie locale, ISO 639-1 code, the language name the model is told).
+pub type Target = (&'static str, &'static str, &'static str);
+
+/// English, the target when nothing else is known.
+pub const ENGLISH: Target = ("en", "en", "English");
+
+/// The languages translation targets: Dovie's eight locales.
+pub const TARGETS: &[Target] = &[
     ("ko", "ko", "Korean"),
     ("en", "en", "English"),
     ("ja", "ja", "Japanese"),
@@ -115,7 +120,7 @@ pub const TARGETS: &[(&str, &str, &str)] = &[
 
 /// A translation target as Dovie names it (`ko` … `zh-Hant`, also `zh` for Simplified and
 /// case-insensitively): (locale, ISO 639-1 code, English name).
-pub fn target(name: &str) -> Option<(&'static str, &'static str, &'static str)> {
+pub fn target(name: &str) -> Option<Target> {
     let name = if name.eq_ignore_ascii_case("zh") {
         "zh-Hans"
     } else {
@@ -165,5 +170,8 @@ mod tests {
         assert_eq!(target("KO").map(|t| t.1), Some("ko"));
         assert_eq!(target("pt"), None);
         assert_eq!(target(""), None);
+        let locales: Vec<&str> = TARGETS.iter().map(|t| t.0).collect();
+        assert_eq!(locales, dovie_protocol::model::LOCALES);
+        assert_eq!(target("en"), Some(ENGLISH));
     }
 }

@@ -10,7 +10,11 @@
 pub mod commands;
 pub mod hashtags;
 pub mod lang;
+pub mod reminders;
 pub mod replies;
+pub mod transcriber;
+pub mod transcripts;
+pub mod when;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -20,7 +24,7 @@ use dovie_protocol::error::ErrorBody;
 use crate::config::Config;
 use crate::egress::Egress;
 use crate::providers::openai::{Ask, OpenAi};
-use crate::providers::youtube::{Video, YouTube};
+use crate::providers::youtube::{Video, VideoDetail, YouTube};
 use crate::providers::{failed, not_configured};
 
 /// The longest a provider call may take.
@@ -44,26 +48,69 @@ impl Ai {
         self.openai.is_some()
     }
 
-    pub fn has_youtube(&self) -> bool {
-        self.youtube.configured()
+    /// `provider_not_configured` unless the chat model is configured.
+    pub fn chat_ready(&self) -> Result<&OpenAi, ErrorBody> {
+        self.openai
+            .as_ref()
+            .ok_or_else(|| not_configured("The AI model (providers.openai)"))
+    }
+
+    /// `provider_not_configured` unless transcription is configured (a key and a model).
+    pub fn transcribe_ready(&self) -> Result<&OpenAi, ErrorBody> {
+        self.openai
+            .as_ref()
+            .filter(|m| m.can_transcribe())
+            .ok_or_else(|| not_configured("Transcription (providers.openai)"))
+    }
+
+    /// The transcript of a file's `size` bytes streamed from `body` (sent as `upload_name`),
+    /// and the language the model heard as it names it.
+    pub async fn transcribe<S>(
+        &self,
+        upload_name: &'static str,
+        content_type: &str,
+        size: u64,
+        body: S,
+    ) -> Result<(String, Option<String>), ErrorBody>
+    where
+        S: futures_util::TryStream + Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        bytes::Bytes: From<S::Ok>,
+    {
+        let model = self.transcribe_ready()?;
+        timed(
+            "openai",
+            "transcribe",
+            model.transcribe(upload_name, content_type, size, body),
+        )
+        .await
+    }
+
+    /// `provider_not_configured` unless YouTube search is configured.
+    pub fn youtube_ready(&self) -> Result<(), ErrorBody> {
+        if self.youtube.configured() {
+            return Ok(());
+        }
+        Err(not_configured("YouTube search (providers.youtube)"))
     }
 
     /// The chat model's answer to `ask`, for the API call `call` (a metrics label).
     pub async fn ask(&self, call: &'static str, ask: &Ask<'_>) -> Result<String, ErrorBody> {
-        let model = self
-            .openai
-            .as_ref()
-            .ok_or_else(|| not_configured("The AI model (providers.openai)"))?;
+        let model = self.chat_ready()?;
         let (text, (prompt, completion)) = timed("openai", call, model.chat(ask)).await?;
         crate::metrics::ai_tokens(prompt, completion);
         Ok(text)
     }
 
+    /// The video `id` as YouTube describes it (`None`: no such video), for link previews.
+    pub async fn youtube_video(&self, id: &str) -> Result<Option<VideoDetail>, ErrorBody> {
+        self.youtube_ready()?;
+        timed("youtube", "video", self.youtube.video(id)).await
+    }
+
     /// YouTube videos matching `q`.
     pub async fn youtube_search(&self, q: &str, limit: u32) -> Result<Vec<Video>, ErrorBody> {
-        if !self.youtube.configured() {
-            return Err(not_configured("YouTube search (providers.youtube)"));
-        }
+        self.youtube_ready()?;
         timed("youtube", "search", self.youtube.search(q, limit)).await
     }
 }

@@ -87,13 +87,11 @@ pub fn hashtags(answer: &str) -> Vec<String> {
             .map(|w| w.trim().trim_start_matches('#'))
             .find(|w| !w.is_empty())
             .unwrap_or_default();
-        let tag: String = word
-            .chars()
-            .filter(|c| c.is_alphanumeric() || *c == '_')
-            .flat_map(char::to_lowercase)
-            .take(64)
-            .collect();
-        if !tag.is_empty() && !out.contains(&tag) {
+        // The same rule as tags in messages: what a `#` before the word would make a tag.
+        let tag = dovie_protocol::model::extract_hashtags(&format!("#{word}"))
+            .into_iter()
+            .next();
+        if let Some(tag) = tag.filter(|t| !out.contains(t)) {
             out.push(tag);
         }
     }

@@ -10,12 +10,13 @@ use serde::Deserialize;
 use dovie_protocol::error::ErrorCode;
 use dovie_protocol::model::Message;
 
-use super::{Api, ApiError, ApiResult, Authed, Body, Out, RouteDoc};
+use super::{invalid, Api, ApiError, ApiResult, Authed, Body, Out, RouteDoc};
+use crate::ai::transcriber::Transcriber;
 use crate::ai::{commands, hashtags, lang, replies};
 use crate::providers::openai::Ask;
 use crate::ratelimit::Rule;
 use crate::state::AppState;
-use crate::store::{SavedCommand, TranslationRecord};
+use crate::store::{SavedCommand, Transcript, TranslationRecord};
 
 /// The longest YouTube query.
 const MAX_QUERY_CHARS: usize = 200;
@@ -24,12 +25,8 @@ const DEFAULT_VIDEOS: u32 = 10;
 /// Tags the model is asked for when the local ones are fewer than this.
 const WANT_TAGS: usize = 3;
 
-fn invalid(msg: &str) -> ApiError {
-    ApiError::new(ErrorCode::ValidationFailed, msg)
-}
-
 /// A text sent for detection, translation or suggestions: not blank, at most a message long.
-fn check_text(state: &AppState, text: &str) -> ApiResult<()> {
+pub(super) fn check_text(state: &AppState, text: &str) -> ApiResult<()> {
     if text.trim().is_empty() {
         return Err(invalid("the text is empty"));
     }
@@ -44,32 +41,23 @@ fn check_text(state: &AppState, text: &str) -> ApiResult<()> {
 }
 
 /// The caller may send content to a provider now: their `ai` consent, then their quota.
-async fn admit(state: &AppState, user_id: &str) -> ApiResult<()> {
+pub(super) async fn admit(state: &AppState, user_id: &str) -> ApiResult<()> {
     super::privacy::require_consent(state, user_id, "ai").await?;
     let rule = Rule::per_hour("ai", state.config.ai.requests_per_hour);
     state.limiter.hit(rule, user_id).await?;
     Ok(())
 }
 
-/// 503 unless the chat model is configured.
-fn chat_model(state: &AppState) -> ApiResult<()> {
-    if state.ai.has_chat_model() {
-        return Ok(());
-    }
-    Err(crate::providers::not_configured("The AI model (providers.openai)").into())
-}
-
 /// The caller's language, as a translation target (their locale; English if it is none).
-async fn language_of(state: &AppState, user_id: &str) -> ApiResult<(&'static str, &'static str)> {
+async fn language_of(state: &AppState, user_id: &str) -> ApiResult<lang::Target> {
     let user = state
         .store
         .user_by_id(user_id)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such user"))?;
-    let (locale, _, name) = lang::target(&user.locale)
+    Ok(lang::target(&user.locale)
         .or_else(|| lang::target(dovie_protocol::model::DEFAULT_LOCALE))
-        .unwrap_or(("en", "en", "English"));
-    Ok((locale, name))
+        .unwrap_or(lang::ENGLISH))
 }
 
 #[derive(Deserialize)]
@@ -86,9 +74,9 @@ async fn smart_suggestions(
     Body(b): Body<RoomRef>,
 ) -> ApiResult<HttpResponse> {
     super::rooms::member_room(&state, &b.room_id, &who.user_id).await?;
-    chat_model(&state)?;
+    state.ai.chat_ready()?;
     admit(&state, &who.user_id).await?;
-    let (page, blocked, (_, language)) = futures_util::try_join!(
+    let (page, blocked, (_, _, language)) = futures_util::try_join!(
         async {
             Ok::<_, ApiError>(
                 state
@@ -162,6 +150,40 @@ async fn smart_suggestions(
 }
 
 #[derive(Deserialize)]
+struct TranscribeBody {
+    file_id: String,
+}
+
+/// `POST /api/transcribe`: the transcript of a voice message, audio or video file I can read,
+/// streamed decrypted from the file store to the model. Kept on the file, so asking again costs
+/// no provider call; the messages carrying the file are amended (`message_edited`, the
+/// attachment's `transcript`).
+async fn transcribe(
+    state: web::Data<AppState>,
+    out: Out,
+    who: Authed,
+    Body(b): Body<TranscribeBody>,
+) -> ApiResult<HttpResponse> {
+    let f = super::files::file_readable_by(&state, &b.file_id, &who.user_id).await?;
+    let upload_name = Transcriber::transcribable(&f)?;
+    if let Some(t) = &f.transcript {
+        return Ok(out.ok(&transcript_json(&f.id, t)));
+    }
+    state.ai.transcribe_ready()?;
+    admit(&state, &who.user_id).await?;
+    let t = state.transcriber.transcribe(&f, upload_name).await?;
+    Ok(out.ok(&transcript_json(&f.id, &t)))
+}
+
+fn transcript_json(file_id: &str, t: &Transcript) -> serde_json::Value {
+    serde_json::json!({ "transcript": {
+        "file_id": file_id,
+        "text": t.text,
+        "language": t.language,
+    }})
+}
+
+#[derive(Deserialize)]
 struct TranslateBody {
     text: Option<String>,
     message_id: Option<String>,
@@ -180,10 +202,7 @@ async fn translate(
     let target = match b.target.as_deref() {
         Some(t) => lang::target(t)
             .ok_or_else(|| invalid("target is one of ko, en, ja, zh-Hans, zh-Hant, es, fr, de"))?,
-        None => {
-            let (locale, _) = language_of(&state, &who.user_id).await?;
-            lang::target(locale).unwrap_or(("en", "en", "English"))
-        }
+        None => language_of(&state, &who.user_id).await?,
     };
     let (locale, code, name) = target;
     let (text, message) = match (b.text, b.message_id) {
@@ -217,7 +236,7 @@ async fn translate(
     let translated = if source == code && code != "zh" {
         text.clone()
     } else {
-        chat_model(&state)?;
+        state.ai.chat_ready()?;
         admit(&state, &who.user_id).await?;
         let system = format!(
             "Translate the user's message into {name}. Answer with the translation only: no \
@@ -300,9 +319,7 @@ async fn youtube_search(
     if !(1..=crate::providers::youtube::MAX_RESULTS).contains(&limit) {
         return Err(invalid("limit is 1 to 50"));
     }
-    if !state.ai.has_youtube() {
-        return Err(crate::providers::not_configured("YouTube search (providers.youtube)").into());
-    }
+    state.ai.youtube_ready()?;
     admit(&state, &who.user_id).await?;
     let videos = state.ai.youtube_search(q, limit).await?;
     Ok(out.ok(&serde_json::json!({ "videos": videos })))
@@ -440,6 +457,17 @@ pub fn register(api: &mut Api) {
             &[400, 403, 404, 429, 502, 503],
         ),
         smart_suggestions,
+    );
+    api.route(
+        r(
+            "POST",
+            "/api/transcribe",
+            "The transcript of a voice message, audio or video file I can read (kept; the messages carrying it are amended)",
+            Some("TranscribeRequest"),
+            (200, Some("TranscriptResponse")),
+            &[400, 403, 404, 429, 502, 503],
+        ),
+        transcribe,
     );
     api.route(
         r(

@@ -22,7 +22,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::rooms::member_room;
-use super::{bearer, Api, ApiError, ApiResult, Authed, Out, QueryParam, RouteDoc, LIMIT_PARAM};
+use super::{
+    bearer, invalid, Api, ApiError, ApiResult, Authed, Out, QueryParam, RouteDoc, LIMIT_PARAM,
+};
 use crate::files::{UploadRequest, MAX_FILE_HASHTAGS};
 use crate::state::AppState;
 use crate::store::{FileKind, FileQuery, FileRecord, ProfilePatch};
@@ -89,10 +91,6 @@ struct VoiceQuery {
     filename: Option<String>,
     #[serde(default)]
     nonce: Option<String>,
-}
-
-fn invalid(msg: impl Into<String>) -> ApiError {
-    ApiError::new(ErrorCode::ValidationFailed, msg)
 }
 
 fn not_found() -> ApiError {
@@ -221,7 +219,8 @@ async fn upload(
     Ok(out.created(&json!({ "file": state.files.present(&f) })))
 }
 
-/// Whether `user` may read `f` (public media: anyone).
+/// Whether `user` may read `f` (public media: anyone; a post's attachments: whoever may see the
+/// post; a verification request's documents: the admins who review it).
 async fn may_read(state: &AppState, user: Option<&str>, f: &FileRecord) -> ApiResult<bool> {
     if f.public {
         return Ok(true);
@@ -236,8 +235,58 @@ async fn may_read(state: &AppState, user: Option<&str>, f: &FileRecord) -> ApiRe
     if shares.is_empty() {
         return Ok(false);
     }
+    let admin = state
+        .store
+        .user_by_id(user)
+        .await?
+        .is_some_and(|u| u.role == dovie_protocol::model::UserRole::Admin);
+    if admin
+        && shares
+            .iter()
+            .any(|(key, _)| crate::business::verification_of_share(key).is_some())
+    {
+        return Ok(true);
+    }
+    // A post's attachment is for whoever may see the post.
+    for post_id in shares
+        .iter()
+        .filter_map(|(key, _)| crate::social::post_of_share(key))
+    {
+        if let Some(p) = state.store.post(post_id).await? {
+            let viewer = crate::social::Viewer { id: user, admin };
+            if crate::social::can_see(&state.store, viewer, &p).await? {
+                return Ok(true);
+            }
+        }
+    }
     let mine = state.store.room_ids_of(user).await?;
     Ok(shares.iter().any(|(room, _)| mine.contains(room)))
+}
+
+/// A file not deleted; 404 for none.
+async fn live_file(state: &AppState, id: &str) -> ApiResult<FileRecord> {
+    state
+        .store
+        .file(id)
+        .await?
+        .filter(|f| f.deleted_at.is_none())
+        .ok_or_else(not_found)
+}
+
+/// A file (not deleted) `user_id` may read: 404 for none, 403 for one they may not.
+pub(super) async fn file_readable_by(
+    state: &AppState,
+    id: &str,
+    user_id: &str,
+) -> ApiResult<FileRecord> {
+    let f = live_file(state, id).await?;
+    if !may_read(state, Some(user_id), &f).await? {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "you may not read this file",
+        ));
+    }
+    Ok(f)
 }
 
 /// The caller, if they sent a bearer token (a wrong one is refused, not ignored).
@@ -256,12 +305,7 @@ async fn readable(
     id: &str,
     link: &LinkQuery,
 ) -> ApiResult<FileRecord> {
-    let f = state
-        .store
-        .file(id)
-        .await?
-        .filter(|f| f.deleted_at.is_none())
-        .ok_or_else(not_found)?;
+    let f = live_file(state, id).await?;
     if let (Some(exp), Some(sig)) = (link.exp, link.sig.as_deref()) {
         if state.files.link_valid(&f.id, exp, sig) {
             return Ok(f);

@@ -17,7 +17,9 @@ use serde_json::{json, Value};
 
 use super::people::{next_cursor, page_limit, CURSOR_PARAM};
 use super::rooms::{member_room, notify, notify_created};
-use super::{Api, ApiError, ApiResult, Authed, Body, Out, QueryParam, RouteDoc, LIMIT_PARAM};
+use super::{
+    invalid, Api, ApiError, ApiResult, Authed, Body, Out, QueryParam, RouteDoc, LIMIT_PARAM,
+};
 use crate::geo::{self, cells};
 use crate::ratelimit::Rule;
 use crate::state::AppState;
@@ -28,10 +30,6 @@ const REQUESTS_PER_MINUTE: u64 = 10;
 /// "Nearby" and room searches one user may make a minute.
 const SEARCHES_PER_MINUTE: u64 = 60;
 const MAX_ROOM_NAME_CHARS: usize = 100;
-
-fn invalid(msg: impl Into<String>) -> ApiError {
-    ApiError::new(ErrorCode::ValidationFailed, msg)
-}
 
 #[derive(Deserialize)]
 struct LocationBody {
@@ -89,9 +87,7 @@ fn room_json(room: &Room, place: &LocationRoom) -> Value {
 
 /// Users `me` blocked or who blocked `me`.
 async fn blocked_either_way(state: &AppState, me: &str) -> ApiResult<HashSet<String>> {
-    let (mine, theirs) =
-        futures_util::try_join!(state.store.blocked_by(me), state.store.blockers_of(me))?;
-    Ok(mine.into_iter().chain(theirs).collect())
+    Ok(crate::people::blocked_either_way(&state.store, me).await?)
 }
 
 /// `POST /api/chat-rooms/{id}/location`: a location message, and with `live_seconds` a live share.

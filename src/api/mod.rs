@@ -3,8 +3,10 @@
 //! extractor, and the route table. Routes are registered through [`Api`], which also records
 //! each route's documentation, so `/api/openapi.json` lists exactly the routes served.
 
+pub mod admin;
 pub mod ai;
 pub mod auth;
+pub mod business;
 pub mod files;
 pub mod location;
 pub mod messages;
@@ -12,7 +14,9 @@ pub mod ops;
 pub mod people;
 pub mod privacy;
 pub mod push;
+pub mod reminders;
 pub mod rooms;
+pub mod social;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -52,6 +56,11 @@ impl ApiError {
             Some(secs),
         )
     }
+}
+
+/// 400 `validation_failed` with this text.
+pub fn invalid(msg: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::ValidationFailed, msg)
 }
 
 impl From<ErrorBody> for ApiError {
@@ -474,6 +483,10 @@ pub fn register(api: &mut Api) {
     location::register(api);
     push::register(api);
     ai::register(api);
+    reminders::register(api);
+    social::register(api);
+    business::register(api);
+    admin::register(api);
     privacy::register(api);
     ops::register(api);
 }

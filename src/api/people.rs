@@ -10,7 +10,9 @@ use dovie_protocol::model::{Theme, User, LOCALES};
 use dovie_protocol::rules;
 use serde::{Deserialize, Serialize};
 
-use super::{Api, ApiError, ApiResult, Authed, Body, Out, QueryParam, RouteDoc, LIMIT_PARAM};
+use super::{
+    invalid, Api, ApiError, ApiResult, Authed, Body, Out, QueryParam, RouteDoc, LIMIT_PARAM,
+};
 use crate::people::{invite, presence};
 use crate::state::AppState;
 use crate::store::{text, ContactEntry, ProfilePatch};
@@ -88,6 +90,8 @@ struct PatchMe {
     theme: Option<String>,
     #[serde(default)]
     locale: Option<String>,
+    #[serde(default, deserialize_with = "super::present")]
+    time_zone: Option<Option<String>>,
     #[serde(default)]
     presence_visible: Option<bool>,
     #[serde(default)]
@@ -110,10 +114,6 @@ struct ContactView {
 struct BlockView {
     user: dovie_protocol::model::PublicUser,
     blocked_at: i64,
-}
-
-fn invalid(msg: impl Into<String>) -> ApiError {
-    ApiError::new(ErrorCode::ValidationFailed, msg)
 }
 
 fn no_user() -> ApiError {
@@ -168,10 +168,22 @@ fn patch_of(b: PatchMe) -> ApiResult<ProfilePatch> {
             .transpose()?,
         theme,
         locale: b.locale,
+        time_zone: b.time_zone.map(time_zone).transpose()?,
         presence_visible: b.presence_visible,
         discoverable: b.discoverable,
         avatar_url: None,
     })
+}
+
+/// A time zone as given (an IANA name; blank or null: none).
+fn time_zone(v: Option<String>) -> ApiResult<Option<String>> {
+    let Some(name) = v.filter(|n| !n.trim().is_empty()) else {
+        return Ok(None);
+    };
+    name.trim()
+        .parse::<chrono_tz::Tz>()
+        .map(|tz| Some(tz.name().to_string()))
+        .map_err(|_| invalid("time_zone must be an IANA time zone, like Asia/Seoul"))
 }
 
 /// The target of a contact or block: an existing other user.

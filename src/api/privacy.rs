@@ -37,27 +37,22 @@ struct ConsentsBody {
 
 /// Each consent's current state, from its history (the last change of each kind).
 fn current(history: &[ConsentRecord]) -> BTreeMap<&'static str, bool> {
-    KINDS
+    KINDS.iter().map(|k| (*k, granted(history, k))).collect()
+}
+
+/// Whether the last record of `kind` in `history` grants it (none: not given).
+pub(crate) fn granted(history: &[ConsentRecord], kind: &str) -> bool {
+    history
         .iter()
-        .map(|k| {
-            let given = history
-                .iter()
-                .rev()
-                .find(|r| r.kind == *k)
-                .is_some_and(|r| r.granted);
-            (*k, given)
-        })
-        .collect()
+        .rev()
+        .find(|r| r.kind == kind)
+        .is_some_and(|r| r.granted)
 }
 
 /// Whether `user_id` has given consent `kind` (never given: no).
 pub async fn consent_given(state: &AppState, user_id: &str, kind: &str) -> ApiResult<bool> {
     let history = state.store.consents(user_id).await?;
-    Ok(history
-        .iter()
-        .rev()
-        .find(|r| r.kind == kind)
-        .is_some_and(|r| r.granted))
+    Ok(granted(&history, kind))
 }
 
 /// 403 `consent_required` unless `user_id` has given consent `kind`.

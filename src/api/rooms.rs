@@ -202,7 +202,7 @@ async fn create(
     Body(b): Body<CreateRoom>,
 ) -> ApiResult<HttpResponse> {
     let kind = RoomType::parse(&b.kind)
-        .filter(|k| *k != RoomType::Location)
+        .filter(|k| matches!(k, RoomType::Direct | RoomType::Group))
         .ok_or_else(|| {
             ApiError::new(
                 ErrorCode::ValidationFailed,
@@ -297,7 +297,7 @@ async fn list(state: web::Data<AppState>, out: Out, who: Authed) -> ApiResult<Ht
         .await?
         .into_iter()
         .map(|s| RoomEntry {
-            room: s.room,
+            room: s.room.seen_by(&who.user_id).into_owned(),
             last_message: s.last_message.map(|m| {
                 let mut one = [m];
                 super::messages::shown(&state, &mut one);
@@ -317,7 +317,7 @@ async fn get(
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let room = member_room(&state, &id, &who.user_id).await?;
-    Ok(out.ok(&serde_json::json!({ "room": room })))
+    Ok(out.ok(&serde_json::json!({ "room": room.seen_by(&who.user_id) })))
 }
 
 async fn update(
@@ -368,6 +368,12 @@ async fn add_participants(
 ) -> ApiResult<HttpResponse> {
     let room = member_room(&state, &id, &who.user_id).await?;
     group_only(&room)?;
+    if room.kind == RoomType::Channel {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "a channel's subscribers join by subscribing",
+        ));
+    }
     let my_role = role_of(&room, &who.user_id);
     if my_role < Role::Admin {
         return Err(forbidden("only the owner or an admin can add members"));

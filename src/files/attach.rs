@@ -1,7 +1,8 @@
 //! Files in messages: the server's side of the actors' `MessageExtras` port (which also hands
 //! location's parts — suggestions and `location_update` — to `crate::geo`). A send's
 //! attachments are checked (the sender's own files, not deleted, the sender a member of the
-//! room) and shared into the room before the send reaches it; stored messages with links get
+//! room) and shared into the room before the send reaches it (a voice message's audio queued for
+//! automatic transcription when that is on); stored messages with links get
 //! their link previews; messages are shown with fresh signed links; and when a file changes
 //! after it was sent (previews ready, or deleted) the messages carrying it are amended.
 
@@ -17,7 +18,11 @@ use serde_json::Value;
 
 use super::links::{urls_in, LinkPreviewer};
 use super::{object_of, Files};
-use crate::store::{FileRecord, SharedStore};
+use crate::store::{FileKind, FileRecord, SharedStore};
+
+/// How often a file's change is applied to a message not stored yet, and the pause between.
+const AMEND_TRIES: u32 = 5;
+const AMEND_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub struct ServerExtras {
     files: Arc<Files>,
@@ -26,6 +31,7 @@ pub struct ServerExtras {
     links: Arc<LinkPreviewer>,
     directory: OnceLock<Arc<RoomDirectory>>,
     pusher: OnceLock<Arc<crate::push::pipeline::Pusher>>,
+    transcriber: OnceLock<Arc<crate::ai::transcriber::Transcriber>>,
 }
 
 impl ServerExtras {
@@ -42,6 +48,7 @@ impl ServerExtras {
             links,
             directory: OnceLock::new(),
             pusher: OnceLock::new(),
+            transcriber: OnceLock::new(),
         })
     }
 
@@ -53,6 +60,11 @@ impl ServerExtras {
     /// The push pipeline's entry (made after the ports that hold this).
     pub fn set_pusher(&self, p: Arc<crate::push::pipeline::Pusher>) {
         let _ = self.pusher.set(p);
+    }
+
+    /// Automatic transcription (made after the ports that hold this).
+    pub fn set_transcriber(&self, t: Arc<crate::ai::transcriber::Transcriber>) {
+        let _ = self.transcriber.set(t);
     }
 
     /// Amends every message that carries `f` with its object as it is now.
@@ -71,14 +83,23 @@ impl ServerExtras {
             };
             let object = object_of(&f);
             for (room, message) in shares.into_iter().filter(|(_, m)| !m.is_empty()) {
-                let (reply, rx) = Responder::channel();
-                directory.room(&room).do_send(Amend {
-                    message_id: message,
-                    attachment: Some(object.clone()),
-                    link_previews: None,
-                    reply,
-                });
-                let _ = rx.await;
+                // The file is shared before its message is stored: a change made in between
+                // finds no message yet, and is made again once it is there.
+                for attempt in 1..=AMEND_TRIES {
+                    let (reply, rx) = Responder::channel();
+                    directory.room(&room).do_send(Amend {
+                        message_id: message.clone(),
+                        attachment: Some(object.clone()),
+                        link_previews: None,
+                        reply,
+                    });
+                    match rx.await {
+                        Ok(Err(e)) if e.code == ErrorCode::NotFound && attempt < AMEND_TRIES => {
+                            tokio::time::sleep(AMEND_RETRY).await;
+                        }
+                        _ => break,
+                    }
+                }
             }
         });
     }
@@ -129,29 +150,13 @@ impl MessageExtras for ServerExtras {
                 "you are not a member of this room",
             ));
         }
-        let mut files = Vec::with_capacity(file_ids.len());
-        for id in file_ids {
-            let f = self
-                .store
-                .file(id)
-                .await?
-                .filter(|f| f.deleted_at.is_none())
-                .ok_or_else(|| {
-                    ErrorBody::new(ErrorCode::NotFound, format!("no such file: {id}"))
-                })?;
-            if f.uploader_id != sender_id {
-                return Err(ErrorBody::new(
-                    ErrorCode::Forbidden,
-                    "only files you uploaded can be attached",
-                ));
+        let files = super::own_files(&self.store, sender_id, file_ids).await?;
+        // A voice message (its first attachment audio): transcribed by itself when configured,
+        // queued before the message is sent.
+        if let (Some(t), Some(first)) = (self.transcriber.get(), files.first()) {
+            if first.kind == FileKind::Audio {
+                t.queue(first, sender_id).await?;
             }
-            if files.iter().any(|g: &FileRecord| g.id == f.id) {
-                return Err(ErrorBody::new(
-                    ErrorCode::ValidationFailed,
-                    "a file is attached twice",
-                ));
-            }
-            files.push(f);
         }
         let mut objects = Vec::with_capacity(files.len());
         for mut f in files {

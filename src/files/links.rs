@@ -2,7 +2,9 @@
 //! only, every redirect re-checked, at most 5 redirects, 5 s, 1 MiB, HTML only), their
 //! OpenGraph / Twitter card / HTML metadata read, the preview image fetched the same way and
 //! stored as a Dovie file (so clients never hot-link a third party), and the result cached in
-//! the store (`link_previews`) — a page with no metadata is cached as none.
+//! the store (`link_previews`) — a page with no metadata is cached as none. A link to a YouTube
+//! video is described by the YouTube Data API (`videos.list`) when it is configured — title,
+//! channel, description and thumbnail, plus a `video` object — and read like any page when not.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +13,9 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::{Files, UploadRequest};
+use crate::ai::Ai;
 use crate::egress::{Egress, EgressError};
+use crate::providers::youtube::{video_id_of, VideoDetail};
 use crate::store::{FileKind, LinkPreviewRecord, SharedStore};
 use dovie_protocol::model::UserRole;
 
@@ -58,6 +62,8 @@ pub struct LinkPreviewer {
     pub egress: Egress,
     pub files: Arc<Files>,
     pub store: SharedStore,
+    /// YouTube's description of shared videos.
+    pub ai: Arc<Ai>,
 }
 
 impl LinkPreviewer {
@@ -70,7 +76,21 @@ impl LinkPreviewer {
                 return (!cached.preview.is_null()).then_some(cached.preview);
             }
         }
-        let preview = match self.fetch(url).await {
+        let fetched = match video_id_of(url).filter(|_| self.ai.youtube_ready().is_ok()) {
+            Some(id) => match self.ai.youtube_video(&id).await {
+                Ok(video) => Ok(match video {
+                    Some(v) => Some(self.video_preview(url, v).await),
+                    None => None,
+                }),
+                Err(_) => {
+                    // Logged and counted by the provider call; not cached, so tried again.
+                    crate::metrics::link_preview("failed");
+                    return None;
+                }
+            },
+            None => self.fetch(url).await,
+        };
+        let preview = match fetched {
             Ok(p) => {
                 crate::metrics::link_preview(if p.is_some() { "ok" } else { "none" });
                 p
@@ -144,6 +164,36 @@ impl LinkPreviewer {
             "image_url": image_url,
             "site_name": meta.site_name.or_else(|| final_url.host_str().map(str::to_string)),
         })))
+    }
+
+    /// The preview of a YouTube video: what `videos.list` says, its thumbnail stored by Dovie.
+    async fn video_preview(&self, url: &str, v: VideoDetail) -> Value {
+        let image_url = match &v.video.thumbnail_url {
+            Some(t) => self.proxy_image(t).await,
+            None => None,
+        };
+        let description: String = v
+            .description
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .take(MAX_DESCRIPTION_CHARS)
+            .collect();
+        json!({
+            "url": url,
+            "title": v.video.title.chars().take(MAX_TITLE_CHARS).collect::<String>(),
+            "description": (!description.is_empty()).then_some(description),
+            "image_url": image_url,
+            "site_name": "YouTube",
+            "video": {
+                "provider": "youtube",
+                "id": v.video.id,
+                "url": v.video.url,
+                "channel": v.video.channel,
+                "published_at": v.video.published_at,
+            },
+        })
     }
 
     /// Fetches a preview image and stores it as a public Dovie file; its link.

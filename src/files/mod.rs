@@ -410,6 +410,7 @@ impl Files {
             preview_state: PreviewState::Pending,
             created_at: dovie_actors::now_ms(),
             deleted_at: None,
+            transcript: None,
         };
         if let Err(e) = store.insert_file(&record).await {
             let _ = self.objects.delete(&path).await;
@@ -717,6 +718,38 @@ async fn write_chunks(writer: &mut WriteMultipart, chunks: Vec<Bytes>) -> ApiRes
 }
 
 /// A file object without links (as kept in a message's attachments).
+/// The files `ids` names for `uploader` to attach (to a message, a post, a verification
+/// request): each one theirs, not deleted, named once; else the error that says which rule.
+pub async fn own_files(
+    store: &crate::store::SharedStore,
+    uploader: &str,
+    ids: &[String],
+) -> Result<Vec<FileRecord>, dovie_protocol::error::ErrorBody> {
+    use dovie_protocol::error::{ErrorBody, ErrorCode};
+    let mut files: Vec<FileRecord> = Vec::with_capacity(ids.len());
+    for id in ids {
+        let f = store
+            .file(id)
+            .await?
+            .filter(|f| f.deleted_at.is_none())
+            .ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, format!("no such file: {id}")))?;
+        if f.uploader_id != uploader {
+            return Err(ErrorBody::new(
+                ErrorCode::Forbidden,
+                "only files you uploaded can be attached",
+            ));
+        }
+        if files.iter().any(|g| g.id == f.id) {
+            return Err(ErrorBody::new(
+                ErrorCode::ValidationFailed,
+                "a file is attached twice",
+            ));
+        }
+        files.push(f);
+    }
+    Ok(files)
+}
+
 pub fn object_of(f: &FileRecord) -> Value {
     let mut v = json!({
         "id": f.id,
@@ -753,6 +786,12 @@ pub fn object_of(f: &FileRecord) -> Value {
     }
     if f.deleted_at.is_some() {
         o.insert("deleted".into(), json!(true));
+    }
+    if let Some(t) = &f.transcript {
+        o.insert(
+            "transcript".into(),
+            json!({ "text": t.text, "language": t.language }),
+        );
     }
     v
 }

@@ -3,6 +3,10 @@
 //! egress guard when the client is made, and every name it resolves by the client's resolver.
 //! The SDK's own retries are off (a provider's 429 or 5xx is answered at once as
 //! `provider_error`; the caller may try again), so one API call is one provider call.
+//!
+//! Transcriptions (`audio/transcriptions`) are sent by this module itself on the same client:
+//! the SDK takes a file as bytes in memory, while a file here is streamed — decrypted chunk by
+//! chunk from the file store straight into the multipart body.
 
 use std::time::Duration;
 
@@ -13,6 +17,7 @@ use async_openai::types::chat::{
     ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs,
 };
 use async_openai::Client;
+use reqwest::multipart::{Form, Part};
 
 use crate::config::OpenAiConfig;
 use crate::egress::Egress;
@@ -20,7 +25,16 @@ use crate::egress::Egress;
 pub struct OpenAi {
     client: Client<OpenAIConfig>,
     chat_model: String,
+    /// The egress client, the API base, the key: for transcriptions.
+    http: reqwest::Client,
+    base_url: String,
+    api_key: String,
+    transcribe_model: String,
 }
+
+/// The longest a transcription request may take (the egress client's own bound is for short
+/// calls).
+const TRANSCRIBE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One chat completion: the instructions, the content, and the most the answer may be.
 pub struct Ask<'a> {
@@ -52,7 +66,62 @@ impl OpenAi {
         Ok(Some(OpenAi {
             client,
             chat_model: config.chat_model.clone(),
+            http: egress.client().clone(),
+            base_url: config.base_url.trim_end_matches('/').to_string(),
+            api_key: config.api_key.clone(),
+            transcribe_model: config.transcribe_model.clone(),
         }))
+    }
+
+    /// Whether transcriptions have a model.
+    pub fn can_transcribe(&self) -> bool {
+        !self.transcribe_model.is_empty()
+    }
+
+    /// The transcript of `size` bytes of audio streamed from `body`, sent as `upload_name` of
+    /// `content_type`, and the language the model heard as it names it (Whisper: `korean`).
+    pub async fn transcribe<S>(
+        &self,
+        upload_name: &'static str,
+        content_type: &str,
+        size: u64,
+        body: S,
+    ) -> Result<(String, Option<String>), String>
+    where
+        S: futures_util::TryStream + Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        bytes::Bytes: From<S::Ok>,
+    {
+        let file = Part::stream_with_length(reqwest::Body::wrap_stream(body), size)
+            .file_name(upload_name)
+            .mime_str(content_type)
+            .map_err(|e| format!("content type: {e}"))?;
+        let form = Form::new()
+            .part("file", file)
+            .text("model", self.transcribe_model.clone())
+            .text("response_format", "verbose_json");
+        let res = self
+            .http
+            .post(format!("{}/audio/transcriptions", self.base_url))
+            .bearer_auth(&self.api_key)
+            .timeout(TRANSCRIBE_TIMEOUT)
+            .multipart(form)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = res.status();
+        let body = res.bytes().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            let e: ErrorAnswer = serde_json::from_slice(&body).unwrap_or_default();
+            return Err(format!(
+                "API error {status} {}: {}",
+                e.error.code.as_deref().unwrap_or("-"),
+                e.error.message
+            ));
+        }
+        let answer: TranscriptionAnswer =
+            serde_json::from_slice(&body).map_err(|e| format!("answer: {e}"))?;
+        Ok((answer.text.trim().to_string(), answer.language))
     }
 
     /// The model's answer (its first choice's text) and the tokens it reported using
@@ -83,6 +152,30 @@ impl OpenAi {
             .ok_or("the model answered no text")?;
         Ok((text, used))
     }
+}
+
+/// What a transcription answered: the text and the language the model heard, as it named it
+/// (Whisper: an English name such as `korean`; some compatible servers: an ISO code).
+#[derive(Debug, serde::Deserialize)]
+struct TranscriptionAnswer {
+    text: String,
+    #[serde(default)]
+    language: Option<String>,
+}
+
+/// An OpenAI error body's code, for the log.
+#[derive(Debug, Default, serde::Deserialize)]
+struct ErrorAnswer {
+    #[serde(default)]
+    error: ErrorDetail,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct ErrorDetail {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    message: String,
 }
 
 /// A provider failure for the log (never for the caller).

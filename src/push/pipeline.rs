@@ -337,6 +337,18 @@ impl Pusher {
         data: Option<Value>,
     ) -> Result<String, ErrorBody> {
         let id = format!("n:{}", uuid::Uuid::now_v7());
+        self.notify_as(id, user_id, title, body, data).await
+    }
+
+    /// [`Pusher::notify`] as job `id`: a notice queued again under the same id is sent once.
+    pub async fn notify_as(
+        &self,
+        id: String,
+        user_id: &str,
+        title: String,
+        body: String,
+        data: Option<Value>,
+    ) -> Result<String, ErrorBody> {
         let job = Job::Notice {
             user_id: user_id.to_string(),
             title,
@@ -943,17 +955,7 @@ mod tests {
         let web: Value = serde_json::from_slice(&p.web_payload()).unwrap();
         assert_eq!(web["type"], "new_message");
         assert_eq!(web["seq"], 7);
-        let badge = Rendered {
-            kind: "badge".into(),
-            badge: 0,
-            title: None,
-            body: None,
-            sound: None,
-            room_id: None,
-            message_id: None,
-            seq: None,
-            data: None,
-        };
+        let badge = Rendered::badge_only(0);
         let apns: Value = serde_json::from_slice(&badge.apns_payload()).unwrap();
         assert_eq!(
             apns["aps"],

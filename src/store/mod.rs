@@ -68,6 +68,8 @@ pub struct ProfilePatch {
     pub status_message: Option<Option<String>>,
     pub theme: Option<Theme>,
     pub locale: Option<String>,
+    /// An IANA time zone, or none (UTC).
+    pub time_zone: Option<Option<String>>,
     pub presence_visible: Option<bool>,
     pub discoverable: Option<bool>,
     /// The profile image's link (`/api/profile-images/…`), or none.
@@ -426,6 +428,17 @@ pub struct FileRecord {
     pub preview_state: PreviewState,
     pub created_at: i64,
     pub deleted_at: Option<i64>,
+    /// What a transcription model heard in it (audio and video).
+    pub transcript: Option<Transcript>,
+}
+
+/// A file's transcript (AI-2).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Transcript {
+    pub text: String,
+    /// ISO 639-1 (`und`: undetermined).
+    pub language: String,
+    pub created_at: i64,
 }
 
 /// Which files a listing wants. `rooms`: the caller's rooms (files shared there are readable);
@@ -462,6 +475,8 @@ pub trait FileStore: Send + Sync {
     async fn file(&self, id: &str) -> StoreResult<Option<FileRecord>>;
     /// Stores what the preview jobs learnt and marks the file done.
     async fn set_file_meta(&self, id: &str, meta: &FileMeta) -> StoreResult<()>;
+    /// Keeps a file's transcript (a later one replaces it).
+    async fn set_file_transcript(&self, id: &str, t: &Transcript) -> StoreResult<()>;
     /// Adds hashtags (from a message that carries the file).
     async fn add_file_hashtags(&self, id: &str, tags: &[String]) -> StoreResult<()>;
     /// Marks the file deleted (its bytes go separately); answers the record as it was, `None` if
@@ -845,6 +860,492 @@ pub trait AiStore: Send + Sync {
     async fn put_translation(&self, t: &TranslationRecord) -> StoreResult<()>;
 }
 
+/// A reminder (AI-5): `text` told to its user at `due_at`, once.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Reminder {
+    pub id: String,
+    #[serde(skip)]
+    pub user_id: String,
+    pub text: String,
+    pub due_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    pub created_at: i64,
+}
+
+/// Reminders, each fired exactly once however many nodes sweep for them.
+#[async_trait]
+pub trait ReminderStore: Send + Sync {
+    async fn add_reminder(&self, r: &Reminder) -> StoreResult<()>;
+    /// The user's reminders not yet fired, soonest first.
+    async fn reminders_of(&self, user_id: &str) -> StoreResult<Vec<Reminder>>;
+    /// Removes the user's reminder `id` (fired or not: it will not fire); whether there was one.
+    async fn delete_reminder(&self, user_id: &str, id: &str) -> StoreResult<bool>;
+    /// Up to `limit` reminders due at `now` and not yet fired, most overdue first.
+    async fn due_reminders(&self, now: i64, limit: usize) -> StoreResult<Vec<Reminder>>;
+    /// Marks `r` fired at `at`: `true` for exactly one caller, `false` if it was fired or
+    /// deleted before.
+    async fn fire_reminder(&self, r: &Reminder, at: i64) -> StoreResult<bool>;
+}
+
+/// A file waiting for its automatic transcription (AI-2, `ai.auto_transcribe`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranscriptionJob {
+    pub file_id: String,
+    /// Whose voice message it is: their consent and quota count.
+    pub user_id: String,
+    /// Attempts begun so far.
+    pub attempts: i32,
+    /// When it is next due: queued, retried after a failure, or taken again once the node that
+    /// took it has had its lease and not finished.
+    pub due_at: i64,
+    pub created_at: i64,
+}
+
+/// The durable queue of automatic transcriptions: any node may take a due job, and of many
+/// taking it with the same view exactly one gets it.
+#[async_trait]
+pub trait TranscriptionJobs: Send + Sync {
+    /// Queues `job` unless its file is queued already; whether it was queued.
+    async fn queue_transcription(&self, job: &TranscriptionJob) -> StoreResult<bool>;
+    /// Up to `limit` jobs due at `now`, most overdue first.
+    async fn due_transcriptions(
+        &self,
+        now: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<TranscriptionJob>>;
+    /// Moves `job` — as read: its attempts and due time — to `attempts`, due at `due_at`:
+    /// `true` for exactly one of many callers holding the same view, `false` when another moved
+    /// it first or it is gone. Taking a job and putting it off after a failure are both this.
+    async fn move_transcription(
+        &self,
+        job: &TranscriptionJob,
+        attempts: i32,
+        due_at: i64,
+    ) -> StoreResult<bool>;
+    /// Removes `job` (done, or given up).
+    async fn finish_transcription(&self, job: &TranscriptionJob) -> StoreResult<()>;
+}
+
+/// Who may see a post: anyone, or only its author's followers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    Public,
+    Followers,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Public => "public",
+            Visibility::Followers => "followers",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Visibility> {
+        match s {
+            "public" => Some(Visibility::Public),
+            "followers" => Some(Visibility::Followers),
+            _ => None,
+        }
+    }
+}
+
+/// A post (SOC-1): `user_posts`, its counts kept beside it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostRecord {
+    pub id: String,
+    pub author_id: String,
+    /// A business post (BIZ-3): the business it speaks for.
+    pub business_id: Option<String>,
+    pub content: String,
+    pub hashtags: Vec<String>,
+    pub mentions: Vec<String>,
+    /// File objects, as in messages.
+    pub attachments: Vec<serde_json::Value>,
+    pub visibility: Visibility,
+    pub like_count: i64,
+    pub comment_count: i64,
+    pub created_at: i64,
+    pub edited_at: Option<i64>,
+}
+
+/// A place in a newest-first list of posts: the ones strictly older come next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostCursor {
+    pub created_at: i64,
+    pub id: String,
+}
+
+impl PostRecord {
+    /// Whose list the post is in: the business it speaks for, else its author. The feed and a
+    /// profile's posts read by this key; followers-only posts are for this key's followers.
+    pub fn feed_key(&self) -> &str {
+        self.business_id.as_deref().unwrap_or(&self.author_id)
+    }
+}
+
+impl PostCursor {
+    pub fn of(p: &PostRecord) -> PostCursor {
+        PostCursor {
+            created_at: p.created_at,
+            id: p.id.clone(),
+        }
+    }
+}
+
+/// A comment on a post (SOC-2): `post_comments`; a reply names a top-level comment.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CommentRecord {
+    pub id: String,
+    pub post_id: String,
+    pub author_id: String,
+    pub content: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    pub created_at: i64,
+}
+
+/// Posts, likes and comments. Counts are exact under concurrency: a like or a comment changes
+/// its post's count only when it was not there (or was) before.
+#[async_trait]
+pub trait PostStore: Send + Sync {
+    async fn create_post(&self, p: &PostRecord) -> StoreResult<()>;
+    /// The post `id` unless deleted, with its counts.
+    async fn post(&self, id: &str) -> StoreResult<Option<PostRecord>>;
+    /// Replaces what an edit may change: content, hashtags, mentions, attachments,
+    /// visibility, `edited_at`.
+    async fn update_post(&self, p: &PostRecord) -> StoreResult<()>;
+    /// Deletes the post (its likes and comments go with it); whether it was there.
+    async fn delete_post(&self, id: &str, at: i64) -> StoreResult<bool>;
+    /// Posts whose [`PostRecord::feed_key`] is any of `authors` (users or businesses), newest
+    /// first, strictly older than `before`.
+    async fn posts_by_authors(
+        &self,
+        authors: &[String],
+        before: Option<&PostCursor>,
+        limit: usize,
+    ) -> StoreResult<Vec<PostRecord>>;
+    /// Public posts carrying `tag`, newest first (what hashtag suggestions read).
+    async fn public_posts_tagged(&self, tag: &str, limit: usize) -> StoreResult<Vec<PostRecord>>;
+    /// Adds `user_id`'s like; whether it is new.
+    async fn like_post(&self, post_id: &str, user_id: &str, at: i64) -> StoreResult<bool>;
+    /// Removes `user_id`'s like; whether there was one.
+    async fn unlike_post(&self, post_id: &str, user_id: &str) -> StoreResult<bool>;
+    /// Which of `post_ids` `user_id` likes.
+    async fn liked_posts(&self, user_id: &str, post_ids: &[String]) -> StoreResult<Vec<String>>;
+    async fn add_comment(&self, c: &CommentRecord) -> StoreResult<()>;
+    async fn comment(&self, id: &str) -> StoreResult<Option<CommentRecord>>;
+    /// A post's comments, oldest first, after the comment `after` (by time, then id).
+    async fn comments(
+        &self,
+        post_id: &str,
+        after: Option<(i64, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<CommentRecord>>;
+    /// Deletes a comment and its replies; how many went.
+    async fn delete_comment(&self, c: &CommentRecord) -> StoreResult<usize>;
+}
+
+/// Follows (SOC-4): one-way, from a follower to a followee (a user or a business).
+#[async_trait]
+pub trait FollowStore: Send + Sync {
+    /// Whether the follow is new.
+    async fn follow(&self, follower: &str, followee: &str, at: i64) -> StoreResult<bool>;
+    /// Whether there was one.
+    async fn unfollow(&self, follower: &str, followee: &str) -> StoreResult<bool>;
+    async fn is_following(&self, follower: &str, followee: &str) -> StoreResult<bool>;
+    /// Whom `follower` follows, by id after `after`.
+    async fn following(
+        &self,
+        follower: &str,
+        after: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<String>>;
+    /// How many follow `followee`, exactly.
+    async fn follower_count(&self, followee: &str) -> StoreResult<i64>;
+    /// Who follows `followee`, by id after `after`.
+    async fn followers(
+        &self,
+        followee: &str,
+        after: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<String>>;
+}
+
+/// A day in milliseconds (trend days are UTC days since 1970-01-01).
+pub const DAY_MS: i64 = 86_400_000;
+
+/// Something that happened to a user (SOC activity): a like or a comment on their post, a
+/// reply to their comment, a follow, a mention in a post.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ActivityRecord {
+    pub id: String,
+    /// Whom it is for.
+    #[serde(skip)]
+    pub user_id: String,
+    /// `like`, `comment`, `reply`, `follow` or `mention`.
+    pub kind: String,
+    /// Who did it.
+    pub actor_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub post_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment_id: Option<String>,
+    pub created_at: i64,
+}
+
+/// Each user's activity, newest first.
+#[async_trait]
+pub trait ActivityStore: Send + Sync {
+    async fn add_activity(&self, a: &ActivityRecord) -> StoreResult<()>;
+    /// `user_id`'s activity, newest first, strictly older than `before` (time, then id).
+    async fn activities(
+        &self,
+        user_id: &str,
+        before: Option<(i64, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<ActivityRecord>>;
+}
+
+/// One day of a hashtag's use in public posts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct TagDay {
+    /// Days since 1970-01-01 (UTC).
+    pub day: i64,
+    pub uses: i64,
+    /// Distinct accounts that used it.
+    pub accounts: i64,
+}
+
+/// Hashtag trends (SOC-3), kept incrementally: per tag and day the uses and the distinct
+/// accounts, and each tag's peak score (what decays).
+#[async_trait]
+pub trait TrendStore: Send + Sync {
+    /// Counts `delta` (+1 or −1) uses of `tag` by `account` on `day`: the day's accounts change
+    /// when the account's first use comes, or its last goes.
+    async fn count_tag_use(
+        &self,
+        tag: &str,
+        day: i64,
+        account: &str,
+        delta: i64,
+    ) -> StoreResult<()>;
+    /// The tag's days among `days` (a day without use: zeros).
+    async fn tag_days(&self, tag: &str, days: &[i64]) -> StoreResult<Vec<TagDay>>;
+    /// The tag's peak score and when it was reached.
+    async fn tag_peak(&self, tag: &str) -> StoreResult<Option<(f64, i64)>>;
+    /// Records a peak (listed under the peak's day).
+    async fn set_tag_peak(&self, tag: &str, score: f64, at: i64) -> StoreResult<()>;
+    /// Tags whose peak came on one of `days`.
+    async fn tags_peaked_on(&self, days: &[i64]) -> StoreResult<Vec<String>>;
+}
+
+/// A business profile (BIZ-1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BusinessRecord {
+    pub id: String,
+    pub owner_id: String,
+    pub name: String,
+    /// Lower-case, as searched.
+    pub category: String,
+    pub description: String,
+    pub website: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub address: Option<String>,
+    pub hours: Option<String>,
+    /// Users who act for the business beside its owner (post, run its channels).
+    pub admins: Vec<String>,
+    pub verified: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl BusinessRecord {
+    /// Whether `user_id` acts for the business (its owner or one of its admins).
+    pub fn is_admin(&self, user_id: &str) -> bool {
+        self.owner_id == user_id || self.admins.iter().any(|a| a == user_id)
+    }
+}
+
+/// A connection request between two businesses (BIZ-4).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ConnectionRecord {
+    pub id: String,
+    pub from: String,
+    pub to: String,
+    /// `pending`, `accepted` or `declined`.
+    pub status: String,
+    pub created_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<i64>,
+}
+
+/// A business's request to be verified (BIZ-5).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct VerificationRecord {
+    pub id: String,
+    pub business_id: String,
+    pub requested_by: String,
+    /// File ids.
+    pub documents: Vec<String>,
+    pub note: String,
+    /// `pending`, `approved` or `rejected`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    pub created_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<i64>,
+}
+
+/// A business's company channel (BIZ-2): a room of type `channel`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelRecord {
+    pub id: String,
+    pub room_id: String,
+    pub business_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub created_at: i64,
+}
+
+/// Business profiles, their networking, verification requests and channels.
+#[async_trait]
+pub trait BusinessStore: Send + Sync {
+    async fn create_business(&self, b: &BusinessRecord) -> StoreResult<()>;
+    async fn business(&self, id: &str) -> StoreResult<Option<BusinessRecord>>;
+    /// Replaces what may change (everything but id, owner and creation), reindexing the name.
+    async fn update_business(&self, b: &BusinessRecord) -> StoreResult<()>;
+    /// Businesses whose name has the word prefix `prefix` (as `text::name_prefixes` makes them)
+    /// and, when given, of `category`; by id after `after`.
+    async fn search_businesses(
+        &self,
+        prefix: Option<&str>,
+        category: Option<&str>,
+        after: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<BusinessRecord>>;
+    /// Records a request; a conflict while the pair (either way) has one pending or accepted.
+    async fn create_connection(&self, c: &ConnectionRecord) -> StoreResult<()>;
+    async fn connection(&self, id: &str) -> StoreResult<Option<ConnectionRecord>>;
+    /// Decides a pending request; whether it was pending.
+    async fn decide_connection(&self, id: &str, status: &str, at: i64) -> StoreResult<bool>;
+    /// Requests from or to `business_id`, newest first.
+    async fn connections_of(
+        &self,
+        business_id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<ConnectionRecord>>;
+    async fn create_business_verification(&self, v: &VerificationRecord) -> StoreResult<()>;
+    async fn business_verification(&self, id: &str) -> StoreResult<Option<VerificationRecord>>;
+    /// Decides a pending request (and the business's badge with it); whether it was pending.
+    async fn decide_business_verification(&self, v: &VerificationRecord) -> StoreResult<bool>;
+    /// Requests in `status`, oldest first, after (time, id).
+    async fn business_verifications(
+        &self,
+        status: &str,
+        after: Option<(i64, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<VerificationRecord>>;
+    /// A business's requests, newest first.
+    async fn verifications_of(&self, business_id: &str) -> StoreResult<Vec<VerificationRecord>>;
+    async fn create_channel(&self, c: &ChannelRecord) -> StoreResult<()>;
+    async fn channel(&self, id: &str) -> StoreResult<Option<ChannelRecord>>;
+    /// A business's channels, oldest first.
+    async fn channels_of(&self, business_id: &str) -> StoreResult<Vec<ChannelRecord>>;
+}
+
+/// A business figure counted by day (BIZ-6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Metric {
+    Followers,
+    ProfileViews,
+    PostViews,
+    Likes,
+    Comments,
+    ChannelSubscribers,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 6] = [
+        Metric::Followers,
+        Metric::ProfileViews,
+        Metric::PostViews,
+        Metric::Likes,
+        Metric::Comments,
+        Metric::ChannelSubscribers,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::Followers => "followers",
+            Metric::ProfileViews => "profile_views",
+            Metric::PostViews => "post_views",
+            Metric::Likes => "likes",
+            Metric::Comments => "comments",
+            Metric::ChannelSubscribers => "channel_subscribers",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+/// Business analytics: per business, day and metric a count changed as events happen, and
+/// the viewers already counted for a post on a day (impressions count once per viewer per day).
+#[async_trait]
+pub trait AnalyticsStore: Send + Sync {
+    async fn count_metric(
+        &self,
+        business_id: &str,
+        day: i64,
+        metric: Metric,
+        delta: i64,
+    ) -> StoreResult<()>;
+    /// Marks `viewer` as having seen `post_id` on `day`; whether this is the first time.
+    async fn first_view(&self, post_id: &str, day: i64, viewer: &str) -> StoreResult<bool>;
+    /// The counts of days `from..=to` (days without any: absent).
+    async fn metric_days(
+        &self,
+        business_id: &str,
+        from: i64,
+        to: i64,
+    ) -> StoreResult<Vec<(i64, Metric, i64)>>;
+}
+
+/// One entry of the audit log: who did what to what, and when.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AuditRecord {
+    pub id: String,
+    pub at: i64,
+    pub actor_id: String,
+    pub action: String,
+    pub target_kind: String,
+    pub target_id: String,
+    pub detail: serde_json::Value,
+}
+
+/// The audit log: appended to, never changed.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    async fn append_audit(&self, a: &AuditRecord) -> StoreResult<()>;
+    /// Entries about one target, newest first.
+    async fn audit_of(
+        &self,
+        target_kind: &str,
+        target_id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditRecord>>;
+}
+
 /// Consents (OPS-9): what each user agreed to, with every change kept.
 #[async_trait]
 pub trait ConsentStore: Send + Sync {
@@ -857,7 +1358,16 @@ pub trait ConsentStore: Send + Sync {
 /// Everything a node's store provides.
 pub trait Store:
     UserStore
+    + ActivityStore
+    + PostStore
+    + FollowStore
+    + TrendStore
+    + BusinessStore
+    + AnalyticsStore
+    + AuditStore
     + AiStore
+    + ReminderStore
+    + TranscriptionJobs
     + ConsentStore
     + PushStore
     + FileStore
@@ -874,7 +1384,16 @@ pub trait Store:
 
 impl<T> Store for T where
     T: UserStore
+        + ActivityStore
+        + PostStore
+        + FollowStore
+        + TrendStore
+        + BusinessStore
+        + AnalyticsStore
+        + AuditStore
         + AiStore
+        + ReminderStore
+        + TranscriptionJobs
         + ConsentStore
         + PushStore
         + FileStore

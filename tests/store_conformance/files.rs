@@ -4,6 +4,7 @@
 
 use dovie::store::{
     FileKind, FileMeta, FileQuery, FileRecord, LinkPreviewRecord, PreviewObject, PreviewState,
+    Transcript,
 };
 use serde_json::json;
 
@@ -29,6 +30,7 @@ fn file(id: &str, uploader: &str, kind: FileKind, size: u64, tags: &[&str]) -> F
         preview_state: PreviewState::Pending,
         created_at: 1000,
         deleted_at: None,
+        transcript: None,
     }
 }
 
@@ -138,6 +140,20 @@ pub async fn files(store: SharedStore) {
     let f1 = store.file("f1").await.unwrap().unwrap();
     assert_eq!((f1.meta, f1.preview_state), (meta, PreviewState::Done));
     assert_eq!(ids(store.pending_previews(10).await.unwrap()), ["f2", "f3"]);
+
+    // A transcript is kept on the file, a later one replacing it; the rest stays.
+    assert_eq!(f1.transcript, None);
+    for text in ["안녕하세요", "hello there"] {
+        let t = Transcript {
+            text: text.into(),
+            language: if text.is_ascii() { "en" } else { "ko" }.into(),
+            created_at: 4000,
+        };
+        store.set_file_transcript("f1", &t).await.unwrap();
+        let now = store.file("f1").await.unwrap().unwrap();
+        assert_eq!(now.transcript, Some(t));
+        assert_eq!(now.preview_state, PreviewState::Done);
+    }
 
     // Deleted once: the record stays (marked), listings drop it, the quota gets it back.
     let gone = store.delete_file("f1", 5000).await.unwrap().unwrap();

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use dovie::store::{AuthSession, Created, Rotation, SharedStore, UserRecord};
+use dovie::store::{AuthSession, Created, Rotation, SharedStore, TagDay, UserRecord, DAY_MS};
 use dovie_actors::ports::{AppendError, AppendOutcome, Draft, ReceiptKind};
 use dovie_protocol::error::ErrorCode;
 use dovie_protocol::model::{Role, Room, RoomType, User, UserRole};
@@ -91,12 +91,14 @@ async fn append_ok(
 }
 
 mod ai;
+mod business;
 mod files;
 mod geo;
 mod messages;
 mod people;
 mod push;
 mod rooms;
+mod social;
 mod users;
 
 /// Looks under a store, at its tables, for what the traits cannot show (rows left behind).
@@ -303,6 +305,66 @@ macro_rules! backends {
                 async fn privacy_consents() {
                     let Some((s, _guard, _probe)) = open().await else { return };
                     crate::ai::consents(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn ai_reminders() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::ai::reminders(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn ai_transcription_jobs() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::ai::transcription_jobs(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn business_profiles() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::business::profiles(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn business_networking() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::business::networking(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn business_analytics_and_audit() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::business::analytics_and_audit(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn social_posts() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::social::posts(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn social_likes_and_comments() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::social::likes_and_comments(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn social_follows() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::social::follows(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn social_activities() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::social::activities(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn social_trends() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::social::trends(s).await;
                 }
 
                 #[actix_rt::test]

@@ -44,9 +44,11 @@ pub async fn profiles_and_search(store: SharedStore) {
         status_message: Some(Some("busy".into())),
         theme: Some(Theme::Dark),
         locale: Some("ko".into()),
+        time_zone: Some(Some("Asia/Seoul".into())),
         ..ProfilePatch::default()
     };
     let u = store.update_profile("a1", &patch).await.unwrap();
+    assert_eq!(u.time_zone.as_deref(), Some("Asia/Seoul"));
     assert_eq!(
         (
             u.display_name.as_str(),
@@ -57,6 +59,13 @@ pub async fn profiles_and_search(store: SharedStore) {
         ),
         ("Park Ji-woo", None, Some("busy"), Theme::Dark, "ko")
     );
+    assert_eq!(store.user_by_id("a1").await.unwrap().unwrap(), u);
+    let cleared = ProfilePatch {
+        time_zone: Some(None),
+        ..ProfilePatch::default()
+    };
+    let u = store.update_profile("a1", &cleared).await.unwrap();
+    assert_eq!(u.time_zone, None);
     assert_eq!(store.user_by_id("a1").await.unwrap().unwrap(), u);
     assert_eq!(
         ids(store.search_users("kim", None, 10).await.unwrap()),

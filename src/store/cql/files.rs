@@ -15,12 +15,13 @@ const LIST_ROUNDS: usize = 16;
 
 const FILE_COLS: &str = "id, uploader_id, filename, content_type, kind, size, sha256, object, \
      key_id, wrapped_key, chunk_bytes, hashtags, room_id, public, meta, preview_state, \
-     created_at, deleted_at";
+     created_at, deleted_at, transcript";
 
 pub(super) struct FileStmts {
     insert: PreparedStatement,
     by_id: PreparedStatement,
     set_meta: PreparedStatement,
+    set_transcript: PreparedStatement,
     set_hashtags: PreparedStatement,
     mark_deleted: PreparedStatement,
     insert_by_uploader: PreparedStatement,
@@ -49,9 +50,10 @@ impl FileStmts {
     pub(super) async fn prepare(s: &Session, keyspace: &str) -> Result<FileStmts, String> {
         let p = |cql: String| prepare_statement(s, keyspace, cql);
         Ok(FileStmts {
-            insert: p(format!("INSERT INTO files ({FILE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")).await?,
+            insert: p(format!("INSERT INTO files ({FILE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")).await?,
             by_id: p(format!("SELECT {FILE_COLS} FROM files WHERE id = ?")).await?,
             set_meta: p("UPDATE files SET meta = ?, preview_state = 'done' WHERE id = ?".into()).await?,
+            set_transcript: p("UPDATE files SET transcript = ? WHERE id = ?".into()).await?,
             set_hashtags: p("UPDATE files SET hashtags = ? WHERE id = ?".into()).await?,
             mark_deleted: p("UPDATE files SET deleted_at = ? WHERE id = ? IF deleted_at = null".into()).await?,
             insert_by_uploader: p("INSERT INTO files_by_uploader (uploader_id, file_id) VALUES (?, ?)".into()).await?,
@@ -98,6 +100,7 @@ struct FileRow {
     preview_state: Option<String>,
     created_at: i64,
     deleted_at: Option<i64>,
+    transcript: Option<String>,
 }
 
 impl FileRow {
@@ -121,6 +124,10 @@ impl FileRow {
             preview_state: Some(f.preview_state.as_str().into()),
             created_at: f.created_at,
             deleted_at: f.deleted_at,
+            transcript: f
+                .transcript
+                .as_ref()
+                .and_then(|t| serde_json::to_string(t).ok()),
         }
     }
 
@@ -147,6 +154,7 @@ impl FileRow {
             preview_state: PreviewState::parse(self.preview_state.as_deref().unwrap_or("")),
             created_at: self.created_at,
             deleted_at: self.deleted_at,
+            transcript: self.transcript.and_then(|t| serde_json::from_str(&t).ok()),
         }
     }
 }
@@ -219,6 +227,11 @@ impl FileStore for ScyllaStore {
         let json = serde_json::to_string(meta).unwrap_or_else(|_| "{}".into());
         self.write(&self.st.files.set_meta, (json, id)).await?;
         self.write(&self.st.files.delete_pending, (id,)).await
+    }
+
+    async fn set_file_transcript(&self, id: &str, t: &Transcript) -> StoreResult<()> {
+        let json = serde_json::to_string(t).unwrap_or_else(|_| "null".into());
+        self.write(&self.st.files.set_transcript, (json, id)).await
     }
 
     async fn add_file_hashtags(&self, id: &str, tags: &[String]) -> StoreResult<()> {

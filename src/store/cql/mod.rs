@@ -13,6 +13,7 @@
 //! and `room_store` (the room actors' port).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use dovie_actors::ports::{AppendError, AppendOutcome, Draft, ReceiptKind, RoomSnapshot};
@@ -30,14 +31,18 @@ use super::*;
 
 mod ai;
 mod auth;
+mod business;
 mod files;
 mod geo;
 mod history;
 mod people;
 mod privacy;
 mod push;
+mod reminders;
 mod room_store;
 mod rooms;
+mod social;
+mod transcriptions;
 mod users;
 
 /// Seqs per message partition.
@@ -102,6 +107,20 @@ const MIGRATIONS: &[(i32, &str)] = &[
         include_str!("../../../schema/scylla/0008_push_queue.cql"),
     ),
     (9, include_str!("../../../schema/scylla/0009_ai.cql")),
+    (
+        10,
+        include_str!("../../../schema/scylla/0010_reminders.cql"),
+    ),
+    (
+        11,
+        include_str!("../../../schema/scylla/0011_transcripts.cql"),
+    ),
+    (
+        12,
+        include_str!("../../../schema/scylla/0012_transcription_jobs.cql"),
+    ),
+    (13, include_str!("../../../schema/scylla/0013_social.cql")),
+    (14, include_str!("../../../schema/scylla/0014_business.cql")),
 ];
 
 const MSG_COLS: &str =
@@ -352,9 +371,11 @@ impl ScyllaStore {
         keyspace: &str,
         replication_factor: u32,
     ) -> Result<ScyllaStore, String> {
-        migrate(contact_points, keyspace, replication_factor).await?;
+        // Boxed: preparing every statement is one long future, too big for a small stack
+        // (a test thread's, in a debug build) when kept inline in its callers'.
+        Box::pin(migrate(contact_points, keyspace, replication_factor)).await?;
         let session = connect(contact_points).await?;
-        let st = Stmts::prepare(&session, keyspace).await?;
+        let st = Box::pin(Stmts::prepare(&session, keyspace)).await?;
         Ok(ScyllaStore {
             session,
             st,
@@ -715,6 +736,10 @@ struct Stmts {
     geo: geo::GeoStmts,
     push: push::PushStmts,
     ai: ai::AiStmts,
+    reminders: reminders::ReminderStmts,
+    transcriptions: transcriptions::TranscriptionStmts,
+    social: social::SocialStmts,
+    business: business::BusinessStmts,
     insert_user: PreparedStatement,
     claim_email: PreparedStatement,
     user_by_id: PreparedStatement,
@@ -851,6 +876,15 @@ fn qualify(cql: &str, keyspace: &str) -> String {
     cql.replacen(" FROM ", &format!(" FROM {keyspace}."), 1)
 }
 
+/// How often a statement is prepared before its error counts, and the pause between tries.
+///
+/// Nodes starting together migrate together: the one that did not run an `ALTER` sees the new
+/// column in `system_schema` a moment before the server's table accepts it, so a statement
+/// naming it is refused for that moment. Preparation is tried again until it passes or these run
+/// out (a statement that is simply wrong fails after them).
+const PREPARE_ATTEMPTS: u32 = 40;
+const PREPARE_RETRY: Duration = Duration::from_millis(250);
+
 /// Prepares one statement, qualified with the keyspace, at QUORUM.
 async fn prepare_statement(
     s: &Session,
@@ -858,10 +892,17 @@ async fn prepare_statement(
     cql: String,
 ) -> Result<PreparedStatement, String> {
     let cql = qualify(&cql, keyspace);
-    let mut st = s
-        .prepare(cql.clone())
-        .await
-        .map_err(|e| format!("preparing `{cql}`: {e}"))?;
+    let mut attempt = 1;
+    let mut st = loop {
+        match Box::pin(s.prepare(cql.clone())).await {
+            Ok(st) => break st,
+            Err(_) if attempt < PREPARE_ATTEMPTS => {
+                attempt += 1;
+                tokio::time::sleep(PREPARE_RETRY).await;
+            }
+            Err(e) => return Err(format!("preparing `{cql}`: {e}")),
+        }
+    };
     st.set_consistency(Consistency::Quorum);
     Ok(st)
 }
@@ -870,14 +911,18 @@ impl Stmts {
     async fn prepare(s: &Session, keyspace: &str) -> Result<Stmts, String> {
         let p = |cql: String| prepare_statement(s, keyspace, cql);
         Ok(Stmts {
-            files: files::FileStmts::prepare(s, keyspace).await?,
-            geo: geo::GeoStmts::prepare(s, keyspace).await?,
-            push: push::PushStmts::prepare(s, keyspace).await?,
-            ai: ai::AiStmts::prepare(s, keyspace).await?,
-            insert_user: p("INSERT INTO users (id, email, password_hash, display_name, avatar_url, bio, created_at, role, phone, status_message, theme, locale, presence_visible, discoverable) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)".into()).await?,
+            files: Box::pin(files::FileStmts::prepare(s, keyspace)).await?,
+            geo: Box::pin(geo::GeoStmts::prepare(s, keyspace)).await?,
+            push: Box::pin(push::PushStmts::prepare(s, keyspace)).await?,
+            ai: Box::pin(ai::AiStmts::prepare(s, keyspace)).await?,
+            reminders: Box::pin(reminders::ReminderStmts::prepare(s, keyspace)).await?,
+            transcriptions: Box::pin(transcriptions::TranscriptionStmts::prepare(s, keyspace)).await?,
+            social: Box::pin(social::SocialStmts::prepare(s, keyspace)).await?,
+            business: Box::pin(business::BusinessStmts::prepare(s, keyspace)).await?,
+            insert_user: p("INSERT INTO users (id, email, password_hash, display_name, avatar_url, bio, created_at, role, phone, status_message, theme, locale, presence_visible, discoverable, time_zone) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)".into()).await?,
             claim_email: p("INSERT INTO users_by_email (email, user_id) VALUES (?, ?) IF NOT EXISTS".into()).await?,
-            user_by_id: p("SELECT id, email, display_name, avatar_url, bio, created_at, role, phone, status_message, theme, locale, presence_visible, discoverable FROM users WHERE id = ?".into()).await?,
-            users_by_ids: p("SELECT id, email, display_name, avatar_url, bio, created_at, role, phone, status_message, theme, locale, presence_visible, discoverable FROM users WHERE id IN ?".into()).await?,
+            user_by_id: p("SELECT id, email, display_name, avatar_url, bio, created_at, role, phone, status_message, theme, locale, presence_visible, discoverable, time_zone FROM users WHERE id = ?".into()).await?,
+            users_by_ids: p("SELECT id, email, display_name, avatar_url, bio, created_at, role, phone, status_message, theme, locale, presence_visible, discoverable, time_zone FROM users WHERE id IN ?".into()).await?,
             set_user_role: p("UPDATE users SET role = ? WHERE id = ?".into()).await?,
             set_avatar: p("UPDATE users SET avatar_url = ? WHERE id = ?".into()).await?,
             user_exists: p("SELECT id FROM users WHERE id = ?".into()).await?,
@@ -954,7 +999,7 @@ impl Stmts {
             release_phone: p("DELETE FROM users_by_phone WHERE phone = ? IF user_id = ?".into()).await?,
             release_email: p("DELETE FROM users_by_email WHERE email = ? IF user_id = ?".into()).await?,
             user_id_by_phone: p("SELECT user_id FROM users_by_phone WHERE phone = ?".into()).await?,
-            update_profile: p("UPDATE users SET display_name = ?, bio = ?, status_message = ?, theme = ?, locale = ?, presence_visible = ?, discoverable = ? WHERE id = ?".into()).await?,
+            update_profile: p("UPDATE users SET display_name = ?, bio = ?, status_message = ?, theme = ?, locale = ?, presence_visible = ?, discoverable = ?, time_zone = ? WHERE id = ?".into()).await?,
             set_phone: p("UPDATE users SET phone = ? WHERE id = ?".into()).await?,
             insert_name_prefix: p("INSERT INTO user_name_prefixes (prefix, user_id) VALUES (?, ?)".into()).await?,
             delete_name_prefix: p("DELETE FROM user_name_prefixes WHERE prefix = ? AND user_id = ?".into()).await?,

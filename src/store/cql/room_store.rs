@@ -492,10 +492,22 @@ impl ScyllaStore {
         max_room_members: usize,
     ) -> Result<Vec<String>, ErrorBody> {
         let rooms = self.my_rooms(user_id).await?;
+        // Channels carry no presence: their (possibly many) members are never read here.
+        let kinds = try_join_all(
+            rooms
+                .iter()
+                .map(|r| self.row::<RoomRow>(&self.st.room_by_id, (r,))),
+        )
+        .await?;
         let members = try_join_all(
             rooms
                 .iter()
-                .map(|r| self.rows::<(String, String, i64)>(&self.st.members_of, (r,))),
+                .zip(kinds)
+                .filter(|(_, row)| {
+                    row.as_ref()
+                        .is_some_and(|row| RoomType::parse(&row.1) != Some(RoomType::Channel))
+                })
+                .map(|(r, _)| self.rows::<(String, String, i64)>(&self.st.members_of, (r,))),
         )
         .await?;
         let set: BTreeSet<String> = members

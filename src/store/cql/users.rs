@@ -22,6 +22,7 @@ type UserRow = (
     Option<String>,
     Option<bool>,
     Option<bool>,
+    Option<String>,
 );
 
 fn to_user(r: UserRow) -> User {
@@ -41,6 +42,7 @@ fn to_user(r: UserRow) -> User {
             .unwrap_or_else(|| dovie_protocol::model::DEFAULT_LOCALE.to_string()),
         presence_visible: r.11.unwrap_or(true),
         discoverable: r.12.unwrap_or(true),
+        time_zone: r.13,
     }
 }
 
@@ -122,6 +124,7 @@ impl UserStore for ScyllaStore {
                 &u.locale,
                 u.presence_visible,
                 u.discoverable,
+                &u.time_zone,
             ),
         )
         .await?;
@@ -229,6 +232,9 @@ impl UserStore for ScyllaStore {
         if let Some(v) = &p.locale {
             after.locale = v.clone();
         }
+        if let Some(v) = &p.time_zone {
+            after.time_zone = v.clone();
+        }
         if let Some(v) = p.presence_visible {
             after.presence_visible = v;
         }
@@ -249,6 +255,7 @@ impl UserStore for ScyllaStore {
                 &after.locale,
                 after.presence_visible,
                 after.discoverable,
+                &after.time_zone,
                 id,
             ),
         )

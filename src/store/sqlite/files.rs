@@ -6,7 +6,7 @@ use super::*;
 
 const FILE_COLUMNS: &str = "id, uploader_id, filename, content_type, kind, size, sha256, object, \
      key_id, wrapped_key, chunk_bytes, hashtags, room_id, public, meta, preview_state, \
-     created_at, deleted_at";
+     created_at, deleted_at, transcript";
 
 fn file_from_row(r: &Row) -> rusqlite::Result<FileRecord> {
     let kind: String = r.get(4)?;
@@ -32,6 +32,9 @@ fn file_from_row(r: &Row) -> rusqlite::Result<FileRecord> {
         preview_state: PreviewState::parse(&state),
         created_at: r.get(16)?,
         deleted_at: r.get(17)?,
+        transcript: r
+            .get::<_, Option<String>>(18)?
+            .and_then(|t| serde_json::from_str(&t).ok()),
     })
 }
 
@@ -62,7 +65,7 @@ impl FileStore for SqliteStore {
             db(c.execute(
                 &format!(
                     "INSERT INTO files ({FILE_COLUMNS}) VALUES \
-                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
                 ),
                 params![
                     f.id,
@@ -83,6 +86,7 @@ impl FileStore for SqliteStore {
                     f.preview_state.as_str(),
                     f.created_at,
                     f.deleted_at,
+                    f.transcript.as_ref().and_then(|t| serde_json::to_string(t).ok()),
                 ],
             ))?;
             for tag in &f.hashtags {
@@ -118,6 +122,21 @@ impl FileStore for SqliteStore {
             db(c.execute(
                 "UPDATE files SET meta = ?2, preview_state = 'done' WHERE id = ?1",
                 params![id, meta],
+            ))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_file_transcript(&self, id: &str, t: &Transcript) -> StoreResult<()> {
+        let (id, t) = (
+            id.to_string(),
+            serde_json::to_string(t).unwrap_or_else(|_| "null".into()),
+        );
+        self.write(move |c| {
+            db(c.execute(
+                "UPDATE files SET transcript = ?2 WHERE id = ?1",
+                params![id, t],
             ))?;
             Ok(())
         })

@@ -29,14 +29,18 @@ use super::*;
 
 mod ai;
 mod auth;
+mod business;
 mod files;
 mod geo;
 mod history;
 mod people;
 mod privacy;
 mod push;
+mod reminders;
 mod room_store;
 mod rooms;
+mod social;
+mod transcriptions;
 mod users;
 
 /// The schema migrations, in order. Each runs once, recorded in `schema_migrations`.
@@ -60,6 +64,20 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../../schema/sqlite/0009_push_queue.sql"),
     ),
     (10, include_str!("../../../schema/sqlite/0010_ai.sql")),
+    (
+        11,
+        include_str!("../../../schema/sqlite/0011_reminders.sql"),
+    ),
+    (
+        12,
+        include_str!("../../../schema/sqlite/0012_transcripts.sql"),
+    ),
+    (
+        13,
+        include_str!("../../../schema/sqlite/0013_transcription_jobs.sql"),
+    ),
+    (14, include_str!("../../../schema/sqlite/0014_social.sql")),
+    (15, include_str!("../../../schema/sqlite/0015_business.sql")),
 ];
 /// A migration that rebuilds a table says so with this line: foreign keys are turned off
 /// around its transaction (they cannot be inside one) and checked before it commits.
@@ -497,12 +515,13 @@ fn user_from_row(r: &Row) -> rusqlite::Result<User> {
         locale: r.get(10)?,
         presence_visible: r.get::<_, i64>(11)? != 0,
         discoverable: r.get::<_, i64>(12)? != 0,
+        time_zone: r.get(13)?,
     })
 }
 
 /// The columns [`user_from_row`] reads, in its order.
 const USER_COLUMNS: &str = "id, email, display_name, avatar_url, bio, created_at, role, phone, \
-     status_message, theme, locale, presence_visible, discoverable";
+     status_message, theme, locale, presence_visible, discoverable, time_zone";
 
 fn query_messages(
     conn: &Connection,

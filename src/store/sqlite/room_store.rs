@@ -285,10 +285,12 @@ impl dovie_actors::RoomStore for SqliteStore {
         let user_id = user_id.to_string();
         self.read(move |c| {
             let mut stmt = db(c.prepare_cached(
-                // The user's small rooms first (each counted only up to the limit), then
-                // their members: a large room costs at most `limit + 1` rows, once.
+                // The user's small rooms first (each counted only up to the limit; channels
+                // carry no presence), then their members: a large room costs at most
+                // `limit + 1` rows, once.
                 "WITH small AS MATERIALIZED ( \
                      SELECT m.room_id FROM chat_participants m WHERE m.user_id = ?1 \
+                     AND (SELECT type FROM chat_rooms r WHERE r.id = m.room_id) != 'channel' \
                      AND (SELECT COUNT(*) FROM (SELECT 1 FROM chat_participants n \
                           WHERE n.room_id = m.room_id LIMIT ?2 + 1)) <= ?2) \
                  SELECT DISTINCT b.user_id FROM chat_participants b JOIN small s ON s.room_id = b.room_id \

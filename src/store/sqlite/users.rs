@@ -83,7 +83,7 @@ impl UserStore for SqliteStore {
                 |r| {
                     Ok(UserRecord {
                         user: user_from_row(r)?,
-                        password_hash: r.get(13)?,
+                        password_hash: r.get(14)?,
                     })
                 },
             )
@@ -180,6 +180,9 @@ impl UserStore for SqliteStore {
             }
             if let Some(v) = &p.locale {
                 set("locale", v)?;
+            }
+            if let Some(v) = &p.time_zone {
+                set("time_zone", v)?;
             }
             if let Some(v) = p.presence_visible {
                 set("presence_visible", &v)?;

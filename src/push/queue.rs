@@ -12,7 +12,7 @@
 //!   than [`STUCK_AFTER`] on any node. Every key shares one hash tag, so the scripts run on a
 //!   Redis Cluster too.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -72,12 +72,53 @@ pub struct StoreQueue {
 /// What this node works on. A claim reads the store and then takes what no one works on; a
 /// job finished while that read was under way may still show in it as it was (due), so jobs
 /// finished since a claim began are kept out of that claim (`settled`: id → the claim count
-/// when it was written back).
+/// when it was written back). Claims run side by side (a loop per lane), so a settled job is
+/// remembered until every claim that began before it was written back has ended (`reading`).
 #[derive(Default)]
 struct Claims {
     working: HashSet<String>,
-    settled: std::collections::HashMap<String, u64>,
+    settled: HashMap<String, u64>,
+    /// Claims whose store read is under way.
+    reading: BTreeSet<u64>,
     started: u64,
+}
+
+impl Claims {
+    /// A claim begins: answers its number, to pass to [`Claims::take`].
+    fn begin(&mut self) -> u64 {
+        self.started += 1;
+        self.reading.insert(self.started);
+        self.started
+    }
+
+    /// The claim's read answered `due` (or failed: `due` empty): takes, of at most `max`, the
+    /// jobs no one works on and none finished since the claim began.
+    fn take(&mut self, claim: u64, due: Vec<PushJobRecord>, max: usize) -> Vec<PushJobRecord> {
+        self.reading.remove(&claim);
+        let Claims {
+            working, settled, ..
+        } = self;
+        let taken = due
+            .into_iter()
+            .filter(|j| settled.get(&j.id).is_none_or(|at| *at < claim))
+            .filter(|j| working.insert(j.id.clone()))
+            .take(max)
+            .collect();
+        // Only reads that began before a job was written back can still see it as it was.
+        match self.reading.first() {
+            Some(oldest) => self.settled.retain(|_, at| *at >= *oldest),
+            None => self.settled.clear(),
+        }
+        taken
+    }
+
+    /// A job's outcome is in the store: it is no longer being worked on.
+    fn settle(&mut self, id: &str) {
+        self.working.remove(id);
+        if !self.reading.is_empty() {
+            self.settled.insert(id.to_string(), self.started);
+        }
+    }
 }
 
 impl StoreQueue {
@@ -86,14 +127,6 @@ impl StoreQueue {
             store,
             claims: Mutex::new(Claims::default()),
         })
-    }
-
-    /// A job's outcome is in the store: it is no longer being worked on.
-    fn settle(&self, id: &str) {
-        let mut c = self.claims.lock();
-        c.working.remove(id);
-        let now = c.started;
-        c.settled.insert(id.to_string(), now);
     }
 }
 
@@ -115,25 +148,23 @@ impl PushQueue for StoreQueue {
     async fn claim(&self, lane: Lane, max: usize) -> Result<Vec<QueuedJob>, ErrorBody> {
         let (busy, claim) = {
             let mut c = self.claims.lock();
-            c.started += 1;
-            let claim = c.started;
-            // Written back before this claim began: the read below sees it as it is now.
-            c.settled.retain(|_, at| *at >= claim);
+            let claim = c.begin();
             (c.working.len(), claim)
         };
-        let due = self
+        let due = match self
             .store
             .due_push_jobs(lane.index() as u8, dovie_actors::now_ms(), max + busy)
-            .await?;
-        let mut c = self.claims.lock();
-        let Claims {
-            working, settled, ..
-        } = &mut *c;
-        Ok(due
+            .await
+        {
+            Ok(due) => due,
+            Err(e) => {
+                self.claims.lock().take(claim, Vec::new(), 0);
+                return Err(e);
+            }
+        };
+        let taken = self.claims.lock().take(claim, due, max);
+        Ok(taken
             .into_iter()
-            .filter(|j| settled.get(&j.id).is_none_or(|at| *at < claim))
-            .filter(|j| working.insert(j.id.clone()))
-            .take(max)
             .map(|j| QueuedJob {
                 handle: j.id.clone(),
                 id: j.id,
@@ -151,7 +182,7 @@ impl PushQueue for StoreQueue {
             .store
             .finish_push_job(job.lane.index() as u8, &job.id, &follow)
             .await;
-        self.settle(&job.id);
+        self.claims.lock().settle(&job.id);
         r
     }
 
@@ -160,7 +191,7 @@ impl PushQueue for StoreQueue {
             .store
             .retry_push_job(job.lane.index() as u8, &job.id, due_at, job.attempts + 1)
             .await;
-        self.settle(&job.id);
+        self.claims.lock().settle(&job.id);
         r
     }
 }
@@ -536,5 +567,70 @@ impl PushQueue for RedisQueue {
             .map_err(|e| unavailable("retry", e));
         self.state.lock().working.remove(&job.handle);
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: &str) -> PushJobRecord {
+        PushJobRecord {
+            id: id.into(),
+            body: String::new(),
+            due_at: 0,
+            attempts: 0,
+            lane: 1,
+        }
+    }
+
+    fn ids(jobs: &[PushJobRecord]) -> Vec<&str> {
+        jobs.iter().map(|j| j.id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_job_is_handed_out_once_while_worked_on() {
+        let mut c = Claims::default();
+        let first = c.begin();
+        assert_eq!(
+            ids(&c.take(first, vec![job("a"), job("b")], 10)),
+            ["a", "b"]
+        );
+        let second = c.begin();
+        assert!(c.take(second, vec![job("a"), job("b")], 10).is_empty());
+        c.settle("a");
+        // Retried for later and due again: a new claim takes it.
+        let third = c.begin();
+        assert_eq!(ids(&c.take(third, vec![job("a")], 10)), ["a"]);
+    }
+
+    #[test]
+    fn a_read_that_began_before_a_job_settled_cannot_hand_it_out_again() {
+        let mut c = Claims::default();
+        let first = c.begin();
+        assert_eq!(ids(&c.take(first, vec![job("j")], 10)), ["j"]);
+        // The delivery lane's claim reads; meanwhile j is written back (finished) and the
+        // expansion lane's claim begins and ends.
+        let slow = c.begin();
+        c.settle("j");
+        let quick = c.begin();
+        assert!(c.take(quick, Vec::new(), 10).is_empty());
+        // The slow read saw j as it was before it finished: still not handed out.
+        assert!(c.take(slow, vec![job("j")], 10).is_empty());
+        // With no read under way nothing is remembered.
+        assert!(c.settled.is_empty() && c.reading.is_empty());
+    }
+
+    #[test]
+    fn a_failed_read_ends_its_claim() {
+        let mut c = Claims::default();
+        let failed = c.begin();
+        c.take(failed, Vec::new(), 0);
+        assert!(c.reading.is_empty());
+        c.settle("x");
+        assert!(
+            c.settled.is_empty(),
+            "no read under way: nothing to remember"
+        );
     }
 }

@@ -281,6 +281,12 @@ impl AuthService {
         meta: SessionMeta,
     ) -> Result<Tokens, ErrorBody> {
         let now = now_ms();
+        if crate::admin::suspension_in_force(&self.store, user_id, now)
+            .await?
+            .is_some()
+        {
+            return Err(crate::admin::suspended());
+        }
         let session = AuthSession {
             id: uuid::Uuid::now_v7().to_string(),
             user_id: user_id.into(),
@@ -416,6 +422,15 @@ impl AuthService {
             )
             .await?
         {
+            Rotation::Rotated(session)
+                if crate::admin::suspension_in_force(&self.store, &session.user_id, now)
+                    .await?
+                    .is_some() =>
+            {
+                // Suspended since the session began (a login racing the suspension).
+                self.logout(&session.id).await?;
+                Err(crate::admin::suspended())
+            }
             Rotation::Rotated(session) => Ok((
                 Tokens {
                     access_token: self.access_token(&session.user_id, &session.id)?,

@@ -4,6 +4,7 @@
 
 #![recursion_limit = "512"]
 
+pub mod admin;
 pub mod ai;
 pub mod api;
 pub mod audit;

@@ -1,9 +1,9 @@
--- Dovie embedded store, schema version 15: business (BIZ-1..6) and the audit log. Posts are
+-- Dovie embedded store, schema version 15: business (BIZ-1..6). Posts are
 -- listed by their feed key (the business a post speaks for, else its author), business
 -- profiles with their name-prefix index, connection requests between businesses (one open
 -- request or connection per pair, either way), verification requests, company channels
 -- (each a room of type `channel`), per-day analytics counters with the viewers already counted
--- for a post that day, and the append-only audit log.
+-- for a post that day.
 -- dovie: foreign_keys off
 --
 -- `chat_rooms.type` gains `channel`; SQLite can only change a CHECK by rebuilding the table
@@ -109,15 +109,3 @@ CREATE TABLE IF NOT EXISTS post_views (
     viewer_id TEXT NOT NULL,
     PRIMARY KEY (post_id, day, viewer_id)
 ) WITHOUT ROWID;
-
-CREATE TABLE IF NOT EXISTS audit_log (
-    id TEXT PRIMARY KEY,
-    at INTEGER NOT NULL,
-    actor_id TEXT NOT NULL,
-    action TEXT NOT NULL,
-    target_kind TEXT NOT NULL,
-    target_id TEXT NOT NULL,
-    detail TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS audit_log_by_target ON audit_log (target_kind, target_id, at DESC);
-CREATE INDEX IF NOT EXISTS audit_log_by_time ON audit_log (at DESC);

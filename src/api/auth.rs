@@ -7,8 +7,10 @@ use dovie_protocol::error::{ErrorBody, ErrorCode};
 use dovie_protocol::model::User;
 use dovie_protocol::rules;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::{client_ip, Api, ApiError, ApiResult, Authed, Body, Out, RouteDoc};
+use crate::audit;
 use crate::auth::{SessionMeta, Tokens};
 use crate::people::{invite::constant_time_eq, sms};
 use crate::ratelimit::Rule;
@@ -80,6 +82,63 @@ fn ip_of(req: &HttpRequest) -> String {
     client_ip(req).map_or_else(|| "unknown".to_string(), |ip| ip.to_string())
 }
 
+/// Writes a security event of the account `user_id` (the actor and the target) to the audit
+/// log; the event stands whatever the log answers.
+async fn security_event(
+    state: &AppState,
+    req: &HttpRequest,
+    action: &'static str,
+    user: &User,
+    details: serde_json::Value,
+) {
+    let ip = client_ip(req).map(|ip| ip.to_string());
+    audit::note(
+        &state.store,
+        audit::Actor {
+            id: &user.id,
+            ip: ip.as_deref(),
+        },
+        action,
+        audit::Target {
+            kind: "user",
+            id: &user.id,
+            label: Some(crate::admin::label(user)),
+        },
+        details,
+    )
+    .await;
+}
+
+/// A login that did not succeed (wrong password, unknown email, suspended account), against
+/// the account of that email when there is one.
+async fn login_failed(state: &AppState, req: &HttpRequest, email: &str, error: &ErrorBody) {
+    let email: String = email.trim().to_lowercase().chars().take(MAX_EMAIL_LOGGED).collect();
+    let account = state.store.user_by_email(&email).await.ok().flatten();
+    let ip = client_ip(req).map(|ip| ip.to_string());
+    let (kind, id) = match &account {
+        Some(a) => ("user", a.user.id.as_str()),
+        None => ("email", email.as_str()),
+    };
+    audit::note(
+        &state.store,
+        audit::Actor {
+            id: audit::ANONYMOUS,
+            ip: ip.as_deref(),
+        },
+        "auth.login_failed",
+        audit::Target {
+            kind,
+            id,
+            label: Some(&email),
+        },
+        serde_json::json!({ "method": "password", "code": error.code }),
+    )
+    .await;
+}
+
+/// An email written into the audit log of a failed login, at most (characters).
+const MAX_EMAIL_LOGGED: usize = 254;
+
 fn meta(req: &HttpRequest, device: Option<&str>) -> SessionMeta {
     let ua = req
         .headers()
@@ -141,10 +200,20 @@ async fn login(
         .limiter
         .hit(login_rule(&state, "login_account"), &account)
         .await?;
-    let (user, tokens) = state
+    let (user, tokens) = match state
         .auth
         .login(&b.email, &b.password, meta(&req, b.device.as_deref()))
-        .await?;
+        .await
+    {
+        Ok(done) => done,
+        Err(e) => {
+            if matches!(e.code, ErrorCode::Unauthorized | ErrorCode::Suspended) {
+                login_failed(&state, &req, &b.email, &e).await;
+            }
+            return Err(e.into());
+        }
+    };
+    security_event(&state, &req, "auth.login", &user, json!({ "method": "password" })).await;
     Ok(out.ok(&Session { user, tokens }))
 }
 
@@ -168,7 +237,7 @@ async fn refresh(
 
 /// Revokes a login session everywhere: its tokens stop working on every node, its sockets get
 /// `force_logout` and close 4003.
-async fn revoke(state: &AppState, session_id: &str, reason: &str) -> ApiResult<()> {
+pub(super) async fn revoke(state: &AppState, session_id: &str, reason: &str) -> ApiResult<()> {
     state.auth.logout(session_id).await?;
     if let Some(c) = &state.cluster {
         c.revoke(session_id);
@@ -177,8 +246,32 @@ async fn revoke(state: &AppState, session_id: &str, reason: &str) -> ApiResult<(
     Ok(())
 }
 
+/// Writes a revocation of the caller's sessions to the audit log.
+async fn revoked(state: &AppState, who: &Authed, action: &'static str, details: serde_json::Value) {
+    let user = state.store.user_by_id(&who.user_id).await.ok().flatten();
+    audit::note(
+        &state.store,
+        who.actor(),
+        action,
+        audit::Target {
+            kind: "user",
+            id: &who.user_id,
+            label: user.as_ref().map(crate::admin::label),
+        },
+        details,
+    )
+    .await;
+}
+
 async fn logout(state: web::Data<AppState>, who: Authed) -> ApiResult<HttpResponse> {
     revoke(&state, &who.auth_session_id, "logged out").await?;
+    revoked(
+        &state,
+        &who,
+        "session.revoked",
+        json!({ "session_id": who.auth_session_id, "reason": "logout" }),
+    )
+    .await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -192,6 +285,7 @@ async fn logout_all(state: web::Data<AppState>, who: Authed) -> ApiResult<HttpRe
     }
     // The caller's own session may have expired from the list's view; revoke it regardless.
     revoke(&state, &who.auth_session_id, "logged out everywhere").await?;
+    revoked(&state, &who, "session.revoked_all", json!({})).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -228,6 +322,13 @@ async fn revoke_session(
         return Err(ApiError::new(ErrorCode::NotFound, "no such session"));
     }
     revoke(&state, &id, "session revoked").await?;
+    revoked(
+        &state,
+        &who,
+        "session.revoked",
+        json!({ "session_id": id.as_str(), "reason": "revoked" }),
+    )
+    .await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -356,11 +457,13 @@ async fn social_login(
         .limiter
         .hit(login_rule(&state, "social_account"), &key)
         .await?;
+    let method = ext.provider;
     let (user, created) = account_of(&state, ext, new_account_locale(&state, &req)).await?;
     let tokens = state
         .auth
         .start_session(&user.id, meta(&req, b.device.as_deref()))
         .await?;
+    security_event(&state, &req, "auth.login", &user, json!({ "method": method })).await;
     let body = Session { user, tokens };
     Ok(out.created_or_ok(created, &body))
 }
@@ -491,6 +594,7 @@ async fn verify_sms(
     let phone = check_code(&state, &b.verification_id, &b.code).await?;
     if let Some(who) = linking {
         let user = state.store.set_phone(&who.user_id, &phone).await?;
+        security_event(&state, &req, "phone.changed", &user, json!({})).await;
         return Ok(out.ok(&serde_json::json!({ "user": user })));
     }
     let (user, created) = match state.store.user_by_phone(&phone).await? {
@@ -530,6 +634,7 @@ async fn verify_sms(
         .auth
         .start_session(&user.id, meta(&req, b.device.as_deref()))
         .await?;
+    security_event(&state, &req, "auth.login", &user, json!({ "method": "sms" })).await;
     let body = Session { user, tokens };
     Ok(out.created_or_ok(created, &body))
 }

@@ -892,11 +892,12 @@ async fn request_verification(
     state.store.create_business_verification(&v).await?;
     audit::record(
         &state.store,
-        &who.user_id,
+        who.actor(),
         "verification.requested",
         Target {
             kind: "business",
             id: &b.id,
+            label: Some(&b.name),
         },
         json!({ "verification_id": v.id, "documents": v.documents }),
     )
@@ -946,11 +947,12 @@ async fn verification_queue(
 /// owner told either way.
 async fn review(
     state: &AppState,
-    who: &str,
+    actor: &Authed,
     id: &str,
     approve: bool,
     reason: Option<String>,
 ) -> ApiResult<VerificationRecord> {
+    let who = actor.user_id.as_str();
     admin_only(state, who).await?;
     let mut v = state
         .store
@@ -972,13 +974,15 @@ async fn review(
     } else {
         "verification.rejected"
     };
+    let label = state.store.business(&v.business_id).await?.map(|b| b.name);
     audit::record(
         &state.store,
-        who,
+        actor.actor(),
         action,
         Target {
             kind: "business",
             id: &v.business_id,
+            label: label.as_deref(),
         },
         json!({ "verification_id": v.id, "reason": v.reason }),
     )
@@ -1012,7 +1016,7 @@ async fn approve(
     who: Authed,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let v = review(&state, &who.user_id, &id, true, None).await?;
+    let v = review(&state, &who, &id, true, None).await?;
     Ok(out.ok(&json!({ "verification": v })))
 }
 
@@ -1025,7 +1029,7 @@ async fn reject(
     Body(r): Body<Rejection>,
 ) -> ApiResult<HttpResponse> {
     let reason = required(r.reason, "reason", MAX_NOTE_CHARS)?;
-    let v = review(&state, &who.user_id, &id, false, Some(reason)).await?;
+    let v = review(&state, &who, &id, false, Some(reason)).await?;
     Ok(out.ok(&json!({ "verification": v })))
 }
 

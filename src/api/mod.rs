@@ -277,6 +277,18 @@ impl FromRequest for Out {
 pub struct Authed {
     pub user_id: String,
     pub auth_session_id: String,
+    /// The client's address (for the audit log).
+    pub ip: Option<String>,
+}
+
+impl Authed {
+    /// The caller as the audit log names an actor.
+    pub fn actor(&self) -> crate::audit::Actor<'_> {
+        crate::audit::Actor {
+            id: &self.user_id,
+            ip: self.ip.as_deref(),
+        }
+    }
 }
 
 /// The client's address: the peer, or — behind a trusted proxy (`http.trusted_proxies`) — the
@@ -349,6 +361,7 @@ impl FromRequest for Authed {
             Ok(Authed {
                 user_id: id.user_id,
                 auth_session_id: id.auth_session_id,
+                ip: client_ip(req).map(|ip| ip.to_string()),
             })
         })();
         std::future::ready(result)

@@ -1321,29 +1321,85 @@ pub trait AnalyticsStore: Send + Sync {
     ) -> StoreResult<Vec<(i64, Metric, i64)>>;
 }
 
-/// One entry of the audit log: who did what to what, and when.
+/// One entry of the audit log: who did what to what, from where, and when. The target's label
+/// (a name or email as it was then) outlives the target.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct AuditRecord {
     pub id: String,
     pub at: i64,
     pub actor_id: String,
     pub action: String,
-    pub target_kind: String,
+    pub target_type: String,
     pub target_id: String,
-    pub detail: serde_json::Value,
+    pub target_label: Option<String>,
+    pub ip: Option<String>,
+    pub details: serde_json::Value,
+}
+
+/// Which audit entries to list: each named filter must match; entries strictly older than
+/// `before` (`at`, `id`), newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor_id: Option<String>,
+    pub action: Option<String>,
+    /// `(target_type, target_id)`.
+    pub target: Option<(String, String)>,
+    pub before: Option<(i64, String)>,
 }
 
 /// The audit log: appended to, never changed.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     async fn append_audit(&self, a: &AuditRecord) -> StoreResult<()>;
-    /// Entries about one target, newest first.
-    async fn audit_of(
+    /// Entries matching `filter`, newest first, at most `limit`.
+    async fn audit_entries(
         &self,
-        target_kind: &str,
-        target_id: &str,
+        filter: &AuditFilter,
         limit: usize,
     ) -> StoreResult<Vec<AuditRecord>>;
+}
+
+/// An account's suspension: no login, no session, until lifted or `until` passes.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Suspension {
+    pub user_id: String,
+    pub reason: String,
+    pub since: i64,
+    /// When it ends by itself; none: until lifted.
+    pub until: Option<i64>,
+    pub by: String,
+}
+
+impl Suspension {
+    /// In force at `now`.
+    pub fn active(&self, now: i64) -> bool {
+        self.until.is_none_or(|u| u > now)
+    }
+}
+
+/// What administration keeps about accounts (ADM-1): suspensions, and the listing of every
+/// account (discoverable or not) by id, email, phone or name.
+#[async_trait]
+pub trait AdminStore: Send + Sync {
+    /// Suspends (or re-suspends, replacing the reason and end) an account.
+    async fn put_suspension(&self, s: &Suspension) -> StoreResult<()>;
+    /// Lifts an account's suspension; answers whether there was one.
+    async fn lift_suspension(&self, user_id: &str) -> StoreResult<bool>;
+    /// The account's suspension, in force or ended (until lifted).
+    async fn suspension(&self, user_id: &str) -> StoreResult<Option<Suspension>>;
+    /// Every recorded suspension, by user id after `after`, at most `limit`.
+    async fn suspensions(&self, after: Option<&str>, limit: usize) -> StoreResult<Vec<Suspension>>;
+    /// Accounts ascending by id after `after`, at most `limit`: all of them without `q`, else
+    /// those whose id, email or phone is `q` or one of whose name prefixes
+    /// ([`text::name_prefixes`]) is `q` lowercased — discoverable or not.
+    async fn admin_users(
+        &self,
+        q: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<User>>;
+    /// How many accounts are admins.
+    async fn admin_count(&self) -> StoreResult<u64>;
 }
 
 /// Consents (OPS-9): what each user agreed to, with every change kept.
@@ -1365,6 +1421,7 @@ pub trait Store:
     + BusinessStore
     + AnalyticsStore
     + AuditStore
+    + AdminStore
     + AiStore
     + ReminderStore
     + TranscriptionJobs
@@ -1391,6 +1448,7 @@ impl<T> Store for T where
         + BusinessStore
         + AnalyticsStore
         + AuditStore
+        + AdminStore
         + AiStore
         + ReminderStore
         + TranscriptionJobs

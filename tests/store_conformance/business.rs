@@ -2,10 +2,10 @@
 //! move them), exact follower counts, business posts listed under the business; connection
 //! requests (one open per pair either way, decided once, asked again after a decline);
 //! verification requests (decided once, the badge with an approval, listed by status); channels;
-//! analytics counters per day and metric with impressions once per viewer and day; the audit log.
+//! analytics counters per day and metric with impressions once per viewer and day.
 
 use dovie::store::{
-    AuditRecord, BusinessRecord, ChannelRecord, ConnectionRecord, Metric, PostRecord,
+    BusinessRecord, ChannelRecord, ConnectionRecord, Metric, PostRecord,
     VerificationRecord, Visibility,
 };
 
@@ -289,7 +289,7 @@ pub async fn networking(s: SharedStore) {
     assert!(s.channels_of("n2").await.unwrap().is_empty());
 }
 
-pub async fn analytics_and_audit(s: SharedStore) {
+pub async fn analytics(s: SharedStore) {
     s.count_metric("a1", 100, Metric::Followers, 1)
         .await
         .unwrap();
@@ -324,29 +324,4 @@ pub async fn analytics_and_audit(s: SharedStore) {
     assert!(s.first_view("post-1", 101, "v1").await.unwrap());
     assert!(s.first_view("post-1", 100, "v2").await.unwrap());
     assert!(s.first_view("post-2", 100, "v1").await.unwrap());
-
-    let entry = |id: &str, at: i64, action: &str| AuditRecord {
-        id: id.into(),
-        at,
-        actor_id: "admin".into(),
-        action: action.into(),
-        target_kind: "business".into(),
-        target_id: "a1".into(),
-        detail: serde_json::json!({ "verification_id": "v1" }),
-    };
-    s.append_audit(&entry("e1", 10, "verification.requested"))
-        .await
-        .unwrap();
-    s.append_audit(&entry("e2", 20, "verification.approved"))
-        .await
-        .unwrap();
-    assert_eq!(
-        s.audit_of("business", "a1", 10).await.unwrap(),
-        [
-            entry("e2", 20, "verification.approved"),
-            entry("e1", 10, "verification.requested")
-        ]
-    );
-    assert_eq!(s.audit_of("business", "a1", 1).await.unwrap().len(), 1);
-    assert!(s.audit_of("business", "a2", 10).await.unwrap().is_empty());
 }

@@ -91,6 +91,7 @@ async fn append_ok(
 }
 
 mod ai;
+mod admin;
 mod business;
 mod files;
 mod geo;
@@ -332,9 +333,21 @@ macro_rules! backends {
                 }
 
                 #[actix_rt::test]
-                async fn business_analytics_and_audit() {
+                async fn business_analytics() {
                     let Some((s, _guard, _probe)) = open().await else { return };
-                    crate::business::analytics_and_audit(s).await;
+                    crate::business::analytics(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn admin_audit_log() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::admin::audit_log(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn admin_accounts_and_suspensions() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::admin::accounts_and_suspensions(s).await;
                 }
 
                 #[actix_rt::test]

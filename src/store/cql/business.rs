@@ -2,8 +2,7 @@
 //! `business_name_prefixes`, connection requests (`business_connections`, the pair claimed in
 //! `connection_pairs` by LWT, listed under both businesses in `connections_by_business`),
 //! verification requests (decided by LWT, listed by status and by business), company channels,
-//! the analytics counters (`business_metrics`, `post_views` claimed by LWT) and the audit log
-//! (`audit_log` by target, `audit_by_day`).
+//! the analytics counters (`business_metrics`, `post_views` claimed by LWT).
 
 use scylla::value::Counter;
 
@@ -48,9 +47,6 @@ pub(super) struct BusinessStmts {
     count_metric: PreparedStatement,
     metric_days: PreparedStatement,
     claim_view: PreparedStatement,
-    insert_audit: PreparedStatement,
-    insert_audit_by_day: PreparedStatement,
-    audit_of: PreparedStatement,
 }
 
 const BUSINESS_COLS: &str = "id, owner_id, name, category, description, website, email, phone, \
@@ -97,9 +93,6 @@ impl BusinessStmts {
             count_metric: p("UPDATE business_metrics SET value = value + ? WHERE business_id = ? AND day = ? AND metric = ?".into()).await?,
             metric_days: p("SELECT day, metric, value FROM business_metrics WHERE business_id = ? AND day >= ? AND day <= ?".into()).await?,
             claim_view: p("INSERT INTO post_views (post_id, day, viewer_id) VALUES (?, ?, ?) IF NOT EXISTS USING TTL ?".into()).await?,
-            insert_audit: p("INSERT INTO audit_log (target_kind, target_id, at, id, actor_id, action, detail) VALUES (?, ?, ?, ?, ?, ?, ?)".into()).await?,
-            insert_audit_by_day: p("INSERT INTO audit_by_day (day, at, id, actor_id, action, target_kind, target_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)".into()).await?,
-            audit_of: p("SELECT id, at, actor_id, action, target_kind, target_id, detail FROM audit_log WHERE target_kind = ? AND target_id = ? LIMIT ?".into()).await?,
         })
     }
 }
@@ -582,71 +575,6 @@ impl AnalyticsStore for ScyllaStore {
         Ok(rows
             .into_iter()
             .filter_map(|(day, m, v)| Some((day, Metric::parse(&m)?, v.map_or(0, |c| c.0))))
-            .collect())
-    }
-}
-
-#[async_trait]
-impl AuditStore for ScyllaStore {
-    async fn append_audit(&self, a: &AuditRecord) -> StoreResult<()> {
-        let st = &self.st.business;
-        let detail = a.detail.to_string();
-        self.write(
-            &st.insert_audit,
-            (
-                &a.target_kind,
-                &a.target_id,
-                a.at,
-                &a.id,
-                &a.actor_id,
-                &a.action,
-                &detail,
-            ),
-        )
-        .await?;
-        self.write(
-            &st.insert_audit_by_day,
-            (
-                a.at.div_euclid(86_400_000),
-                a.at,
-                &a.id,
-                &a.actor_id,
-                &a.action,
-                &a.target_kind,
-                &a.target_id,
-                &detail,
-            ),
-        )
-        .await
-    }
-
-    async fn audit_of(
-        &self,
-        target_kind: &str,
-        target_id: &str,
-        limit: usize,
-    ) -> StoreResult<Vec<AuditRecord>> {
-        let limit = limit.min(i32::MAX as usize) as i32;
-        let rows = self
-            .rows::<(String, i64, String, String, String, String, Option<String>)>(
-                &self.st.business.audit_of,
-                (target_kind, target_id, limit),
-            )
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| AuditRecord {
-                id: r.0,
-                at: r.1,
-                actor_id: r.2,
-                action: r.3,
-                target_kind: r.4,
-                target_id: r.5,
-                detail: r
-                    .6
-                    .and_then(|d| serde_json::from_str(&d).ok())
-                    .unwrap_or(serde_json::Value::Null),
-            })
             .collect())
     }
 }

@@ -31,6 +31,7 @@ use super::*;
 
 mod ai;
 mod auth;
+mod admin;
 mod business;
 mod files;
 mod geo;
@@ -58,6 +59,9 @@ const SEARCH_TERMS_VERSION: i32 = 2;
 /// The migration that indexed places by cell: existing ones are copied into the cells when it
 /// runs.
 const LOCATION_CELLS_VERSION: i32 = 6;
+/// The migration from which the name index holds every account and the admins are listed:
+/// existing accounts are indexed and listed when it runs.
+const ADMIN_VERSION: i32 = 15;
 /// Attempts of a compare-and-set on a room's roster before answering `store_unavailable`.
 const ROSTER_ATTEMPTS: usize = 32;
 const DAY_MS: i64 = 86_400_000;
@@ -121,6 +125,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     ),
     (13, include_str!("../../../schema/scylla/0013_social.cql")),
     (14, include_str!("../../../schema/scylla/0014_business.cql")),
+    (ADMIN_VERSION, include_str!("../../../schema/scylla/0015_admin.cql")),
 ];
 
 const MSG_COLS: &str =
@@ -351,6 +356,9 @@ pub async fn migrate(
         }
         if *version == LOCATION_CELLS_VERSION {
             geo::index_cells(&session).await?;
+        }
+        if *version == ADMIN_VERSION {
+            admin::index_accounts(&session).await?;
         }
         session
             .query_unpaged(
@@ -740,6 +748,7 @@ struct Stmts {
     transcriptions: transcriptions::TranscriptionStmts,
     social: social::SocialStmts,
     business: business::BusinessStmts,
+    admin: admin::AdminStmts,
     insert_user: PreparedStatement,
     claim_email: PreparedStatement,
     user_by_id: PreparedStatement,
@@ -919,6 +928,7 @@ impl Stmts {
             transcriptions: Box::pin(transcriptions::TranscriptionStmts::prepare(s, keyspace)).await?,
             social: Box::pin(social::SocialStmts::prepare(s, keyspace)).await?,
             business: Box::pin(business::BusinessStmts::prepare(s, keyspace)).await?,
+            admin: Box::pin(admin::AdminStmts::prepare(s, keyspace)).await?,
             insert_user: p("INSERT INTO users (id, email, password_hash, display_name, avatar_url, bio, created_at, role, phone, status_message, theme, locale, presence_visible, discoverable, time_zone) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)".into()).await?,
             claim_email: p("INSERT INTO users_by_email (email, user_id) VALUES (?, ?) IF NOT EXISTS".into()).await?,
             user_by_id: p("SELECT id, email, display_name, avatar_url, bio, created_at, role, phone, status_message, theme, locale, presence_visible, discoverable, time_zone FROM users WHERE id = ?".into()).await?,

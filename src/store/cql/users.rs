@@ -1,5 +1,6 @@
 //! Accounts in the cluster store: `users`, `users_by_email` and `users_by_phone` (each claimed
-//! with an LWT), and the user-search index `user_name_prefixes`.
+//! with an LWT), and the name index `user_name_prefixes` (every account's; people search
+//! checks each candidate is discoverable).
 
 use super::*;
 
@@ -8,7 +9,7 @@ use super::*;
 const USERS_PER_READ: usize = 100;
 
 /// A `users` row as `user_by_id` reads it.
-type UserRow = (
+pub(super) type UserRow = (
     String,
     Option<String>,
     String,
@@ -25,7 +26,7 @@ type UserRow = (
     Option<String>,
 );
 
-fn to_user(r: UserRow) -> User {
+pub(super) fn to_user(r: UserRow) -> User {
     User {
         id: r.0,
         email: r.1,
@@ -46,13 +47,10 @@ fn to_user(r: UserRow) -> User {
     }
 }
 
-/// The name-index rows of a user as it is: the prefixes of its name when discoverable.
-fn index_rows(u: &User) -> BTreeSet<String> {
-    if u.discoverable {
-        super::super::text::name_prefixes(&u.display_name)
-    } else {
-        BTreeSet::new()
-    }
+/// The name-index rows of a user as it is: the prefixes of its name. Every account is indexed
+/// (administration finds them all); people search keeps to the discoverable ones.
+pub(super) fn index_rows(u: &User) -> BTreeSet<String> {
+    super::super::text::name_prefixes(&u.display_name)
 }
 
 impl ScyllaStore {
@@ -178,6 +176,11 @@ impl UserStore for ScyllaStore {
         }
         self.write(&self.st.set_user_role, (role.as_str(), id))
             .await?;
+        // The admins are listed apart, to be counted (the last one is never demoted).
+        match role {
+            UserRole::Admin => self.write(&self.st.admin.list_admin, (id,)).await?,
+            UserRole::User => self.write(&self.st.admin.unlist_admin, (id,)).await?,
+        }
         self.user_by_id(id).await?.ok_or_else(|| not_found("user"))
     }
 
@@ -322,7 +325,7 @@ impl UserStore for ScyllaStore {
                 .users_by_ids(&ids.into_iter().map(|(u,)| u).collect::<Vec<_>>())
                 .await?;
             for u in users {
-                if out.len() < limit && index_rows(&u).contains(prefix) {
+                if out.len() < limit && u.discoverable && index_rows(&u).contains(prefix) {
                     out.push(u);
                 }
             }

@@ -1,7 +1,7 @@
 //! Business in the embedded store: `businesses` with `business_name_prefixes`,
 //! `business_connections` (a partial unique index keeps one open request or connection per
 //! pair), `business_verifications`, `company_channels`, the analytics counters
-//! (`business_metrics`, `post_views`) and the append-only `audit_log`.
+//! (`business_metrics`, `post_views`).
 
 use super::*;
 
@@ -486,59 +486,6 @@ impl AnalyticsStore for SqliteStore {
                 }
             }
             Ok(out)
-        })
-        .await
-    }
-}
-
-#[async_trait]
-impl AuditStore for SqliteStore {
-    async fn append_audit(&self, a: &AuditRecord) -> StoreResult<()> {
-        let a = a.clone();
-        self.write(move |c| {
-            db(c.execute(
-                "INSERT INTO audit_log (id, at, actor_id, action, target_kind, target_id, detail) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    a.id,
-                    a.at,
-                    a.actor_id,
-                    a.action,
-                    a.target_kind,
-                    a.target_id,
-                    a.detail.to_string()
-                ],
-            ))?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn audit_of(
-        &self,
-        target_kind: &str,
-        target_id: &str,
-        limit: usize,
-    ) -> StoreResult<Vec<AuditRecord>> {
-        let (kind, id) = (target_kind.to_string(), target_id.to_string());
-        self.read(move |c| {
-            let mut st = db(c.prepare_cached(
-                "SELECT id, at, actor_id, action, target_kind, target_id, detail FROM audit_log \
-                 WHERE target_kind = ?1 AND target_id = ?2 ORDER BY at DESC, id DESC LIMIT ?3",
-            ))?;
-            let rows = db(st.query_map(params![kind, id, limit as i64], |r| {
-                let detail: String = r.get(6)?;
-                Ok(AuditRecord {
-                    id: r.get(0)?,
-                    at: r.get(1)?,
-                    actor_id: r.get(2)?,
-                    action: r.get(3)?,
-                    target_kind: r.get(4)?,
-                    target_id: r.get(5)?,
-                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
-                })
-            }))?;
-            rows.map(db).collect()
         })
         .await
     }

@@ -29,6 +29,7 @@ use super::*;
 
 mod ai;
 mod auth;
+mod admin;
 mod business;
 mod files;
 mod geo;
@@ -78,7 +79,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (14, include_str!("../../../schema/sqlite/0014_social.sql")),
     (15, include_str!("../../../schema/sqlite/0015_business.sql")),
+    (ADMIN_VERSION, include_str!("../../../schema/sqlite/0016_admin.sql")),
 ];
+/// The version from which the name index holds every account (those before it are indexed
+/// when it is applied).
+const ADMIN_VERSION: i64 = 16;
 /// A migration that rebuilds a table says so with this line: foreign keys are turned off
 /// around its transaction (they cannot be inside one) and checked before it commits.
 const FOREIGN_KEYS_OFF: &str = "-- dovie: foreign_keys off";
@@ -199,6 +204,9 @@ fn migrate_one(
             .optional()?;
         if done.is_none() {
             tx.execute_batch(sql)?;
+            if version == ADMIN_VERSION {
+                index_every_name(&tx)?;
+            }
             if check_keys {
                 let broken: Option<String> = tx
                     .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
@@ -221,6 +229,24 @@ fn migrate_one(
         tx.commit()?;
     }
     Ok(ran)
+}
+
+/// Puts every account's name into the name index (before [`ADMIN_VERSION`] only discoverable
+/// accounts were in it).
+fn index_every_name(c: &Connection) -> rusqlite::Result<()> {
+    let ids: Vec<String> = c
+        .prepare("SELECT id FROM users WHERE discoverable = 0")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in ids {
+        users::reindex_name(c, &id).map_err(|e| {
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+                Some(e.message),
+            )
+        })?;
+    }
+    Ok(())
 }
 
 impl SqliteStore {

@@ -1,27 +1,26 @@
-//! Accounts in the embedded store: `users` and the user-search index `user_name_prefixes`.
+//! Accounts in the embedded store: `users` and the name index `user_name_prefixes` (every
+//! account's; people search joins it to discoverable accounts only).
 
 use super::*;
 
-/// Replaces a user's rows in the name index with those of its current name (none when it is
-/// not discoverable), inside the caller's write.
-fn reindex_name(c: &Connection, user_id: &str) -> StoreResult<()> {
+/// Replaces a user's rows in the name index with those of its current name, inside the caller's
+/// write. Every account is indexed (administration finds them all); people search keeps to the
+/// discoverable ones.
+pub(super) fn reindex_name(c: &Connection, user_id: &str) -> StoreResult<()> {
     db(c.execute(
         "DELETE FROM user_name_prefixes WHERE user_id = ?1",
         [user_id],
     ))?;
-    let row: Option<(String, i64)> = db(c
+    let name: Option<String> = db(c
         .query_row(
-            "SELECT display_name, discoverable FROM users WHERE id = ?1",
+            "SELECT display_name FROM users WHERE id = ?1",
             [user_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| r.get(0),
         )
         .optional())?;
-    let Some((name, discoverable)) = row else {
+    let Some(name) = name else {
         return Ok(());
     };
-    if discoverable == 0 {
-        return Ok(());
-    }
     let mut st = db(c.prepare_cached(
         "INSERT OR IGNORE INTO user_name_prefixes (prefix, user_id) VALUES (?1, ?2)",
     ))?;

@@ -686,7 +686,7 @@ async fn networking_and_verification() {
     assert_eq!(kinds, ["verified", "verification_rejected"]);
 
     // Every step is in the audit log, newest first.
-    let audit = format!("/api/admin/audit?target_kind=business&target_id={a_id}");
+    let audit = format!("/api/admin/audit-log?target_type=business&target_id={a_id}");
     let (status, body) = api.get(&audit, &alice.token).await;
     assert_error(status, &body, 403, "forbidden");
     let (status, body) = api.get(&audit, &admin.token).await;
@@ -702,6 +702,10 @@ async fn networking_and_verification() {
             )
         })
         .collect();
+    for e in body["entries"].as_array().unwrap() {
+        assert_eq!(e["target_label"], "Alpha Supplies", "{e}");
+        assert!(e["ip"].as_str().is_some_and(|ip| ip == "127.0.0.1"), "{e}");
+    }
     assert_eq!(
         steps,
         [

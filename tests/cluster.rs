@@ -1494,3 +1494,96 @@ async fn business_works_from_any_node() {
     assert_eq!(report["totals"]["channel_subscribers"], 6, "{report}");
     assert_eq!(report["totals"]["post_views"], 1, "{report}");
 }
+
+#[actix_rt::test]
+async fn a_suspension_takes_effect_on_every_node_at_once() {
+    let Some(cql) = cql() else { return };
+    let redis = RedisServer::start();
+    let cluster = start_nodes_env(&[&cql], &redis.url(), 2, LIMITS, &[]);
+    let (api1, api2) = (rest(&cluster.nodes[0]), rest(&cluster.nodes[1]));
+    let admin = api1.register("clusteradmin").await;
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_dovie"))
+        .args([
+            "admin",
+            "grant",
+            &admin.email,
+            "--store",
+            "scylla",
+            "--scylla",
+            &cql,
+            "--keyspace",
+            &keyspace(),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mallory = api2.register("mallory").await;
+    // Mallory's sockets on both nodes.
+    let mut on1 = Ws::connect(&cluster.nodes[0], Codec::Json, Auth::Query(&mallory.token)).await;
+    let mut on2 = Ws::connect(&cluster.nodes[1], Codec::Json, Auth::Query(&mallory.token)).await;
+    let (s, body) = api1
+        .post(
+            &format!("/api/admin/users/{}/suspend", mallory.id),
+            &admin.token,
+            json!({"reason": "spam"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    for ws in [&mut on1, &mut on2] {
+        ws.expect("force_logout").await;
+        assert_eq!(ws.expect_close().await, 4003);
+    }
+    let login = json!({"email": mallory.email, "password": "correct horse"});
+    for api in [&api1, &api2] {
+        let (s, body) = api
+            .call("POST", "/api/auth/login", None, Some(login.clone()))
+            .await;
+        assert_eq!(s, 403, "{body}");
+        assert_eq!(body["error"]["code"], "suspended");
+        let (s, _) = api.get("/api/auth/me", &mallory.token).await;
+        assert_eq!(s, 401, "the old token is refused on every node");
+    }
+    // Lifted on n2: logins work on both nodes.
+    let (s, body) = api2
+        .post(
+            &format!("/api/admin/users/{}/unsuspend", mallory.id),
+            &admin.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    for api in [&api1, &api2] {
+        let (s, body) = api
+            .call("POST", "/api/auth/login", None, Some(login.clone()))
+            .await;
+        assert_eq!(s, 200, "{body}");
+    }
+    // Both nodes read one audit log.
+    let (s, body) = api2
+        .get(
+            &format!(
+                "/api/admin/audit-log?target_type=user&target_id={}",
+                mallory.id
+            ),
+            &admin.token,
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let actions: Vec<&str> = body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "auth.login",
+            "auth.login",
+            "user.unsuspended",
+            "auth.login_failed",
+            "auth.login_failed",
+            "user.suspended"
+        ]
+    );
+}

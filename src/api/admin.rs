@@ -122,9 +122,8 @@ async fn user(
         .sessions_of(&u.id, dovie_actors::now_ms())
         .await?;
     let view = admin::view(&state.store, u).await?;
-    let mut body = serde_json::to_value(&view).map_err(|_| {
-        ApiError::new(ErrorCode::Internal, "cannot show the account")
-    })?;
+    let mut body = serde_json::to_value(&view)
+        .map_err(|_| ApiError::new(ErrorCode::Internal, "cannot show the account"))?;
     body["sessions"] = json!(sessions
         .iter()
         .map(|s| json!({
@@ -368,7 +367,8 @@ pub fn register(api: &mut Api) {
         query,
         also_ok: &[],
     };
-    const USERS_QUERY: [QueryParam; 4] = [Q_PARAM, USER_STATUS_PARAM, super::LIMIT_PARAM, CURSOR_PARAM];
+    const USERS_QUERY: [QueryParam; 4] =
+        [Q_PARAM, USER_STATUS_PARAM, super::LIMIT_PARAM, CURSOR_PARAM];
     const AUDIT_QUERY: [QueryParam; 6] = [
         FILTER_PARAMS[0],
         FILTER_PARAMS[1],

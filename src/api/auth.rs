@@ -112,7 +112,12 @@ async fn security_event(
 /// A login that did not succeed (wrong password, unknown email, suspended account), against
 /// the account of that email when there is one.
 async fn login_failed(state: &AppState, req: &HttpRequest, email: &str, error: &ErrorBody) {
-    let email: String = email.trim().to_lowercase().chars().take(MAX_EMAIL_LOGGED).collect();
+    let email: String = email
+        .trim()
+        .to_lowercase()
+        .chars()
+        .take(MAX_EMAIL_LOGGED)
+        .collect();
     let account = state.store.user_by_email(&email).await.ok().flatten();
     let ip = client_ip(req).map(|ip| ip.to_string());
     let (kind, id) = match &account {
@@ -213,7 +218,14 @@ async fn login(
             return Err(e.into());
         }
     };
-    security_event(&state, &req, "auth.login", &user, json!({ "method": "password" })).await;
+    security_event(
+        &state,
+        &req,
+        "auth.login",
+        &user,
+        json!({ "method": "password" }),
+    )
+    .await;
     Ok(out.ok(&Session { user, tokens }))
 }
 
@@ -463,7 +475,14 @@ async fn social_login(
         .auth
         .start_session(&user.id, meta(&req, b.device.as_deref()))
         .await?;
-    security_event(&state, &req, "auth.login", &user, json!({ "method": method })).await;
+    security_event(
+        &state,
+        &req,
+        "auth.login",
+        &user,
+        json!({ "method": method }),
+    )
+    .await;
     let body = Session { user, tokens };
     Ok(out.created_or_ok(created, &body))
 }
@@ -634,7 +653,14 @@ async fn verify_sms(
         .auth
         .start_session(&user.id, meta(&req, b.device.as_deref()))
         .await?;
-    security_event(&state, &req, "auth.login", &user, json!({ "method": "sms" })).await;
+    security_event(
+        &state,
+        &req,
+        "auth.login",
+        &user,
+        json!({ "method": "sms" }),
+    )
+    .await;
     let body = Session { user, tokens };
     Ok(out.created_or_ok(created, &body))
 }

@@ -159,17 +159,26 @@ pub async fn accounts_and_suspensions(s: SharedStore) {
     // Paged by the store's cursor (the last id): every account once.
     let first = s.admin_users(None, None, 2).await.unwrap();
     assert_eq!(first.len(), 2);
-    let rest = s
-        .admin_users(None, Some(&first[1].id), 2)
-        .await
-        .unwrap();
+    let rest = s.admin_users(None, Some(&first[1].id), 2).await.unwrap();
     let mut all: Vec<String> = first.iter().chain(&rest).map(|u| u.id.clone()).collect();
     all.sort();
     assert_eq!(all, ["u1", "u2", "u3"]);
     assert_eq!(found(Some("u1"), None, 10).await, ["u1"], "by id");
-    assert_eq!(found(Some("U1@Example.com"), None, 10).await, ["u1"], "by email");
-    assert_eq!(found(Some("+821012345678"), None, 10).await, ["u2"], "by phone");
-    assert_eq!(found(Some("hid"), None, 10).await, ["u3"], "not discoverable: found");
+    assert_eq!(
+        found(Some("U1@Example.com"), None, 10).await,
+        ["u1"],
+        "by email"
+    );
+    assert_eq!(
+        found(Some("+821012345678"), None, 10).await,
+        ["u2"],
+        "by phone"
+    );
+    assert_eq!(
+        found(Some("hid"), None, 10).await,
+        ["u3"],
+        "not discoverable: found"
+    );
     assert_eq!(found(Some("pers"), None, 10).await, ["u3"], "by a word");
     assert!(found(Some("nobody"), None, 10).await.is_empty());
     // People search still keeps to discoverable accounts.

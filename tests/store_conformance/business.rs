@@ -5,8 +5,8 @@
 //! analytics counters per day and metric with impressions once per viewer and day.
 
 use dovie::store::{
-    BusinessRecord, ChannelRecord, ConnectionRecord, Metric, PostRecord,
-    VerificationRecord, Visibility,
+    BusinessRecord, ChannelRecord, ConnectionRecord, Metric, PostRecord, VerificationRecord,
+    Visibility,
 };
 
 use super::*;

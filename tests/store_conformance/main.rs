@@ -90,8 +90,8 @@ async fn append_ok(
     }
 }
 
-mod ai;
 mod admin;
+mod ai;
 mod business;
 mod files;
 mod geo;

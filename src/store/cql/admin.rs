@@ -240,16 +240,12 @@ impl AuditStore for ScyllaStore {
         limit: usize,
     ) -> StoreResult<Vec<AuditRecord>> {
         let st = &self.st.admin;
-        let before = filter
-            .before
-            .clone()
-            .unwrap_or((i64::MAX, String::new()));
+        let before = filter.before.clone().unwrap_or((i64::MAX, String::new()));
         let f = filter.clone();
         let keep = move |e: &AuditRecord| {
             f.actor_id.as_ref().is_none_or(|a| *a == e.actor_id)
                 && f.action.as_ref().is_none_or(|a| *a == e.action)
-                && f
-                    .target
+                && f.target
                     .as_ref()
                     .is_none_or(|(t, id)| *t == e.target_type && *id == e.target_id)
         };
@@ -277,10 +273,7 @@ impl AuditStore for ScyllaStore {
             let found = match &filter.action {
                 Some(action) => {
                     self.audit_scan(cursor.clone(), want, &keep, |(at, id)| {
-                        self.rows::<AuditRow>(
-                            &st.action_page,
-                            (action, period, at, id, AUDIT_PAGE),
-                        )
+                        self.rows::<AuditRow>(&st.action_page, (action, period, at, id, AUDIT_PAGE))
                     })
                     .await?
                 }
@@ -349,7 +342,10 @@ impl AdminStore for ScyllaStore {
         let page = limit.min(i32::MAX as usize) as i32;
         let Some(q) = q else {
             let rows = match after {
-                None => self.rows::<UserRow>(&self.st.admin.users_first, (page,)).await?,
+                None => {
+                    self.rows::<UserRow>(&self.st.admin.users_first, (page,))
+                        .await?
+                }
                 Some(a) => {
                     self.rows::<UserRow>(&self.st.admin.users_after, (a, page))
                         .await?
@@ -373,10 +369,7 @@ impl AdminStore for ScyllaStore {
             .rows::<(String,)>(&self.st.name_prefix_users, (&prefix, after, page))
             .await?;
         ids.extend(named.into_iter().map(|(id,)| id));
-        let wanted: Vec<String> = ids
-            .into_iter()
-            .filter(|id| id.as_str() > after)
-            .collect();
+        let wanted: Vec<String> = ids.into_iter().filter(|id| id.as_str() > after).collect();
         let mut users: Vec<User> = self
             .users_by_ids(&wanted)
             .await?

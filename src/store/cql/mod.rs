@@ -29,9 +29,9 @@ use tokio::sync::Semaphore;
 
 use super::*;
 
+mod admin;
 mod ai;
 mod auth;
-mod admin;
 mod business;
 mod files;
 mod geo;
@@ -125,7 +125,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
     ),
     (13, include_str!("../../../schema/scylla/0013_social.cql")),
     (14, include_str!("../../../schema/scylla/0014_business.cql")),
-    (ADMIN_VERSION, include_str!("../../../schema/scylla/0015_admin.cql")),
+    (
+        ADMIN_VERSION,
+        include_str!("../../../schema/scylla/0015_admin.cql"),
+    ),
 ];
 
 const MSG_COLS: &str =

@@ -172,7 +172,13 @@ impl AdminStore for SqliteStore {
         limit: usize,
     ) -> StoreResult<Vec<User>> {
         let after = after.unwrap_or("").to_string();
-        let q = q.map(|q| (q.to_string(), q.trim().to_lowercase(), crate::store::text::normalize_name(q)));
+        let q = q.map(|q| {
+            (
+                q.to_string(),
+                q.trim().to_lowercase(),
+                crate::store::text::normalize_name(q),
+            )
+        });
         self.read(move |c| {
             let rows = match &q {
                 None => {

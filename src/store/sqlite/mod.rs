@@ -27,9 +27,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 use super::*;
 
+mod admin;
 mod ai;
 mod auth;
-mod admin;
 mod business;
 mod files;
 mod geo;
@@ -79,7 +79,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (14, include_str!("../../../schema/sqlite/0014_social.sql")),
     (15, include_str!("../../../schema/sqlite/0015_business.sql")),
-    (ADMIN_VERSION, include_str!("../../../schema/sqlite/0016_admin.sql")),
+    (
+        ADMIN_VERSION,
+        include_str!("../../../schema/sqlite/0016_admin.sql"),
+    ),
 ];
 /// The version from which the name index holds every account (those before it are indexed
 /// when it is applied).

@@ -1,0 +1,488 @@
+//! Administration end to end on one node: every admin route refuses non-admins; accounts found
+//! by id, email, phone and name (discoverable or not), by status, page by page; a suspension
+//! closes the account's sockets (`force_logout`, 4003), revokes its sessions, refuses its
+//! logins and ends on time (logged by the server as lifted); the last admin is never suspended
+//! or demoted; the audit log holds the admin actions and the security events with their actor,
+//! target label and address, filtered and paged.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{rest, Auth, Rest, Server, User, Ws};
+use dovie_protocol::Codec;
+use serde_json::{json, Value};
+
+fn assert_error(status: u16, body: &Value, want: u16, code: &str) {
+    assert_eq!(status, want, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+}
+
+fn grant_admin(server: &Server, who: &User) {
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_dovie"))
+        .args(["admin", "grant", &who.email, "--data-dir"])
+        .arg(server.dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+async fn login(api: &Rest, email: &str, password: &str) -> (u16, Value) {
+    api.call(
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(json!({"email": email, "password": password})),
+    )
+    .await
+}
+
+/// The audit log's entries for a query (`?…`), as the admin reads them.
+async fn audit(api: &Rest, admin: &User, query: &str) -> Vec<Value> {
+    let (status, body) = api
+        .get(&format!("/api/admin/audit-log{query}"), &admin.token)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["entries"].as_array().unwrap().clone()
+}
+
+fn actions(entries: &[Value]) -> Vec<&str> {
+    entries
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect()
+}
+
+fn ids_of(body: &Value) -> Vec<String> {
+    body["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["user"]["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[actix_rt::test]
+async fn every_admin_route_refuses_everyone_else() {
+    let server = Server::start();
+    let api = rest(&server);
+    let [admin, bob] = api.register_all(["boss", "bob"]).await;
+    grant_admin(&server, &admin);
+    let target = format!("/api/admin/users/{}", admin.id);
+    let calls: Vec<(&str, String, Option<Value>)> = vec![
+        ("GET", "/api/admin/users".into(), None),
+        ("GET", "/api/admin/users?q=boss".into(), None),
+        ("GET", target.clone(), None),
+        (
+            "POST",
+            format!("{target}/suspend"),
+            Some(json!({"reason": "x"})),
+        ),
+        ("POST", format!("{target}/unsuspend"), None),
+        (
+            "PUT",
+            format!("{target}/role"),
+            Some(json!({"role": "user"})),
+        ),
+        ("GET", "/api/admin/audit-log".into(), None),
+        ("GET", "/api/admin/verifications".into(), None),
+    ];
+    for (method, path, body) in &calls {
+        let (status, answer) = api.call(method, path, Some(&bob.token), body.clone()).await;
+        assert_error(status, &answer, 403, "forbidden");
+        let (status, answer) = api.call(method, path, None, body.clone()).await;
+        assert_error(status, &answer, 401, "unauthorized");
+    }
+    // Nothing changed: the admin is still an admin and not suspended.
+    let (status, body) = api.get(&target, &admin.token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["role"], "admin");
+    assert_eq!(body["status"], "active");
+}
+
+#[actix_rt::test]
+async fn accounts_are_found_by_id_email_phone_and_name() {
+    let server = Server::start();
+    let api = rest(&server);
+    let [admin, quiet, other] = api.register_all(["boss", "quiet", "other"]).await;
+    grant_admin(&server, &admin);
+    // Hidden from people search, not from administration.
+    let (status, body) = api
+        .call(
+            "PATCH",
+            "/api/users/me",
+            Some(&quiet.token),
+            Some(json!({"display_name": "Zed Quietly", "discoverable": false})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, found) = api.get("/api/users?q=zed", &other.token).await;
+    assert!(found["users"].as_array().unwrap().is_empty(), "{found}");
+
+    for q in [
+        quiet.id.clone(),
+        quiet.email.to_uppercase(),
+        "zed".to_string(),
+        "quietl".to_string(),
+    ] {
+        let (status, body) = api
+            .get(
+                &format!("/api/admin/users?q={}", urlencode(&q)),
+                &admin.token,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(ids_of(&body), [quiet.id.as_str()], "q={q}: {body}");
+        let u = &body["users"][0];
+        assert_eq!(
+            u["user"]["email"],
+            quiet.email.as_str(),
+            "admins see the email"
+        );
+        assert_eq!(u["status"], "active");
+        assert_eq!(u["session_count"], 1);
+        assert!(u["suspension"].is_null());
+    }
+    // Every account, page by page, none twice.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let path = match &cursor {
+            None => "/api/admin/users?limit=2".to_string(),
+            Some(c) => format!("/api/admin/users?limit=2&cursor={}", urlencode(c)),
+        };
+        let (status, body) = api.get(&path, &admin.token).await;
+        assert_eq!(status, 200, "{body}");
+        seen.extend(ids_of(&body));
+        match body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    seen.sort();
+    let mut all = vec![admin.id.clone(), quiet.id.clone(), other.id.clone()];
+    all.sort();
+    assert_eq!(seen, all);
+
+    // Bad input: clear errors.
+    let (status, body) = api.get("/api/admin/users?status=gone", &admin.token).await;
+    assert_error(status, &body, 400, "validation_failed");
+    let long = "x".repeat(257);
+    let (status, body) = api
+        .get(&format!("/api/admin/users?q={long}"), &admin.token)
+        .await;
+    assert_error(status, &body, 400, "validation_failed");
+    let (status, body) = api.get("/api/admin/users/nobody", &admin.token).await;
+    assert_error(status, &body, 404, "not_found");
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn a_suspension_closes_every_session_and_ends_on_time() {
+    let server = Server::start();
+    let api = rest(&server);
+    let [admin, bob] = api.register_all(["boss", "bob"]).await;
+    grant_admin(&server, &admin);
+    let mut ws = Ws::connect(&server, Codec::Json, Auth::Query(&bob.token)).await;
+    let (status, second) = login(&api, &bob.email, "correct horse").await;
+    assert_eq!(status, 200, "{second}");
+
+    // Bad suspensions change nothing.
+    let suspend = format!("/api/admin/users/{}/suspend", bob.id);
+    for bad in [
+        json!({"reason": ""}),
+        json!({"reason": "   "}),
+        json!({"reason": "x".repeat(501)}),
+        json!({"reason": "spam", "until": 1}),
+        json!({}),
+    ] {
+        let (status, body) = api.post(&suspend, &admin.token, bad.clone()).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    let (status, body) = api
+        .post(
+            "/api/admin/users/nobody/suspend",
+            &admin.token,
+            json!({"reason": "spam"}),
+        )
+        .await;
+    assert_error(status, &body, 404, "not_found");
+    ws.request("ping", json!({})).await;
+
+    let until = dovie_actors::now_ms() + 4000;
+    let (status, body) = api
+        .post(
+            &suspend,
+            &admin.token,
+            json!({"reason": "x".repeat(500), "until": until}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "suspended");
+    assert_eq!(body["suspension"]["until"], until);
+    assert_eq!(body["suspension"]["by"], admin.id.as_str());
+    assert_eq!(body["session_count"], 0, "every session revoked");
+
+    // The socket is told and closed; tokens and refreshes stop working; logins are refused.
+    let e = ws.expect("force_logout").await;
+    assert!(e["d"]["reason"].is_string());
+    assert_eq!(ws.expect_close().await, 4003);
+    let (status, _) = api.get("/api/auth/me", &bob.token).await;
+    assert_eq!(status, 401);
+    let (status, body) = api
+        .call(
+            "POST",
+            "/api/auth/refresh",
+            None,
+            Some(json!({"refresh_token": second["refresh_token"]})),
+        )
+        .await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = login(&api, &bob.email, "correct horse").await;
+    assert_error(status, &body, 403, "suspended");
+    let (status, body) = login(&api, &bob.email, "wrong password").await;
+    assert_error(status, &body, 401, "unauthorized");
+    let (status, body) = api
+        .get("/api/admin/users?status=suspended", &admin.token)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(ids_of(&body), [bob.id.as_str()]);
+    let (_, body) = api
+        .get("/api/admin/users?status=active", &admin.token)
+        .await;
+    assert_eq!(ids_of(&body), [admin.id.as_str()]);
+
+    // It ends on time: the login works again, and the server logs the lift once.
+    tokio::time::sleep(Duration::from_millis(
+        (until - dovie_actors::now_ms()).max(0) as u64 + 200,
+    ))
+    .await;
+    let (status, body) = login(&api, &bob.email, "correct horse").await;
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = api
+        .get(&format!("/api/admin/users/{}", bob.id), &admin.token)
+        .await;
+    assert_eq!(body["status"], "active");
+    assert_eq!(body["sessions"].as_array().unwrap().len(), 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let lifted = loop {
+        let lifted = audit(&api, &admin, "?action=user.unsuspended").await;
+        if !lifted.is_empty() || std::time::Instant::now() > deadline {
+            break lifted;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(lifted.len(), 1, "lifted once: {lifted:?}");
+    assert_eq!(lifted[0]["actor_id"], "system");
+    assert_eq!(lifted[0]["target_id"], bob.id.as_str());
+
+    // The log: the suspension by the admin, the refused and failed logins, the logins.
+    let about_bob = audit(
+        &api,
+        &admin,
+        &format!("?target_type=user&target_id={}", bob.id),
+    )
+    .await;
+    // The lift and the login after the end may be logged in either order.
+    let mut newest: Vec<&str> = actions(&about_bob)[..2].to_vec();
+    newest.sort();
+    assert_eq!(newest, ["auth.login", "user.unsuspended"]);
+    assert_eq!(
+        actions(&about_bob)[2..],
+        [
+            "auth.login_failed",
+            "auth.login_failed",
+            "user.suspended",
+            "auth.login",
+        ]
+    );
+    let suspended = &about_bob[4];
+    assert_eq!(suspended["actor_id"], admin.id.as_str());
+    assert_eq!(suspended["target_label"], bob.email.as_str());
+    assert_eq!(suspended["ip"], "127.0.0.1");
+    assert_eq!(suspended["details"]["sessions_revoked"], 2);
+    assert_eq!(about_bob[3]["details"]["code"], "suspended");
+    assert_eq!(about_bob[2]["details"]["code"], "unauthorized");
+    assert_eq!(about_bob[2]["actor_id"], "anonymous");
+}
+
+#[actix_rt::test]
+async fn the_last_admin_stays_and_roles_are_audited() {
+    let server = Server::start();
+    let api = rest(&server);
+    let [admin, bob] = api.register_all(["boss", "bob"]).await;
+    grant_admin(&server, &admin);
+    let own = format!("/api/admin/users/{}", admin.id);
+    let (status, body) = api
+        .post(
+            &format!("{own}/suspend"),
+            &admin.token,
+            json!({"reason": "me"}),
+        )
+        .await;
+    assert_error(status, &body, 400, "validation_failed");
+    let (status, body) = api
+        .call(
+            "PUT",
+            &format!("{own}/role"),
+            Some(&admin.token),
+            Some(json!({"role": "user"})),
+        )
+        .await;
+    assert_error(status, &body, 409, "conflict");
+    let bobs = format!("/api/admin/users/{}", bob.id);
+    let (status, body) = api
+        .call(
+            "PUT",
+            &format!("{bobs}/role"),
+            Some(&admin.token),
+            Some(json!({"role": "owner"})),
+        )
+        .await;
+    assert_error(status, &body, 400, "validation_failed");
+
+    // Two admins: one may step down; the other is then the last.
+    let (status, body) = api
+        .call(
+            "PUT",
+            &format!("{bobs}/role"),
+            Some(&admin.token),
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["role"], "admin");
+    let (status, body) = api
+        .call(
+            "PUT",
+            &format!("{own}/role"),
+            Some(&admin.token),
+            Some(json!({"role": "user"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = api
+        .post(
+            &format!("{bobs}/suspend"),
+            &bob.token,
+            json!({"reason": "x"}),
+        )
+        .await;
+    assert_error(status, &body, 400, "validation_failed");
+    let (status, body) = api.get("/api/admin/users", &admin.token).await;
+    assert_error(status, &body, 403, "forbidden");
+
+    // Unsuspending lifts at once (and twice is harmless).
+    let (status, body) = api
+        .post(
+            &format!("{own}/suspend"),
+            &bob.token,
+            json!({"reason": "test"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = login(&api, &admin.email, "correct horse").await;
+    assert_error(status, &body, 403, "suspended");
+    for _ in 0..2 {
+        let (status, body) = api
+            .post(&format!("{own}/unsuspend"), &bob.token, json!({}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"], "active");
+    }
+    let (status, body) = login(&api, &admin.email, "correct horse").await;
+    assert_eq!(status, 200, "{body}");
+
+    let by_bob = audit(&api, &bob, &format!("?actor={}", bob.id)).await;
+    assert_eq!(actions(&by_bob), ["user.unsuspended", "user.suspended"]);
+    let roles = audit(&api, &bob, "?action=user.role_changed").await;
+    assert_eq!(roles.len(), 2);
+    assert_eq!(roles[0]["details"], json!({"from": "admin", "to": "user"}));
+    assert_eq!(roles[0]["target_id"], admin.id.as_str());
+    assert_eq!(roles[1]["details"], json!({"from": "user", "to": "admin"}));
+}
+
+#[actix_rt::test]
+async fn the_audit_log_holds_security_events_page_by_page() {
+    let server = Server::start();
+    let api = rest(&server);
+    let [admin, carol] = api.register_all(["boss", "carol"]).await;
+    grant_admin(&server, &admin);
+    let (status, _) = login(&api, &carol.email, "not her password").await;
+    assert_eq!(status, 401);
+    let (status, _) = login(&api, "nobody@example.com", "whatever1").await;
+    assert_eq!(status, 401);
+    let (status, l) = login(&api, &carol.email, "correct horse").await;
+    assert_eq!(status, 200);
+    let t = l["access_token"].as_str().unwrap();
+    let (status, _) = api.call("POST", "/api/auth/logout", Some(t), None).await;
+    assert_eq!(status, 204);
+    let (status, _) = api
+        .call("POST", "/api/auth/logout-all", Some(&carol.token), None)
+        .await;
+    assert_eq!(status, 204);
+
+    let by_carol = audit(&api, &admin, &format!("?actor={}", carol.id)).await;
+    assert_eq!(
+        actions(&by_carol),
+        ["session.revoked_all", "session.revoked", "auth.login"]
+    );
+    for e in &by_carol {
+        assert_eq!(e["target_label"], carol.email.as_str());
+        assert_eq!(e["ip"], "127.0.0.1");
+    }
+    let failed = audit(&api, &admin, "?action=auth.login_failed").await;
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert_eq!(failed[0]["target_type"], "email");
+    assert_eq!(failed[0]["target_id"], "nobody@example.com");
+    assert_eq!(failed[1]["target_type"], "user");
+    assert_eq!(failed[1]["target_id"], carol.id.as_str());
+
+    // Paged, newest first, none twice.
+    let whole = audit(&api, &admin, "?limit=100").await;
+    assert!(whole.len() >= 5, "{whole:?}");
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..50 {
+        let q = match &cursor {
+            None => "?limit=2".to_string(),
+            Some(c) => format!("?limit=2&cursor={}", urlencode(c)),
+        };
+        let (status, body) = api
+            .get(&format!("/api/admin/audit-log{q}"), &admin.token)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        seen.extend(
+            body["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].clone()),
+        );
+        match body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    let whole_ids: Vec<Value> = whole.iter().map(|e| e["id"].clone()).collect();
+    assert_eq!(seen, whole_ids);
+
+    let (status, body) = api
+        .get("/api/admin/audit-log?target_type=user", &admin.token)
+        .await;
+    assert_error(status, &body, 400, "validation_failed");
+    let (status, body) = api.get("/api/admin/audit-log?limit=0", &admin.token).await;
+    assert_error(status, &body, 400, "validation_failed");
+}

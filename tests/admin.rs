@@ -3,7 +3,9 @@
 //! closes the account's sockets (`force_logout`, 4003), revokes its sessions, refuses its
 //! logins and ends on time (logged by the server as lifted); the last admin is never suspended
 //! or demoted; the audit log holds the admin actions and the security events with their actor,
-//! target label and address, filtered and paged.
+//! target label and address, filtered and paged; reports of what the reporter can see, one open
+//! per reporter and target, whose snapshots outlive the content, resolved for every reporter of
+//! the target at once (told over WebSocket), with the content deleted or its author suspended.
 
 #![allow(clippy::unwrap_used)]
 
@@ -88,6 +90,12 @@ async fn every_admin_route_refuses_everyone_else() {
         ),
         ("GET", "/api/admin/audit-log".into(), None),
         ("GET", "/api/admin/verifications".into(), None),
+        ("GET", "/api/admin/reports".into(), None),
+        (
+            "POST",
+            "/api/admin/reports/some-report/resolve".into(),
+            Some(json!({"action": "dismiss"})),
+        ),
     ];
     for (method, path, body) in &calls {
         let (status, answer) = api.call(method, path, Some(&bob.token), body.clone()).await;
@@ -485,4 +493,166 @@ async fn the_audit_log_holds_security_events_page_by_page() {
     assert_error(status, &body, 400, "validation_failed");
     let (status, body) = api.get("/api/admin/audit-log?limit=0", &admin.token).await;
     assert_error(status, &body, 400, "validation_failed");
+}
+
+#[actix_rt::test]
+async fn reports_keep_their_snapshot_and_are_resolved_for_every_reporter() {
+    let server = Server::start();
+    let api = rest(&server);
+    let [admin, alice, bob, carol, mallory] = api
+        .register_all(["boss", "alice", "bob", "carol", "mallory"])
+        .await;
+    grant_admin(&server, &admin);
+    let room = api.group(&alice, &[&bob, &mallory]).await;
+    let spam = api.send(&mallory, &room, "cheap pills here").await;
+    let spam_id = spam["id"].as_str().unwrap().to_string();
+    let (status, post) = api
+        .post(
+            "/api/posts",
+            &mallory.token,
+            json!({"content": "buy my stuff"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{post}");
+    let post_id = post["post"]["id"].as_str().unwrap().to_string();
+    let mut alice_ws = Ws::connect(&server, Codec::Json, Auth::Query(&alice.token)).await;
+    let mut bob_ws = Ws::connect(&server, Codec::Json, Auth::Query(&bob.token)).await;
+
+    let file = |who: &User, kind: &str, id: &str, reason: &str| {
+        let body = json!({"target_type": kind, "target_id": id, "reason": reason, "comment": "please look"});
+        let (api, token) = (&api, who.token.clone());
+        async move { api.post("/api/reports", &token, body).await }
+    };
+    // Only what the reporter can see; clear errors for bad input.
+    let (status, body) = file(&carol, "message", &spam_id, "spam").await;
+    assert_error(status, &body, 404, "not_found");
+    let (status, body) = file(&alice, "user", &alice.id, "spam").await;
+    assert_error(status, &body, 404, "not_found");
+    let (status, body) = file(&alice, "planet", &spam_id, "spam").await;
+    assert_error(status, &body, 400, "validation_failed");
+    let (status, body) = file(&alice, "message", &spam_id, "boring").await;
+    assert_error(status, &body, 400, "validation_failed");
+    let (status, body) = file(&alice, "room", "no-such-room", "spam").await;
+    assert_eq!(status, 404, "{body}");
+
+    let (status, first) = file(&alice, "message", &spam_id, "spam").await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(first["report"]["status"], "open");
+    let report_id = first["report"]["id"].as_str().unwrap().to_string();
+    let (status, again) = file(&alice, "message", &spam_id, "abuse").await;
+    assert_eq!(
+        status, 200,
+        "one open report per reporter and target: {again}"
+    );
+    assert_eq!(again["report"]["id"], report_id.as_str());
+    let (status, _) = file(&bob, "message", &spam_id, "abuse").await;
+    assert_eq!(status, 201);
+    let (status, on_post) = file(&carol, "post", &post_id, "spam").await;
+    assert_eq!(status, 201, "{on_post}");
+    let (status, _) = file(&carol, "user", &mallory.id, "harassment").await;
+    assert_eq!(status, 201);
+
+    let (status, list) = api.get("/api/admin/reports", &admin.token).await;
+    assert_eq!(status, 200, "{list}");
+    let reports = list["reports"].as_array().unwrap();
+    assert_eq!(reports.len(), 4, "{list}");
+    assert_eq!(reports[0]["id"], report_id.as_str(), "oldest first");
+    assert_eq!(reports[0]["open_reports_of_target"], 2, "grouped by target");
+    assert_eq!(reports[0]["snapshot"]["content"], "cheap pills here");
+    assert_eq!(reports[0]["reporter_id"], alice.id.as_str());
+    assert_eq!(reports[2]["open_reports_of_target"], 1);
+
+    // Deleting the content resolves both reports of the message; both reporters are told.
+    let resolve = format!("/api/admin/reports/{report_id}/resolve");
+    let (status, body) = api
+        .post(&resolve, &admin.token, json!({"action": "ban"}))
+        .await;
+    assert_error(status, &body, 400, "validation_failed");
+    let (status, body) = api
+        .post(
+            &resolve,
+            &admin.token,
+            json!({"action": "delete_content", "note": "spam removed"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["report"]["status"], "resolved");
+    assert_eq!(body["report"]["action"], "delete_content");
+    assert_eq!(body["report"]["resolved_by"], admin.id.as_str());
+    for ws in [&mut alice_ws, &mut bob_ws] {
+        let deleted = ws.expect("message_deleted").await;
+        assert_eq!(deleted["d"]["message_id"], spam_id.as_str());
+        let told = ws.expect("report_resolved").await;
+        assert_eq!(told["d"]["report"]["status"], "resolved", "{told}");
+        assert_eq!(told["d"]["action"], "delete_content");
+    }
+    let history = api.history(&alice, &room, "").await;
+    let gone = history
+        .iter()
+        .find(|m| m["id"] == spam_id.as_str())
+        .unwrap();
+    assert_eq!(gone["deleted"], true, "{gone}");
+    assert_ne!(gone["content"], "cheap pills here");
+    let (status, body) = api
+        .post(&resolve, &admin.token, json!({"action": "dismiss"}))
+        .await;
+    assert_error(status, &body, 409, "conflict");
+    // The snapshot outlives the content.
+    let (_, resolved) = api
+        .get("/api/admin/reports?status=resolved", &admin.token)
+        .await;
+    let resolved = resolved["reports"].as_array().unwrap().clone();
+    assert_eq!(resolved.len(), 2);
+    assert!(resolved
+        .iter()
+        .all(|r| r["snapshot"]["content"] == "cheap pills here"));
+
+    // Suspending the author of a post: the account is suspended, the reporter told.
+    let mut carol_ws = Ws::connect(&server, Codec::Json, Auth::Query(&carol.token)).await;
+    let post_report = on_post["report"]["id"].as_str().unwrap();
+    let (status, body) = api
+        .post(
+            &format!("/api/admin/reports/{post_report}/resolve"),
+            &admin.token,
+            json!({"action": "suspend_user"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let told = carol_ws.expect("report_resolved").await;
+    assert_eq!(told["d"]["report"]["target_id"], post_id.as_str());
+    let (status, body) = login(&api, &mallory.email, "correct horse").await;
+    assert_error(status, &body, 403, "suspended");
+    let (_, open) = api.get("/api/admin/reports", &admin.token).await;
+    assert_eq!(open["reports"].as_array().unwrap().len(), 1, "{open}");
+    // Dismissing the last one.
+    let last = open["reports"][0]["id"].as_str().unwrap();
+    let (status, body) = api
+        .post(
+            &format!("/api/admin/reports/{last}/resolve"),
+            &admin.token,
+            json!({"action": "dismiss"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["report"]["status"], "dismissed");
+
+    let audited = audit(&api, &admin, "?action=report.resolved").await;
+    assert_eq!(audited.len(), 3);
+    assert_eq!(audited[2]["target_id"], spam_id.as_str());
+    assert_eq!(audited[2]["details"]["action"], "delete_content");
+    assert_eq!(
+        audited[2]["details"]["reports"].as_array().unwrap().len(),
+        2
+    );
+    assert_eq!(audited[1]["details"]["author_id"], mallory.id.as_str());
+    let suspended = audit(
+        &api,
+        &admin,
+        &format!("?target_type=user&target_id={}", mallory.id),
+    )
+    .await;
+    assert!(
+        actions(&suspended).contains(&"user.suspended"),
+        "{suspended:?}"
+    );
 }

@@ -71,6 +71,8 @@ pub enum RoomCall {
     Delete {
         user_id: String,
         message_id: String,
+        #[serde(default)]
+        moderator: bool,
     },
     Amend {
         message_id: String,
@@ -190,6 +192,7 @@ impl Remotable for room::Delete {
         let call = RoomCall::Delete {
             user_id: self.user_id,
             message_id: self.message_id,
+            moderator: self.moderator,
         };
         (call, message_answer(self.reply))
     }
@@ -334,9 +337,11 @@ pub fn dispatch(directory: &Arc<RoomDirectory>, room_id: &str, call: RoomCall, a
         RoomCall::Delete {
             user_id,
             message_id,
+            moderator,
         } => addr.do_send(room::Delete {
             user_id,
             message_id,
+            moderator,
             reply: Responder::new(move |r| {
                 answer(r.map(|message| RoomAnswer::Message { message }))
             }),

@@ -194,6 +194,8 @@ pub struct Edit {
 pub struct Delete {
     pub user_id: String,
     pub message_id: String,
+    /// A site admin acting on a report (`user_id`): no membership or room role is needed.
+    pub moderator: bool,
     pub reply: Responder<Message>,
 }
 
@@ -732,14 +734,16 @@ impl RoomActor {
     fn with_message(
         &mut self,
         ctx: &mut Context<Self>,
-        user_id: &str,
+        user_id: Option<&str>,
         message_id: String,
         reply: Responder<Message>,
         then: impl FnOnce(&mut Self, &mut Context<Self>, Message, Role, Responder<Message>) + 'static,
     ) {
-        let role = match self.member_room(user_id) {
-            Ok(r) => r.room.role_of(user_id).unwrap_or(Role::Member),
-            Err(e) => return reply.send(Err(e)),
+        // A member's role; none: a moderator, who acts as the room's owner would.
+        let role = match user_id.map(|u| self.member_room(u).map(|r| r.room.role_of(u))) {
+            None => Role::Owner,
+            Some(Ok(role)) => role.unwrap_or(Role::Member),
+            Some(Err(e)) => return reply.send(Err(e)),
         };
         if let State::Ready(r) = &self.state {
             if let Some(e) = r.window.iter().find(|e| e.message.id == message_id) {
@@ -917,7 +921,7 @@ impl Handler<Edit> for RoomActor {
         guarded(self, ctx, move |act, ctx| {
             act.with_message(
                 ctx,
-                &user_id.clone(),
+                Some(&user_id.clone()),
                 message_id,
                 reply,
                 move |act, ctx, m, _, reply| {
@@ -1030,16 +1034,18 @@ impl Handler<Delete> for RoomActor {
         let Delete {
             user_id,
             message_id,
+            moderator,
             reply,
         } = msg;
         guarded(self, ctx, move |act, ctx| {
+            let member = (!moderator).then(|| user_id.clone());
             act.with_message(
                 ctx,
-                &user_id.clone(),
+                member.as_deref(),
                 message_id,
                 reply,
                 move |act, ctx, m, role, reply| {
-                    if m.sender_id != user_id && role < Role::Admin {
+                    if !moderator && m.sender_id != user_id && role < Role::Admin {
                         return reply.send(Err(ErrorBody::new(
                             ErrorCode::Forbidden,
                             "only the sender or a room admin can delete a message",
@@ -1085,7 +1091,7 @@ impl Handler<React> for RoomActor {
             }
             act.with_message(
                 ctx,
-                &user_id.clone(),
+                Some(&user_id.clone()),
                 message_id,
                 reply,
                 move |act, ctx, m, _, reply| {

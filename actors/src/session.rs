@@ -670,6 +670,7 @@ impl SessionActor {
                     room::Delete {
                         user_id,
                         message_id: c.message_id,
+                        moderator: false,
                         reply,
                     }
                 });

@@ -34,6 +34,8 @@ pub const LOCATION_SHARE_ENDED: &str = "location_share_ended";
 pub const LOCATION_SHARE_REQUESTED: &str = "location_share_requested";
 pub const LOCATION_SUGGESTION: &str = "location_suggestion";
 pub const REMINDER_DUE: &str = "reminder_due";
+/// A report I filed was resolved (dismissed or acted on).
+pub const REPORT_RESOLVED: &str = "report_resolved";
 pub const ACTIVITY: &str = "activity";
 pub const ERROR: &str = "error";
 
@@ -68,6 +70,7 @@ pub const ALL: &[&str] = &[
     LOCATION_SHARE_REQUESTED,
     LOCATION_SUGGESTION,
     REMINDER_DUE,
+    REPORT_RESOLVED,
     ACTIVITY,
 ];
 

@@ -162,23 +162,38 @@ async fn suspend(
     if b.until.is_some_and(|t| t <= now) {
         return Err(invalid("until must be in the future"));
     }
+    suspend_account(&state, &who, &u, reason, b.until).await?;
+    Ok(out.ok(&admin::view(&state.store, u).await?))
+}
+
+/// Suspends `u` (already checked: not the actor, not the last admin): writes the suspension,
+/// revokes every session (sockets told `force_logout` and closed 4003 on every node) and audits
+/// it.
+pub(super) async fn suspend_account(
+    state: &AppState,
+    who: &Authed,
+    u: &User,
+    reason: &str,
+    until: Option<i64>,
+) -> ApiResult<()> {
     if u.id == who.user_id {
         return Err(invalid("admins cannot suspend themselves"));
     }
-    if is_last_admin(&state, &u).await? {
+    if is_last_admin(state, u).await? {
         return Err(last_admin());
     }
+    let now = dovie_actors::now_ms();
     let s = Suspension {
         user_id: u.id.clone(),
         reason: reason.to_string(),
         since: now,
-        until: b.until,
+        until,
         by: who.user_id.clone(),
     };
     state.store.put_suspension(&s).await?;
     let sessions = state.store.sessions_of(&u.id, now).await?;
     for session in &sessions {
-        super::auth::revoke(&state, &session.id, "account suspended").await?;
+        super::auth::revoke(state, &session.id, "account suspended").await?;
     }
     audit::record(
         &state.store,
@@ -187,12 +202,12 @@ async fn suspend(
         Target {
             kind: "user",
             id: &u.id,
-            label: Some(admin::label(&u)),
+            label: Some(admin::label(u)),
         },
         json!({ "reason": s.reason, "until": s.until, "sessions_revoked": sessions.len() }),
     )
     .await?;
-    Ok(out.ok(&admin::view(&state.store, u).await?))
+    Ok(())
 }
 
 /// `POST /api/admin/users/{id}/unsuspend`: lifts the suspension (if any: answers the account

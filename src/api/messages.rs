@@ -89,7 +89,7 @@ fn seq_param(name: &str, v: Option<u64>) -> ApiResult<Option<u64>> {
     }
 }
 
-async fn answer<T: Send + 'static>(
+pub(super) async fn answer<T: Send + 'static>(
     rx: tokio::sync::oneshot::Receiver<Result<T, ErrorBody>>,
 ) -> ApiResult<T> {
     rx.await
@@ -232,6 +232,7 @@ async fn delete(
     state.directory.room(&m.room_id).do_send(room::Delete {
         user_id: who.user_id,
         message_id: m.id,
+        moderator: false,
         reply,
     });
     answer(rx).await?;

@@ -15,6 +15,7 @@ pub mod people;
 pub mod privacy;
 pub mod push;
 pub mod reminders;
+pub mod reports;
 pub mod rooms;
 pub mod social;
 
@@ -500,6 +501,7 @@ pub fn register(api: &mut Api) {
     social::register(api);
     business::register(api);
     admin::register(api);
+    reports::register(api);
     privacy::register(api);
     ops::register(api);
 }

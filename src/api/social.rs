@@ -120,7 +120,7 @@ async fn speaks_for(state: &AppState, who: &str, p: &PostRecord) -> ApiResult<bo
 }
 
 /// Counts `delta` of `metric` for the business a business post speaks for.
-async fn count_for_business(
+pub(super) async fn count_for_business(
     state: &AppState,
     p: &PostRecord,
     metric: crate::store::Metric,

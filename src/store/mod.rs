@@ -1377,6 +1377,54 @@ impl Suspension {
     }
 }
 
+/// A user's report of something they could see (ADM-4), with a snapshot of it as it was.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ReportRecord {
+    pub id: String,
+    pub reporter_id: String,
+    /// `message`, `user`, `post`, `comment` or `room`.
+    pub target_type: String,
+    pub target_id: String,
+    /// `spam`, `abuse`, `harassment`, `illegal` or `other`.
+    pub reason: String,
+    pub comment: Option<String>,
+    /// The target as the reporter saw it when reporting.
+    pub snapshot: serde_json::Value,
+    /// `open`, `resolved` (acted on) or `dismissed`.
+    pub status: String,
+    pub created_at: i64,
+    /// `dismiss`, `delete_content` or `suspend_user`, once resolved.
+    pub action: Option<String>,
+    pub note: Option<String>,
+    pub resolved_by: Option<String>,
+    pub resolved_at: Option<i64>,
+}
+
+/// Reports (ADM-4): one open report per reporter and target.
+#[async_trait]
+pub trait ReportStore: Send + Sync {
+    /// Files `r` unless its reporter has an open report of the same target: answers the
+    /// report that is open (`r`, or the earlier one) and whether it is `r`.
+    async fn file_report(&self, r: &ReportRecord) -> StoreResult<(ReportRecord, bool)>;
+    async fn report(&self, id: &str) -> StoreResult<Option<ReportRecord>>;
+    /// Reports of `status`, oldest first after `after` (`created_at`, `id`), at most `limit`.
+    async fn reports(
+        &self,
+        status: &str,
+        after: Option<(i64, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<ReportRecord>>;
+    /// The open reports of one target, oldest first.
+    async fn open_reports_of(
+        &self,
+        target_type: &str,
+        target_id: &str,
+    ) -> StoreResult<Vec<ReportRecord>>;
+    /// Writes `r`'s resolution (status, action, note, by, at) if it is still open; answers
+    /// whether it was (a report is resolved once).
+    async fn resolve_report(&self, r: &ReportRecord) -> StoreResult<bool>;
+}
+
 /// What administration keeps about accounts (ADM-1): suspensions, and the listing of every
 /// account (discoverable or not) by id, email, phone or name.
 #[async_trait]
@@ -1422,6 +1470,7 @@ pub trait Store:
     + AnalyticsStore
     + AuditStore
     + AdminStore
+    + ReportStore
     + AiStore
     + ReminderStore
     + TranscriptionJobs
@@ -1449,6 +1498,7 @@ impl<T> Store for T where
         + AnalyticsStore
         + AuditStore
         + AdminStore
+        + ReportStore
         + AiStore
         + ReminderStore
         + TranscriptionJobs

@@ -1,9 +1,9 @@
 //! What administration keeps: the audit log (appended whole, listed newest first by time,
 //! actor, action and target, paged by a cursor, across periods), suspensions (put, replaced,
 //! listed, lifted once), every account found by id, email, phone or name — discoverable or
-//! not — and the count of admins.
+//! not — the count of admins, and reports (one open per reporter and target, resolved once).
 
-use dovie::store::{AuditFilter, AuditRecord, ProfilePatch, Suspension};
+use dovie::store::{AuditFilter, AuditRecord, ProfilePatch, ReportRecord, Suspension};
 
 use super::*;
 
@@ -237,4 +237,75 @@ pub async fn accounts_and_suspensions(s: SharedStore) {
     assert!(!s.lift_suspension("u2").await.unwrap(), "lifted once");
     assert_eq!(s.suspension("u2").await.unwrap(), None);
     assert_eq!(s.suspensions(None, 10).await.unwrap().len(), 1);
+}
+
+fn report(id: &str, reporter: &str, target: &str, at: i64) -> ReportRecord {
+    ReportRecord {
+        id: id.into(),
+        reporter_id: reporter.into(),
+        target_type: "message".into(),
+        target_id: target.into(),
+        reason: "spam".into(),
+        comment: Some("buy now".into()),
+        snapshot: serde_json::json!({ "content": "cheap pills", "sender_id": "s1" }),
+        status: "open".into(),
+        created_at: at,
+        action: None,
+        note: None,
+        resolved_by: None,
+        resolved_at: None,
+    }
+}
+
+pub async fn reports(s: SharedStore) {
+    let r1 = report("r1", "alice", "m1", 10);
+    assert_eq!(s.file_report(&r1).await.unwrap(), (r1.clone(), true));
+    // One open report per reporter and target: the repeat answers the open one.
+    let again = report("r1b", "alice", "m1", 11);
+    assert_eq!(s.file_report(&again).await.unwrap(), (r1.clone(), false));
+    assert_eq!(
+        s.report("r1b").await.unwrap(),
+        None,
+        "the repeat left nothing"
+    );
+    let r2 = report("r2", "bob", "m1", 20);
+    let r3 = report("r3", "bob", "m2", 30);
+    for r in [&r2, &r3] {
+        assert!(s.file_report(r).await.unwrap().1);
+    }
+    assert_eq!(s.report("r1").await.unwrap(), Some(r1.clone()));
+    assert_eq!(
+        s.reports("open", None, 10).await.unwrap(),
+        [r1.clone(), r2.clone(), r3.clone()]
+    );
+    assert_eq!(
+        s.reports("open", Some((10, "r1".into())), 1).await.unwrap(),
+        std::slice::from_ref(&r2)
+    );
+    assert_eq!(
+        s.open_reports_of("message", "m1").await.unwrap(),
+        [r1.clone(), r2.clone()]
+    );
+
+    // Resolved once; then listed under its new status, and the reporter may report again.
+    let done = ReportRecord {
+        status: "resolved".into(),
+        action: Some("delete_content".into()),
+        note: Some("gone".into()),
+        resolved_by: Some("admin".into()),
+        resolved_at: Some(40),
+        ..r1.clone()
+    };
+    assert!(s.resolve_report(&done).await.unwrap());
+    assert!(!s.resolve_report(&done).await.unwrap(), "once");
+    assert_eq!(s.report("r1").await.unwrap(), Some(done.clone()));
+    assert_eq!(
+        s.reports("open", None, 10).await.unwrap(),
+        [r2.clone(), r3.clone()]
+    );
+    assert_eq!(s.reports("resolved", None, 10).await.unwrap(), [done]);
+    assert_eq!(s.open_reports_of("message", "m1").await.unwrap(), [r2]);
+    let later = report("r4", "alice", "m1", 50);
+    assert_eq!(s.file_report(&later).await.unwrap(), (later, true));
+    assert!(s.reports("dismissed", None, 10).await.unwrap().is_empty());
 }

@@ -351,6 +351,12 @@ macro_rules! backends {
                 }
 
                 #[actix_rt::test]
+                async fn admin_reports() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::admin::reports(s).await;
+                }
+
+                #[actix_rt::test]
                 async fn social_posts() {
                     let Some((s, _guard, _probe)) = open().await else { return };
                     crate::social::posts(s).await;

@@ -1,7 +1,9 @@
 //! Administration in the cluster store: the audit log written whole into `audit_log` (by 30-day
 //! period), `audit_by_actor`, `audit_by_action` and `audit_by_target` in one logged batch;
 //! `suspensions` and `admins` (one small partition each); the listing of every account (token
-//! order, or by id, email, phone and the name index, which holds every account).
+//! order, or by id, email, phone and the name index, which holds every account); reports (the
+//! row and its listings written first, then the reporter's open claim on the target taken by
+//! LWT — a filer who loses it removes its own rows — released when the report is resolved).
 
 use futures_util::StreamExt;
 
@@ -71,7 +73,65 @@ pub(super) struct AdminStmts {
     count_admins: PreparedStatement,
     users_first: PreparedStatement,
     users_after: PreparedStatement,
+    insert_report: PreparedStatement,
+    delete_report: PreparedStatement,
+    report_by_id: PreparedStatement,
+    reports_by_ids: PreparedStatement,
+    claim_report: PreparedStatement,
+    claimed_report: PreparedStatement,
+    release_claim: PreparedStatement,
+    list_report: PreparedStatement,
+    unlist_report: PreparedStatement,
+    reports_listed: PreparedStatement,
+    list_report_target: PreparedStatement,
+    unlist_report_target: PreparedStatement,
+    reports_of_target: PreparedStatement,
+    resolve_report: PreparedStatement,
 }
+
+const REPORT_COLS: &str = "id, reporter_id, target_type, target_id, reason, comment, snapshot, \
+                           status, created_at, action, note, resolved_by, resolved_at";
+
+type ReportRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
+
+fn report_of(r: ReportRow) -> ReportRecord {
+    ReportRecord {
+        id: r.0,
+        reporter_id: r.1,
+        target_type: r.2,
+        target_id: r.3,
+        reason: r.4,
+        comment: r.5,
+        snapshot: r
+            .6
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or(serde_json::Value::Null),
+        status: r.7,
+        created_at: r.8,
+        action: r.9,
+        note: r.10,
+        resolved_by: r.11,
+        resolved_at: r.12,
+    }
+}
+
+/// Tries to read the report another filer claimed before answering that it is missing (its
+/// row is written before its claim, so it is there unless that filer's write failed).
+const CLAIM_READS: usize = 3;
 
 const USER_COLS: &str = "id, email, display_name, avatar_url, bio, created_at, role, phone, \
                          status_message, theme, locale, presence_visible, discoverable, time_zone";
@@ -97,6 +157,20 @@ impl AdminStmts {
             count_admins: p("SELECT count(*) FROM admins WHERE bucket = ?".into()).await?,
             users_first: p(format!("SELECT {USER_COLS} FROM users LIMIT ?")).await?,
             users_after: p(format!("SELECT {USER_COLS} FROM users WHERE token(id) > token(?) LIMIT ?")).await?,
+            insert_report: p(format!("INSERT INTO reports ({REPORT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")).await?,
+            delete_report: p("DELETE FROM reports WHERE id = ?".into()).await?,
+            report_by_id: p(format!("SELECT {REPORT_COLS} FROM reports WHERE id = ?")).await?,
+            reports_by_ids: p(format!("SELECT {REPORT_COLS} FROM reports WHERE id IN ?")).await?,
+            claim_report: p("INSERT INTO open_report_claims (reporter_id, target_type, target_id, report_id) VALUES (?, ?, ?, ?) IF NOT EXISTS".into()).await?,
+            claimed_report: p("SELECT report_id FROM open_report_claims WHERE reporter_id = ? AND target_type = ? AND target_id = ?".into()).await?,
+            release_claim: p("DELETE FROM open_report_claims WHERE reporter_id = ? AND target_type = ? AND target_id = ? IF report_id = ?".into()).await?,
+            list_report: p("INSERT INTO reports_by_status (status, created_at, id) VALUES (?, ?, ?)".into()).await?,
+            unlist_report: p("DELETE FROM reports_by_status WHERE status = ? AND created_at = ? AND id = ?".into()).await?,
+            reports_listed: p("SELECT id FROM reports_by_status WHERE status = ? AND (created_at, id) > (?, ?) LIMIT ?".into()).await?,
+            list_report_target: p("INSERT INTO reports_by_target (target_type, target_id, id) VALUES (?, ?, ?)".into()).await?,
+            unlist_report_target: p("DELETE FROM reports_by_target WHERE target_type = ? AND target_id = ? AND id = ?".into()).await?,
+            reports_of_target: p("SELECT id FROM reports_by_target WHERE target_type = ? AND target_id = ?".into()).await?,
+            resolve_report: p("UPDATE reports SET status = ?, action = ?, note = ?, resolved_by = ?, resolved_at = ? WHERE id = ? IF status = 'open'".into()).await?,
         })
     }
 }
@@ -391,5 +465,160 @@ impl AdminStore for ScyllaStore {
             .row::<(i64,)>(&self.st.admin.count_admins, (BUCKET,))
             .await?
             .map_or(0, |(n,)| n.max(0) as u64))
+    }
+}
+
+impl ScyllaStore {
+    /// Reports of these ids, oldest first.
+    async fn reports_of_ids(&self, ids: Vec<String>) -> StoreResult<Vec<ReportRecord>> {
+        let mut out: Vec<ReportRecord> = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(100) {
+            let rows = self
+                .rows::<ReportRow>(&self.st.admin.reports_by_ids, (chunk.to_vec(),))
+                .await?;
+            out.extend(rows.into_iter().map(report_of));
+        }
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl ReportStore for ScyllaStore {
+    async fn file_report(&self, r: &ReportRecord) -> StoreResult<(ReportRecord, bool)> {
+        let st = &self.st.admin;
+        let snapshot = r.snapshot.to_string();
+        self.write(
+            &st.insert_report,
+            (
+                &r.id,
+                &r.reporter_id,
+                &r.target_type,
+                &r.target_id,
+                &r.reason,
+                &r.comment,
+                &snapshot,
+                &r.status,
+                r.created_at,
+                &r.action,
+                &r.note,
+                &r.resolved_by,
+                r.resolved_at,
+            ),
+        )
+        .await?;
+        self.write(&st.list_report, (&r.status, r.created_at, &r.id))
+            .await?;
+        self.write(
+            &st.list_report_target,
+            (&r.target_type, &r.target_id, &r.id),
+        )
+        .await?;
+        let key = (&r.reporter_id, &r.target_type, &r.target_id);
+        if self
+            .lwt(&st.claim_report, (key.0, key.1, key.2, &r.id))
+            .await?
+        {
+            return Ok((r.clone(), true));
+        }
+        // The reporter has an open report of this target: this one goes.
+        self.write(&st.unlist_report, (&r.status, r.created_at, &r.id))
+            .await?;
+        self.write(
+            &st.unlist_report_target,
+            (&r.target_type, &r.target_id, &r.id),
+        )
+        .await?;
+        self.write(&st.delete_report, (&r.id,)).await?;
+        for _ in 0..CLAIM_READS {
+            if let Some((id,)) = self
+                .row::<(String,)>(&st.claimed_report, (key.0, key.1, key.2))
+                .await?
+            {
+                if let Some(open) = self.report(&id).await? {
+                    return Ok((open, false));
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        Err(unavailable("a report's claim names no report"))
+    }
+
+    async fn report(&self, id: &str) -> StoreResult<Option<ReportRecord>> {
+        Ok(self
+            .row::<ReportRow>(&self.st.admin.report_by_id, (id,))
+            .await?
+            .map(report_of))
+    }
+
+    async fn reports(
+        &self,
+        status: &str,
+        after: Option<(i64, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<ReportRecord>> {
+        let (at, id) = after.unwrap_or((i64::MIN, String::new()));
+        let limit = limit.min(i32::MAX as usize) as i32;
+        let ids: Vec<String> = self
+            .rows::<(String,)>(&self.st.admin.reports_listed, (status, at, id, limit))
+            .await?
+            .into_iter()
+            .map(|(id,)| id)
+            .collect();
+        Ok(self
+            .reports_of_ids(ids)
+            .await?
+            .into_iter()
+            .filter(|r| r.status == status)
+            .collect())
+    }
+
+    async fn open_reports_of(
+        &self,
+        target_type: &str,
+        target_id: &str,
+    ) -> StoreResult<Vec<ReportRecord>> {
+        let ids: Vec<String> = self
+            .rows::<(String,)>(&self.st.admin.reports_of_target, (target_type, target_id))
+            .await?
+            .into_iter()
+            .map(|(id,)| id)
+            .collect();
+        Ok(self
+            .reports_of_ids(ids)
+            .await?
+            .into_iter()
+            .filter(|r| r.status == "open")
+            .collect())
+    }
+
+    async fn resolve_report(&self, r: &ReportRecord) -> StoreResult<bool> {
+        let st = &self.st.admin;
+        if !self
+            .lwt(
+                &st.resolve_report,
+                (
+                    &r.status,
+                    &r.action,
+                    &r.note,
+                    &r.resolved_by,
+                    r.resolved_at,
+                    &r.id,
+                ),
+            )
+            .await?
+        {
+            return Ok(false);
+        }
+        self.write(&st.unlist_report, ("open", r.created_at, &r.id))
+            .await?;
+        self.write(&st.list_report, (&r.status, r.created_at, &r.id))
+            .await?;
+        self.lwt(
+            &st.release_claim,
+            (&r.reporter_id, &r.target_type, &r.target_id, &r.id),
+        )
+        .await?;
+        Ok(true)
     }
 }

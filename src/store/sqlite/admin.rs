@@ -1,6 +1,7 @@
 //! Administration in the embedded store: the append-only `audit_log` (indexed by time, actor,
-//! action and target), `suspensions`, and the listing of every account (by id, email, phone or
-//! the name index, which holds every account's name).
+//! action and target), `suspensions`, `reports` (one open per reporter and target), and the
+//! listing of every account (by id, email, phone or the name index, which holds every account's
+//! name).
 
 use super::*;
 
@@ -214,6 +215,145 @@ impl AdminStore for SqliteStore {
                 |r| r.get(0),
             ))?;
             Ok(n as u64)
+        })
+        .await
+    }
+}
+
+const REPORT_COLS: &str = "id, reporter_id, target_type, target_id, reason, comment, snapshot, \
+                           status, created_at, action, note, resolved_by, resolved_at";
+
+fn report_from_row(r: &Row) -> rusqlite::Result<ReportRecord> {
+    let snapshot: String = r.get(6)?;
+    Ok(ReportRecord {
+        id: r.get(0)?,
+        reporter_id: r.get(1)?,
+        target_type: r.get(2)?,
+        target_id: r.get(3)?,
+        reason: r.get(4)?,
+        comment: r.get(5)?,
+        snapshot: serde_json::from_str(&snapshot).unwrap_or(serde_json::Value::Null),
+        status: r.get(7)?,
+        created_at: r.get(8)?,
+        action: r.get(9)?,
+        note: r.get(10)?,
+        resolved_by: r.get(11)?,
+        resolved_at: r.get(12)?,
+    })
+}
+
+#[async_trait]
+impl ReportStore for SqliteStore {
+    async fn file_report(&self, r: &ReportRecord) -> StoreResult<(ReportRecord, bool)> {
+        let r = r.clone();
+        self.write(move |c| {
+            // The partial unique index keeps one open report per reporter and target.
+            let n = exec_cached(
+                c,
+                &format!(
+                    "INSERT OR IGNORE INTO reports ({REPORT_COLS}) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                ),
+                params![
+                    r.id,
+                    r.reporter_id,
+                    r.target_type,
+                    r.target_id,
+                    r.reason,
+                    r.comment,
+                    r.snapshot.to_string(),
+                    r.status,
+                    r.created_at,
+                    r.action,
+                    r.note,
+                    r.resolved_by,
+                    r.resolved_at
+                ],
+            )?;
+            if n == 1 {
+                return Ok((r, true));
+            }
+            let open = query_one(
+                c,
+                &format!(
+                    "SELECT {REPORT_COLS} FROM reports WHERE reporter_id = ?1 AND target_type = ?2 \
+                     AND target_id = ?3 AND status = 'open'"
+                ),
+                params![r.reporter_id, r.target_type, r.target_id],
+                report_from_row,
+            )?;
+            open.map(|o| (o, false))
+                .ok_or_else(|| unavailable("a report was neither filed nor open"))
+        })
+        .await
+    }
+
+    async fn report(&self, id: &str) -> StoreResult<Option<ReportRecord>> {
+        let id = id.to_string();
+        self.read(move |c| {
+            query_one(
+                c,
+                &format!("SELECT {REPORT_COLS} FROM reports WHERE id = ?1"),
+                [&id],
+                report_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn reports(
+        &self,
+        status: &str,
+        after: Option<(i64, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<ReportRecord>> {
+        let status = status.to_string();
+        let (at, id) = after.unwrap_or((i64::MIN, String::new()));
+        self.read(move |c| {
+            let mut st = db(c.prepare_cached(&format!(
+                "SELECT {REPORT_COLS} FROM reports WHERE status = ?1 \
+                 AND (created_at > ?2 OR (created_at = ?2 AND id > ?3)) \
+                 ORDER BY created_at, id LIMIT ?4"
+            )))?;
+            let rows = db(st.query_map(params![status, at, id, limit as i64], report_from_row))?;
+            rows.map(db).collect()
+        })
+        .await
+    }
+
+    async fn open_reports_of(
+        &self,
+        target_type: &str,
+        target_id: &str,
+    ) -> StoreResult<Vec<ReportRecord>> {
+        let (kind, id) = (target_type.to_string(), target_id.to_string());
+        self.read(move |c| {
+            let mut st = db(c.prepare_cached(&format!(
+                "SELECT {REPORT_COLS} FROM reports WHERE target_type = ?1 AND target_id = ?2 \
+                 AND status = 'open' ORDER BY created_at, id"
+            )))?;
+            let rows = db(st.query_map(params![kind, id], report_from_row))?;
+            rows.map(db).collect()
+        })
+        .await
+    }
+
+    async fn resolve_report(&self, r: &ReportRecord) -> StoreResult<bool> {
+        let r = r.clone();
+        self.write(move |c| {
+            Ok(exec_cached(
+                c,
+                "UPDATE reports SET status = ?2, action = ?3, note = ?4, resolved_by = ?5, \
+                 resolved_at = ?6 WHERE id = ?1 AND status = 'open'",
+                params![
+                    r.id,
+                    r.status,
+                    r.action,
+                    r.note,
+                    r.resolved_by,
+                    r.resolved_at
+                ],
+            )? == 1)
         })
         .await
     }

@@ -781,8 +781,8 @@ pub fn register(api: &mut Api) {
     };
     let page: &'static [QueryParam] = &[LIMIT_PARAM, CURSOR_PARAM];
     api.route(
-        r("POST", "/api/posts", "Posts a text to my followers or to everyone (hashtags and <@id> mentions read from it)",
-          Some("PostRequest"), (201, Some("PostResponse")), &[400], &[]),
+        r("POST", "/api/posts", "Posts a text to my followers or to everyone (hashtags and <@id> mentions read from it), with my files attached (404 for a file that is not there, 403 for another's)",
+          Some("PostRequest"), (201, Some("PostResponse")), &[400, 403, 404], &[]),
         create,
     );
     api.route(

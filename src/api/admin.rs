@@ -20,7 +20,8 @@ use crate::store::{AuditFilter, Suspension};
 /// A filter's text (an id, an action), at most.
 const MAX_FILTER_CHARS: usize = 256;
 
-async fn admin_only(state: &AppState, who: &Authed) -> ApiResult<()> {
+/// 403 `forbidden` unless the caller is an admin.
+pub(super) async fn admin_only(state: &AppState, who: &Authed) -> ApiResult<()> {
     if !is_admin(state, &who.user_id).await? {
         return Err(ApiError::new(ErrorCode::Forbidden, "only admins do this"));
     }

@@ -10,8 +10,9 @@ use dovie_protocol::error::ErrorCode;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::admin::admin_only;
 use super::people::{page_limit, CURSOR_PARAM};
-use super::social::{count_for_business, count_trends, is_admin, visible_post};
+use super::social::{count_for_business, count_trends, visible_post};
 use super::{invalid, Api, ApiError, ApiResult, Authed, Body, Out, QueryParam, RouteDoc};
 use crate::audit::{self, Target};
 use crate::state::AppState;
@@ -239,13 +240,6 @@ async fn list(
         shown.push(v);
     }
     Ok(out.ok(&json!({ "reports": shown, "next_cursor": next })))
-}
-
-async fn admin_only(state: &AppState, who: &Authed) -> ApiResult<()> {
-    if !is_admin(state, &who.user_id).await? {
-        return Err(ApiError::new(ErrorCode::Forbidden, "only admins do this"));
-    }
-    Ok(())
 }
 
 #[derive(Deserialize)]

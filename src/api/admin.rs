@@ -372,17 +372,7 @@ const FILTER_PARAMS: [QueryParam; 4] = [
 ];
 
 pub fn register(api: &mut Api) {
-    let r = |method, path, summary, body, ok, errors: &'static [u16], query| RouteDoc {
-        method,
-        path,
-        summary,
-        auth: true,
-        body,
-        ok,
-        errors,
-        query,
-        also_ok: &[],
-    };
+    let r = RouteDoc::authed;
     const USERS_QUERY: [QueryParam; 4] =
         [Q_PARAM, USER_STATUS_PARAM, super::LIMIT_PARAM, CURSOR_PARAM];
     const AUDIT_QUERY: [QueryParam; 6] = [

@@ -1107,17 +1107,7 @@ const TO_PARAM: QueryParam = QueryParam {
 };
 
 pub fn register(api: &mut Api) {
-    let r = |method, path, summary, body, ok, errors: &'static [u16], query| RouteDoc {
-        method,
-        path,
-        summary,
-        auth: true,
-        body,
-        ok,
-        errors,
-        query,
-        also_ok: &[],
-    };
+    let r = RouteDoc::authed;
     let page: &'static [QueryParam] = &[LIMIT_PARAM, CURSOR_PARAM];
     api.route(
         r(

@@ -565,17 +565,7 @@ const POSITION_PARAMS: &[QueryParam] = &[
 ];
 
 pub fn register(api: &mut Api) {
-    let r = |method, path, summary, body, ok, errors, query| RouteDoc {
-        method,
-        path,
-        summary,
-        auth: true,
-        body,
-        ok,
-        errors,
-        query,
-        also_ok: &[],
-    };
+    let r = RouteDoc::authed;
     api.route(
         r(
             "POST",

@@ -389,6 +389,31 @@ pub struct RouteDoc {
     pub also_ok: &'static [u16],
 }
 
+impl RouteDoc {
+    /// A route that needs a bearer token and has one success status.
+    pub const fn authed(
+        method: &'static str,
+        path: &'static str,
+        summary: &'static str,
+        body: Option<&'static str>,
+        ok: (u16, Option<&'static str>),
+        errors: &'static [u16],
+        query: &'static [QueryParam],
+    ) -> RouteDoc {
+        RouteDoc {
+            method,
+            path,
+            summary,
+            auth: true,
+            body,
+            ok,
+            errors,
+            query,
+            also_ok: &[],
+        }
+    }
+}
+
 /// One documented query parameter.
 #[derive(Debug, Clone, Copy)]
 pub struct QueryParam {

@@ -195,17 +195,7 @@ async fn delete(
 }
 
 pub fn register(api: &mut Api) {
-    let r = |method, path, summary, body, ok, errors: &'static [u16], query| RouteDoc {
-        method,
-        path,
-        summary,
-        auth: true,
-        body,
-        ok,
-        errors,
-        query,
-        also_ok: &[],
-    };
+    let r = RouteDoc::authed;
     api.route(
         r(
             "POST",

@@ -422,17 +422,7 @@ fn tell_reporter(state: &AppState, r: &ReportRecord) {
 }
 
 pub fn register(api: &mut Api) {
-    let r = |method, path, summary, body, ok, errors: &'static [u16], query| RouteDoc {
-        method,
-        path,
-        summary,
-        auth: true,
-        body,
-        ok,
-        errors,
-        query,
-        also_ok: &[],
-    };
+    let r = RouteDoc::authed;
     const STATUS: QueryParam = QueryParam {
         name: "status",
         required: false,

@@ -768,17 +768,7 @@ const TRENDS_LIMIT: QueryParam = QueryParam {
 };
 
 pub fn register(api: &mut Api) {
-    let r = |method, path, summary, body, ok, errors: &'static [u16], query| RouteDoc {
-        method,
-        path,
-        summary,
-        auth: true,
-        body,
-        ok,
-        errors,
-        query,
-        also_ok: &[],
-    };
+    let r = RouteDoc::authed;
     let page: &'static [QueryParam] = &[LIMIT_PARAM, CURSOR_PARAM];
     api.route(
         r("POST", "/api/posts", "Posts a text to my followers or to everyone (hashtags and <@id> mentions read from it), with my files attached (404 for a file that is not there, 403 for another's)",

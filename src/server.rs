@@ -528,8 +528,12 @@ pub async fn serve(config: Config) -> Result<(), String> {
 /// How often session addresses past `privacy.ip_retention_days` are forgotten.
 const IP_SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
-/// Forgets the client addresses of sessions unused for longer than the retention, at start and
-/// every [`IP_SWEEP_EVERY`].
+/// How far before the retention limit each sweep looks for audit entries still holding an
+/// address.
+const AUDIT_IP_CATCH_UP_MS: i64 = 30 * 86_400_000;
+
+/// Forgets the client addresses of sessions unused for longer than the retention, and those
+/// of audit log entries older than it, at start and every [`IP_SWEEP_EVERY`].
 fn spawn_ip_sweeper(state: web::Data<AppState>) {
     actix_rt::spawn(async move {
         let keep_ms = state.config.privacy.ip_retention_days as i64 * 86_400_000;
@@ -539,6 +543,19 @@ fn spawn_ip_sweeper(state: web::Data<AppState>) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(sessions = n, "forgot old session addresses"),
                 Err(e) => tracing::warn!(error = %e.message, "cannot forget old session addresses"),
+            }
+            // The audit log's addresses too: those that aged out since a while before the last
+            // sweep (a node down for up to that long still catches up).
+            match state
+                .store
+                .forget_audit_ips(before - AUDIT_IP_CATCH_UP_MS, before)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(entries = n, "forgot old audit log addresses"),
+                Err(e) => {
+                    tracing::warn!(error = %e.message, "cannot forget old audit log addresses")
+                }
             }
             tokio::time::sleep(IP_SWEEP_EVERY).await;
         }

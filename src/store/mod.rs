@@ -1357,6 +1357,9 @@ pub trait AuditStore: Send + Sync {
         filter: &AuditFilter,
         limit: usize,
     ) -> StoreResult<Vec<AuditRecord>>;
+    /// Drops the address of entries written at or after `since` and before `before` (data
+    /// minimization: `privacy.ip_retention_days`); answers how many had one.
+    async fn forget_audit_ips(&self, since: i64, before: i64) -> StoreResult<u64>;
 }
 
 /// An account's suspension: no login, no session, until lifted or `until` passes.

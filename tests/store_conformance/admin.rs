@@ -124,6 +124,50 @@ pub async fn audit_log(s: SharedStore) {
     )
     .await
     .is_empty());
+
+    // Addresses age out: those of entries in the window go from every listing, the rest stay.
+    assert_eq!(
+        s.forget_audit_ips(now - 500 * DAY, now - 10 * DAY)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        s.forget_audit_ips(now - 500 * DAY, now - 10 * DAY)
+            .await
+            .unwrap(),
+        0,
+        "once"
+    );
+    for filter in [
+        AuditFilter::default(),
+        AuditFilter {
+            actor_id: Some("admin1".into()),
+            ..AuditFilter::default()
+        },
+        AuditFilter {
+            action: Some("user.suspended".into()),
+            ..AuditFilter::default()
+        },
+        AuditFilter {
+            target: Some(("user".into(), "u1".into())),
+            ..AuditFilter::default()
+        },
+    ] {
+        for e in list(filter, 100).await {
+            let old = e.at < now - 10 * DAY;
+            assert_eq!(e.ip.is_none(), old, "{e:?}");
+            let written = all.iter().find(|w| w.id == e.id).unwrap();
+            assert_eq!(
+                AuditRecord {
+                    ip: written.ip.clone(),
+                    ..e
+                },
+                *written,
+                "only the address changed"
+            );
+        }
+    }
 }
 
 pub async fn accounts_and_suspensions(s: SharedStore) {

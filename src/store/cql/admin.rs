@@ -73,6 +73,11 @@ pub(super) struct AdminStmts {
     count_admins: PreparedStatement,
     users_first: PreparedStatement,
     users_after: PreparedStatement,
+    log_window: PreparedStatement,
+    forget_log_ip: PreparedStatement,
+    forget_actor_ip: PreparedStatement,
+    forget_action_ip: PreparedStatement,
+    forget_target_ip: PreparedStatement,
     insert_report: PreparedStatement,
     delete_report: PreparedStatement,
     report_by_id: PreparedStatement,
@@ -157,6 +162,11 @@ impl AdminStmts {
             count_admins: p("SELECT count(*) FROM admins WHERE bucket = ?".into()).await?,
             users_first: p(format!("SELECT {USER_COLS} FROM users LIMIT ?")).await?,
             users_after: p(format!("SELECT {USER_COLS} FROM users WHERE token(id) > token(?) LIMIT ?")).await?,
+            log_window: p(format!("SELECT {AUDIT_COLS} FROM audit_log WHERE period = ? AND at >= ? AND at < ?")).await?,
+            forget_log_ip: p("UPDATE audit_log SET ip = null WHERE period = ? AND at = ? AND id = ?".into()).await?,
+            forget_actor_ip: p("UPDATE audit_by_actor SET ip = null WHERE actor_id = ? AND at = ? AND id = ?".into()).await?,
+            forget_action_ip: p("UPDATE audit_by_action SET ip = null WHERE action = ? AND period = ? AND at = ? AND id = ?".into()).await?,
+            forget_target_ip: p("UPDATE audit_by_target SET ip = null WHERE target_type = ? AND target_id = ? AND at = ? AND id = ?".into()).await?,
             insert_report: p(format!("INSERT INTO reports ({REPORT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")).await?,
             delete_report: p("DELETE FROM reports WHERE id = ?".into()).await?,
             report_by_id: p(format!("SELECT {REPORT_COLS} FROM reports WHERE id = ?")).await?,
@@ -366,6 +376,44 @@ impl AuditStore for ScyllaStore {
             cursor = (i64::MAX, String::new());
         }
         Ok(out)
+    }
+
+    async fn forget_audit_ips(&self, since: i64, before: i64) -> StoreResult<u64> {
+        let st = &self.st.admin;
+        let mut forgot = 0;
+        for period in period_of(since)..=period_of(before.max(since)) {
+            let rows = self
+                .rows::<AuditRow>(&st.log_window, (period, since, before))
+                .await?;
+            for e in rows.into_iter().map(audit_of).filter(|e| e.ip.is_some()) {
+                // The entry's four copies, in one logged batch.
+                let mut batch = Batch::new(BatchType::Logged);
+                batch.set_consistency(Consistency::Quorum);
+                for s in [
+                    &st.forget_log_ip,
+                    &st.forget_actor_ip,
+                    &st.forget_action_ip,
+                    &st.forget_target_ip,
+                ] {
+                    batch.append_statement(s.clone());
+                }
+                let _permit = self.writes.acquire().await.map_err(unavailable)?;
+                self.session
+                    .batch(
+                        &batch,
+                        (
+                            (period, e.at, &e.id),
+                            (&e.actor_id, e.at, &e.id),
+                            (&e.action, period, e.at, &e.id),
+                            (&e.target_type, &e.target_id, e.at, &e.id),
+                        ),
+                    )
+                    .await
+                    .map_err(unavailable)?;
+                forgot += 1;
+            }
+        }
+        Ok(forgot)
     }
 }
 

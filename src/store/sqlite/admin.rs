@@ -110,6 +110,17 @@ impl AuditStore for SqliteStore {
         })
         .await
     }
+
+    async fn forget_audit_ips(&self, since: i64, before: i64) -> StoreResult<u64> {
+        self.write(move |c| {
+            Ok(exec_cached(
+                c,
+                "UPDATE audit_log SET ip = NULL WHERE at >= ?1 AND at < ?2 AND ip IS NOT NULL",
+                params![since, before],
+            )? as u64)
+        })
+        .await
+    }
 }
 
 #[async_trait]

@@ -261,6 +261,12 @@ async fn set_role(
         return Err(last_admin());
     }
     let changed = state.store.set_user_role(&u.id, role).await?;
+    // Two admins demoting each other at once both pass the check above; the one that finds no
+    // admin left afterwards takes its change back.
+    if role == UserRole::User && state.store.admin_count().await? == 0 {
+        state.store.set_user_role(&u.id, UserRole::Admin).await?;
+        return Err(last_admin());
+    }
     audit::record(
         &state.store,
         who.actor(),

@@ -238,6 +238,26 @@ pub(super) async fn index_accounts(session: &Session) -> Result<(), String> {
 }
 
 impl ScyllaStore {
+    /// Writes one change to an audit entry's four copies (`statements`: log, by actor, by
+    /// action, by target) in one logged batch.
+    async fn audit_copies(
+        &self,
+        statements: [&PreparedStatement; 4],
+        values: impl ::scylla::serialize::batch::BatchValues,
+    ) -> StoreResult<()> {
+        let mut batch = Batch::new(BatchType::Logged);
+        batch.set_consistency(Consistency::Quorum);
+        for s in statements {
+            batch.append_statement(s.clone());
+        }
+        let _permit = self.writes.acquire().await.map_err(unavailable)?;
+        self.session
+            .batch(&batch, values)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     /// Entries of one partition's pages (`page` reads a page strictly older than the cursor),
     /// kept when `keep` holds, until `limit` are found or the partition ends.
     async fn audit_scan<F, Fut>(
@@ -299,23 +319,17 @@ impl AuditStore for ScyllaStore {
             &a.ip,
             &details,
         );
-        // One logged batch: an entry is in every listing or in none.
-        let mut batch = Batch::new(BatchType::Logged);
-        batch.set_consistency(Consistency::Quorum);
-        for s in [
-            &st.insert_log,
-            &st.insert_by_actor,
-            &st.insert_by_action,
-            &st.insert_by_target,
-        ] {
-            batch.append_statement(s.clone());
-        }
-        let _permit = self.writes.acquire().await.map_err(unavailable)?;
-        self.session
-            .batch(&batch, (with_period, row, with_period, row))
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        // An entry is in every listing or in none.
+        self.audit_copies(
+            [
+                &st.insert_log,
+                &st.insert_by_actor,
+                &st.insert_by_action,
+                &st.insert_by_target,
+            ],
+            (with_period, row, with_period, row),
+        )
+        .await
     }
 
     async fn audit_entries(
@@ -386,30 +400,22 @@ impl AuditStore for ScyllaStore {
                 .rows::<AuditRow>(&st.log_window, (period, since, before))
                 .await?;
             for e in rows.into_iter().map(audit_of).filter(|e| e.ip.is_some()) {
-                // The entry's four copies, in one logged batch.
-                let mut batch = Batch::new(BatchType::Logged);
-                batch.set_consistency(Consistency::Quorum);
-                for s in [
-                    &st.forget_log_ip,
-                    &st.forget_actor_ip,
-                    &st.forget_action_ip,
-                    &st.forget_target_ip,
-                ] {
-                    batch.append_statement(s.clone());
-                }
-                let _permit = self.writes.acquire().await.map_err(unavailable)?;
-                self.session
-                    .batch(
-                        &batch,
-                        (
-                            (period, e.at, &e.id),
-                            (&e.actor_id, e.at, &e.id),
-                            (&e.action, period, e.at, &e.id),
-                            (&e.target_type, &e.target_id, e.at, &e.id),
-                        ),
-                    )
-                    .await
-                    .map_err(unavailable)?;
+                // The entry's four copies.
+                self.audit_copies(
+                    [
+                        &st.forget_log_ip,
+                        &st.forget_actor_ip,
+                        &st.forget_action_ip,
+                        &st.forget_target_ip,
+                    ],
+                    (
+                        (period, e.at, &e.id),
+                        (&e.actor_id, e.at, &e.id),
+                        (&e.action, period, e.at, &e.id),
+                        (&e.target_type, &e.target_id, e.at, &e.id),
+                    ),
+                )
+                .await?;
                 forgot += 1;
             }
         }

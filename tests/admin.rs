@@ -22,15 +22,6 @@ fn assert_error(status: u16, body: &Value, want: u16, code: &str) {
     assert_eq!(body["error"]["code"], code, "{body}");
 }
 
-fn grant_admin(server: &Server, who: &User) {
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_dovie"))
-        .args(["admin", "grant", &who.email, "--data-dir"])
-        .arg(server.dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 async fn login(api: &Rest, email: &str, password: &str) -> (u16, Value) {
     api.call(
         "POST",
@@ -71,7 +62,7 @@ async fn every_admin_route_refuses_everyone_else() {
     let server = Server::start();
     let api = rest(&server);
     let [admin, bob] = api.register_all(["boss", "bob"]).await;
-    grant_admin(&server, &admin);
+    server.grant_admin(&admin);
     let target = format!("/api/admin/users/{}", admin.id);
     let calls: Vec<(&str, String, Option<Value>)> = vec![
         ("GET", "/api/admin/users".into(), None),
@@ -115,7 +106,7 @@ async fn accounts_are_found_by_id_email_phone_and_name() {
     let server = Server::start();
     let api = rest(&server);
     let [admin, quiet, other] = api.register_all(["boss", "quiet", "other"]).await;
-    grant_admin(&server, &admin);
+    server.grant_admin(&admin);
     // Hidden from people search, not from administration.
     let (status, body) = api
         .call(
@@ -202,7 +193,7 @@ async fn a_suspension_closes_every_session_and_ends_on_time() {
     let server = Server::start();
     let api = rest(&server);
     let [admin, bob] = api.register_all(["boss", "bob"]).await;
-    grant_admin(&server, &admin);
+    server.grant_admin(&admin);
     let mut ws = Ws::connect(&server, Codec::Json, Auth::Query(&bob.token)).await;
     let (status, second) = login(&api, &bob.email, "correct horse").await;
     assert_eq!(status, 200, "{second}");
@@ -331,7 +322,7 @@ async fn the_last_admin_stays_and_roles_are_audited() {
     let server = Server::start();
     let api = rest(&server);
     let [admin, bob] = api.register_all(["boss", "bob"]).await;
-    grant_admin(&server, &admin);
+    server.grant_admin(&admin);
     let own = format!("/api/admin/users/{}", admin.id);
     let (status, body) = api
         .post(
@@ -427,7 +418,7 @@ async fn the_audit_log_holds_security_events_page_by_page() {
     let server = Server::start();
     let api = rest(&server);
     let [admin, carol] = api.register_all(["boss", "carol"]).await;
-    grant_admin(&server, &admin);
+    server.grant_admin(&admin);
     let (status, _) = login(&api, &carol.email, "not her password").await;
     assert_eq!(status, 401);
     let (status, _) = login(&api, "nobody@example.com", "whatever1").await;
@@ -502,7 +493,7 @@ async fn reports_keep_their_snapshot_and_are_resolved_for_every_reporter() {
     let [admin, alice, bob, carol, mallory] = api
         .register_all(["boss", "alice", "bob", "carol", "mallory"])
         .await;
-    grant_admin(&server, &admin);
+    server.grant_admin(&admin);
     let room = api.group(&alice, &[&bob, &mallory]).await;
     let spam = api.send(&mallory, &room, "cheap pills here").await;
     let spam_id = spam["id"].as_str().unwrap().to_string();

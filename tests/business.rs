@@ -84,15 +84,6 @@ async fn feed_ids(api: &Rest, who: &User, path: &str) -> Vec<String> {
         .collect()
 }
 
-fn grant_admin(server: &Server, who: &User) {
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_dovie"))
-        .args(["admin", "grant", &who.email, "--data-dir"])
-        .arg(server.dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 #[actix_rt::test]
 async fn profiles_posts_and_feeds() {
     let server = Server::start();
@@ -526,7 +517,7 @@ async fn networking_and_verification() {
     let server = Server::start();
     let api = rest(&server);
     let [alice, bob, carol, admin] = api.register_all(["alice", "bob", "carol", "admin"]).await;
-    grant_admin(&server, &admin);
+    server.grant_admin(&admin);
     let a = create_business(&api, &alice, "Alpha Supplies", "trade").await;
     let b = create_business(&api, &bob, "Beta Retail", "trade").await;
     let (a_id, b_id) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());

@@ -106,6 +106,16 @@ impl Server {
         &self.args
     }
 
+    /// Makes the account an admin through `dovie admin grant` on this node's data directory.
+    pub fn grant_admin(&self, who: &User) {
+        let status = Command::new(env!("CARGO_BIN_EXE_dovie"))
+            .args(["admin", "grant", &who.email, "--data-dir"])
+            .arg(self.dir.path())
+            .status()
+            .expect("dovie admin grant");
+        assert!(status.success(), "dovie admin grant failed");
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

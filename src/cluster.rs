@@ -47,6 +47,14 @@ fn inbox(node: &str) -> String {
     format!("dovie:inbox:{node}")
 }
 
+/// A node's report; the `{reports}` hash tag puts every node's in one Redis Cluster slot.
+fn report_key(node: &str) -> String {
+    format!("dovie:{{reports}}:{node}")
+}
+
+/// A node's report outlives its last publication by this much.
+pub const REPORT_TTL: Duration = Duration::from_secs(10);
+
 fn room_channel(room_id: &str) -> String {
     format!("dovie:room:{room_id}")
 }
@@ -662,6 +670,50 @@ impl Cluster {
             .filter(|(_, c)| c.iter().any(|(node, n)| *n > 0 && live.contains(node)))
             .map(|(id, _)| id.clone())
             .collect()
+    }
+
+    /// Publishes this node's report (status and room activity, see `admin::monitor`), kept
+    /// for [`REPORT_TTL`]: a node that stops reporting drops out of the status by itself.
+    pub async fn put_report(&self, report: &[u8]) -> Result<(), String> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(report_key(&self.node_id))
+            .arg(report)
+            .arg("PX")
+            .arg(REPORT_TTL.as_millis() as u64)
+            .ignore();
+        self.conn
+            .query::<()>(&pipe)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// The last report of every live node that has one (keys share one slot: one round trip).
+    pub async fn reports(&self) -> Result<Vec<(String, Vec<u8>)>, String> {
+        let live = self.live_nodes();
+        if live.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for node in &live {
+            pipe.cmd("GET").arg(report_key(node));
+        }
+        let found: Vec<Option<Vec<u8>>> =
+            self.conn.query(&pipe).await.map_err(|e| e.to_string())?;
+        Ok(live
+            .into_iter()
+            .zip(found)
+            .filter_map(|(node, r)| r.map(|r| (node, r)))
+            .collect())
+    }
+
+    /// How long a PING to Redis takes.
+    pub async fn ping(&self) -> Result<Duration, String> {
+        let started = Instant::now();
+        let mut pipe = redis::pipe();
+        pipe.cmd("PING");
+        let _: (String,) = self.conn.query(&pipe).await.map_err(|e| e.to_string())?;
+        Ok(started.elapsed())
     }
 
     /// A user blocked or unblocked another: every node's fan-out learns it.

@@ -613,7 +613,7 @@ pub fn set_draining(on: bool) {
 }
 
 /// This process's memory and CPU, from `/proc/self` (Linux; elsewhere the gauges stay 0).
-mod process {
+pub mod process {
     /// Kernel clock ticks per second (`sysconf(_SC_CLK_TCK)`): 100 on every Linux Dovie runs on.
     const CLOCK_TICKS_PER_SEC: f64 = 100.0;
     const PAGE_BYTES: i64 = 4096;

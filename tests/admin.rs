@@ -5,7 +5,9 @@
 //! or demoted; the audit log holds the admin actions and the security events with their actor,
 //! target label and address, filtered and paged; reports of what the reporter can see, one open
 //! per reporter and target, whose snapshots outlive the content, resolved for every reporter of
-//! the target at once (told over WebSocket), with the content deleted or its author suspended.
+//! the target at once (told over WebSocket), with the content deleted or its author suspended;
+//! rooms are monitored with their live figures, busiest first; the status shows the node, its
+//! store and bus; the node's recent log lines are read by level and time.
 
 #![allow(clippy::unwrap_used)]
 
@@ -80,6 +82,11 @@ async fn every_admin_route_refuses_everyone_else() {
             Some(json!({"role": "user"})),
         ),
         ("GET", "/api/admin/audit-log".into(), None),
+        ("GET", "/api/admin/rooms".into(), None),
+        ("GET", "/api/admin/rooms?sort=id".into(), None),
+        ("GET", "/api/admin/rooms/some-room".into(), None),
+        ("GET", "/api/admin/status".into(), None),
+        ("GET", "/api/admin/logs".into(), None),
         ("GET", "/api/admin/verifications".into(), None),
         ("GET", "/api/admin/reports".into(), None),
         (
@@ -646,4 +653,167 @@ async fn reports_keep_their_snapshot_and_are_resolved_for_every_reporter() {
         actions(&suspended).contains(&"user.suspended"),
         "{suspended:?}"
     );
+}
+
+fn room_ids(body: &Value) -> Vec<String> {
+    body["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["room"]["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[actix_rt::test]
+async fn rooms_are_monitored_busiest_first() {
+    let server = Server::start();
+    let api = rest(&server);
+    let [admin, alice, bob, carol] = api.register_all(["boss", "alice", "bob", "carol"]).await;
+    server.grant_admin(&admin);
+    let busy = api.group(&alice, &[&bob, &carol]).await;
+    let quiet = api.group(&bob, &[&carol]).await;
+    let idle = api.group(&carol, &[&alice]).await;
+    // Alice is online; Bob and Carol are not.
+    let _alice_ws = Ws::connect(&server, Codec::Json, Auth::Query(&alice.token)).await;
+    let mut last = Value::Null;
+    for i in 0..3 {
+        last = api.send(&alice, &busy, &format!("busy {i}")).await;
+    }
+    api.send(&bob, &quiet, "quiet").await;
+
+    let (status, body) = api
+        .get("/api/admin/rooms?sort=activity", &admin.token)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Only rooms with a message in the last hour, the busiest first.
+    assert_eq!(room_ids(&body), [busy.clone(), quiet.clone()], "{body}");
+    let first = &body["rooms"][0];
+    assert_eq!(first["member_count"], 3, "{first}");
+    assert_eq!(first["online_members"], 1, "{first}");
+    assert_eq!(first["messages_last_hour"], 3, "{first}");
+    assert_eq!(first["last_message_at"], last["created_at"], "{first}");
+    assert_eq!(body["rooms"][1]["messages_last_hour"], 1);
+    assert_eq!(body["next_cursor"], Value::Null);
+
+    // Page by page: the same order, nothing twice.
+    let (_, page1) = api.get("/api/admin/rooms?limit=1", &admin.token).await;
+    assert_eq!(room_ids(&page1), [busy.as_str()]);
+    let cursor = page1["next_cursor"].as_str().unwrap().to_string();
+    let (_, page2) = api
+        .get(
+            &format!("/api/admin/rooms?limit=1&cursor={cursor}"),
+            &admin.token,
+        )
+        .await;
+    assert_eq!(room_ids(&page2), [quiet.as_str()], "{page2}");
+    assert_eq!(page2["next_cursor"], Value::Null);
+
+    // Every room by id, the idle one too (its last message read from the store: none).
+    let mut all = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..10 {
+        let (status, page) = api
+            .get(
+                &format!("/api/admin/rooms?sort=id&limit=2{cursor}"),
+                &admin.token,
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        all.extend(room_ids(&page));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    let mut want = vec![busy.clone(), quiet.clone(), idle.clone()];
+    want.sort();
+    assert_eq!(all, want);
+
+    let (status, one) = api
+        .get(&format!("/api/admin/rooms/{idle}"), &admin.token)
+        .await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["room"]["id"], idle.as_str());
+    assert_eq!(one["member_count"], 2);
+    assert_eq!(one["online_members"], 1, "alice is a member and online");
+    assert_eq!(one["messages_last_hour"], 0);
+    assert_eq!(one["last_message_at"], Value::Null);
+    let (status, one) = api
+        .get(&format!("/api/admin/rooms/{busy}"), &admin.token)
+        .await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["messages_last_hour"], 3);
+
+    for (path, want, code) in [
+        ("/api/admin/rooms/no-such-room", 404, "not_found"),
+        ("/api/admin/rooms?sort=loudest", 400, "validation_failed"),
+        ("/api/admin/rooms?cursor=garbage", 400, "validation_failed"),
+        ("/api/admin/rooms?limit=0", 400, "validation_failed"),
+    ] {
+        let (status, body) = api.get(path, &admin.token).await;
+        assert_error(status, &body, want, code);
+    }
+}
+
+#[actix_rt::test]
+async fn the_status_shows_the_node_and_logs_are_read_by_level_and_time() {
+    let server = Server::start();
+    let api = rest(&server);
+    let [admin, alice] = api.register_all(["boss", "alice"]).await;
+    server.grant_admin(&admin);
+    let _ws = Ws::connect(&server, Codec::Json, Auth::Query(&alice.token)).await;
+    let (status, body) = api.get("/api/admin/status", &admin.token).await;
+    assert_eq!(status, 200, "{body}");
+    let nodes = body["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1, "{body}");
+    let node = &nodes[0];
+    assert_eq!(node["ready"], true, "{body}");
+    assert_eq!(node["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(node["sessions"], 1, "{body}");
+    assert!(node["rss_bytes"].as_i64().unwrap() > 1_000_000, "{body}");
+    let started = node["started_at"].as_i64().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert!(started <= now && started > now - 600_000, "{body}");
+    assert_eq!(body["store"]["kind"], "embedded");
+    assert_eq!(body["store"]["ok"], true);
+    assert!(body["store"]["latency_ms"].as_f64().unwrap() >= 0.0);
+    assert_eq!(body["bus"]["kind"], "local");
+    assert_eq!(body["bus"]["ok"], true);
+
+    // The node logged where it listens at start (info).
+    let (status, body) = api.get("/api/admin/logs", &admin.token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["node_id"], node["node_id"]);
+    let lines = body["lines"].as_array().unwrap();
+    let listening = lines
+        .iter()
+        .find(|l| l["message"].as_str().unwrap().starts_with("listening on"))
+        .unwrap_or_else(|| panic!("no start line in {body}"));
+    assert_eq!(listening["level"], "info");
+    let at = listening["at"].as_i64().unwrap();
+    // Errors only: not the start line.
+    let (_, errors) = api.get("/api/admin/logs?level=error", &admin.token).await;
+    assert!(errors["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| l["level"] == "error"));
+    // Since the start line: not it.
+    let (_, later) = api
+        .get(&format!("/api/admin/logs?since={at}"), &admin.token)
+        .await;
+    assert!(later["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| l["at"].as_i64().unwrap() > at));
+    let (_, one) = api.get("/api/admin/logs?limit=1", &admin.token).await;
+    assert_eq!(one["lines"].as_array().unwrap().len(), 1);
+    for path in ["/api/admin/logs?level=loud", "/api/admin/logs?limit=0"] {
+        let (status, body) = api.get(path, &admin.token).await;
+        assert_error(status, &body, 400, "validation_failed");
+    }
 }

@@ -111,6 +111,18 @@ fn start_nodes_in(
     }
 }
 
+/// Makes `who` an admin of the run's keyspace (`dovie admin grant`).
+fn grant_admin(cql: &str, who: &User) {
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_dovie"))
+        .args([
+            "admin", "grant", &who.email, "--store", "scylla", "--scylla", cql,
+        ])
+        .args(["--keyspace", &keyspace()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 fn node_ids(n: usize) -> Vec<String> {
     (1..=n).map(|i| format!("n{i}")).collect()
 }
@@ -1502,21 +1514,7 @@ async fn a_suspension_takes_effect_on_every_node_at_once() {
     let cluster = start_nodes_env(&[&cql], &redis.url(), 2, LIMITS, &[]);
     let (api1, api2) = (rest(&cluster.nodes[0]), rest(&cluster.nodes[1]));
     let admin = api1.register("clusteradmin").await;
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_dovie"))
-        .args([
-            "admin",
-            "grant",
-            &admin.email,
-            "--store",
-            "scylla",
-            "--scylla",
-            &cql,
-            "--keyspace",
-            &keyspace(),
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    grant_admin(&cql, &admin);
     let mallory = api2.register("mallory").await;
     // Mallory's sockets on both nodes.
     let mut on1 = Ws::connect(&cluster.nodes[0], Codec::Json, Auth::Query(&mallory.token)).await;
@@ -1586,4 +1584,72 @@ async fn a_suspension_takes_effect_on_every_node_at_once() {
             "user.suspended"
         ]
     );
+}
+
+/// Monitoring sees the whole cluster from any node: the status lists both nodes with their
+/// sessions and the store's and Redis's health; a room owned by the other node shows its
+/// messages of the last hour and its online members.
+#[actix_rt::test]
+async fn the_status_and_room_activity_span_the_cluster() {
+    let Some(cql) = cql() else { return };
+    let redis = RedisServer::start();
+    let cluster = start_cluster(&[&cql], &redis, 2);
+    let (api1, api2) = (rest(&cluster.nodes[0]), rest(&cluster.nodes[1]));
+    let admin = api1.register("monitoradmin").await;
+    grant_admin(&cql, &admin);
+    let (a, b) = (api2.register("a").await, api2.register("b").await);
+    let ids = node_ids(2);
+    let mut room = String::new();
+    for _ in 0..50 {
+        let r = api2.group(&a, &[&b]).await;
+        if dovie::cluster::owner_of(&ids, &r).map(String::as_str) == Some("n2") {
+            room = r;
+            break;
+        }
+    }
+    assert!(!room.is_empty());
+    let _b_online = Ws::connect(&cluster.nodes[1], Codec::Json, Auth::Query(&b.token)).await;
+    for i in 0..4 {
+        api1.send(&a, &room, &format!("m{i}")).await;
+    }
+    // n2 stored them; n1 reads n2's report (published every 2 s).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let figures = loop {
+        let (status, body) = api1
+            .get(&format!("/api/admin/rooms/{room}"), &admin.token)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        if body["messages_last_hour"] == 4 || Instant::now() > deadline {
+            break body;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(figures["messages_last_hour"], 4, "{figures}");
+    assert_eq!(figures["member_count"], 2, "{figures}");
+    assert_eq!(figures["online_members"], 1, "{figures}");
+    let (_, list) = api1.get("/api/admin/rooms", &admin.token).await;
+    assert!(
+        list["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["room"]["id"] == room.as_str()),
+        "{list}"
+    );
+
+    let (status, body) = api1.get("/api/admin/status", &admin.token).await;
+    assert_eq!(status, 200, "{body}");
+    let nodes = body["nodes"].as_array().unwrap();
+    let names: Vec<&str> = nodes
+        .iter()
+        .map(|n| n["node_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["n1", "n2"], "{body}");
+    assert!(nodes.iter().all(|n| n["ready"] == true), "{body}");
+    assert!(nodes[1]["sessions"].as_u64().unwrap() >= 1, "{body}");
+    assert_eq!(body["store"]["kind"], "cql");
+    assert_eq!(body["store"]["ok"], true);
+    assert_eq!(body["bus"]["kind"], "redis");
+    assert_eq!(body["bus"]["ok"], true);
+    assert!(body["bus"]["latency_ms"].as_f64().unwrap() >= 0.0);
 }

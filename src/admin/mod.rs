@@ -2,6 +2,10 @@
 //! session revoked and every socket closed on every node; no login until lifted or ended) and
 //! the sweeper that ends suspensions on time — each step in the audit log.
 
+pub mod activity;
+pub mod logs;
+pub mod monitor;
+
 use std::time::Duration;
 
 use dovie_protocol::error::{ErrorBody, ErrorCode};

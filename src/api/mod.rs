@@ -10,6 +10,7 @@ pub mod business;
 pub mod files;
 pub mod location;
 pub mod messages;
+pub mod monitor;
 pub mod ops;
 pub mod people;
 pub mod privacy;
@@ -526,6 +527,7 @@ pub fn register(api: &mut Api) {
     social::register(api);
     business::register(api);
     admin::register(api);
+    monitor::register(api);
     reports::register(api);
     privacy::register(api);
     ops::register(api);

@@ -32,6 +32,8 @@ pub struct ServerExtras {
     directory: OnceLock<Arc<RoomDirectory>>,
     pusher: OnceLock<Arc<crate::push::pipeline::Pusher>>,
     transcriber: OnceLock<Arc<crate::ai::transcriber::Transcriber>>,
+    /// The rooms whose messages this node stored in the last hour (room monitoring).
+    pub activity: crate::admin::activity::ActivityBoard,
 }
 
 impl ServerExtras {
@@ -49,6 +51,7 @@ impl ServerExtras {
             directory: OnceLock::new(),
             pusher: OnceLock::new(),
             transcriber: OnceLock::new(),
+            activity: Default::default(),
         })
     }
 
@@ -203,6 +206,7 @@ impl MessageExtras for ServerExtras {
     }
 
     fn stored(&self, m: &Message, members: &[String]) {
+        self.activity.message_stored(&m.room_id, m.created_at);
         if let Some(p) = self.pusher.get() {
             p.message_stored(m, members);
         }

@@ -1451,6 +1451,9 @@ pub trait AdminStore: Send + Sync {
     ) -> StoreResult<Vec<User>>;
     /// How many accounts are admins.
     async fn admin_count(&self) -> StoreResult<u64>;
+    /// Room ids after `after` in the store's own order (by id on the embedded store, by token
+    /// on CQL: stable while rooms are added), at most `limit`.
+    async fn all_room_ids(&self, after: Option<&str>, limit: usize) -> StoreResult<Vec<String>>;
 }
 
 /// Consents (OPS-9): what each user agreed to, with every change kept.

@@ -1,7 +1,8 @@
 //! What administration keeps: the audit log (appended whole, listed newest first by time,
 //! actor, action and target, paged by a cursor, across periods), suspensions (put, replaced,
 //! listed, lifted once), every account found by id, email, phone or name — discoverable or
-//! not — the count of admins, and reports (one open per reporter and target, resolved once).
+//! not — the count of admins, reports (one open per reporter and target, resolved once), and
+//! every room listed page by page.
 
 use dovie::store::{AuditFilter, AuditRecord, ProfilePatch, ReportRecord, Suspension};
 
@@ -352,4 +353,43 @@ pub async fn reports(s: SharedStore) {
     let later = report("r4", "alice", "m1", 50);
     assert_eq!(s.file_report(&later).await.unwrap(), (later, true));
     assert!(s.reports("dismissed", None, 10).await.unwrap().is_empty());
+}
+
+pub async fn every_room_page_by_page(s: SharedStore) {
+    assert!(s.all_room_ids(None, 10).await.unwrap().is_empty());
+    let mut made: Vec<String> = Vec::new();
+    for i in 0..5 {
+        let id = format!("room-{i}");
+        s.create_room(room(&id, RoomType::Group, &["u1", "u2"]))
+            .await
+            .unwrap();
+        made.push(id);
+    }
+    let mut seen: Vec<String> = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..10 {
+        let page = s.all_room_ids(after.as_deref(), 2).await.unwrap();
+        assert!(page.len() <= 2);
+        seen.extend(page.iter().cloned());
+        if page.len() < 2 {
+            break;
+        }
+        after = page.last().cloned();
+    }
+    seen.sort();
+    assert_eq!(seen, made, "every room once");
+    // A room added after the first page is met later or not at all, never twice.
+    let first = s.all_room_ids(None, 2).await.unwrap();
+    s.create_room(room("room-late", RoomType::Group, &["u1"]))
+        .await
+        .unwrap();
+    let rest = s
+        .all_room_ids(first.last().map(String::as_str), 100)
+        .await
+        .unwrap();
+    assert!(first.iter().all(|id| !rest.contains(id)));
+    assert_eq!(
+        first.len() + rest.len(),
+        6 - usize::from(!rest.contains(&"room-late".to_string()))
+    );
 }

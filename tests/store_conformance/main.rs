@@ -357,6 +357,12 @@ macro_rules! backends {
                 }
 
                 #[actix_rt::test]
+                async fn admin_every_room() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::admin::every_room_page_by_page(s).await;
+                }
+
+                #[actix_rt::test]
                 async fn social_posts() {
                     let Some((s, _guard, _probe)) = open().await else { return };
                     crate::social::posts(s).await;

@@ -73,6 +73,8 @@ pub(super) struct AdminStmts {
     count_admins: PreparedStatement,
     users_first: PreparedStatement,
     users_after: PreparedStatement,
+    rooms_first: PreparedStatement,
+    rooms_after: PreparedStatement,
     log_window: PreparedStatement,
     forget_log_ip: PreparedStatement,
     forget_actor_ip: PreparedStatement,
@@ -162,6 +164,8 @@ impl AdminStmts {
             count_admins: p("SELECT count(*) FROM admins WHERE bucket = ?".into()).await?,
             users_first: p(format!("SELECT {USER_COLS} FROM users LIMIT ?")).await?,
             users_after: p(format!("SELECT {USER_COLS} FROM users WHERE token(id) > token(?) LIMIT ?")).await?,
+            rooms_first: p("SELECT id FROM chat_rooms LIMIT ?".into()).await?,
+            rooms_after: p("SELECT id FROM chat_rooms WHERE token(id) > token(?) LIMIT ?".into()).await?,
             log_window: p(format!("SELECT {AUDIT_COLS} FROM audit_log WHERE period = ? AND at >= ? AND at < ?")).await?,
             forget_log_ip: p("UPDATE audit_log SET ip = null WHERE period = ? AND at = ? AND id = ?".into()).await?,
             forget_actor_ip: p("UPDATE audit_by_actor SET ip = null WHERE actor_id = ? AND at = ? AND id = ?".into()).await?,
@@ -519,6 +523,21 @@ impl AdminStore for ScyllaStore {
             .row::<(i64,)>(&self.st.admin.count_admins, (BUCKET,))
             .await?
             .map_or(0, |(n,)| n.max(0) as u64))
+    }
+
+    async fn all_room_ids(&self, after: Option<&str>, limit: usize) -> StoreResult<Vec<String>> {
+        let page = limit.min(i32::MAX as usize) as i32;
+        let rows = match after {
+            None => {
+                self.rows::<(String,)>(&self.st.admin.rooms_first, (page,))
+                    .await?
+            }
+            Some(a) => {
+                self.rows::<(String,)>(&self.st.admin.rooms_after, (a, page))
+                    .await?
+            }
+        };
+        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 }
 

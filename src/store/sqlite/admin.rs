@@ -229,6 +229,18 @@ impl AdminStore for SqliteStore {
         })
         .await
     }
+
+    async fn all_room_ids(&self, after: Option<&str>, limit: usize) -> StoreResult<Vec<String>> {
+        let after = after.unwrap_or("").to_string();
+        self.read(move |c| {
+            let mut st = db(
+                c.prepare_cached("SELECT id FROM chat_rooms WHERE id > ?1 ORDER BY id LIMIT ?2")
+            )?;
+            let rows = db(st.query_map(params![after, limit as i64], |r| r.get(0)))?;
+            rows.map(db).collect()
+        })
+        .await
+    }
 }
 
 const REPORT_COLS: &str = "id, reporter_id, target_type, target_id, reason, comment, snapshot, \

@@ -1465,6 +1465,143 @@ pub trait ConsentStore: Send + Sync {
     async fn consents(&self, user_id: &str) -> StoreResult<Vec<ConsentRecord>>;
 }
 
+/// Where a data export (OPS-9) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportStatus {
+    Pending,
+    Ready,
+    Failed,
+    /// Ready once; its archive was deleted at `expires_at`.
+    Expired,
+}
+
+impl ExportStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportStatus::Pending => "pending",
+            ExportStatus::Ready => "ready",
+            ExportStatus::Failed => "failed",
+            ExportStatus::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> ExportStatus {
+        match s {
+            "ready" => ExportStatus::Ready,
+            "failed" => ExportStatus::Failed,
+            "expired" => ExportStatus::Expired,
+            _ => ExportStatus::Pending,
+        }
+    }
+}
+
+/// A data export job and, once ready, its archive (stored encrypted like a file: the object,
+/// its data key wrapped by the master key `key_id`, the chunk size, and the plain size and
+/// SHA-256).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportRecord {
+    pub id: String,
+    pub user_id: String,
+    pub status: ExportStatus,
+    pub created_at: i64,
+    /// The last sign of life of the job's worker (a job silent for long is stuck).
+    pub heartbeat_at: i64,
+    pub finished_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    /// Why it failed.
+    pub error: Option<String>,
+    pub object: Option<String>,
+    pub key_id: Option<String>,
+    pub wrapped_key: Option<String>,
+    pub chunk_bytes: u32,
+    pub size: u64,
+    pub sha256: Option<String>,
+}
+
+/// How asking for an export ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExportBegin {
+    /// The new job is the user's running one (a stuck one before it was failed).
+    Started,
+    /// The user's job that is still running (one at a time).
+    Running(Box<ExportRecord>),
+}
+
+/// Privacy (OPS-9): data export jobs, and what a user wrote that their data export and their
+/// erasure must find wherever it is (the rooms they sent messages in — left ones too — the
+/// posts they liked, their comments).
+#[async_trait]
+pub trait PrivacyStore: Send + Sync {
+    /// Makes `e` (pending) the user's running export unless another one beat within
+    /// `stale_before` (then answers it); a stuck one is failed and replaced.
+    async fn begin_export(&self, e: &ExportRecord, stale_before: i64) -> StoreResult<ExportBegin>;
+    /// A running export's sign of life; false when it is no longer the user's running one.
+    async fn beat_export(&self, user_id: &str, id: &str, at: i64) -> StoreResult<bool>;
+    /// Writes a finished (ready, failed) or expired export; a finished one stops being the
+    /// user's running one.
+    async fn end_export(&self, e: &ExportRecord) -> StoreResult<()>;
+    async fn export(&self, id: &str) -> StoreResult<Option<ExportRecord>>;
+    /// The user's exports, newest first.
+    async fn exports_of(&self, user_id: &str) -> StoreResult<Vec<ExportRecord>>;
+    /// Ready exports whose `expires_at` is at or before `now`, at most `limit`.
+    async fn expired_exports(&self, now: i64, limit: usize) -> StoreResult<Vec<ExportRecord>>;
+    /// Every room the user ever stored a message in (rooms left since too).
+    async fn rooms_sent_in(&self, user_id: &str) -> StoreResult<Vec<String>>;
+    /// Posts the user liked, `(post id, liked at)` by post id after `after`, at most `limit`.
+    async fn likes_by(
+        &self,
+        user_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<(String, i64)>>;
+    /// The user's comments, by id after `after`, at most `limit`.
+    async fn comments_by(
+        &self,
+        user_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<CommentRecord>>;
+}
+
+/// The (room, sender) pairs a store already recorded in its rooms-sent-in index, so the hot
+/// path writes each pair once per process (bounded: cleared past [`SEEN_SENDERS_MAX`]).
+#[derive(Default)]
+pub struct SeenSenders(parking_lot::Mutex<std::collections::HashSet<(String, String)>>);
+
+/// Pairs remembered at most.
+const SEEN_SENDERS_MAX: usize = 1_000_000;
+
+impl SeenSenders {
+    /// The senders of `pairs` not recorded yet.
+    pub fn unseen<'a>(
+        &self,
+        room_id: &str,
+        senders: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<String> {
+        let seen = self.0.lock();
+        let mut out: Vec<String> = senders
+            .into_iter()
+            .filter(|s| !seen.contains(&(room_id.to_string(), s.to_string())))
+            .map(str::to_string)
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// `senders` of `room_id` are recorded.
+    pub fn recorded(&self, room_id: &str, senders: &[String]) {
+        let mut seen = self.0.lock();
+        if seen.len() + senders.len() > SEEN_SENDERS_MAX {
+            seen.clear();
+        }
+        for s in senders {
+            seen.insert((room_id.to_string(), s.clone()));
+        }
+    }
+}
+
 /// Everything a node's store provides.
 pub trait Store:
     UserStore
@@ -1481,6 +1618,7 @@ pub trait Store:
     + ReminderStore
     + TranscriptionJobs
     + ConsentStore
+    + PrivacyStore
     + PushStore
     + FileStore
     + GeoStore
@@ -1509,6 +1647,7 @@ impl<T> Store for T where
         + ReminderStore
         + TranscriptionJobs
         + ConsentStore
+        + PrivacyStore
         + PushStore
         + FileStore
         + GeoStore

@@ -97,6 +97,7 @@ mod files;
 mod geo;
 mod messages;
 mod people;
+mod privacy;
 mod push;
 mod rooms;
 mod social;
@@ -354,6 +355,18 @@ macro_rules! backends {
                 async fn admin_reports() {
                     let Some((s, _guard, _probe)) = open().await else { return };
                     crate::admin::reports(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn privacy_exports() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::privacy::exports(s).await;
+                }
+
+                #[actix_rt::test]
+                async fn privacy_what_a_user_wrote() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::privacy::what_a_user_wrote(s).await;
                 }
 
                 #[actix_rt::test]

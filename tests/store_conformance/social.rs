@@ -7,7 +7,7 @@ use dovie::store::{ActivityRecord, CommentRecord, PostCursor, PostRecord, Visibi
 
 use super::*;
 
-fn post(id: &str, author: &str, at: i64) -> PostRecord {
+pub(crate) fn post(id: &str, author: &str, at: i64) -> PostRecord {
     PostRecord {
         id: id.into(),
         author_id: author.into(),

@@ -62,6 +62,9 @@ const LOCATION_CELLS_VERSION: i32 = 6;
 /// The migration from which the name index holds every account and the admins are listed:
 /// existing accounts are indexed and listed when it runs.
 const ADMIN_VERSION: i32 = 15;
+/// The migration that indexed what each user wrote (rooms sent in, likes, comments): existing
+/// rows are indexed when it runs.
+const PRIVACY_VERSION: i32 = 16;
 /// Attempts of a compare-and-set on a room's roster before answering `store_unavailable`.
 const ROSTER_ATTEMPTS: usize = 32;
 const DAY_MS: i64 = 86_400_000;
@@ -128,6 +131,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (
         ADMIN_VERSION,
         include_str!("../../../schema/scylla/0015_admin.cql"),
+    ),
+    (
+        PRIVACY_VERSION,
+        include_str!("../../../schema/scylla/0016_privacy.cql"),
     ),
 ];
 
@@ -211,6 +218,8 @@ pub struct ScyllaStore {
     session: Session,
     st: Stmts,
     writes: Semaphore,
+    /// Senders already in `sender_rooms` (written once per pair and process).
+    seen_senders: crate::store::SeenSenders,
 }
 
 /// Connects to the contact points (`HOST:PORT,..`) and opens a session without a keyspace.
@@ -363,6 +372,9 @@ pub async fn migrate(
         if *version == ADMIN_VERSION {
             admin::index_accounts(&session).await?;
         }
+        if *version == PRIVACY_VERSION {
+            privacy::index_authors(&session).await?;
+        }
         session
             .query_unpaged(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
@@ -391,6 +403,7 @@ impl ScyllaStore {
             session,
             st,
             writes: Semaphore::new(MAX_INFLIGHT_WRITES),
+            seen_senders: Default::default(),
         })
     }
 
@@ -752,6 +765,7 @@ struct Stmts {
     social: social::SocialStmts,
     business: business::BusinessStmts,
     admin: admin::AdminStmts,
+    privacy: privacy::PrivacyStmts,
     insert_user: PreparedStatement,
     claim_email: PreparedStatement,
     user_by_id: PreparedStatement,
@@ -932,6 +946,7 @@ impl Stmts {
             social: Box::pin(social::SocialStmts::prepare(s, keyspace)).await?,
             business: Box::pin(business::BusinessStmts::prepare(s, keyspace)).await?,
             admin: Box::pin(admin::AdminStmts::prepare(s, keyspace)).await?,
+            privacy: Box::pin(privacy::PrivacyStmts::prepare(s, keyspace)).await?,
             insert_user: p("INSERT INTO users (id, email, password_hash, display_name, avatar_url, bio, created_at, role, phone, status_message, theme, locale, presence_visible, discoverable, time_zone) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)".into()).await?,
             claim_email: p("INSERT INTO users_by_email (email, user_id) VALUES (?, ?) IF NOT EXISTS".into()).await?,
             user_by_id: p("SELECT id, email, display_name, avatar_url, bio, created_at, role, phone, status_message, theme, locale, presence_visible, discoverable, time_zone FROM users WHERE id = ?".into()).await?,

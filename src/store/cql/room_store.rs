@@ -214,6 +214,10 @@ impl dovie_actors::RoomStore for ScyllaStore {
         if stored.is_empty() {
             return Ok(out);
         }
+        // The rooms-sent-in index first: no stored message lacks its sender's row.
+        self.record_senders(room_id, stored.iter().map(|m| m.sender_id.as_str()))
+            .await
+            .map_err(failed)?;
         // A bucket's messages and their search terms share one partition: they go in unlogged
         // batches of that partition (one mutation each on the servers), at most
         // [`BATCH_BYTES`] apiece; the rows of other partitions in parallel; `last_seq` (what

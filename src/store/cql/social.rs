@@ -317,6 +317,8 @@ impl PostStore for ScyllaStore {
         let st = &self.st.social;
         let new = self.lwt(&st.insert_like, (post_id, user_id, at)).await?;
         if new {
+            self.write(&self.st.privacy.index_like, (user_id, post_id, at))
+                .await?;
             self.write(&st.count_likes, (Counter(1), post_id)).await?;
         }
         Ok(new)
@@ -326,6 +328,8 @@ impl PostStore for ScyllaStore {
         let st = &self.st.social;
         let gone = self.lwt(&st.delete_like, (post_id, user_id)).await?;
         if gone {
+            self.write(&self.st.privacy.unindex_like, (user_id, post_id))
+                .await?;
             self.write(&st.count_likes, (Counter(-1), post_id)).await?;
         }
         Ok(gone)
@@ -369,6 +373,8 @@ impl PostStore for ScyllaStore {
             (&c.post_id, c.created_at, &c.id, &c.reply_to),
         )
         .await?;
+        self.write(&self.st.privacy.index_comment, (&c.author_id, &c.id))
+            .await?;
         self.write(&st.count_comments, (Counter(1), &c.post_id))
             .await
     }

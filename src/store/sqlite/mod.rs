@@ -83,6 +83,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         ADMIN_VERSION,
         include_str!("../../../schema/sqlite/0016_admin.sql"),
     ),
+    (17, include_str!("../../../schema/sqlite/0017_privacy.sql")),
 ];
 /// The version from which the name index holds every account (those before it are indexed
 /// when it is applied).
@@ -126,6 +127,8 @@ pub struct SqliteStore {
     read_permits: Arc<tokio::sync::Semaphore>,
     /// Dropped with the store, which ends the checkpoint thread.
     _stop_checkpoints: mpsc::Sender<()>,
+    /// Senders already in `sender_rooms` (written once per pair and process).
+    seen_senders: Arc<crate::store::SeenSenders>,
 }
 
 struct ReadPool {
@@ -286,6 +289,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer: tx,
             _stop_checkpoints: stop_checkpoints,
+            seen_senders: Default::default(),
             read_permits: Arc::new(tokio::sync::Semaphore::new(read_connections)),
             readers: Arc::new(ReadPool {
                 conns: Mutex::new(conns),

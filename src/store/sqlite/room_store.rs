@@ -49,11 +49,25 @@ impl dovie_actors::RoomStore for SqliteStore {
         drafts: Vec<Draft>,
     ) -> Result<Vec<AppendOutcome>, AppendError> {
         let room_id = room_id.to_string();
+        // Senders of this room not yet in the rooms-sent-in index: recorded in the same
+        // transaction as their messages.
+        let unseen = self
+            .seen_senders
+            .unseen(&room_id, drafts.iter().map(|d| d.sender_id.as_str()));
+        let (seen, recorded_room, recorded) =
+            (self.seen_senders.clone(), room_id.clone(), unseen.clone());
         let result = self
             .write(move |c| {
                 let stored_last = last_seq(c, &room_id)?.ok_or_else(|| not_found("room"))?;
                 if stored_last + 1 != first_seq {
                     return Ok(Err(stored_last));
+                }
+                for sender in &unseen {
+                    exec_cached(
+                        c,
+                        "INSERT OR IGNORE INTO sender_rooms (sender_id, room_id) VALUES (?1, ?2)",
+                        params![sender, room_id],
+                    )?;
                 }
                 let mut next = first_seq;
                 let mut out = Vec::with_capacity(drafts.len());
@@ -116,7 +130,10 @@ impl dovie_actors::RoomStore for SqliteStore {
             })
             .await;
         match result {
-            Ok(Ok(out)) => Ok(out),
+            Ok(Ok(out)) => {
+                seen.recorded(&recorded_room, &recorded);
+                Ok(out)
+            }
             Ok(Err(last_seq)) => Err(AppendError::SeqMismatch { last_seq }),
             Err(e) => Err(AppendError::Failed(e)),
         }

@@ -7,7 +7,7 @@ use super::*;
 
 const POST_COLS: &str = "id, author_id, business_id, content, hashtags, mentions, attachments, \
                          visibility, like_count, comment_count, created_at, edited_at";
-const COMMENT_COLS: &str = "id, post_id, author_id, content, reply_to, created_at";
+pub(super) const COMMENT_COLS: &str = "id, post_id, author_id, content, reply_to, created_at";
 
 fn post(r: &Row) -> rusqlite::Result<PostRecord> {
     let hashtags: String = r.get(4)?;
@@ -30,7 +30,7 @@ fn post(r: &Row) -> rusqlite::Result<PostRecord> {
     })
 }
 
-fn comment(r: &Row) -> rusqlite::Result<CommentRecord> {
+pub(super) fn comment(r: &Row) -> rusqlite::Result<CommentRecord> {
     Ok(CommentRecord {
         id: r.get(0)?,
         post_id: r.get(1)?,

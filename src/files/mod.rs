@@ -41,6 +41,17 @@ use crate::config::{Config, FileBackend, FileLimits, FilesConfig};
 use crate::store::{FileKind, FileMeta, FileRecord, PreviewObject, PreviewState, Store};
 use crypto::{Layout, Opener, SecretKey};
 
+/// A stream stored encrypted: its object, its data key wrapped by the master key `key_id`,
+/// chunk size, plaintext size and SHA-256 (hex).
+pub struct SealedStream {
+    pub object: String,
+    pub key_id: String,
+    pub wrapped_key: String,
+    pub chunk_bytes: u32,
+    pub size: u64,
+    pub sha256: String,
+}
+
 /// A small derived object stored encrypted (a preview), and how to open it.
 #[derive(Debug, Clone)]
 pub struct SealedObject {
@@ -290,9 +301,93 @@ impl Files {
         }
 
         let id = uuid::Uuid::now_v7().to_string();
+        let dims = (kind == FileKind::Image)
+            .then(|| media::image_dimensions(&head))
+            .flatten();
+        let check = |total: u64| {
+            if total > limit {
+                crate::metrics::file_upload(kind.as_str(), "too_large");
+                return Err(too_large(limit));
+            }
+            if over_quota(total) {
+                crate::metrics::file_upload(kind.as_str(), "quota");
+                return Err(quota_error(quota.unwrap_or(0), used));
+            }
+            Ok(())
+        };
+        let sealed = match self
+            .seal_stream(&id, Bytes::from(head), eof, &mut body, check)
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                if e.0.code == ErrorCode::BadRequest {
+                    crate::metrics::file_upload(kind.as_str(), "aborted");
+                } else if e.0.code == ErrorCode::StoreUnavailable {
+                    crate::metrics::file_upload(kind.as_str(), "failed");
+                }
+                return Err(e);
+            }
+        };
+        let (object, total, sha256) = (sealed.object, sealed.size, sealed.sha256);
+        let path = ObjectPath::from(object.as_str());
+
+        let mut meta = FileMeta::default();
+        if let Some((w, h)) = dims {
+            meta.width = Some(w);
+            meta.height = Some(h);
+        }
+        let record = FileRecord {
+            wrapped_key: sealed.wrapped_key,
+            key_id: sealed.key_id,
+            id,
+            uploader_id: req.uploader_id,
+            filename,
+            content_type: sniffed.content_type.to_string(),
+            kind,
+            size: total,
+            sha256,
+            object,
+            chunk_bytes: self.config.chunk_bytes,
+            hashtags: req.hashtags,
+            room_id: req.room_id,
+            public: req.public,
+            meta,
+            preview_state: PreviewState::Pending,
+            created_at: dovie_actors::now_ms(),
+            deleted_at: None,
+            transcript: None,
+        };
+        if let Err(e) = store.insert_file(&record).await {
+            let _ = self.objects.delete(&path).await;
+            crate::metrics::file_upload(kind.as_str(), "failed");
+            return Err(e.into());
+        }
+        crate::metrics::file_upload(kind.as_str(), "stored");
+        crate::metrics::file_bytes("in", total);
+        self.previews.push(&record.id);
+        Ok(record)
+    }
+
+    /// Encrypts a stream into a new object under a fresh data key bound to `aad_id`: `head`
+    /// (already received; `eof` when it is everything) then the rest of `body`, with `check`
+    /// asked the running total before each piece is kept (an error aborts the object). A
+    /// blocking thread seals one batch while the next is received and hashed.
+    pub(crate) async fn seal_stream<S, E>(
+        &self,
+        aad_id: &str,
+        head: Bytes,
+        mut eof: bool,
+        body: &mut S,
+        check: impl Fn(u64) -> ApiResult<()>,
+    ) -> ApiResult<SealedStream>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
         let object = object_name();
         let data_key = SecretKey::random();
-        let sealer = crypto::Sealer::new(&data_key, &id, self.config.chunk_bytes);
+        let sealer = crypto::Sealer::new(&data_key, aad_id, self.config.chunk_bytes);
         let mut sha = Sha256::new();
         let path = ObjectPath::from(object.as_str());
         let upload = self
@@ -302,25 +397,15 @@ impl Files {
             .map_err(object_error)?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_bytes);
         let mut total: u64 = 0;
-        let dims = (kind == FileKind::Image)
-            .then(|| media::image_dimensions(&head))
-            .flatten();
-        let mut piece = Bytes::from(head);
-        // Two stages on two cores: this task receives and hashes a batch while a blocking
-        // thread seals the one before.
+        let mut piece = head;
         let mut batch: Vec<u8> = Vec::with_capacity(SEAL_BATCH_BYTES);
         let mut sealing: Option<Sealing> = None;
         let mut idle_sealer = Some(sealer);
         let outcome: ApiResult<()> = loop {
             if !piece.is_empty() {
                 total += piece.len() as u64;
-                if total > limit {
-                    crate::metrics::file_upload(kind.as_str(), "too_large");
-                    break Err(too_large(limit));
-                }
-                if over_quota(total) {
-                    crate::metrics::file_upload(kind.as_str(), "quota");
-                    break Err(quota_error(quota.unwrap_or(0), used));
+                if let Err(e) = check(total) {
+                    break Err(e);
                 }
                 sha.update(&piece);
                 batch.extend_from_slice(&piece);
@@ -353,10 +438,7 @@ impl Files {
             }
             match body.next().await {
                 Some(Ok(b)) => piece = b,
-                Some(Err(e)) => {
-                    crate::metrics::file_upload(kind.as_str(), "aborted");
-                    break Err(body_error(e));
-                }
+                Some(Err(e)) => break Err(body_error(e)),
                 None => {
                     eof = true;
                     piece = Bytes::new();
@@ -381,46 +463,24 @@ impl Files {
             let _ = writer.abort().await;
             return Err(e);
         }
-        if let Err(e) = writer.finish().await {
-            crate::metrics::file_upload(kind.as_str(), "failed");
-            return Err(object_error(e));
-        }
-
-        let mut meta = FileMeta::default();
-        if let Some((w, h)) = dims {
-            meta.width = Some(w);
-            meta.height = Some(h);
-        }
-        let record = FileRecord {
-            wrapped_key: crypto::wrap_key(&self.master, &id, &data_key),
+        writer.finish().await.map_err(object_error)?;
+        Ok(SealedStream {
+            object,
             key_id: self.master_id.clone(),
-            id,
-            uploader_id: req.uploader_id,
-            filename,
-            content_type: sniffed.content_type.to_string(),
-            kind,
+            wrapped_key: crypto::wrap_key(&self.master, aad_id, &data_key),
+            chunk_bytes: self.config.chunk_bytes,
             size: total,
             sha256: sha.finalize().iter().map(|b| format!("{b:02x}")).collect(),
-            object,
-            chunk_bytes: self.config.chunk_bytes,
-            hashtags: req.hashtags,
-            room_id: req.room_id,
-            public: req.public,
-            meta,
-            preview_state: PreviewState::Pending,
-            created_at: dovie_actors::now_ms(),
-            deleted_at: None,
-            transcript: None,
-        };
-        if let Err(e) = store.insert_file(&record).await {
-            let _ = self.objects.delete(&path).await;
-            crate::metrics::file_upload(kind.as_str(), "failed");
-            return Err(e.into());
+        })
+    }
+
+    /// Deletes an object (a missing one is no error).
+    pub async fn delete_object(&self, object: &str) {
+        if let Err(e) = self.objects.delete(&ObjectPath::from(object)).await {
+            if !matches!(e, object_store::Error::NotFound { .. }) {
+                tracing::warn!(object, error = %e, "cannot delete an object");
+            }
         }
-        crate::metrics::file_upload(kind.as_str(), "stored");
-        crate::metrics::file_bytes("in", total);
-        self.previews.push(&record.id);
-        Ok(record)
     }
 
     /// Reads plaintext bytes `range` of a file as a stream. The first group of chunks is

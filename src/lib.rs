@@ -19,6 +19,7 @@ pub mod i18n;
 pub mod metrics;
 pub mod openapi;
 pub mod people;
+pub mod privacy;
 pub mod providers;
 pub mod push;
 pub mod quota;

@@ -348,3 +348,12 @@ report-already-resolved = die Meldung wurde bereits bearbeitet
 delete-content-applies-to = delete_content gilt für Nachrichten, Beiträge und Kommentare
 suspend-user-applies-to = suspend_user gilt für Nachrichten, Beiträge, Kommentare und Nutzer
 cannot-show-the-report = die Meldung kann nicht angezeigt werden
+
+## Monitoring and data exports
+bad-cursor = ungültiger Cursor
+sort-is-activity-or-id = sort ist activity oder id
+level-is-error-warn-info-debug-or-trace = level ist error, warn, info, debug oder trace
+the-export-is-not-ready = der Export ist { $value }, nicht bereit
+the-archive-writer-stopped = der Archivschreiber wurde beendet
+another-export-replaced-this-one = ein anderer Export hat diesen ersetzt
+no-such-export = kein solcher Export

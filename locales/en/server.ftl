@@ -354,3 +354,12 @@ report-already-resolved = the report was already resolved
 delete-content-applies-to = delete_content applies to messages, posts and comments
 suspend-user-applies-to = suspend_user applies to messages, posts, comments and users
 cannot-show-the-report = cannot show the report
+
+## Monitoring and data exports
+bad-cursor = bad cursor
+sort-is-activity-or-id = sort is activity or id
+level-is-error-warn-info-debug-or-trace = level is error, warn, info, debug or trace
+the-export-is-not-ready = the export is { $value }, not ready
+the-archive-writer-stopped = the archive writer stopped
+another-export-replaced-this-one = another export replaced this one
+no-such-export = no such export

@@ -348,3 +348,12 @@ report-already-resolved = el informe ya fue resuelto
 delete-content-applies-to = delete_content se aplica a mensajes, publicaciones y comentarios
 suspend-user-applies-to = suspend_user se aplica a mensajes, publicaciones, comentarios y usuarios
 cannot-show-the-report = no se puede mostrar el informe
+
+## Monitoring and data exports
+bad-cursor = cursor no válido
+sort-is-activity-or-id = sort es activity o id
+level-is-error-warn-info-debug-or-trace = level es error, warn, info, debug o trace
+the-export-is-not-ready = la exportación está { $value }, no lista
+the-archive-writer-stopped = el escritor del archivo se detuvo
+another-export-replaced-this-one = otra exportación reemplazó a esta
+no-such-export = no existe esa exportación

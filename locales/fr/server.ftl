@@ -348,3 +348,12 @@ report-already-resolved = le signalement a déjà été traité
 delete-content-applies-to = delete_content s’applique aux messages, publications et commentaires
 suspend-user-applies-to = suspend_user s’applique aux messages, publications, commentaires et utilisateurs
 cannot-show-the-report = impossible d’afficher le signalement
+
+## Monitoring and data exports
+bad-cursor = curseur invalide
+sort-is-activity-or-id = sort vaut activity ou id
+level-is-error-warn-info-debug-or-trace = level vaut error, warn, info, debug ou trace
+the-export-is-not-ready = l'export est { $value }, pas prêt
+the-archive-writer-stopped = l'écriture de l'archive s'est arrêtée
+another-export-replaced-this-one = un autre export a remplacé celui-ci
+no-such-export = export introuvable

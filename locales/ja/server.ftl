@@ -348,3 +348,12 @@ report-already-resolved = この報告はすでに処理されています
 delete-content-applies-to = delete_content はメッセージ、投稿、コメントに使えます
 suspend-user-applies-to = suspend_user はメッセージ、投稿、コメント、ユーザーに使えます
 cannot-show-the-report = 報告を表示できません
+
+## Monitoring and data exports
+bad-cursor = カーソルが不正です
+sort-is-activity-or-id = sort は activity または id です
+level-is-error-warn-info-debug-or-trace = level は error、warn、info、debug、trace のいずれかです
+the-export-is-not-ready = エクスポートは { $value } で、まだ準備できていません
+the-archive-writer-stopped = アーカイブの書き込みが停止しました
+another-export-replaced-this-one = 別のエクスポートがこれを置き換えました
+no-such-export = そのエクスポートはありません

@@ -348,3 +348,12 @@ report-already-resolved = 이 신고는 이미 처리되었습니다
 delete-content-applies-to = delete_content는 메시지, 게시물, 댓글에 적용됩니다
 suspend-user-applies-to = suspend_user는 메시지, 게시물, 댓글, 사용자에 적용됩니다
 cannot-show-the-report = 신고를 표시할 수 없습니다
+
+## Monitoring and data exports
+bad-cursor = 잘못된 커서입니다
+sort-is-activity-or-id = sort는 activity 또는 id입니다
+level-is-error-warn-info-debug-or-trace = level은 error, warn, info, debug, trace 중 하나입니다
+the-export-is-not-ready = 내보내기가 { $value } 상태이며 준비되지 않았습니다
+the-archive-writer-stopped = 아카이브 작성이 중단되었습니다
+another-export-replaced-this-one = 다른 내보내기가 이것을 대체했습니다
+no-such-export = 해당 내보내기가 없습니다

@@ -348,3 +348,12 @@ report-already-resolved = 该举报已处理
 delete-content-applies-to = delete_content 适用于消息、帖子和评论
 suspend-user-applies-to = suspend_user 适用于消息、帖子、评论和用户
 cannot-show-the-report = 无法显示该举报
+
+## Monitoring and data exports
+bad-cursor = 游标无效
+sort-is-activity-or-id = sort 为 activity 或 id
+level-is-error-warn-info-debug-or-trace = level 为 error、warn、info、debug 或 trace
+the-export-is-not-ready = 导出状态为 { $value }，尚未就绪
+the-archive-writer-stopped = 归档写入已停止
+another-export-replaced-this-one = 另一个导出已取代此导出
+no-such-export = 没有此导出

@@ -348,3 +348,12 @@ report-already-resolved = 該檢舉已處理
 delete-content-applies-to = delete_content 適用於訊息、貼文和留言
 suspend-user-applies-to = suspend_user 適用於訊息、貼文、留言和使用者
 cannot-show-the-report = 無法顯示該檢舉
+
+## Monitoring and data exports
+bad-cursor = 游標無效
+sort-is-activity-or-id = sort 為 activity 或 id
+level-is-error-warn-info-debug-or-trace = level 為 error、warn、info、debug 或 trace
+the-export-is-not-ready = 匯出狀態為 { $value }，尚未就緒
+the-archive-writer-stopped = 封存寫入已停止
+another-export-replaced-this-one = 另一個匯出已取代此匯出
+no-such-export = 沒有此匯出

@@ -290,7 +290,7 @@ pub(super) async fn file_readable_by(
 }
 
 /// The caller, if they sent a bearer token (a wrong one is refused, not ignored).
-fn optional_caller(state: &AppState, req: &HttpRequest) -> ApiResult<Option<String>> {
+pub(super) fn optional_caller(state: &AppState, req: &HttpRequest) -> ApiResult<Option<String>> {
     match bearer(req) {
         None => Ok(None),
         Some(token) => Ok(Some(state.auth.verify(token)?.user_id)),
@@ -417,13 +417,24 @@ async fn download(
     link: web::Query<LinkQuery>,
 ) -> ApiResult<HttpResponse> {
     let f = readable(&state, &req, &id, &link).await?;
-    let etag = etag_of(&f);
     let cache = if f.public {
         "public, max-age=31536000, immutable"
     } else {
         "private, max-age=3600"
     };
-    if not_modified(&req, &etag) {
+    serve(&state, &req, &f, cache).await
+}
+
+/// Answers a stored file's bytes: whole or the asked range (206; 416 outside it), with its
+/// validators (`ETag`, `If-None-Match`), disposition and sandboxing headers.
+pub(super) async fn serve(
+    state: &AppState,
+    req: &HttpRequest,
+    f: &FileRecord,
+    cache: &'static str,
+) -> ApiResult<HttpResponse> {
+    let etag = etag_of(f);
+    if not_modified(req, &etag) {
         return Ok(HttpResponse::NotModified()
             .insert_header((header::ETAG, etag))
             .insert_header((header::CACHE_CONTROL, cache))
@@ -455,7 +466,7 @@ async fn download(
         Some(r) => (StatusCode::PARTIAL_CONTENT, r.clone()),
         None => (StatusCode::OK, 0..f.size),
     };
-    let stream = state.files.read(&f, bytes.clone()).await?;
+    let stream = state.files.read(f, bytes.clone()).await?;
     let inline = INLINE_TYPES.contains(&f.content_type.as_str());
     let mut res = HttpResponse::build(status);
     res.insert_header((header::CONTENT_TYPE, f.content_type.clone()))

@@ -691,12 +691,13 @@ impl Files {
         }
     }
 
-    /// The signature of a link to file `id` valid until `exp` (unix seconds).
-    fn signature(&self, id: &str, exp: i64) -> String {
+    /// The signature of a link to `what` (`file:<id>`, `export:<id>:<user>`) valid until `exp`
+    /// (unix seconds).
+    fn signature(&self, what: &str, exp: i64) -> String {
         // unwrap-free: HMAC takes keys of any length.
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.link_key)
             .unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new_from_slice(b"").expect("hmac"));
-        mac.update(format!("file:{id}:{exp}").as_bytes());
+        mac.update(format!("{what}:{exp}").as_bytes());
         B64URL.encode(mac.finalize().into_bytes())
     }
 
@@ -705,16 +706,30 @@ impl Files {
         let now = dovie_actors::now_ms() / 1000;
         let until = now + self.config.link_ttl_secs as i64;
         let exp = (until + LINK_GRID_SECS - 1) / LINK_GRID_SECS * LINK_GRID_SECS;
-        format!("exp={exp}&sig={}", self.signature(id, exp))
+        format!(
+            "exp={exp}&sig={}",
+            self.signature(&format!("file:{id}"), exp)
+        )
     }
 
     /// Whether a link's `exp` and `sig` are valid for file `id` now.
     pub fn link_valid(&self, id: &str, exp: i64, sig: &str) -> bool {
+        self.signed_valid(&format!("file:{id}"), exp, sig)
+    }
+
+    /// `exp=…&sig=…` for a link to `what` (see [`Files::signed_valid`]) valid until `exp` (unix
+    /// seconds).
+    pub fn signed_query(&self, what: &str, exp: i64) -> String {
+        format!("exp={exp}&sig={}", self.signature(what, exp))
+    }
+
+    /// Whether a link's `exp` and `sig` are valid for `what` now.
+    pub fn signed_valid(&self, what: &str, exp: i64, sig: &str) -> bool {
         let now = dovie_actors::now_ms() / 1000;
         if exp < now {
             return false;
         }
-        let expected = self.signature(id, exp);
+        let expected = self.signature(what, exp);
         // Constant-time comparison.
         expected.len() == sig.len()
             && expected

@@ -450,6 +450,22 @@ impl AuthService {
         }
     }
 
+    /// Whether `password` is `user`'s (an account without one never matches; the same time
+    /// is spent either way).
+    pub async fn password_matches(&self, user: &User, password: &str) -> Result<bool, ErrorBody> {
+        let record = match &user.email {
+            Some(email) => self.store.user_by_email(email).await?,
+            None => None,
+        };
+        let (hash, real) = match record {
+            Some(r) if r.user.id == user.id && !r.password_hash.is_empty() => {
+                (r.password_hash, true)
+            }
+            _ => (self.dummy_hash.clone(), false),
+        };
+        Ok(self.verify_password(password.to_string(), hash).await? && real)
+    }
+
     /// Revokes a login session: its refresh token and every access token issued to it.
     pub async fn logout(&self, session_id: &str) -> Result<(), ErrorBody> {
         self.store.revoke_session(session_id, now_ms()).await?;

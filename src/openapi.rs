@@ -325,6 +325,8 @@ fn schemas() -> Value {
             &["id", "status", "created_at"]),
         "ExportResponse": out(json!({ "export": reference("Export") }), &["export"]),
         "ExportList": out(json!({ "exports": { "type": "array", "items": reference("Export") } }), &["exports"]),
+        "EraseRequest": req(json!({ "password": { "type": "string" } }), &["password"]),
+        "ErasureResponse": out(json!({ "erasure": out(json!({ "user_id": { "type": "string" }, "status": { "type": "string", "enum": ["erasing"] } }), &["user_id", "status"]) }), &["erasure"]),
         "SuspendRequest": req(json!({ "reason": { "type": "string", "minLength": 1, "maxLength": crate::admin::MAX_REASON_CHARS, "pattern": not_blank },
             "until": { "type": ["integer", "null"], "minimum": 0, "maximum": rules::MAX_SEQ, "description": "when it ends by itself (ms); absent or null: until lifted; must be in the future" } }), &["reason"]),
         "ReportRequest": req(json!({ "target_type": { "type": "string", "enum": crate::api::reports::TARGET_TYPES },

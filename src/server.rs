@@ -416,6 +416,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
     crate::admin::spawn_sweeper(state.store.clone());
     crate::admin::monitor::spawn_reporter(state.clone());
     crate::privacy::export::spawn_sweeper(state.clone());
+    crate::api::erasure::spawn_resumer(state.clone());
     geo.spawn_sweeper();
     reminders.spawn_sweeper();
     transcriber.spawn_sweeper();

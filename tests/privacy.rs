@@ -4,7 +4,10 @@
 //! commands, security events — and the bytes of their files, checked against what was
 //! uploaded; one job at a time; a file whose bytes are gone is listed as missing instead of
 //! failing the archive; the download link works without a token, is refused when tampered
-//! with, and is answered 404 to anyone else, as is the export itself.
+//! with, and is answered 404 to anyone else, as is the export itself. An erased account stops
+//! at once (sockets closed 4003, logins refused), its messages become tombstones, and nothing
+//! of it is left in any table or object of the store but the audit log, while the others'
+//! data stays; its email registers again.
 
 #![allow(clippy::unwrap_used)]
 
@@ -13,7 +16,8 @@ mod common;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use common::{rest, samples, Rest, Server, User};
+use common::{rest, samples, Auth, Rest, Server, User, Ws};
+use dovie_protocol::Codec;
 use serde_json::{json, Value};
 
 async fn upload(api: &Rest, user: &User, name: &str, bytes: Vec<u8>) -> String {
@@ -366,4 +370,377 @@ async fn one_export_at_a_time_and_a_missing_file_is_listed_not_fatal() {
     assert_eq!(list["exports"][0]["id"], first_id.as_str());
     let again = export_of(&api, &ann).await;
     assert_ne!(again["id"], first_id.as_str());
+}
+
+/// Waits (at most 60 s) until every preview of `user`'s file `id` is written.
+async fn previews_done(api: &Rest, user: &User, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, body) = api.get("/api/files", &user.token).await;
+        let ready = body["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["id"] == id && f["preview_ready"] == true);
+        if ready {
+            return;
+        }
+        assert!(Instant::now() < deadline, "previews of {id} not ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every stored object of the node.
+fn objects(server: &Server) -> std::collections::BTreeSet<std::path::PathBuf> {
+    let root = server.dir.path().join("files").join("objects");
+    let mut out = std::collections::BTreeSet::new();
+    let Ok(dirs) = std::fs::read_dir(&root) else {
+        return out;
+    };
+    for dir in dirs {
+        for f in std::fs::read_dir(dir.unwrap().path()).unwrap() {
+            out.insert(f.unwrap().path());
+        }
+    }
+    out
+}
+
+/// The tables of the node's store holding a row with `needle` in any column, with the count.
+fn rows_holding(server: &Server, needle: &str) -> std::collections::BTreeMap<String, usize> {
+    let db = rusqlite::Connection::open_with_flags(
+        server.dir.path().join("dovie.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let tables: Vec<String> = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut found = std::collections::BTreeMap::new();
+    for t in tables {
+        let Ok(mut st) = db.prepare(&format!("SELECT * FROM \"{t}\"")) else {
+            continue;
+        };
+        let columns = st.column_count();
+        let mut rows = st.query([]).unwrap();
+        let mut n = 0;
+        while let Some(row) = rows.next().unwrap() {
+            let hit = (0..columns).any(|i| match row.get_ref(i).unwrap() {
+                rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => {
+                    String::from_utf8_lossy(b).contains(needle)
+                }
+                _ => false,
+            });
+            n += usize::from(hit);
+        }
+        if n > 0 {
+            found.insert(t, n);
+        }
+    }
+    found
+}
+
+#[actix_rt::test]
+async fn an_erased_account_leaves_nothing_behind_but_the_audit_log() {
+    let server = Server::start();
+    let api = rest(&server);
+    let [ann, bob, cat] = api.register_all(["ann", "bob", "cat"]).await;
+    let marker = "Qzxv Annabelle";
+    let (status, body) = api
+        .call(
+            "PATCH",
+            "/api/users/me",
+            Some(&ann.token),
+            Some(json!({"display_name": marker, "bio": "ann's secret bio"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Bob's file first: its objects are the ones that must stay.
+    let bob_file = upload(&api, &bob, "bob.png", samples::png(40, 30)).await;
+    previews_done(&api, &bob, &bob_file).await;
+    let bobs_objects = objects(&server);
+
+    // Ann's life: rooms (one she owns with others, one she is alone in), messages, a file,
+    // a post, a comment, a like, follows, contacts, blocks, consents, a place.
+    let owned = api.group(&ann, &[&bob, &cat]).await;
+    let alone = api.group(&ann, &[]).await;
+    api.send(&ann, &owned, "ann's private words").await;
+    api.send(&bob, &owned, "bob stays").await;
+    api.send(&ann, &alone, "a note to self").await;
+    let ann_file = upload(&api, &ann, "ann-secret.png", samples::png(64, 64)).await;
+    previews_done(&api, &ann, &ann_file).await;
+    let (status, body) = api
+        .post(
+            &format!("/api/chat-rooms/{owned}/messages"),
+            &ann.token,
+            json!({"content": "see attached", "attachments": [ann_file]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (_, post) = api
+        .post(
+            "/api/posts",
+            &ann.token,
+            json!({"content": "ann's public musings", "visibility": "public"}),
+        )
+        .await;
+    let (_, bob_post) = api
+        .post(
+            "/api/posts",
+            &bob.token,
+            json!({"content": "bob's post", "visibility": "public"}),
+        )
+        .await;
+    let bob_post = bob_post["post"]["id"].as_str().unwrap().to_string();
+    api.post(
+        &format!("/api/posts/{bob_post}/like"),
+        &ann.token,
+        json!({}),
+    )
+    .await;
+    api.post(
+        &format!("/api/posts/{bob_post}/comments"),
+        &ann.token,
+        json!({"content": "ann's remark"}),
+    )
+    .await;
+    api.post(
+        &format!("/api/users/{}/follow", bob.id),
+        &ann.token,
+        json!({}),
+    )
+    .await;
+    api.post(
+        &format!("/api/users/{}/follow", ann.id),
+        &bob.token,
+        json!({}),
+    )
+    .await;
+    api.post("/api/contacts", &ann.token, json!({"user_id": bob.id}))
+        .await;
+    api.post("/api/contacts", &bob.token, json!({"user_id": ann.id}))
+        .await;
+    api.post("/api/blocks", &cat.token, json!({"user_id": ann.id}))
+        .await;
+    api.call(
+        "PUT",
+        "/api/me/consents",
+        Some(&ann.token),
+        Some(json!({"location": true})),
+    )
+    .await;
+    let (status, body) = api
+        .post(
+            &format!("/api/chat-rooms/{owned}/location"),
+            &ann.token,
+            json!({"lat": 48.8566, "lon": 2.3522}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert!(objects(&server).len() > bobs_objects.len());
+    let mut ws = Ws::connect(&server, Codec::Json, Auth::Query(&ann.token)).await;
+
+    // A wrong password changes nothing.
+    let (status, body) = api
+        .call(
+            "DELETE",
+            "/api/me",
+            Some(&ann.token),
+            Some(json!({"password": "not it"})),
+        )
+        .await;
+    assert_eq!(status, 401, "{body}");
+    let (status, _) = api.get("/api/auth/me", &ann.token).await;
+    assert_eq!(status, 200);
+
+    let (status, body) = api
+        .call(
+            "DELETE",
+            "/api/me",
+            Some(&ann.token),
+            Some(json!({"password": "correct horse"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    // Stopped at once: her socket closed, her logins refused.
+    ws.expect("force_logout").await;
+    assert_eq!(ws.expect_close().await, 4003);
+    let login = json!({"email": ann.email, "password": "correct horse"});
+    let (status, _) = api
+        .call("POST", "/api/auth/login", None, Some(login.clone()))
+        .await;
+    assert!(status == 403 || status == 401, "{status}");
+
+    // Erased: her profile is gone (within 30 s).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = api.get(&format!("/api/users/{}", ann.id), &bob.token).await;
+        if status == 404 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the account is still there");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Her messages are tombstones in order; Bob's stay.
+    let history = api.history(&bob, &owned, "").await;
+    let by_ann: Vec<&Value> = history
+        .iter()
+        .filter(|m| m["sender_id"] == ann.id.as_str())
+        .collect();
+    assert_eq!(by_ann.len(), 3, "{history:?}");
+    assert!(by_ann
+        .iter()
+        .all(|m| m["deleted"] == true && m["content"] == ""));
+    assert!(history.iter().any(|m| m["content"] == "bob stays"));
+    // The group she owned passed on and lost her; the one she was alone in is gone.
+    let (status, room) = api
+        .get(&format!("/api/chat-rooms/{owned}"), &bob.token)
+        .await;
+    assert_eq!(status, 200, "{room}");
+    let members = room["room"]["member_ids"].as_array().unwrap();
+    assert!(!members.contains(&json!(ann.id)));
+    assert_eq!(room["room"]["roles"][&bob.id], "owner", "{room}");
+    let (status, _) = api
+        .get(&format!("/api/chat-rooms/{alone}"), &bob.token)
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = api
+        .get(
+            &format!("/api/posts/{}", post["post"]["id"].as_str().unwrap()),
+            &bob.token,
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    // Nothing of her in any table but the audit log; none of her objects, all of Bob's.
+    for needle in [
+        ann.email.as_str(),
+        marker,
+        "ann's secret bio",
+        "ann's private words",
+        "a note to self",
+        "ann-secret.png",
+        "ann's public musings",
+        "ann's remark",
+    ] {
+        let left = rows_holding(&server, needle);
+        assert!(
+            left.keys().all(|t| t == "audit_log"),
+            "`{needle}` is still in {left:?}"
+        );
+    }
+    // Her id (a random UUID, naming no one once the account is gone) stays where others'
+    // history needs it: the tombstones of her messages and posts, the rooms' creator.
+    let by_id = rows_holding(&server, &ann.id);
+    let allowed = ["audit_log", "messages", "user_posts", "chat_rooms"];
+    assert!(
+        by_id.keys().all(|t| allowed.contains(&t.as_str())),
+        "her id is still in {by_id:?}"
+    );
+    assert_eq!(objects(&server), bobs_objects);
+
+    // Bob's side: no contact, follower or like of hers left; his own file still reads.
+    let (_, contacts) = api.get("/api/contacts", &bob.token).await;
+    assert_eq!(
+        contacts["contacts"].as_array().unwrap().len(),
+        0,
+        "{contacts}"
+    );
+    let auth = format!("Bearer {}", bob.token);
+    let (status, _, _) = api
+        .raw(
+            "GET",
+            &format!("/api/files/{bob_file}"),
+            &[("authorization", auth.as_str())],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // Her email is free again.
+    let (status, body) = api
+        .call(
+            "POST",
+            "/api/auth/register",
+            None,
+            Some(
+                json!({"email": ann.email, "password": "another horse", "display_name": "New Ann"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+}
+
+#[actix_rt::test]
+async fn admins_erase_accounts_but_not_their_own_or_the_last_admin() {
+    let server = Server::start();
+    let api = rest(&server);
+    let [admin, bob] = api.register_all(["boss", "bob"]).await;
+    server.grant_admin(&admin);
+    let (status, body) = api
+        .call(
+            "DELETE",
+            &format!("/api/admin/users/{}", admin.id),
+            Some(&bob.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = api
+        .call(
+            "DELETE",
+            &format!("/api/admin/users/{}", admin.id),
+            Some(&admin.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = api
+        .call(
+            "DELETE",
+            "/api/me",
+            Some(&admin.token),
+            Some(json!({"password": "correct horse"})),
+        )
+        .await;
+    assert_eq!(status, 409, "the last admin stays: {body}");
+    let (status, body) = api
+        .call(
+            "DELETE",
+            &format!("/api/admin/users/{}", bob.id),
+            Some(&admin.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = api
+            .get(&format!("/api/admin/users/{}", bob.id), &admin.token)
+            .await;
+        if status == 404 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "bob is still there");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, log) = api
+        .get(
+            &format!("/api/admin/audit-log?target_type=user&target_id={}", bob.id),
+            &admin.token,
+        )
+        .await;
+    let actions: Vec<&str> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"user.erasure_requested"), "{actions:?}");
+    assert!(actions.contains(&"user.erased"), "{actions:?}");
 }

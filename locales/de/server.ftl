@@ -357,3 +357,6 @@ the-export-is-not-ready = der Export ist { $value }, nicht bereit
 the-archive-writer-stopped = der Archivschreiber wurde beendet
 another-export-replaced-this-one = ein anderer Export hat diesen ersetzt
 no-such-export = kein solcher Export
+wrong-password = falsches Passwort
+the-last-admin-cannot-be-erased = der letzte Admin kann nicht gelöscht werden
+admins-erase-their-own-account-with-delete-api-me = Admins löschen ihr eigenes Konto mit DELETE /api/me

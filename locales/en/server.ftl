@@ -363,3 +363,6 @@ the-export-is-not-ready = the export is { $value }, not ready
 the-archive-writer-stopped = the archive writer stopped
 another-export-replaced-this-one = another export replaced this one
 no-such-export = no such export
+wrong-password = wrong password
+the-last-admin-cannot-be-erased = the last admin cannot be erased
+admins-erase-their-own-account-with-delete-api-me = admins erase their own account with DELETE /api/me

@@ -357,3 +357,6 @@ the-export-is-not-ready = la exportación está { $value }, no lista
 the-archive-writer-stopped = el escritor del archivo se detuvo
 another-export-replaced-this-one = otra exportación reemplazó a esta
 no-such-export = no existe esa exportación
+wrong-password = contraseña incorrecta
+the-last-admin-cannot-be-erased = el último administrador no se puede borrar
+admins-erase-their-own-account-with-delete-api-me = los administradores borran su propia cuenta con DELETE /api/me

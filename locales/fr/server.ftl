@@ -357,3 +357,6 @@ the-export-is-not-ready = l'export est { $value }, pas prêt
 the-archive-writer-stopped = l'écriture de l'archive s'est arrêtée
 another-export-replaced-this-one = un autre export a remplacé celui-ci
 no-such-export = export introuvable
+wrong-password = mot de passe incorrect
+the-last-admin-cannot-be-erased = le dernier administrateur ne peut pas être effacé
+admins-erase-their-own-account-with-delete-api-me = les administrateurs effacent leur propre compte avec DELETE /api/me

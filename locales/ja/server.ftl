@@ -357,3 +357,6 @@ the-export-is-not-ready = エクスポートは { $value } で、まだ準備で
 the-archive-writer-stopped = アーカイブの書き込みが停止しました
 another-export-replaced-this-one = 別のエクスポートがこれを置き換えました
 no-such-export = そのエクスポートはありません
+wrong-password = パスワードが違います
+the-last-admin-cannot-be-erased = 最後の管理者は削除できません
+admins-erase-their-own-account-with-delete-api-me = 管理者は自分のアカウントを DELETE /api/me で削除します

@@ -357,3 +357,6 @@ the-export-is-not-ready = 내보내기가 { $value } 상태이며 준비되지 �
 the-archive-writer-stopped = 아카이브 작성이 중단되었습니다
 another-export-replaced-this-one = 다른 내보내기가 이것을 대체했습니다
 no-such-export = 해당 내보내기가 없습니다
+wrong-password = 비밀번호가 틀렸습니다
+the-last-admin-cannot-be-erased = 마지막 관리자는 삭제할 수 없습니다
+admins-erase-their-own-account-with-delete-api-me = 관리자는 자신의 계정을 DELETE /api/me로 삭제합니다

@@ -357,3 +357,6 @@ the-export-is-not-ready = 导出状态为 { $value }，尚未就绪
 the-archive-writer-stopped = 归档写入已停止
 another-export-replaced-this-one = 另一个导出已取代此导出
 no-such-export = 没有此导出
+wrong-password = 密码错误
+the-last-admin-cannot-be-erased = 不能删除最后一位管理员
+admins-erase-their-own-account-with-delete-api-me = 管理员通过 DELETE /api/me 删除自己的账户

@@ -357,3 +357,6 @@ the-export-is-not-ready = 匯出狀態為 { $value }，尚未就緒
 the-archive-writer-stopped = 封存寫入已停止
 another-export-replaced-this-one = 另一個匯出已取代此匯出
 no-such-export = 沒有此匯出
+wrong-password = 密碼錯誤
+the-last-admin-cannot-be-erased = 不能刪除最後一位管理員
+admins-erase-their-own-account-with-delete-api-me = 管理員透過 DELETE /api/me 刪除自己的帳戶

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod ai;
 pub mod auth;
 pub mod business;
+pub mod erasure;
 pub mod files;
 pub mod location;
 pub mod messages;
@@ -528,6 +529,7 @@ pub fn register(api: &mut Api) {
     business::register(api);
     admin::register(api);
     monitor::register(api);
+    erasure::register(api);
     reports::register(api);
     privacy::register(api);
     ops::register(api);

@@ -467,6 +467,51 @@ async fn remove_participant(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Takes `user_id` out of `room_id` for good (an erased account): an owner of a group with
+/// others first hands ownership to its longest-standing admin (else member); a room left empty
+/// is deleted; live shares end; members and the room's actor are told.
+pub(crate) async fn leave_for_good(
+    state: &AppState,
+    room_id: &str,
+    user_id: &str,
+) -> ApiResult<()> {
+    let Some(room) = state.store.get_room(room_id).await? else {
+        return Ok(());
+    };
+    if !room.is_member(user_id) {
+        return Ok(());
+    }
+    if room.member_ids.len() == 1 {
+        state.store.delete_room(room_id).await?;
+        notify(state, room_id, None, Vec::new(), room.member_ids.clone());
+        state.geo.end_shares(&room, None).await?;
+        return Ok(());
+    }
+    if room.role_of(user_id) == Some(Role::Owner) {
+        // member_ids are in joining order.
+        let others = room.member_ids.iter().filter(|m| *m != user_id);
+        let heir = others
+            .clone()
+            .find(|m| room.role_of(m) == Some(Role::Admin))
+            .or_else(|| others.clone().next())
+            .cloned();
+        if let Some(heir) = heir {
+            let room = state.store.set_role(room_id, &heir, Role::Owner).await?;
+            notify(state, room_id, Some(room), Vec::new(), Vec::new());
+        }
+    }
+    let room = state.store.remove_member(room_id, user_id).await?;
+    state.geo.end_shares(&room, Some(user_id)).await?;
+    notify(
+        state,
+        room_id,
+        Some(room),
+        Vec::new(),
+        vec![user_id.to_string()],
+    );
+    Ok(())
+}
+
 async fn set_role(
     state: web::Data<AppState>,
     out: Out,

@@ -1555,6 +1555,12 @@ pub trait PrivacyStore: Send + Sync {
         after: Option<&str>,
         limit: usize,
     ) -> StoreResult<Vec<(String, i64)>>;
+    /// Erases the account itself, last step of an erasure (the rest — messages, rooms,
+    /// contacts, follows, posts, files — goes first through their own calls): the account row
+    /// and its email, phone and name lookups (the email may register again), linked
+    /// identities, login sessions, consents, notification settings, activities, exports,
+    /// suspension, and the indexes of what it wrote. The audit log keeps its entries.
+    async fn forget_account(&self, user: &User) -> StoreResult<()>;
     /// The user's comments, by id after `after`, at most `limit`.
     async fn comments_by(
         &self,

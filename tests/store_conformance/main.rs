@@ -364,6 +364,12 @@ macro_rules! backends {
                 }
 
                 #[actix_rt::test]
+                async fn privacy_forget_account() {
+                    let Some((s, _guard, _probe)) = open().await else { return };
+                    crate::privacy::forget_account(s).await;
+                }
+
+                #[actix_rt::test]
                 async fn privacy_what_a_user_wrote() {
                     let Some((s, _guard, _probe)) = open().await else { return };
                     crate::privacy::what_a_user_wrote(s).await;

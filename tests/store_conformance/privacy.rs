@@ -1,9 +1,13 @@
 //! What privacy keeps: export jobs (one running per user; a stuck one failed and replaced; a
 //! finished one no longer running; ready ones found once expired), and what each user wrote,
 //! found for their export and erasure — every room they sent in (left ones too), their likes
-//! and their comments, page by page.
+//! and their comments, page by page; and an account forgotten whole (its lookups freed, its
+//! sessions, identities, consents, settings, exports, suspension and indexes gone, the others'
+//! untouched).
 
-use dovie::store::{CommentRecord, ExportBegin, ExportRecord, ExportStatus};
+use dovie::store::{
+    AuthSession, CommentRecord, ConsentRecord, ExportBegin, ExportRecord, ExportStatus, Suspension,
+};
 
 use super::*;
 
@@ -185,4 +189,107 @@ pub async fn what_a_user_wrote(s: SharedStore) {
         s.comments_by("u2", None, 10).await.unwrap(),
         [comment("c2", "u2", Some("c1"))]
     );
+}
+
+pub async fn forget_account(s: SharedStore) {
+    seed(&s).await; // u1, u2, u3; room g of u1 and u2
+    let now = dovie_actors::now_ms();
+    let u1 = s.set_phone("u1", "+821012345678").await.unwrap();
+    s.link_identity("google", "sub-u1", "u1", now)
+        .await
+        .unwrap();
+    s.link_identity("google", "sub-u2", "u2", now)
+        .await
+        .unwrap();
+    let session = |id: &str, user: &str| AuthSession {
+        id: id.into(),
+        user_id: user.into(),
+        created_at: now,
+        expires_at: now + 100_000,
+        revoked_at: None,
+        device: None,
+        user_agent: None,
+        ip: Some("192.0.2.1".into()),
+        last_seen_at: now,
+    };
+    s.create_session(session("s1", "u1"), "h1").await.unwrap();
+    s.create_session(session("s2", "u2"), "h2").await.unwrap();
+    let consent = ConsentRecord {
+        kind: "ai".into(),
+        granted: true,
+        at: now,
+    };
+    s.add_consents("u1", std::slice::from_ref(&consent))
+        .await
+        .unwrap();
+    s.add_consents("u2", std::slice::from_ref(&consent))
+        .await
+        .unwrap();
+    assert!(s
+        .put_notification_settings("u1", "{}", 1, None)
+        .await
+        .unwrap());
+    s.begin_export(&job("e1", "u1", now), now - 1)
+        .await
+        .unwrap();
+    append_ok(
+        &s,
+        "g",
+        1,
+        vec![
+            draft("m1", "u1", "one", None),
+            draft("m2", "u2", "two", None),
+        ],
+    )
+    .await;
+    s.create_post(&crate::social::post("p1", "u2", 1))
+        .await
+        .unwrap();
+    s.like_post("p1", "u1", 2).await.unwrap();
+    s.put_suspension(&Suspension {
+        user_id: "u1".into(),
+        reason: "erasing".into(),
+        since: now,
+        until: None,
+        by: "u1".into(),
+    })
+    .await
+    .unwrap();
+
+    s.forget_account(&u1).await.unwrap();
+    // Forgetting twice is harmless (an erasure taken up again).
+    s.forget_account(&u1).await.unwrap();
+
+    assert!(s.user_by_id("u1").await.unwrap().is_none());
+    assert!(s.user_by_email("u1@example.com").await.unwrap().is_none());
+    assert!(s.user_by_phone("+821012345678").await.unwrap().is_none());
+    assert!(s.identity("google", "sub-u1").await.unwrap().is_none());
+    assert!(s.session("s1").await.unwrap().is_none());
+    assert!(s.consents("u1").await.unwrap().is_empty());
+    assert!(s.notification_settings("u1").await.unwrap().is_none());
+    assert!(s.exports_of("u1").await.unwrap().is_empty());
+    assert!(s.export("e1").await.unwrap().is_none());
+    assert!(s.rooms_sent_in("u1").await.unwrap().is_empty());
+    assert!(s.likes_by("u1", None, 10).await.unwrap().is_empty());
+    assert!(s.suspension("u1").await.unwrap().is_none());
+    assert!(s
+        .admin_users(Some("U1"), None, 10)
+        .await
+        .unwrap()
+        .iter()
+        .all(|u| u.id != "u1"));
+    // The others keep theirs.
+    assert!(s.user_by_id("u2").await.unwrap().is_some());
+    assert_eq!(
+        s.identity("google", "sub-u2").await.unwrap().as_deref(),
+        Some("u2")
+    );
+    assert!(s.session("s2").await.unwrap().is_some());
+    assert_eq!(s.consents("u2").await.unwrap().len(), 1);
+    assert_eq!(s.rooms_sent_in("u2").await.unwrap(), ["g"]);
+    // The email and the phone may be used again.
+    let mut again = user("u9");
+    again.user.email = Some("u1@example.com".into());
+    s.create_user(again).await.unwrap();
+    s.set_phone("u9", "+821012345678").await.unwrap();
 }

@@ -21,6 +21,12 @@ impl IdentityStore for ScyllaStore {
         user_id: &str,
         at: i64,
     ) -> StoreResult<String> {
+        // The account's index first: an erasure finds every identity it may hold.
+        self.write(
+            &self.st.privacy.index_identity,
+            (user_id, provider, subject),
+        )
+        .await?;
         if self
             .lwt(&self.st.claim_identity, (provider, subject, user_id, at))
             .await?

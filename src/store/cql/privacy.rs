@@ -96,7 +96,71 @@ pub(super) struct PrivacyStmts {
     likes_by: PreparedStatement,
     pub(super) index_comment: PreparedStatement,
     comments_by: PreparedStatement,
+    pub(super) index_identity: PreparedStatement,
+    identities_of: PreparedStatement,
+    forget: Vec<(&'static str, PreparedStatement)>,
+    forget_identity: PreparedStatement,
+    forget_prefix: PreparedStatement,
+    forget_email: PreparedStatement,
+    forget_phone: PreparedStatement,
+    sessions_of: PreparedStatement,
+    forget_session: PreparedStatement,
+    exports_of_user: PreparedStatement,
+    forget_export: PreparedStatement,
+    files_of: PreparedStatement,
+    forget_file: PreparedStatement,
 }
+
+/// Partitions (and single rows) keyed by the account alone, deleted whole by an erasure.
+const FORGET_BY_USER: [(&str, &str); 14] = [
+    ("users", "DELETE FROM users WHERE id = ?"),
+    (
+        "identities_by_user",
+        "DELETE FROM identities_by_user WHERE user_id = ?",
+    ),
+    (
+        "sessions_by_user",
+        "DELETE FROM sessions_by_user WHERE user_id = ?",
+    ),
+    ("consents", "DELETE FROM consents WHERE user_id = ?"),
+    (
+        "notification_settings",
+        "DELETE FROM notification_settings WHERE user_id = ?",
+    ),
+    ("activities", "DELETE FROM activities WHERE user_id = ?"),
+    (
+        "exports_by_user",
+        "DELETE FROM exports_by_user WHERE user_id = ?",
+    ),
+    (
+        "running_exports",
+        "DELETE FROM running_exports WHERE user_id = ?",
+    ),
+    (
+        "sender_rooms",
+        "DELETE FROM sender_rooms WHERE sender_id = ?",
+    ),
+    (
+        "likes_by_user",
+        "DELETE FROM likes_by_user WHERE user_id = ?",
+    ),
+    (
+        "comments_by_author",
+        "DELETE FROM comments_by_author WHERE author_id = ?",
+    ),
+    (
+        "files_by_uploader",
+        "DELETE FROM files_by_uploader WHERE uploader_id = ?",
+    ),
+    (
+        "suspensions",
+        "DELETE FROM suspensions WHERE bucket = 0 AND user_id = ?",
+    ),
+    (
+        "admins",
+        "DELETE FROM admins WHERE bucket = 0 AND user_id = ?",
+    ),
+];
 
 impl PrivacyStmts {
     pub(super) async fn prepare(s: &Session, keyspace: &str) -> Result<PrivacyStmts, String> {
@@ -122,6 +186,25 @@ impl PrivacyStmts {
             likes_by: p("SELECT post_id, created_at FROM likes_by_user WHERE user_id = ? AND post_id > ? LIMIT ?".into()).await?,
             index_comment: p("INSERT INTO comments_by_author (author_id, id) VALUES (?, ?)".into()).await?,
             comments_by: p("SELECT id FROM comments_by_author WHERE author_id = ? AND id > ? LIMIT ?".into()).await?,
+            index_identity: p("INSERT INTO identities_by_user (user_id, provider, subject) VALUES (?, ?, ?)".into()).await?,
+            identities_of: p("SELECT provider, subject FROM identities_by_user WHERE user_id = ?".into()).await?,
+            forget: {
+                let mut out = Vec::with_capacity(FORGET_BY_USER.len());
+                for (table, cql) in FORGET_BY_USER {
+                    out.push((table, p(cql.into()).await?));
+                }
+                out
+            },
+            forget_identity: p("DELETE FROM user_identities WHERE provider = ? AND subject = ? IF user_id = ?".into()).await?,
+            forget_prefix: p("DELETE FROM user_name_prefixes WHERE prefix = ? AND user_id = ?".into()).await?,
+            forget_email: p("DELETE FROM users_by_email WHERE email = ? IF user_id = ?".into()).await?,
+            forget_phone: p("DELETE FROM users_by_phone WHERE phone = ? IF user_id = ?".into()).await?,
+            sessions_of: p("SELECT session_id FROM sessions_by_user WHERE user_id = ?".into()).await?,
+            forget_session: p("DELETE FROM auth_sessions WHERE id = ?".into()).await?,
+            exports_of_user: p("SELECT id FROM exports_by_user WHERE user_id = ?".into()).await?,
+            forget_export: p("DELETE FROM exports WHERE id = ?".into()).await?,
+            files_of: p("SELECT file_id FROM files_by_uploader WHERE uploader_id = ?".into()).await?,
+            forget_file: p("DELETE FROM files WHERE id = ?".into()).await?,
         })
     }
 }
@@ -171,6 +254,28 @@ pub(super) async fn index_authors(session: &Session) -> Result<(), String> {
             .execute_unpaged(&like, (&user, &post, at.unwrap_or(0)))
             .await
             .map_err(|e| err(&e))?;
+    }
+    let identity = session
+        .prepare("INSERT INTO identities_by_user (user_id, provider, subject) VALUES (?, ?, ?)")
+        .await
+        .map_err(|e| err(&e))?;
+    let mut identities = session
+        .query_iter(
+            "SELECT provider, subject, user_id FROM user_identities",
+            &[],
+        )
+        .await
+        .map_err(|e| err(&e))?
+        .rows_stream::<(String, String, Option<String>)>()
+        .map_err(|e| err(&e))?;
+    while let Some(row) = identities.next().await {
+        let (provider, subject, user) = row.map_err(|e| err(&e))?;
+        if let Some(user) = user {
+            session
+                .execute_unpaged(&identity, (&user, &provider, &subject))
+                .await
+                .map_err(|e| err(&e))?;
+        }
     }
     let mut comments = session
         .query_iter("SELECT id, author_id FROM post_comments", &[])
@@ -395,6 +500,42 @@ impl PrivacyStore for ScyllaStore {
             (user_id, after.unwrap_or(""), page),
         )
         .await
+    }
+
+    async fn forget_account(&self, user: &User) -> StoreResult<()> {
+        let st = &self.st.privacy;
+        let id = user.id.as_str();
+        // What the account's partitions point at, read before they go.
+        let identities = self
+            .rows::<(String, String)>(&st.identities_of, (id,))
+            .await?;
+        for (provider, subject) in &identities {
+            self.lwt(&st.forget_identity, (provider, subject, id))
+                .await?;
+        }
+        for (session,) in self.rows::<(String,)>(&st.sessions_of, (id,)).await? {
+            self.write(&st.forget_session, (&session,)).await?;
+        }
+        for (export,) in self.rows::<(String,)>(&st.exports_of_user, (id,)).await? {
+            self.write(&st.forget_export, (&export,)).await?;
+        }
+        for (file,) in self.rows::<(String,)>(&st.files_of, (id,)).await? {
+            self.write(&st.forget_file, (&file,)).await?;
+        }
+        for prefix in super::users::index_rows(user) {
+            self.write(&st.forget_prefix, (&prefix, id)).await?;
+        }
+        if let Some(email) = &user.email {
+            self.lwt(&st.forget_email, (email, id)).await?;
+        }
+        if let Some(phone) = &user.phone {
+            self.lwt(&st.forget_phone, (phone, id)).await?;
+        }
+        // The account row last: until then a retry finds everything again.
+        for (_, stmt) in st.forget.iter().rev() {
+            self.write(stmt, (id,)).await?;
+        }
+        Ok(())
     }
 
     async fn comments_by(

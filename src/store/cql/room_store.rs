@@ -334,6 +334,8 @@ impl dovie_actors::RoomStore for ScyllaStore {
         let (old, epoch) = self.locate(id).await?.ok_or_else(|| not_found("message"))?;
         self.unindex_tags(&old).await?;
         self.write(&self.st.delete_likes, (id,)).await?;
+        // Its translations held its text too.
+        self.write(&self.st.delete_translations, (id,)).await?;
         self.write(
             &self.st.tombstone,
             (at, &old.room_id, bucket(old.seq), old.seq as i64, epoch),

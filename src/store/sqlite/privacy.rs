@@ -233,6 +233,33 @@ impl PrivacyStore for SqliteStore {
         .await
     }
 
+    async fn forget_account(&self, user: &User) -> StoreResult<()> {
+        let id = user.id.clone();
+        self.write(move |c| {
+            // Rows that name the account without a foreign key to it (those with one go with
+            // the account row: sessions and their refresh tokens, name prefixes, identities,
+            // contacts and blocks both ways, push subscriptions and tokens, notification
+            // settings, saved commands, consents, reminders, the suspension).
+            for sql in [
+                "DELETE FROM activities WHERE user_id = ?1 OR actor_id = ?1",
+                "DELETE FROM follows WHERE follower_id = ?1 OR followee_id = ?1",
+                "DELETE FROM post_likes WHERE user_id = ?1",
+                "DELETE FROM exports WHERE user_id = ?1",
+                "DELETE FROM running_exports WHERE user_id = ?1",
+                "DELETE FROM sender_rooms WHERE sender_id = ?1",
+                "DELETE FROM location_history WHERE user_id = ?1",
+                "DELETE FROM file_hashtags WHERE file_id IN (SELECT id FROM files WHERE uploader_id = ?1)",
+                "DELETE FROM file_shares WHERE file_id IN (SELECT id FROM files WHERE uploader_id = ?1)",
+                "DELETE FROM files WHERE uploader_id = ?1",
+                "DELETE FROM users WHERE id = ?1",
+            ] {
+                exec_cached(c, sql, [&id])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn comments_by(
         &self,
         user_id: &str,

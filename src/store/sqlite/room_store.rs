@@ -196,6 +196,8 @@ impl dovie_actors::RoomStore for SqliteStore {
             }
             db(c.execute("DELETE FROM message_hashtags WHERE message_id = ?1", [&id]))?;
             db(c.execute("DELETE FROM message_likes WHERE message_id = ?1", [&id]))?;
+            // Its translations held its text too.
+            db(c.execute("DELETE FROM translations WHERE message_id = ?1", [&id]))?;
             get_message(c, &id)?.ok_or_else(|| not_found("message"))
         })
         .await

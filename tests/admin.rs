@@ -87,6 +87,7 @@ async fn every_admin_route_refuses_everyone_else() {
         ("GET", "/api/admin/rooms/some-room".into(), None),
         ("GET", "/api/admin/status".into(), None),
         ("GET", "/api/admin/logs".into(), None),
+        ("DELETE", target.clone(), None),
         ("GET", "/api/admin/verifications".into(), None),
         ("GET", "/api/admin/reports".into(), None),
         (

@@ -1,6 +1,6 @@
 //! A node on the CQL store (`--store scylla`), black-box: the same flows as on the embedded
 //! store — messages over REST and WebSocket, nonce idempotency across a restart, and a SIGKILL
-//! mid-traffic that loses nothing acknowledged. Runs against the CQL server `scripts/test.sh`
+//! mid-traffic that loses nothing acknowledged; a data export and an account erasure. Runs against the CQL server `scripts/test.sh`
 //! starts (DOVIE_TEST_CQL); skipped with a note without one, and failed in CI.
 
 #![allow(clippy::unwrap_used)]
@@ -8,11 +8,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::io::Read;
+use std::time::{Duration, Instant};
 
-use common::{rest, Auth, Server, Ws};
+use common::{rest, samples, Auth, Server, Ws};
 use dovie_protocol::Codec;
-use serde_json::json;
+use serde_json::{json, Value};
 
 fn cql() -> Option<String> {
     match std::env::var("DOVIE_TEST_CQL") {
@@ -239,4 +240,123 @@ async fn a_cql_node_queues_pushes_in_its_store_and_keeps_them_across_a_kill() {
     assert_eq!(got[1].payload["badge"], 2);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(web.delivered_to(&browser).len(), 2, "once");
+}
+
+/// On the CQL store: an export holds the user's messages (a room left too) and file bytes; an
+/// erasure tombstones the messages, deletes the files' objects and frees the email.
+#[actix_rt::test]
+async fn a_cql_node_exports_and_erases_an_account() {
+    let Some(nodes) = cql() else { return };
+    let (server, _cfg) = cql_node(&nodes);
+    let api = rest(&server);
+    let (ann, bob) = (api.register("ann").await, api.register("bob").await);
+    let kept = api.group(&ann, &[&bob]).await;
+    let left = api.group(&bob, &[&ann]).await;
+    api.send(&ann, &kept, "ann in kept").await;
+    api.send(&ann, &left, "ann before leaving").await;
+    api.send(&bob, &kept, "bob's words").await;
+    let (status, _) = api
+        .call(
+            "DELETE",
+            &format!("/api/chat-rooms/{left}/participants/{}", ann.id),
+            Some(&ann.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let photo = samples::png(24, 24);
+    let file = api.upload(&ann, "ann.png", photo.clone()).await;
+
+    // The export.
+    let (status, body) = api.post("/api/me/export", &ann.token, json!({})).await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["export"]["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let export = loop {
+        let (_, body) = api.get(&format!("/api/me/exports/{id}"), &ann.token).await;
+        if body["export"]["status"] != "pending" {
+            break body["export"].clone();
+        }
+        assert!(Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(export["status"], "ready", "{export}");
+    let url = export["download_url"].as_str().unwrap();
+    let path = url.splitn(4, '/').nth(3).unwrap();
+    let auth = format!("Bearer {}", ann.token);
+    let (status, _, bytes) = api
+        .raw(
+            "GET",
+            &format!("/{path}"),
+            &[("authorization", auth.as_str())],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let mut read = |name: &str| {
+        let mut out = Vec::new();
+        zip.by_name(name).unwrap().read_to_end(&mut out).unwrap();
+        out
+    };
+    let messages: Value = serde_json::from_slice(&read("messages.json")).unwrap();
+    let mut contents: Vec<&str> = messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    contents.sort();
+    assert_eq!(contents, ["ann before leaving", "ann in kept"]);
+    let manifest: Value = serde_json::from_slice(&read("manifest.json")).unwrap();
+    let entry = &manifest["files"][0];
+    assert_eq!(entry["id"], file.as_str());
+    assert_eq!(read(entry["path"].as_str().unwrap()), photo);
+
+    // The erasure.
+    let (status, body) = api
+        .call(
+            "DELETE",
+            "/api/me",
+            Some(&ann.token),
+            Some(json!({"password": "correct horse"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, _) = api.get(&format!("/api/users/{}", ann.id), &bob.token).await;
+        if status == 404 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the account is still there");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for room in [&kept, &left] {
+        for m in api.history(&bob, room, "").await {
+            if m["sender_id"] == ann.id.as_str() {
+                assert_eq!(m["deleted"], true, "{m}");
+                assert_eq!(m["content"], "", "{m}");
+            }
+        }
+    }
+    let auth = format!("Bearer {}", bob.token);
+    let (status, _, _) = api
+        .raw(
+            "GET",
+            &format!("/api/files/{file}"),
+            &[("authorization", auth.as_str())],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, body) = api
+        .call(
+            "POST",
+            "/api/auth/register",
+            None,
+            Some(json!({"email": ann.email, "password": "another horse", "display_name": "Ann again"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
 }

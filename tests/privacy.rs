@@ -20,24 +20,6 @@ use common::{rest, samples, Auth, Rest, Server, User, Ws};
 use dovie_protocol::Codec;
 use serde_json::{json, Value};
 
-async fn upload(api: &Rest, user: &User, name: &str, bytes: Vec<u8>) -> String {
-    let auth = format!("Bearer {}", user.token);
-    let (status, _, body) = api
-        .raw(
-            "POST",
-            &format!("/api/upload?filename={name}"),
-            &[
-                ("authorization", auth.as_str()),
-                ("content-type", "application/octet-stream"),
-            ],
-            bytes,
-        )
-        .await;
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    assert_eq!(status, 201, "{body}");
-    body["file"]["id"].as_str().unwrap().to_string()
-}
-
 /// Asks for an export and waits (at most 60 s) until it is no longer pending.
 async fn export_of(api: &Rest, user: &User) -> Value {
     let (status, body) = api.post("/api/me/export", &user.token, json!({})).await;
@@ -142,9 +124,9 @@ async fn an_export_holds_everything_the_user_created_with_their_files() {
     // Her files: a photo and a document; bytes checked below.
     let photo = samples::png(64, 48);
     let pdf = samples::pdf(2, "Ann's notes");
-    let photo_id = upload(&api, &ann, "photo.png", photo.clone()).await;
-    let pdf_id = upload(&api, &ann, "notes.pdf", pdf.clone()).await;
-    let bob_file = upload(&api, &bob, "bob.png", samples::png(8, 8)).await;
+    let photo_id = api.upload(&ann, "photo.png", photo.clone()).await;
+    let pdf_id = api.upload(&ann, "notes.pdf", pdf.clone()).await;
+    let bob_file = api.upload(&bob, "bob.png", samples::png(8, 8)).await;
 
     // Her social life.
     let (status, body) = api
@@ -289,8 +271,8 @@ async fn one_export_at_a_time_and_a_missing_file_is_listed_not_fatal() {
     let server = Server::start();
     let api = rest(&server);
     let ann = api.register("ann").await;
-    let kept = upload(&api, &ann, "kept.png", samples::png(32, 32)).await;
-    let lost = upload(&api, &ann, "lost.png", samples::png(16, 16)).await;
+    let kept = api.upload(&ann, "kept.png", samples::png(32, 32)).await;
+    let lost = api.upload(&ann, "lost.png", samples::png(16, 16)).await;
 
     // The second file's stored object disappears: objects have random names, so each is
     // taken away in turn (newest first) until the file's download fails, and put back if not.
@@ -460,7 +442,7 @@ async fn an_erased_account_leaves_nothing_behind_but_the_audit_log() {
     assert_eq!(status, 200, "{body}");
 
     // Bob's file first: its objects are the ones that must stay.
-    let bob_file = upload(&api, &bob, "bob.png", samples::png(40, 30)).await;
+    let bob_file = api.upload(&bob, "bob.png", samples::png(40, 30)).await;
     previews_done(&api, &bob, &bob_file).await;
     let bobs_objects = objects(&server);
 
@@ -471,7 +453,9 @@ async fn an_erased_account_leaves_nothing_behind_but_the_audit_log() {
     api.send(&ann, &owned, "ann's private words").await;
     api.send(&bob, &owned, "bob stays").await;
     api.send(&ann, &alone, "a note to self").await;
-    let ann_file = upload(&api, &ann, "ann-secret.png", samples::png(64, 64)).await;
+    let ann_file = api
+        .upload(&ann, "ann-secret.png", samples::png(64, 64))
+        .await;
     previews_done(&api, &ann, &ann_file).await;
     let (status, body) = api
         .post(

@@ -292,6 +292,25 @@ impl Rest {
         (res.status().as_u16(), ct, bytes)
     }
 
+    /// Uploads `bytes` as `user`'s file named `name` (raw body); answers its id.
+    pub async fn upload(&self, user: &User, name: &str, bytes: Vec<u8>) -> String {
+        let auth = format!("Bearer {}", user.token);
+        let (status, _, body) = self
+            .raw(
+                "POST",
+                &format!("/api/upload?filename={name}"),
+                &[
+                    ("authorization", auth.as_str()),
+                    ("content-type", "application/octet-stream"),
+                ],
+                bytes,
+            )
+            .await;
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        assert_eq!(status, 201, "{body}");
+        body["file"]["id"].as_str().expect("a file id").to_string()
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
         self.call("GET", path, Some(token), None).await
     }

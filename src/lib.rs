@@ -29,3 +29,4 @@ pub mod social;
 pub mod state;
 pub mod store;
 pub mod ws;
+pub mod zipstream;

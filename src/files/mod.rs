@@ -116,37 +116,7 @@ impl Files {
     /// the one generated once into the store, and the link-signing key (always the store's).
     pub async fn open(config: &Config, store: &dyn Store) -> Result<Arc<Files>, String> {
         let fc = config.files.clone();
-        let (objects, part_bytes): (Arc<dyn ObjectStore>, usize) = match fc.backend {
-            FileBackend::Local => {
-                let dir = if fc.local_dir.is_empty() {
-                    config.data_dir.join("files")
-                } else {
-                    std::path::PathBuf::from(&fc.local_dir)
-                };
-                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-                let local = object_store::local::LocalFileSystem::new_with_prefix(&dir)
-                    .map_err(|e| format!("files.local_dir {}: {e}", dir.display()))?;
-                (Arc::new(local), LOCAL_PART_BYTES)
-            }
-            FileBackend::S3 => {
-                let s3 = &fc.s3;
-                let mut b = object_store::aws::AmazonS3Builder::new()
-                    .with_bucket_name(&s3.bucket)
-                    .with_region(&s3.region)
-                    .with_allow_http(s3.allow_http)
-                    .with_virtual_hosted_style_request(!s3.path_style);
-                if !s3.endpoint.is_empty() {
-                    b = b.with_endpoint(&s3.endpoint);
-                }
-                if !s3.access_key_id.is_empty() {
-                    b = b
-                        .with_access_key_id(&s3.access_key_id)
-                        .with_secret_access_key(&s3.secret_access_key);
-                }
-                let s3 = b.build().map_err(|e| format!("files.s3: {e}"))?;
-                (Arc::new(s3), S3_PART_BYTES)
-            }
-        };
+        let (objects, part_bytes) = object_store_of(config)?;
         let secret = |name: &'static str| async move {
             store
                 .secret_or_insert(name, &SecretKey::random().to_base64())
@@ -933,6 +903,44 @@ impl Seek for BlockingReader {
         self.pos = target as u64;
         Ok(self.pos)
     }
+}
+
+/// The object store of the config (the local file system under the data dir, or S3) and the
+/// part size its multipart uploads use.
+pub fn object_store_of(config: &Config) -> Result<(Arc<dyn ObjectStore>, usize), String> {
+    let fc = &config.files;
+    let (objects, part_bytes): (Arc<dyn ObjectStore>, usize) = match fc.backend {
+        FileBackend::Local => {
+            let dir = if fc.local_dir.is_empty() {
+                config.data_dir.join("files")
+            } else {
+                std::path::PathBuf::from(&fc.local_dir)
+            };
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let local = object_store::local::LocalFileSystem::new_with_prefix(&dir)
+                .map_err(|e| format!("files.local_dir {}: {e}", dir.display()))?;
+            (Arc::new(local), LOCAL_PART_BYTES)
+        }
+        FileBackend::S3 => {
+            let s3 = &fc.s3;
+            let mut b = object_store::aws::AmazonS3Builder::new()
+                .with_bucket_name(&s3.bucket)
+                .with_region(&s3.region)
+                .with_allow_http(s3.allow_http)
+                .with_virtual_hosted_style_request(!s3.path_style);
+            if !s3.endpoint.is_empty() {
+                b = b.with_endpoint(&s3.endpoint);
+            }
+            if !s3.access_key_id.is_empty() {
+                b = b
+                    .with_access_key_id(&s3.access_key_id)
+                    .with_secret_access_key(&s3.secret_access_key);
+            }
+            let s3 = b.build().map_err(|e| format!("files.s3: {e}"))?;
+            (Arc::new(s3), S3_PART_BYTES)
+        }
+    };
+    Ok((objects, part_bytes))
 }
 
 /// A random stored object name: 128 random bits, fanned out over 256 directories.

@@ -36,6 +36,26 @@ pub enum CliCommand {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Write one archive of the node's store, secrets and stored files (consistent while it
+    /// serves).
+    Backup {
+        /// The archive to write.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        #[command(flatten)]
+        flags: Flags,
+    },
+    /// Put a backup back into an empty node (checked whole first; `--force` replaces data).
+    Restore {
+        /// The archive to read.
+        #[arg(long)]
+        from: std::path::PathBuf,
+        /// Replace what the node holds.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        flags: Flags,
+    },
     /// Ask a running node's `/health` (a container's health check: no shell or curl needed);
     /// exits 0 when it answers 200.
     Health {

@@ -9,6 +9,7 @@ pub mod ai;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod business;
 pub mod cluster;
 pub mod config;

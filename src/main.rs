@@ -1,6 +1,7 @@
 //! The `dovie` binary: `dovie serve` runs a node, `dovie migrate` applies the schema,
-//! `dovie admin grant EMAIL` makes an account an administrator, `dovie health` asks a node's
-//! `/health` (the container image's health check).
+//! `dovie admin grant EMAIL` makes an account an administrator, `dovie backup --out FILE` and
+//! `dovie restore --from FILE` save and restore a node, `dovie health` asks a node's `/health`
+//! (the container image's health check).
 
 use clap::Parser;
 use dovie::config::{AdminCommand, Cli, CliCommand, Config};
@@ -10,6 +11,8 @@ enum Task {
     Serve,
     Migrate,
     Grant(String),
+    Backup(std::path::PathBuf),
+    Restore(std::path::PathBuf, bool),
 }
 
 /// mimalloc instead of the system allocator: per-message work allocates small, short-lived
@@ -76,6 +79,8 @@ fn main() -> std::process::ExitCode {
         CliCommand::Admin {
             command: AdminCommand::Grant { email, flags },
         } => (flags, Task::Grant(email)),
+        CliCommand::Backup { out, flags } => (flags, Task::Backup(out)),
+        CliCommand::Restore { from, force, flags } => (flags, Task::Restore(from, force)),
         // Answered above, before logging starts.
         CliCommand::Health { .. } => return std::process::ExitCode::SUCCESS,
     };
@@ -93,13 +98,34 @@ fn main() -> std::process::ExitCode {
             tracing::debug!(error = %e, "transparent huge pages stay on");
         }
     }
-    let result = actix_rt::System::new().block_on(async move {
-        match task {
-            Task::Serve => dovie::server::serve(config).await,
-            Task::Migrate => dovie::server::migrate(&config).await,
-            Task::Grant(email) => dovie::server::grant_admin(&config, &email).await,
-        }
-    });
+    let result =
+        actix_rt::System::new().block_on(async move {
+            match task {
+                Task::Serve => dovie::server::serve(config).await,
+                Task::Migrate => dovie::server::migrate(&config).await,
+                Task::Grant(email) => dovie::server::grant_admin(&config, &email).await,
+                Task::Backup(out) => dovie::backup::backup(&config, &out).await.map(|s| {
+                    println!(
+                        "backed up to {}: {} entries, {} objects, {} bytes",
+                        out.display(),
+                        s.entries,
+                        s.objects,
+                        s.bytes
+                    );
+                }),
+                Task::Restore(from, force) => dovie::backup::restore(&config, &from, force)
+                    .await
+                    .map(|s| {
+                        println!(
+                            "restored from {}: {} entries, {} objects, {} bytes",
+                            from.display(),
+                            s.entries,
+                            s.objects,
+                            s.bytes
+                        );
+                    }),
+            }
+        });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

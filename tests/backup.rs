@@ -2,7 +2,8 @@
 //! node keeps taking messages restores into a fresh node with the same accounts (passwords and
 //! tokens work), rooms, ids, seqs without a gap, contents, reactions, posts and file bytes, and a
 //! client resumes against it; a node holding data is not overwritten without `--force`; a
-//! damaged or truncated archive restores nothing.
+//! damaged or truncated archive restores nothing. The same for a node on the CQL store (its
+//! keyspace into a fresh one).
 
 #![allow(clippy::unwrap_used)]
 
@@ -251,4 +252,154 @@ async fn a_damaged_or_truncated_archive_restores_nothing() {
         path(target.path()),
     ]);
     assert!(!ok, "{out}");
+}
+
+fn cql() -> Option<String> {
+    match std::env::var("DOVIE_TEST_CQL") {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var("CI").is_ok() => panic!("DOVIE_TEST_CQL is not set: CI must run this"),
+        _ => {
+            eprintln!("DOVIE_TEST_CQL is not set: skipping (scripts/test.sh starts a CQL server)");
+            None
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn a_cql_node_backs_up_and_restores_into_a_fresh_keyspace() {
+    let Some(nodes) = cql() else { return };
+    let (ks_a, ks_b) = (
+        format!("dovie_bk_{}", common::uuid_like()),
+        format!("dovie_bk_{}", common::uuid_like()),
+    );
+    let flags = |ks: &str| -> Vec<String> {
+        [
+            "--store",
+            "scylla",
+            "--scylla",
+            nodes.as_str(),
+            "--keyspace",
+            ks,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let fa = flags(&ks_a);
+    let source = Server::start_with(&fa.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    let api = rest(&source);
+    let (ann, bob) = (api.register("ann").await, api.register("bob").await);
+    let room = api.group(&ann, &[&bob]).await;
+    for i in 0..6 {
+        api.send(&ann, &room, &format!("cql {i}")).await;
+    }
+    let history = api.history(&ann, &room, "").await;
+    let liked = history[0]["id"].as_str().unwrap().to_string();
+    api.call(
+        "POST",
+        &format!("/api/messages/{liked}/like"),
+        Some(&bob.token),
+        None,
+    )
+    .await;
+    let (_, post) = api
+        .post(
+            "/api/posts",
+            &ann.token,
+            json!({"content": "cql post", "visibility": "public"}),
+        )
+        .await;
+    let post_id = post["post"]["id"].as_str().unwrap().to_string();
+    api.post(&format!("/api/posts/{post_id}/like"), &bob.token, json!({}))
+        .await;
+    let photo = samples::png(20, 20);
+    let file = api.upload(&ann, "cql.png", photo.clone()).await;
+
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("cql.zip");
+    let mut args: Vec<&str> = vec![
+        "backup",
+        "--out",
+        path(&archive),
+        "--data-dir",
+        path(source.dir.path()),
+    ];
+    args.extend(fa.iter().map(String::as_str));
+    let (ok, out) = dovie(&args);
+    assert!(ok, "{out}");
+    let at_source = api.history(&ann, &room, "").await;
+
+    // Into a fresh keyspace and data dir.
+    let fb = flags(&ks_b);
+    let mut target = Server::start_with(&fb.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    target.terminate();
+    let mut args: Vec<&str> = vec![
+        "restore",
+        "--from",
+        path(&archive),
+        "--data-dir",
+        path(target.dir.path()),
+    ];
+    args.extend(fb.iter().map(String::as_str));
+    let (ok, out) = dovie(&args);
+    assert!(ok, "{out}");
+    // An embedded node does not take a CQL backup.
+    let other = tempfile::tempdir().unwrap();
+    let (ok, out) = dovie(&[
+        "restore",
+        "--from",
+        path(&archive),
+        "--data-dir",
+        path(other.path()),
+    ]);
+    assert!(!ok && out.contains("not built yet"), "{out}");
+    target.restart();
+    let api = rest(&target);
+
+    let (status, me) = api.get("/api/auth/me", &ann.token).await;
+    assert_eq!(status, 200, "{me}");
+    let restored = api.history(&ann, &room, "").await;
+    assert_eq!(restored.len(), at_source.len());
+    for (m, was) in restored.iter().zip(&at_source) {
+        assert_eq!(m["id"], was["id"]);
+        assert_eq!(m["seq"], was["seq"]);
+        assert_eq!(m["content"], was["content"]);
+    }
+    assert_eq!(restored[0]["reactions"], json!({"👍": [bob.id]}));
+    let (status, p) = api.get(&format!("/api/posts/{post_id}"), &ann.token).await;
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(p["post"]["like_count"], 1, "a counter restored once: {p}");
+    let auth = format!("Bearer {}", ann.token);
+    let (status, _, bytes) = api
+        .raw(
+            "GET",
+            &format!("/api/files/{file}"),
+            &[("authorization", auth.as_str())],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(bytes.to_vec(), photo);
+    let next = api.send(&ann, &room, "after").await;
+    assert_eq!(next["seq"], at_source.len() as u64 + 1);
+
+    // Holding data now: refused without --force; with it, counters are not doubled.
+    target.terminate();
+    let mut args: Vec<&str> = vec![
+        "restore",
+        "--from",
+        path(&archive),
+        "--data-dir",
+        path(target.dir.path()),
+    ];
+    args.extend(fb.iter().map(String::as_str));
+    let (ok, out) = dovie(&args);
+    assert!(!ok && out.contains("--force"), "{out}");
+    args.push("--force");
+    let (ok, out) = dovie(&args);
+    assert!(ok, "{out}");
+    target.restart();
+    let api = rest(&target);
+    let (_, p) = api.get(&format!("/api/posts/{post_id}"), &ann.token).await;
+    assert_eq!(p["post"]["like_count"], 1, "{p}");
 }

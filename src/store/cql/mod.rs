@@ -222,6 +222,19 @@ pub struct ScyllaStore {
     seen_senders: crate::store::SeenSenders,
 }
 
+/// A session on `keyspace` for tools that read or write its tables wholesale (backups).
+pub async fn keyspace_session(contact_points: &str, keyspace: &str) -> Result<Session, String> {
+    if !valid_keyspace(keyspace) {
+        return Err(format!("invalid keyspace name `{keyspace}`"));
+    }
+    let session = connect(contact_points).await?;
+    session
+        .use_keyspace(keyspace, false)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(session)
+}
+
 /// Connects to the contact points (`HOST:PORT,..`) and opens a session without a keyspace.
 async fn connect(contact_points: &str) -> Result<Session, String> {
     let mut builder = SessionBuilder::new();

@@ -2,17 +2,18 @@
 //! it serves, `dovie restore --from FILE [--force]` puts it back into an empty node.
 //!
 //! The archive is a ZIP streamed to the file (never whole in memory: [`crate::zipstream`]):
-//! `backup.json` (format, version, store kind, time), `store/dovie.db` (a consistent copy of the
-//! embedded store taken with `VACUUM INTO` — one read transaction, so the node keeps writing),
-//! `node/jwt_secret` (the generated signing secret, so tokens stay valid), every stored object
+//! `backup.json` (format, version, store kind, time); the store — on the embedded store
+//! `store/dovie.db`, a consistent copy taken with `VACUUM INTO` (one read transaction, so the
+//! node keeps writing), on the CQL store every table of the keyspace as JSON rows (`cql`);
+//! `node/jwt_secret` (a generated signing secret, so tokens stay valid); every stored object
 //! under `objects/` exactly as stored (still encrypted; the wrapped keys and the generated
-//! master key travel in the store), and last `manifest.json`: every entry with its size and
+//! master key travel in the store); and last `manifest.json`: every entry with its size and
 //! SHA-256. A restore checks the whole archive against the manifest before it writes anything,
 //! so a truncated or damaged archive restores nothing; it refuses a target that holds data
 //! unless `--force`.
 //!
-//! Built for the embedded store. The CQL store's paged export and the restore of one kind into
-//! the other (the migration from one machine to a cluster) answer that they are not built yet.
+//! Restoring one store kind into the other (the embedded store into ScyllaDB: the migration
+//! from one machine to a cluster) answers that it is not built yet.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -26,6 +27,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::config::{Config, StoreKind};
+
+mod cql;
 use crate::zipstream::{write_zip, Op};
 
 pub const FORMAT: &str = "dovie-backup";
@@ -47,7 +50,7 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 struct Meta {
     format: String,
     version: u32,
-    /// `embedded`.
+    /// `embedded` or `cql`.
     store: String,
     created_at: i64,
     dovie_version: String,
@@ -72,8 +75,11 @@ fn hex(d: impl AsRef<[u8]>) -> String {
     d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn not_built(what: &str) -> String {
-    format!("{what} is not built yet: only the embedded store is backed up and restored")
+fn store_name(kind: StoreKind) -> &'static str {
+    match kind {
+        StoreKind::Embedded => "embedded",
+        StoreKind::Scylla => "cql",
+    }
 }
 
 /// The reading stage of a backup: entries with their checksums.
@@ -163,8 +169,12 @@ impl Writer {
 /// `dovie backup --out FILE`: one archive of the configured node's store, secrets and objects,
 /// consistent while the node serves.
 pub async fn backup(config: &Config, out: &Path) -> Result<Summary, String> {
-    if config.store != StoreKind::Embedded {
-        return Err(not_built("a backup of the CQL store"));
+    if config.store == StoreKind::Scylla {
+        let result = write_archive(config, out, None).await;
+        if result.is_err() {
+            let _ = std::fs::remove_file(out);
+        }
+        return result;
     }
     let db = config.data_dir.join("dovie.db");
     if !db.exists() {
@@ -180,7 +190,7 @@ pub async fn backup(config: &Config, out: &Path) -> Result<Summary, String> {
         c.execute("VACUUM INTO ?1", [&target])
             .map_err(|e| format!("cannot copy the store: {e}"))?;
     }
-    let result = write_archive(config, out, &snapshot).await;
+    let result = write_archive(config, out, Some(&snapshot)).await;
     let _ = std::fs::remove_file(&snapshot);
     if result.is_err() {
         let _ = std::fs::remove_file(out);
@@ -188,7 +198,12 @@ pub async fn backup(config: &Config, out: &Path) -> Result<Summary, String> {
     result
 }
 
-async fn write_archive(config: &Config, out: &Path, snapshot: &Path) -> Result<Summary, String> {
+/// Writes the archive: the embedded store's `snapshot`, or (`None`) the CQL keyspace's tables.
+async fn write_archive(
+    config: &Config,
+    out: &Path,
+    snapshot: Option<&Path>,
+) -> Result<Summary, String> {
     let (objects, _) = crate::files::object_store_of(config)?;
     let (ops_tx, ops_rx) = mpsc::channel::<Op>(IN_FLIGHT);
     let (out_tx, mut out_rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(IN_FLIGHT);
@@ -211,7 +226,7 @@ async fn write_archive(config: &Config, out: &Path, snapshot: &Path) -> Result<S
         let meta = Meta {
             format: FORMAT.into(),
             version: VERSION,
-            store: "embedded".into(),
+            store: store_name(config.store).into(),
             created_at: dovie_actors::now_ms(),
             dovie_version: env!("CARGO_PKG_VERSION").into(),
         };
@@ -221,7 +236,10 @@ async fn write_archive(config: &Config, out: &Path, snapshot: &Path) -> Result<S
             serde_json::to_vec_pretty(&meta).unwrap_or_default(),
         )
         .await?;
-        w.file(DB_ENTRY, snapshot).await?;
+        match snapshot {
+            Some(db) => w.file(DB_ENTRY, db).await?,
+            None => cql::export(&mut w, config).await?,
+        }
         let secret = config.data_dir.join("jwt_secret");
         if secret.exists() {
             w.file(SECRET_ENTRY, &secret).await?;
@@ -345,34 +363,84 @@ pub async fn restore(config: &Config, from: &Path, force: bool) -> Result<Summar
             meta.format, meta.version
         ));
     }
-    if config.store != StoreKind::Embedded {
-        return Err(not_built("restoring into the CQL store"));
+    if meta.store != store_name(config.store) {
+        return Err(format!(
+            "this is a backup of the {} store; restoring it into the {} store (one kind into the \
+             other) is not built yet",
+            meta.store,
+            store_name(config.store)
+        ));
     }
     let manifest = verify(&mut zip)?;
     let (objects, part_bytes) = crate::files::object_store_of(config)?;
-    if !force && target_has_data(config, objects.as_ref()).await? {
+    if config.store == StoreKind::Scylla {
+        // The keyspace's schema, as the backup's tables expect it.
+        crate::server::migrate(config).await?;
+    }
+    let holds_data = match config.store {
+        StoreKind::Embedded => target_has_data(config, objects.as_ref()).await?,
+        StoreKind::Scylla => {
+            cql::has_data(config).await? || objects.list(None).next().await.is_some()
+        }
+    };
+    if !force && holds_data {
         return Err(format!(
-            "{} holds data: restore into an empty node, or add --force to replace it",
-            config.data_dir.display()
+            "the node ({}) holds data: restore into an empty node, or add --force to replace it",
+            match config.store {
+                StoreKind::Embedded => config.data_dir.display().to_string(),
+                StoreKind::Scylla => format!("keyspace {}", config.keyspace),
+            }
         ));
     }
     let mut summary = Summary::default();
     std::fs::create_dir_all(&config.data_dir).map_err(|e| e.to_string())?;
-    // The store: written beside, then swapped in whole.
-    let db = config.data_dir.join("dovie.db");
-    let incoming = config.data_dir.join("dovie.db.restoring");
-    {
-        let mut f = std::fs::File::create(&incoming).map_err(|e| e.to_string())?;
-        each_chunk(&mut zip, DB_ENTRY, |b| {
-            f.write_all(b).map_err(|e| e.to_string())
-        })?;
-        f.sync_all().map_err(|e| e.to_string())?;
+    match config.store {
+        StoreKind::Embedded => {
+            // The store: written beside, then swapped in whole.
+            let db = config.data_dir.join("dovie.db");
+            let incoming = config.data_dir.join("dovie.db.restoring");
+            {
+                let mut f = std::fs::File::create(&incoming).map_err(|e| e.to_string())?;
+                each_chunk(&mut zip, DB_ENTRY, |b| {
+                    f.write_all(b).map_err(|e| e.to_string())
+                })?;
+                f.sync_all().map_err(|e| e.to_string())?;
+            }
+            for stale in ["dovie.db-wal", "dovie.db-shm"] {
+                let _ = std::fs::remove_file(config.data_dir.join(stale));
+            }
+            std::fs::rename(&incoming, &db).map_err(|e| e.to_string())?;
+            summary.entries += 1;
+        }
+        StoreKind::Scylla => {
+            let importer = cql::Importer::open(config).await?;
+            for name in manifest.keys() {
+                let Some(table) = name
+                    .strip_prefix(cql::TABLES)
+                    .and_then(|t| t.strip_suffix(".jsonl"))
+                else {
+                    continue;
+                };
+                let writer = importer.table(table, force).await?;
+                let entry = zip
+                    .by_name(name)
+                    .map_err(|e| format!("the archive is damaged: {name}: {e}"))?;
+                let mut lines = std::io::BufRead::lines(std::io::BufReader::new(entry));
+                loop {
+                    let batch: Vec<String> = lines
+                        .by_ref()
+                        .take(cql::ROWS_PER_BATCH)
+                        .collect::<Result<_, _>>()
+                        .map_err(|e| format!("the archive is damaged: {name}: {e}"))?;
+                    if batch.is_empty() {
+                        break;
+                    }
+                    writer.write(batch).await?;
+                }
+                summary.entries += 1;
+            }
+        }
     }
-    for stale in ["dovie.db-wal", "dovie.db-shm"] {
-        let _ = std::fs::remove_file(config.data_dir.join(stale));
-    }
-    std::fs::rename(&incoming, &db).map_err(|e| e.to_string())?;
-    summary.entries += 1;
     if manifest.contains_key(SECRET_ENTRY) {
         let secret = read_entry(&mut zip, SECRET_ENTRY)?;
         write_private(&config.data_dir.join("jwt_secret"), &secret)?;

@@ -87,6 +87,18 @@ key_cache_size: 8MiB
 counter_cache_size: 0MiB
 authenticator: AllowAllAuthenticator
 authorizer: AllowAllAuthorizer
+# The test suites make a keyspace per test (hundreds of prepared statements each): a cache that
+# holds them all, so none is evicted and prepared again mid-test.
+prepared_statements_cache_size: 256MiB
+# Two cores run the suites, the nodes and this server at once: requests wait longer before they
+# time out than on a production server (the tests are about answers, not latency).
+read_request_timeout: 15000ms
+range_request_timeout: 20000ms
+write_request_timeout: 15000ms
+counter_write_request_timeout: 15000ms
+cas_contention_timeout: 10000ms
+truncate_request_timeout: 60000ms
+request_timeout: 20000ms
 EOF
   cat > "$RUN/logback.xml" <<EOF
 <configuration>

@@ -220,6 +220,10 @@ async fn unrouted(req: actix_web::HttpRequest) -> HttpResponse {
 }
 
 /// Starts the node and runs it until SIGTERM/SIGINT has drained it.
+/// Attempts of a store read a node needs before it serves, and the pause between them.
+const STARTUP_STORE_ATTEMPTS: u32 = 5;
+const STARTUP_RETRY_PAUSE: Duration = Duration::from_secs(2);
+
 pub async fn serve(config: Config) -> Result<(), String> {
     if config.bus == BusKind::Redis && config.store == StoreKind::Embedded {
         return Err("--bus redis (a cluster) needs a shared store: add --store scylla".into());
@@ -234,7 +238,17 @@ pub async fn serve(config: Config) -> Result<(), String> {
         config.auth.bcrypt_cost,
         store.clone(),
     )?);
-    auth.warm_revocations().await.map_err(|e| e.message)?;
+    // A store that is busy (a CQL server under load) answers a timeout now and then: the node
+    // tries again before giving up on starting.
+    let mut attempt = 1;
+    while let Err(e) = auth.warm_revocations().await {
+        if attempt == STARTUP_STORE_ATTEMPTS {
+            return Err(e.message);
+        }
+        tracing::warn!(attempt, error = %e.message, "cannot read the revoked sessions; trying again");
+        tokio::time::sleep(STARTUP_RETRY_PAUSE).await;
+        attempt += 1;
+    }
     let telemetry: Arc<dyn dovie_actors::Telemetry> = Arc::new(PromTelemetry);
     let registry = Registry::new(telemetry.clone());
     let cluster = match config.bus {

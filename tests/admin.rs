@@ -818,3 +818,64 @@ async fn the_status_shows_the_node_and_logs_are_read_by_level_and_time() {
         assert_error(status, &body, 400, "validation_failed");
     }
 }
+
+#[actix_rt::test]
+async fn two_admins_suspending_each_other_at_once_leave_one_standing() {
+    let server = Server::start();
+    let api = rest(&server);
+    let [a, b] = api.register_all(["ada", "bea"]).await;
+    server.grant_admin(&a);
+    server.grant_admin(&b);
+    for round in 0..5 {
+        // Fresh tokens each round (a suspension revokes the suspended admin's).
+        let login = |u: &User| {
+            let api = rest(&server);
+            let email = u.email.clone();
+            async move {
+                let (s, body) = login(&api, &email, "correct horse").await;
+                assert_eq!(s, 200, "{body}");
+                body["access_token"].as_str().unwrap().to_string()
+            }
+        };
+        let (ta, tb) = (login(&a).await, login(&b).await);
+        let suspend = |token: String, target: String| {
+            let api = rest(&server);
+            async move {
+                api.post(
+                    &format!("/api/admin/users/{target}/suspend"),
+                    &token,
+                    json!({"reason": "race"}),
+                )
+                .await
+                .0
+            }
+        };
+        let (sa, sb) = futures_util::join!(
+            suspend(ta.clone(), b.id.clone()),
+            suspend(tb.clone(), a.id.clone())
+        );
+        // Never both: one admin is always left in good standing.
+        let status_of = |id: String, token: String| {
+            let api = rest(&server);
+            async move {
+                let (s, body) = api.get(&format!("/api/admin/users/{id}"), &token).await;
+                (s, body["status"].as_str().unwrap_or("").to_string())
+            }
+        };
+        let a_view = status_of(a.id.clone(), ta.clone()).await;
+        let b_view = status_of(b.id.clone(), tb.clone()).await;
+        let a_ok = a_view.0 == 200;
+        let b_ok = b_view.0 == 200;
+        assert!(a_ok || b_ok, "round {round}: {sa} {sb}: nobody can act");
+        // Whoever stands lifts the other, for the next round.
+        let (token, other) = if a_ok { (&ta, &b) } else { (&tb, &a) };
+        let (s, body) = api
+            .post(
+                &format!("/api/admin/users/{}/unsuspend", other.id),
+                token,
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, 200, "{body}");
+    }
+}

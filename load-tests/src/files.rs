@@ -69,7 +69,7 @@ fn piece(index: u64, len: usize) -> std::borrow::Cow<'static, [u8]> {
 }
 
 /// Uploads `size` bytes to `path`; answers (status, answer body, seconds).
-async fn upload(
+pub(crate) async fn upload(
     addr: SocketAddr,
     path: &str,
     token: Option<&str>,
@@ -127,7 +127,7 @@ async fn upload(
 
 /// Downloads `path` (optionally a `Range`), discarding the body; answers (status, body bytes,
 /// seconds).
-async fn download(
+pub(crate) async fn download(
     addr: SocketAddr,
     path: &str,
     token: Option<&str>,
@@ -174,7 +174,7 @@ async fn download(
 }
 
 /// Samples a process's RSS every 20 ms until stopped; answers the peak (KiB).
-fn sample_rss(pid: Option<u32>) -> (Arc<AtomicBool>, Arc<AtomicU64>) {
+pub(crate) fn sample_rss(pid: Option<u32>) -> (Arc<AtomicBool>, Arc<AtomicU64>) {
     let stop = Arc::new(AtomicBool::new(false));
     let peak = Arc::new(AtomicU64::new(0));
     let (s, p) = (stop.clone(), peak.clone());
@@ -221,7 +221,7 @@ async fn start_sink(bins: &Bins) -> Result<Sink, String> {
     Ok(Sink { addr, child })
 }
 
-async fn token(target: &Target) -> Result<String, String> {
+pub(crate) async fn token(target: &Target) -> Result<String, String> {
     let mut http = Http::connect(wire::source(0, 1), target.addr)
         .await
         .map_err(|e| e.to_string())?;
@@ -244,7 +244,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn round(x: f64) -> f64 {
+pub(crate) fn round(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 

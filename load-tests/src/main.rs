@@ -7,6 +7,7 @@
 //! `load-tests/server.toml`) unless `--url` names a running node. Loopback targets only; every
 //! phase is bounded in count and time.
 
+mod export;
 mod files;
 mod floor;
 mod geo;
@@ -99,6 +100,23 @@ enum Cmd {
         /// Each concurrent upload, MiB.
         #[arg(long, default_value_t = 10)]
         each_mib: u64,
+        /// The config the started node runs with.
+        #[arg(long, default_value = "load-tests/files-server.toml")]
+        config: String,
+        #[arg(long)]
+        bin_dir: Option<String>,
+        #[arg(long, default_value = "load-tests/results")]
+        out: String,
+    },
+    /// The data export benchmark: a user with many messages and a large file asks for an
+    /// export; time until ready, the archive's rate, RSS growth while it builds, the download.
+    Export {
+        /// The large file, MiB.
+        #[arg(long, default_value_t = 500)]
+        file_mib: u64,
+        /// Messages the user sent.
+        #[arg(long, default_value_t = 20_000)]
+        messages: usize,
         /// The config the started node runs with.
         #[arg(long, default_value = "load-tests/files-server.toml")]
         config: String,
@@ -267,6 +285,26 @@ fn main() {
             let bins = targets::Bins::locate(bin_dir.as_deref())?;
             files::run(&bins, &config, &plan).await
         });
+    }
+    if let Cmd::Export {
+        file_mib,
+        messages,
+        config,
+        bin_dir,
+        out,
+    } = cli.cmd
+    {
+        let plan = export::Plan { file_mib, messages };
+        return bench(
+            "export",
+            "export",
+            &out,
+            export::table,
+            move || async move {
+                let bins = targets::Bins::locate(bin_dir.as_deref())?;
+                export::run(&bins, &config, &plan).await
+            },
+        );
     }
     if let Cmd::CqlFloor {
         scylla,

@@ -43,6 +43,20 @@ async fn account(state: &AppState, id: &str) -> ApiResult<User> {
     state.store.user_by_id(id).await?.ok_or_else(no_user)
 }
 
+/// Admins not suspended at `now`.
+async fn active_admins(state: &AppState, now: i64) -> ApiResult<usize> {
+    let mut active = 0;
+    for id in state.store.admin_ids().await? {
+        if admin::suspension_in_force(&state.store, &id, now)
+            .await?
+            .is_none()
+        {
+            active += 1;
+        }
+    }
+    Ok(active)
+}
+
 /// Whether taking `user`'s admin rights away (a demotion or a suspension) would leave no
 /// admin.
 async fn is_last_admin(state: &AppState, user: &User) -> ApiResult<bool> {
@@ -184,6 +198,9 @@ pub(super) async fn suspend_account(
         return Err(last_admin());
     }
     let now = dovie_actors::now_ms();
+    let was_suspended = admin::suspension_in_force(&state.store, &u.id, now)
+        .await?
+        .is_some();
     let s = Suspension {
         user_id: u.id.clone(),
         reason: reason.to_string(),
@@ -192,6 +209,12 @@ pub(super) async fn suspend_account(
         by: who.user_id.clone(),
     };
     state.store.put_suspension(&s).await?;
+    // Two admins suspending each other at once could leave none able to act: a suspension
+    // that leaves no admin in good standing takes itself back.
+    if u.role == UserRole::Admin && !was_suspended && active_admins(state, now).await? == 0 {
+        state.store.lift_suspension(&u.id).await?;
+        return Err(last_admin());
+    }
     let sessions = state.store.sessions_of(&u.id, now).await?;
     for session in &sessions {
         super::auth::revoke(state, &session.id, "account suspended").await?;

@@ -227,7 +227,9 @@ async fn erase(state: &AppState, user: &User) -> ApiResult<Counts> {
         n.rooms += 1;
     }
 
-    // Files and export archives: their bytes first, then the records.
+    // Files and export archives: their bytes first, then the records. Every list below is
+    // walked with a cursor, so a row a step leaves behind cannot hold the walk.
+    let mut before: Option<String> = None;
     loop {
         let page = store
             .list_files(&FileQuery {
@@ -236,19 +238,16 @@ async fn erase(state: &AppState, user: &User) -> ApiResult<Counts> {
                 room_id: None,
                 hashtag: None,
                 kind: None,
-                before: None,
+                before: before.clone(),
                 limit: PAGE,
             })
             .await?;
-        let page: Vec<_> = page.into_iter().filter(|f| f.uploader_id == me).collect();
-        if page.is_empty() {
-            break;
-        }
-        for f in page {
-            if let Some(gone) = store.delete_file(&f.id, dovie_actors::now_ms()).await? {
-                state.files.delete_objects(&gone).await;
-            } else {
-                state.files.delete_objects(&f).await;
+        let Some(last) = page.last() else { break };
+        before = Some(last.id.clone());
+        for f in page.iter().filter(|f| f.uploader_id == me) {
+            match store.delete_file(&f.id, dovie_actors::now_ms()).await? {
+                Some(gone) => state.files.delete_objects(&gone).await,
+                None => state.files.delete_objects(f).await,
             }
             n.files += 1;
         }
@@ -263,67 +262,65 @@ async fn erase(state: &AppState, user: &User) -> ApiResult<Counts> {
     }
 
     // The social graph and what I wrote there.
+    let mut before: Option<PostCursor> = None;
     loop {
-        let page = store
-            .posts_by_authors(mine, None::<&PostCursor>, PAGE)
-            .await?;
-        if page.is_empty() {
-            break;
-        }
-        for p in page {
+        let page = store.posts_by_authors(mine, before.as_ref(), PAGE).await?;
+        let Some(last) = page.last() else { break };
+        before = Some(PostCursor::of(last));
+        for p in &page {
             if store.delete_post(&p.id, dovie_actors::now_ms()).await? {
-                super::social::count_trends(state, &p, -1).await?;
+                super::social::count_trends(state, p, -1).await?;
                 n.posts += 1;
             }
         }
     }
+    let mut after: Option<String> = None;
     loop {
-        let page = store.comments_by(me, None, PAGE).await?;
-        if page.is_empty() {
-            break;
-        }
-        for c in page {
-            n.comments += store.delete_comment(&c).await? as u64;
+        let page = store.comments_by(me, after.as_deref(), PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        for c in &page {
+            n.comments += store.delete_comment(c).await? as u64;
         }
     }
+    let mut after: Option<String> = None;
     loop {
-        let page = store.likes_by(me, None, PAGE).await?;
-        if page.is_empty() {
-            break;
-        }
-        for (post_id, _) in page {
-            store.unlike_post(&post_id, me).await?;
+        let page = store.likes_by(me, after.as_deref(), PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.0.clone());
+        for (post_id, _) in &page {
+            store.unlike_post(post_id, me).await?;
             n.likes += 1;
         }
     }
-    loop {
-        let page = store.following(me, "", PAGE).await?;
-        if page.is_empty() {
-            break;
-        }
-        for other in page {
-            store.unfollow(me, &other).await?;
-            n.follows += 1;
-        }
-    }
-    loop {
-        let page = store.followers(me, "", PAGE).await?;
-        if page.is_empty() {
-            break;
-        }
-        for other in page {
-            store.unfollow(&other, me).await?;
-            n.follows += 1;
+    for followers in [false, true] {
+        let mut after = String::new();
+        loop {
+            let page = if followers {
+                store.followers(me, &after, PAGE).await?
+            } else {
+                store.following(me, &after, PAGE).await?
+            };
+            let Some(last) = page.last() else { break };
+            after = last.clone();
+            for other in &page {
+                if followers {
+                    store.unfollow(other, me).await?;
+                } else {
+                    store.unfollow(me, other).await?;
+                }
+                n.follows += 1;
+            }
         }
     }
 
     // People, devices, places, assistants.
+    let mut after: Option<String> = None;
     loop {
-        let page = store.contacts(me, None, PAGE).await?;
-        if page.is_empty() {
-            break;
-        }
-        for c in page {
+        let page = store.contacts(me, after.as_deref(), PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.user_id.clone());
+        for c in &page {
             store.remove_contact(me, &c.user_id).await?;
             n.contacts += 1;
         }

@@ -1451,6 +1451,8 @@ pub trait AdminStore: Send + Sync {
     ) -> StoreResult<Vec<User>>;
     /// How many accounts are admins.
     async fn admin_count(&self) -> StoreResult<u64>;
+    /// The ids of the admins.
+    async fn admin_ids(&self) -> StoreResult<Vec<String>>;
     /// Room ids after `after` in the store's own order (by id on the embedded store, by token
     /// on CQL: stable while rooms are added), at most `limit`.
     async fn all_room_ids(&self, after: Option<&str>, limit: usize) -> StoreResult<Vec<String>>;

@@ -1,7 +1,7 @@
 //! What administration keeps: the audit log (appended whole, listed newest first by time,
 //! actor, action and target, paged by a cursor, across periods), suspensions (put, replaced,
 //! listed, lifted once), every account found by id, email, phone or name — discoverable or
-//! not — the count of admins, reports (one open per reporter and target, resolved once), and
+//! not — the admins, counted and listed, reports (one open per reporter and target, resolved once), and
 //! every room listed page by page.
 
 use dovie::store::{AuditFilter, AuditRecord, ProfilePatch, ReportRecord, Suspension};
@@ -247,8 +247,10 @@ pub async fn accounts_and_suspensions(s: SharedStore) {
     s.set_user_role("u1", UserRole::Admin).await.unwrap();
     s.set_user_role("u2", UserRole::Admin).await.unwrap();
     assert_eq!(s.admin_count().await.unwrap(), 2);
+    assert_eq!(s.admin_ids().await.unwrap(), ["u1", "u2"]);
     s.set_user_role("u2", UserRole::User).await.unwrap();
     assert_eq!(s.admin_count().await.unwrap(), 1);
+    assert_eq!(s.admin_ids().await.unwrap(), ["u1"]);
 
     // Suspensions.
     let sus = |user: &str, until: Option<i64>| Suspension {

@@ -71,6 +71,7 @@ pub(super) struct AdminStmts {
     pub(super) list_admin: PreparedStatement,
     pub(super) unlist_admin: PreparedStatement,
     count_admins: PreparedStatement,
+    admin_ids: PreparedStatement,
     users_first: PreparedStatement,
     users_after: PreparedStatement,
     rooms_first: PreparedStatement,
@@ -162,6 +163,7 @@ impl AdminStmts {
             list_admin: p(format!("INSERT INTO admins (bucket, user_id) VALUES ({BUCKET}, ?)")).await?,
             unlist_admin: p(format!("DELETE FROM admins WHERE bucket = {BUCKET} AND user_id = ?")).await?,
             count_admins: p("SELECT count(*) FROM admins WHERE bucket = ?".into()).await?,
+            admin_ids: p("SELECT user_id FROM admins WHERE bucket = ?".into()).await?,
             users_first: p(format!("SELECT {USER_COLS} FROM users LIMIT ?")).await?,
             users_after: p(format!("SELECT {USER_COLS} FROM users WHERE token(id) > token(?) LIMIT ?")).await?,
             rooms_first: p("SELECT id FROM chat_rooms LIMIT ?".into()).await?,
@@ -523,6 +525,15 @@ impl AdminStore for ScyllaStore {
             .row::<(i64,)>(&self.st.admin.count_admins, (BUCKET,))
             .await?
             .map_or(0, |(n,)| n.max(0) as u64))
+    }
+
+    async fn admin_ids(&self) -> StoreResult<Vec<String>> {
+        Ok(self
+            .rows::<(String,)>(&self.st.admin.admin_ids, (BUCKET,))
+            .await?
+            .into_iter()
+            .map(|(id,)| id)
+            .collect())
     }
 
     async fn all_room_ids(&self, after: Option<&str>, limit: usize) -> StoreResult<Vec<String>> {

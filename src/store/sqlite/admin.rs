@@ -230,6 +230,16 @@ impl AdminStore for SqliteStore {
         .await
     }
 
+    async fn admin_ids(&self) -> StoreResult<Vec<String>> {
+        self.read(|c| {
+            let mut st =
+                db(c.prepare_cached("SELECT id FROM users WHERE role = 'admin' ORDER BY id"))?;
+            let rows = db(st.query_map([], |r| r.get(0)))?;
+            rows.map(db).collect()
+        })
+        .await
+    }
+
     async fn all_room_ids(&self, after: Option<&str>, limit: usize) -> StoreResult<Vec<String>> {
         let after = after.unwrap_or("").to_string();
         self.read(move |c| {

@@ -63,25 +63,6 @@ async fn consent(api: &Rest, user: &User, ai: bool) {
     assert_eq!(body["consents"]["ai"], ai);
 }
 
-/// Uploads `bytes` as `name`; answers the file id.
-async fn upload(api: &Rest, user: &User, name: &str, bytes: Vec<u8>) -> String {
-    let auth = format!("Bearer {}", user.token);
-    let (status, _, body) = api
-        .raw(
-            "POST",
-            &format!("/api/upload?filename={name}"),
-            &[
-                ("authorization", auth.as_str()),
-                ("content-type", "application/octet-stream"),
-            ],
-            bytes,
-        )
-        .await;
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    assert_eq!(status, 201, "{body}");
-    body["file"]["id"].as_str().unwrap().to_string()
-}
-
 fn assert_error(status: u16, body: &Value, want_status: u16, code: &str) {
     assert_eq!(status, want_status, "{body}");
     assert_eq!(body["error"]["code"], code, "{body}");
@@ -349,7 +330,7 @@ async fn a_wrong_key_or_no_provider_gives_the_documented_errors() {
         .post("/api/youtube-search", &a.token, json!({"q": "cats"}))
         .await;
     assert_error(status, &body, 503, "provider_not_configured");
-    let voice = upload(&api, &a, "voice.wav", common::samples::wav(300)).await;
+    let voice = api.upload(&a, "voice.wav", common::samples::wav(300)).await;
     let (status, body) = api
         .post("/api/transcribe", &a.token, json!({"file_id": voice}))
         .await;
@@ -692,7 +673,7 @@ async fn transcription_streams_a_file_i_can_read_and_keeps_its_transcript() {
     let [a, b, e] = api.register_all(["ann", "bob", "eve"]).await;
     let room = api.group(&a, &[&b]).await;
     let audio = common::samples::wav(400);
-    let voice = upload(&api, &a, "kim-voice-memo.wav", audio.clone()).await;
+    let voice = api.upload(&a, "kim-voice-memo.wav", audio.clone()).await;
     let (status, body) = api
         .post(
             &format!("/api/chat-rooms/{room}/messages"),
@@ -770,12 +751,12 @@ async fn transcription_streams_a_file_i_can_read_and_keeps_its_transcript() {
     assert_eq!(rig.openai.transcriptions().len(), 1);
 
     // Not audio: refused before anything is sent; a provider failure keeps nothing.
-    let picture = upload(&api, &a, "pic.png", common::samples::png(8, 8)).await;
+    let picture = api.upload(&a, "pic.png", common::samples::png(8, 8)).await;
     let (status, body) = api
         .post("/api/transcribe", &a.token, json!({ "file_id": picture }))
         .await;
     assert_error(status, &body, 400, "validation_failed");
-    let other = upload(&api, &a, "memo.wav", common::samples::wav(200)).await;
+    let other = api.upload(&a, "memo.wav", common::samples::wav(200)).await;
     rig.openai
         .script_transcript(Scripted::Fail(500, "server_error", None));
     let (status, body) = api

@@ -41,24 +41,6 @@ async fn create_business(api: &Rest, owner: &User, name: &str, category: &str) -
     body["business"].clone()
 }
 
-async fn upload(api: &Rest, user: &User, name: &str, bytes: Vec<u8>) -> String {
-    let auth = format!("Bearer {}", user.token);
-    let (status, _, body) = api
-        .raw(
-            "POST",
-            &format!("/api/upload?filename={name}"),
-            &[
-                ("authorization", auth.as_str()),
-                ("content-type", "application/octet-stream"),
-            ],
-            bytes,
-        )
-        .await;
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    assert_eq!(status, 201, "{body}");
-    body["file"]["id"].as_str().unwrap().to_string()
-}
-
 /// The status of downloading file `id` as `who`.
 async fn download_status(api: &Rest, who: &User, id: &str) -> u16 {
     let auth = format!("Bearer {}", who.token);
@@ -228,7 +210,9 @@ async fn profiles_posts_and_feeds() {
         )
         .await;
     assert_error(status, &body, 403, "forbidden");
-    let photo = upload(&api, &helper, "bread.txt", b"fresh bread".to_vec()).await;
+    let photo = api
+        .upload(&helper, "bread.txt", b"fresh bread".to_vec())
+        .await;
     let (status, body) = api
         .post(
             "/api/business-posts",
@@ -275,7 +259,9 @@ async fn profiles_posts_and_feeds() {
 
     // A post's attachment is readable by whoever may see the post.
     assert_eq!(download_status(&api, &stranger, &photo).await, 200);
-    let secret = upload(&api, &fan, "secret.txt", b"for my followers".to_vec()).await;
+    let secret = api
+        .upload(&fan, "secret.txt", b"for my followers".to_vec())
+        .await;
     let (status, body) = api
         .post(
             "/api/posts",
@@ -569,8 +555,10 @@ async fn networking_and_verification() {
     assert_eq!(body["connections"][0]["status"], "accepted");
 
     // Verification: the owner asks with their own documents, once at a time.
-    let doc = upload(&api, &alice, "licence.txt", b"licence no. 42".to_vec()).await;
-    let other = upload(&api, &bob, "other.txt", b"not alice's".to_vec()).await;
+    let doc = api
+        .upload(&alice, "licence.txt", b"licence no. 42".to_vec())
+        .await;
+    let other = api.upload(&bob, "other.txt", b"not alice's".to_vec()).await;
     let ask = format!("/api/business-profiles/{a_id}/verification");
     for (who, body, status_want, code) in [
         (&bob, json!({"documents": [doc]}), 403, "forbidden"),

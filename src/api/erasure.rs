@@ -30,7 +30,7 @@ use serde_json::json;
 use super::{Api, ApiError, ApiResult, Authed, Body, Out, RouteDoc};
 use crate::audit::{self, Actor, Target};
 use crate::state::AppState;
-use crate::store::{ExportStatus, FileQuery, PostCursor, Suspension};
+use crate::store::{ExportStatus, PostCursor, Suspension};
 
 /// The reason of the suspension that marks an account being erased.
 pub const ERASING: &str = "account erasure in progress";
@@ -231,25 +231,17 @@ async fn erase(state: &AppState, user: &User) -> ApiResult<Counts> {
     // walked with a cursor, so a row a step leaves behind cannot hold the walk.
     let mut before: Option<String> = None;
     loop {
-        let page = store
-            .list_files(&FileQuery {
-                user_id: me.to_string(),
-                rooms: Vec::new(),
-                room_id: None,
-                hashtag: None,
-                kind: None,
-                before: before.clone(),
-                limit: PAGE,
-            })
-            .await?;
-        let Some(last) = page.last() else { break };
-        before = Some(last.id.clone());
-        for f in page.iter().filter(|f| f.uploader_id == me) {
+        let (page, next) = crate::files::uploaded_by(store, me, before.take(), PAGE).await?;
+        for f in &page {
             match store.delete_file(&f.id, dovie_actors::now_ms()).await? {
                 Some(gone) => state.files.delete_objects(&gone).await,
                 None => state.files.delete_objects(f).await,
             }
             n.files += 1;
+        }
+        match next {
+            Some(id) => before = Some(id),
+            None => break,
         }
     }
     for e in store.exports_of(me).await? {

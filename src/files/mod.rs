@@ -765,6 +765,35 @@ async fn write_chunks(writer: &mut WriteMultipart, chunks: Vec<Bytes>) -> ApiRes
 /// A file object without links (as kept in a message's attachments).
 /// The files `ids` names for `uploader` to attach (to a message, a post, a verification
 /// request): each one theirs, not deleted, named once; else the error that says which rule.
+/// A page of the files `user_id` uploaded and did not delete, newest first, ids below
+/// `before` (`limit` read per page); and the cursor of the next page, `None` at the end.
+pub async fn uploaded_by(
+    store: &crate::store::SharedStore,
+    user_id: &str,
+    before: Option<String>,
+    limit: usize,
+) -> crate::store::StoreResult<(Vec<FileRecord>, Option<String>)> {
+    let page = store
+        .list_files(&crate::store::FileQuery {
+            user_id: user_id.to_string(),
+            rooms: Vec::new(),
+            room_id: None,
+            hashtag: None,
+            kind: None,
+            before,
+            limit,
+        })
+        .await?;
+    let next = (page.len() == limit)
+        .then(|| page.last().map(|f| f.id.clone()))
+        .flatten();
+    let mine = page
+        .into_iter()
+        .filter(|f| f.uploader_id == user_id)
+        .collect();
+    Ok((mine, next))
+}
+
 pub async fn own_files(
     store: &crate::store::SharedStore,
     uploader: &str,

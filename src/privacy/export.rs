@@ -27,8 +27,8 @@ use crate::api::{ApiError, ApiResult};
 use crate::audit::{self, Actor, Target};
 use crate::state::AppState;
 use crate::store::{
-    AuditFilter, ExportBegin, ExportRecord, ExportStatus, FileKind, FileQuery, FileRecord,
-    PostCursor, PreviewState, StoreResult,
+    AuditFilter, ExportBegin, ExportRecord, ExportStatus, FileKind, FileRecord, PostCursor,
+    PreviewState, StoreResult,
 };
 use crate::zipstream::{write_zip, Op};
 
@@ -582,22 +582,11 @@ impl Writer<'_> {
         let mut files: Vec<FileRecord> = Vec::new();
         let mut before: Option<String> = None;
         loop {
-            let page = store
-                .list_files(&FileQuery {
-                    user_id: me.clone(),
-                    rooms: Vec::new(),
-                    room_id: None,
-                    hashtag: None,
-                    kind: None,
-                    before: before.clone(),
-                    limit: PAGE,
-                })
-                .await?;
-            let full = page.len() == PAGE;
-            before = page.last().map(|f| f.id.clone());
-            files.extend(page.into_iter().filter(|f| f.uploader_id == me));
-            if !full {
-                break;
+            let (page, next) = crate::files::uploaded_by(&store, &me, before.take(), PAGE).await?;
+            files.extend(page);
+            match next {
+                Some(id) => before = Some(id),
+                None => break,
             }
         }
         files.reverse(); // oldest first

@@ -114,22 +114,7 @@ pub async fn request(
     user_id: &str,
 ) -> ApiResult<ExportRecord> {
     let now = dovie_actors::now_ms();
-    let job = ExportRecord {
-        id: uuid::Uuid::now_v7().to_string(),
-        user_id: user_id.to_string(),
-        status: ExportStatus::Pending,
-        created_at: now,
-        heartbeat_at: now,
-        finished_at: None,
-        expires_at: None,
-        error: None,
-        object: None,
-        key_id: None,
-        wrapped_key: None,
-        chunk_bytes: 0,
-        size: 0,
-        sha256: None,
-    };
+    let job = ExportRecord::pending(uuid::Uuid::now_v7().to_string(), user_id.to_string(), now);
     let stale_before = now - STALE_AFTER.as_millis() as i64;
     match state.store.begin_export(&job, stale_before).await? {
         ExportBegin::Running(running) => Ok(*running),

@@ -1521,6 +1521,28 @@ pub struct ExportRecord {
     pub sha256: Option<String>,
 }
 
+impl ExportRecord {
+    /// A job of `user_id` just asked for (or claimed) at `at`, nothing made yet.
+    pub fn pending(id: String, user_id: String, at: i64) -> ExportRecord {
+        ExportRecord {
+            id,
+            user_id,
+            status: ExportStatus::Pending,
+            created_at: at,
+            heartbeat_at: at,
+            finished_at: None,
+            expires_at: None,
+            error: None,
+            object: None,
+            key_id: None,
+            wrapped_key: None,
+            chunk_bytes: 0,
+            size: 0,
+            sha256: None,
+        }
+    }
+}
+
 /// How asking for an export ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExportBegin {

@@ -12,22 +12,7 @@ use dovie::store::{
 use super::*;
 
 fn job(id: &str, user: &str, at: i64) -> ExportRecord {
-    ExportRecord {
-        id: id.into(),
-        user_id: user.into(),
-        status: ExportStatus::Pending,
-        created_at: at,
-        heartbeat_at: at,
-        finished_at: None,
-        expires_at: None,
-        error: None,
-        object: None,
-        key_id: None,
-        wrapped_key: None,
-        chunk_bytes: 0,
-        size: 0,
-        sha256: None,
-    }
+    ExportRecord::pending(id.into(), user.into(), at)
 }
 
 pub async fn exports(s: SharedStore) {

@@ -363,21 +363,8 @@ impl PrivacyStore for ScyllaStore {
                 let current = self.export(&running).await?;
                 if beat >= stale_before {
                     // Its record is written right after its claim: until then, as claimed.
-                    let running_now = current.clone().unwrap_or_else(|| ExportRecord {
-                        id: running.clone(),
-                        user_id: e.user_id.clone(),
-                        status: ExportStatus::Pending,
-                        created_at: beat,
-                        heartbeat_at: beat,
-                        finished_at: None,
-                        expires_at: None,
-                        error: None,
-                        object: None,
-                        key_id: None,
-                        wrapped_key: None,
-                        chunk_bytes: 0,
-                        size: 0,
-                        sha256: None,
+                    let running_now = current.clone().unwrap_or_else(|| {
+                        ExportRecord::pending(running.clone(), e.user_id.clone(), beat)
                     });
                     if running_now.status == ExportStatus::Pending {
                         return Ok(ExportBegin::Running(Box::new(running_now)));
